@@ -1,0 +1,67 @@
+"""Creating the Flink environment a job runs in: a local mini-cluster (with its Web UI) or a cluster via ``flink run``.
+
+Locally, the PyFlink client starts a JVM gateway that runs a mini-cluster in the same process; the Python
+workers then run inside this process too (loopback mode). The configuration comes from ``flink-conf/`` rendered by
+:mod:`stack.flink`; the Kafka connector jar is added with ``env.add_jars`` (``-Dpipeline.jars`` would not reach
+the Python client).
+
+Under ``flink run`` the cluster's own configuration applies and the jar travels with ``-j``; nothing is rendered.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stack.flink import render_conf_dir
+from stack.paths import RUN_DIR, connector_jar
+
+
+@dataclass
+class FlinkSession:
+    env: Any
+    t_env: Any
+    web_ui: str | None
+
+
+def under_flink_run() -> bool:
+    """True when this script was started by the ``flink run`` client (it sets these for the Python driver)."""
+    return "FLINK_BIN_DIR" in os.environ or "_PYFLINK_ENTRY_POINT" in os.environ  # set by the flink launcher
+
+
+def create_session(
+    overrides: Mapping[str, str] | None = None,
+    run_dir: Path = RUN_DIR,
+    parallelism: int | None = None,
+) -> FlinkSession:
+    """A StreamExecutionEnvironment and its table environment, configured from ``flink-conf/``.
+
+    ``overrides`` are flat Flink settings (e.g. ``{"rest.port": "0"}``) applied last.
+    """
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    if under_flink_run():
+        env = StreamExecutionEnvironment.get_execution_environment()
+        web_ui = None
+    else:
+        conf_dir = run_dir / "flink-conf"
+        settings = render_conf_dir(conf_dir, overrides, run_dir=run_dir)
+        # Read by the gateway JVM when it starts (the first environment of this process).
+        os.environ["FLINK_CONF_DIR"] = str(conf_dir)
+        os.environ["FLINK_LOG_DIR"] = settings["env.log.dir"]
+        config = Configuration()
+        for key, value in settings.items():
+            config.set_string(key, value)
+        env = StreamExecutionEnvironment.get_execution_environment(config)
+        env.add_jars(connector_jar().resolve().as_uri())
+        port = settings.get("rest.port")
+        web_ui = f"http://127.0.0.1:{port}" if port and port != "0" else None
+    if parallelism is not None:
+        env.set_parallelism(parallelism)
+    t_env = StreamTableEnvironment.create(env)
+    return FlinkSession(env=env, t_env=t_env, web_ui=web_ui)

@@ -1,0 +1,202 @@
+"""Kafka tables of the job: the source that keeps every byte and coordinate, and raw-bytes sinks.
+
+Why the Table API: the Python ``KafkaSource`` deserializes values only (no key, headers or offsets) and either
+crashes on a tombstone (``SimpleStringSchema``) or drops it silently (``ByteArraySchema``). The SQL ``kafka``
+connector with ``raw`` key and value formats plus ``METADATA`` columns gives key, value, topic, partition, offset,
+headers and timestamp, and a tombstone arrives as a NULL value. ``to_data_stream`` then hands rows to Python.
+
+Kafka headers arrive as a map: a header name repeated in one record keeps its last value (a connector limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from udfs.records import SourceRecord
+
+if TYPE_CHECKING:
+    from pyflink.datastream import DataStream
+    from pyflink.table import StreamTableEnvironment
+
+StartingPosition = Literal["earliest", "latest", "committed", "timestamp"]
+STARTING_POSITIONS: tuple[str, ...] = ("earliest", "latest", "committed", "timestamp")
+
+_STARTUP_MODES = {
+    "earliest": "earliest-offset",
+    "latest": "latest-offset",
+    "committed": "group-offsets",
+    "timestamp": "timestamp",
+}
+
+
+@dataclass(frozen=True)
+class KafkaSourceOptions:
+    """Where and how the job reads Kafka.
+
+    ``starting_position``: ``committed`` resumes from the consumer group's committed offsets (falling back to the
+    earliest offset for partitions with none), ``earliest``/``latest`` ignore them, ``timestamp`` starts at
+    ``starting_timestamp_ms``. A job restored from a checkpoint or savepoint always resumes from the offsets in
+    its state, whatever this says. ``bounded`` stops at the offsets that are latest when the job starts.
+    """
+
+    bootstrap_servers: str
+    topics: tuple[str, ...] = ()
+    topic_pattern: str | None = None
+    group_id: str = "kafka-pinecone-flink"
+    starting_position: StartingPosition = "committed"
+    starting_timestamp_ms: int | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+    bounded: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.topics) == bool(self.topic_pattern):
+            raise ValueError("kafka: give either topics or a topic pattern (exactly one)")
+        if self.starting_position not in STARTING_POSITIONS:
+            raise ValueError(
+                f"kafka.starting-position: {self.starting_position!r} is not one of {', '.join(STARTING_POSITIONS)}"
+            )
+        if (self.starting_position == "timestamp") != (self.starting_timestamp_ms is not None):
+            raise ValueError("kafka.starting-timestamp-ms is required with, and only with, starting position timestamp")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _with_clause(options: Mapping[str, str]) -> str:
+    return ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
+
+
+def source_table_ddl(table: str, options: KafkaSourceOptions) -> str:
+    """``CREATE TABLE`` for the raw source: key and value as bytes plus every Kafka coordinate."""
+    connector: dict[str, str] = {
+        "connector": "kafka",
+        "properties.bootstrap.servers": options.bootstrap_servers,
+        "properties.group.id": options.group_id,
+        "scan.startup.mode": _STARTUP_MODES[options.starting_position],
+        "key.format": "raw",
+        "key.fields": "key",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+    }
+    if options.topics:
+        connector["topic"] = ";".join(options.topics)
+    else:
+        connector["topic-pattern"] = str(options.topic_pattern)
+    if options.starting_position == "committed":
+        connector["properties.auto.offset.reset"] = "earliest"
+    if options.starting_timestamp_ms is not None:
+        connector["scan.startup.timestamp-millis"] = str(options.starting_timestamp_ms)
+    if options.bounded:
+        connector["scan.bounded.mode"] = "latest-offset"
+    for key, value in options.properties.items():
+        connector[f"properties.{key}"] = value
+    return f"""CREATE TABLE `{table}` (
+  `key` BYTES,
+  `value` BYTES,
+  `topic` STRING METADATA VIRTUAL,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  `headers` MAP<STRING, BYTES> METADATA VIRTUAL,
+  `timestamp` TIMESTAMP_LTZ(3) METADATA VIRTUAL
+) WITH (
+  {_with_clause(connector)}
+)"""
+
+
+def sink_table_ddl(table: str, bootstrap_servers: str, topic: str, properties: Mapping[str, str]) -> str:
+    """``CREATE TABLE`` for a raw-bytes Kafka sink that writes key, value and headers.
+
+    At-least-once: the producer is flushed on every checkpoint, so a completed checkpoint covers what was sent.
+    """
+    connector = {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": bootstrap_servers,
+        "key.format": "raw",
+        "key.fields": "key",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+        "sink.delivery-guarantee": "at-least-once",
+        **{f"properties.{k}": v for k, v in properties.items()},
+    }
+    return f"""CREATE TABLE `{table}` (
+  `key` BYTES,
+  `value` BYTES,
+  `headers` MAP<STRING, BYTES> METADATA
+) WITH (
+  {_with_clause(connector)}
+)"""
+
+
+def _epoch_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if hasattr(value, "to_epoch_milli"):  # pyflink.common.time.Instant (TIMESTAMP_LTZ)
+        return int(value.to_epoch_milli())
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def row_to_source_record(row: Any) -> SourceRecord:
+    """A source row (from :func:`source_table_ddl`) as a :class:`SourceRecord`."""
+    headers = row["headers"] or {}
+    return SourceRecord(
+        topic=row["topic"],
+        partition=int(row["partition"]),
+        offset=int(row["offset"]),
+        timestamp_ms=_epoch_ms(row["timestamp"]),
+        key=None if row["key"] is None else bytes(row["key"]),
+        value=None if row["value"] is None else bytes(row["value"]),
+        headers=tuple((str(k), None if v is None else bytes(v)) for k, v in headers.items()),
+    )
+
+
+def read_source(t_env: StreamTableEnvironment, options: KafkaSourceOptions, table: str = "kafka_source") -> DataStream:
+    """Register the source table and return its rows as a DataStream of :class:`SourceRecord`."""
+    from pyflink.common import Types
+
+    t_env.execute_sql(source_table_ddl(table, options))
+    rows = t_env.to_data_stream(t_env.from_path(table))
+    return rows.map(row_to_source_record, output_type=Types.PICKLED_BYTE_ARRAY()).name("Kafka records")
+
+
+RAW_ROW_FIELDS = ["key", "value", "headers"]
+
+
+def raw_row_type() -> Any:
+    """The Flink row type of a raw-bytes Kafka sink row (key, value, headers)."""
+    from pyflink.common import Types
+
+    return Types.ROW_NAMED(
+        RAW_ROW_FIELDS,
+        [
+            Types.PRIMITIVE_ARRAY(Types.BYTE()),
+            Types.PRIMITIVE_ARRAY(Types.BYTE()),
+            Types.MAP(Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())),
+        ],
+    )
+
+
+def raw_row(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]) -> Any:
+    """A row for :func:`raw_row_type` (later headers of the same name win)."""
+    from pyflink.common import Row
+
+    return Row(key, value, {name: value for name, value in headers})
+
+
+def write_raw(
+    t_env: StreamTableEnvironment,
+    rows: DataStream,
+    bootstrap_servers: str,
+    topic: str,
+    properties: Mapping[str, str],
+    table: str,
+) -> Any:
+    """Register a raw Kafka sink table and return the insert (to add to the job's statement set)."""
+    t_env.execute_sql(sink_table_ddl(table, bootstrap_servers, topic, properties))
+    return t_env.from_data_stream(rows), table

@@ -1,0 +1,229 @@
+"""Pinecone's metadata filter language: parsing, validation and evaluation.
+
+``compile_filter(spec)`` validates a filter once and returns a predicate over one record's metadata dict (or ``None``
+for a record without metadata). Invalid filters raise ``ApiError(400)`` before any record is looked at.
+
+Semantics (Pinecone's, plus the choices Pinecone leaves implicit, stated here once):
+
+* ``{"f": v}`` is ``{"f": {"$eq": v}}``; several keys in one object, or several operators on one field, are ANDed.
+* ``$eq $in $gt $gte $lt $lte`` on a **list** field match when *any* element matches.
+* ``$ne`` and ``$nin`` are the exact negations of ``$eq`` and ``$in``: on a list field they match only when *no*
+  element matches, and a record that lacks the field matches them (it is not equal to the value).
+* Range operators take numbers only and compare numbers only; strings and booleans never satisfy them.
+* Numbers compare as float64 (metadata numbers are stored as float64); booleans are not numbers (``true != 1``).
+* ``$exists: true`` matches records that have the field, ``false`` those that do not.
+* ``$and`` / ``$or`` take a non-empty list of filters. The empty filter ``{}`` matches every record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ApiError, bad_request
+from .limits import MAX_FILTER_IN_VALUES
+
+Metadata = Mapping[str, Any] | None
+Predicate = Callable[[Metadata], bool]
+
+_SCALAR_OPS = ("$eq", "$ne")
+_RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
+_SET_OPS = ("$in", "$nin")
+FIELD_OPERATORS = frozenset((*_SCALAR_OPS, *_RANGE_OPS, *_SET_OPS, "$exists"))
+LOGICAL_OPERATORS = frozenset(("$and", "$or"))
+
+
+def _fail(message: str) -> ApiError:
+    return bad_request(f"Invalid filter: {message}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool)) or _is_number(value)
+
+
+def _scalar_equals(stored: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bool):
+        return isinstance(stored, bool) and stored is wanted
+    if isinstance(wanted, str):
+        return isinstance(stored, str) and stored == wanted
+    return _is_number(stored) and float(stored) == float(wanted)
+
+
+def _matches_eq(stored: Any, wanted: Any) -> bool:
+    if isinstance(stored, list):
+        return any(_scalar_equals(element, wanted) for element in stored)
+    return _scalar_equals(stored, wanted)
+
+
+def _make_eq(field: str, wanted: Any) -> Predicate:
+    def eq(md: Metadata) -> bool:
+        return md is not None and field in md and _matches_eq(md[field], wanted)
+
+    return eq
+
+
+def _make_in(field: str, wanted: list[Any]) -> Predicate:
+    strings = frozenset(v for v in wanted if isinstance(v, str))
+    numbers = frozenset(float(v) for v in wanted if _is_number(v))
+    bools = frozenset(v for v in wanted if isinstance(v, bool))
+
+    def one(stored: Any) -> bool:
+        if isinstance(stored, str):
+            return stored in strings
+        if isinstance(stored, bool):
+            return stored in bools
+        return _is_number(stored) and float(stored) in numbers
+
+    def is_in(md: Metadata) -> bool:
+        if md is None or field not in md:
+            return False
+        stored = md[field]
+        if isinstance(stored, list):
+            return any(one(element) for element in stored)
+        return one(stored)
+
+    return is_in
+
+
+def _make_range(field: str, op: str, bound: float) -> Predicate:
+    compare: Callable[[float], bool]
+    if op == "$gt":
+        compare = bound.__lt__
+    elif op == "$gte":
+        compare = bound.__le__
+    elif op == "$lt":
+        compare = bound.__gt__
+    else:
+        compare = bound.__ge__
+
+    def one(stored: Any) -> bool:
+        return _is_number(stored) and compare(float(stored))
+
+    def in_range(md: Metadata) -> bool:
+        if md is None or field not in md:
+            return False
+        stored = md[field]
+        if isinstance(stored, list):
+            return any(one(element) for element in stored)
+        return one(stored)
+
+    return in_range
+
+
+def _make_exists(field: str, wanted: bool) -> Predicate:
+    def exists(md: Metadata) -> bool:
+        return (md is not None and field in md) is wanted
+
+    return exists
+
+
+def _negate(predicate: Predicate) -> Predicate:
+    def negated(md: Metadata) -> bool:
+        return not predicate(md)
+
+    return negated
+
+
+def _all_of(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+
+    def all_of(md: Metadata) -> bool:
+        return all(p(md) for p in predicates)
+
+    return all_of
+
+
+def _any_of(predicates: list[Predicate]) -> Predicate:
+    def any_of(md: Metadata) -> bool:
+        return any(p(md) for p in predicates)
+
+    return any_of
+
+
+def _match_all(md: Metadata) -> bool:
+    return True
+
+
+def _compile_operator(field: str, op: str, operand: Any) -> Predicate:
+    if op in _SCALAR_OPS:
+        if not _is_scalar(operand):
+            raise _fail(f"{op} on field {field!r} expects a string, number or boolean, got {operand!r}")
+        predicate = _make_eq(field, operand)
+        return predicate if op == "$eq" else _negate(predicate)
+    if op in _RANGE_OPS:
+        if not _is_number(operand):
+            raise _fail(f"{op} on field {field!r} expects a number, got {operand!r}")
+        return _make_range(field, op, float(operand))
+    if op in _SET_OPS:
+        if not isinstance(operand, list):
+            raise _fail(f"{op} on field {field!r} expects an array, got {operand!r}")
+        if len(operand) > MAX_FILTER_IN_VALUES:
+            raise _fail(f"{op} on field {field!r} has {len(operand)} values; the maximum is {MAX_FILTER_IN_VALUES}")
+        for value in operand:
+            if not _is_scalar(value):
+                raise _fail(f"{op} on field {field!r} expects strings, numbers or booleans, got {value!r}")
+        predicate = _make_in(field, operand)
+        return predicate if op == "$in" else _negate(predicate)
+    if op == "$exists":
+        if not isinstance(operand, bool):
+            raise _fail(f"$exists on field {field!r} expects a boolean, got {operand!r}")
+        return _make_exists(field, operand)
+    raise _fail(f"unknown operator {op!r} on field {field!r}")
+
+
+def _compile_field(field: str, condition: Any) -> Predicate:
+    if field.startswith("$"):
+        raise _fail(f"unknown operator {field!r}")
+    if isinstance(condition, Mapping):
+        if not condition:
+            raise _fail(f"empty condition for field {field!r}")
+        return _all_of([_compile_operator(field, str(op), operand) for op, operand in condition.items()])
+    if _is_scalar(condition):
+        return _make_eq(field, condition)
+    raise _fail(f"field {field!r} must be compared with a string, number, boolean or operator object")
+
+
+def _compile_logical(op: str, operand: Any) -> Predicate:
+    if not isinstance(operand, list) or not operand:
+        raise _fail(f"{op} expects a non-empty array of filters")
+    parts = []
+    for sub in operand:
+        if not isinstance(sub, Mapping):
+            raise _fail(f"{op} expects filter objects, got {sub!r}")
+        parts.append(_compile_object(sub))
+    return _all_of(parts) if op == "$and" else _any_of(parts)
+
+
+def _compile_object(spec: Mapping[str, Any]) -> Predicate:
+    if not spec:
+        return _match_all
+    parts: list[Predicate] = []
+    for key, condition in spec.items():
+        if not isinstance(key, str):
+            raise _fail("keys must be strings")
+        if key in LOGICAL_OPERATORS:
+            parts.append(_compile_logical(key, condition))
+        else:
+            parts.append(_compile_field(key, condition))
+    return _all_of(parts)
+
+
+def compile_filter(spec: Any) -> Predicate:
+    """Validate ``spec`` and return a predicate over a record's metadata.
+
+    Raises:
+        ApiError: 400 when the filter is not an object or breaks the grammar described in the module docstring.
+    """
+    if not isinstance(spec, Mapping):
+        raise _fail(f"a filter must be an object, got {type(spec).__name__}")
+    return _compile_object(spec)
+
+
+def is_empty_filter(spec: Any) -> bool:
+    """True for ``None`` or ``{}``: no filtering requested."""
+    return spec is None or (isinstance(spec, Mapping) and not spec)

@@ -1,0 +1,191 @@
+"""Turning one namespace's changes into Pinecone requests within Pinecone's limits.
+
+``collapse`` keeps the last operation per id (deletes included): a delete after an upsert of the same id leaves only
+the delete, an upsert after a delete only the upsert. The earlier operations are *superseded*; the writer reports them
+as applied once the operation that supersedes them is applied. ``pack`` then groups the surviving operations into
+upsert requests of at most ``max_records`` records and ``max_bytes`` bytes of JSON body, and delete requests of at
+most ``PINECONE_MAX_DELETE_IDS`` ids. Every position passed to ``pack`` ends in exactly one request or in ``rejected``.
+
+The byte size is exact: it is the length of the body the SDK sends (orjson, camelCase keys, ``namespace`` only when
+it is not empty), computed per record once and summed, so packing never re-encodes a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from sinks.config import PINECONE_MAX_DELETE_IDS
+from udfs.errors import RecordError
+from udfs.records import DELETE, Change, SparseVector
+
+_BODY_OPEN_CLOSE = len(b'{"vectors":[]}')
+_NAMESPACE_KEY = len(b',"namespace":')
+
+
+class RecordTooLargeError(RecordError):
+    """One record's JSON alone exceeds the request size limit: no request could carry it."""
+
+
+class MissingVectorError(RecordError):
+    """An upsert reached the sink with neither dense nor sparse values (nothing to write)."""
+
+
+class UnencodableRecordError(RecordError):
+    """A record cannot be encoded as JSON (e.g. a metadata value of an unsupported type)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertRecord:
+    """One record of an upsert request, in the SDK-independent shape the ``IndexClient`` seam takes."""
+
+    id: str
+    values: list[float]
+    sparse: SparseVector | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class UpsertRequest:
+    """Records for one upsert call; ``positions[i]`` is the batch position of ``records[i]``."""
+
+    records: list[UpsertRecord] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    body_bytes: int = 0
+
+    def split(self, namespace: str) -> tuple[UpsertRequest, UpsertRequest]:
+        """The first and second half (both non-empty when there are at least two records)."""
+        mid = len(self.records) // 2
+        return (
+            _upsert_request(self.records[:mid], self.positions[:mid], self.sizes[:mid], namespace),
+            _upsert_request(self.records[mid:], self.positions[mid:], self.sizes[mid:], namespace),
+        )
+
+
+@dataclass(slots=True)
+class DeleteRequest:
+    """Ids for one delete call; ``positions[i]`` is the batch position of ``ids[i]``."""
+
+    ids: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+    def split(self, namespace: str) -> tuple[DeleteRequest, DeleteRequest]:
+        mid = len(self.ids) // 2
+        return DeleteRequest(self.ids[:mid], self.positions[:mid]), DeleteRequest(self.ids[mid:], self.positions[mid:])
+
+
+@dataclass(slots=True)
+class Packed:
+    """The requests for a set of batch positions, and the positions that no request can carry (with why)."""
+
+    upserts: list[UpsertRequest] = field(default_factory=list)
+    deletes: list[DeleteRequest] = field(default_factory=list)
+    rejected: list[tuple[int, RecordError]] = field(default_factory=list)
+
+
+def body_overhead(namespace: str) -> int:
+    """Bytes of an upsert body that are not records or the commas between them."""
+    return _BODY_OPEN_CLOSE + (_NAMESPACE_KEY + len(orjson.dumps(namespace)) if namespace else 0)
+
+
+def _upsert_request(
+    records: list[UpsertRecord], positions: list[int], sizes: list[int], namespace: str
+) -> UpsertRequest:
+    body = body_overhead(namespace) + sum(sizes) + max(len(sizes) - 1, 0)
+    return UpsertRequest(records, positions, sizes, body)
+
+
+def collapse(changes: Sequence[Change]) -> tuple[list[int], dict[str, list[int]]]:
+    """The position of the last change of every id (ascending), and every id's positions in arrival order."""
+    history: dict[str, list[int]] = {}
+    for position, change in enumerate(changes):
+        seen = history.get(change.id)
+        if seen is None:
+            history[change.id] = [position]
+        else:
+            seen.append(position)
+    winners = sorted(positions[-1] for positions in history.values())
+    return winners, history
+
+
+def encode_upsert(change: Change) -> tuple[UpsertRecord, int]:
+    """The record to send for an upsert, and the length of its JSON in the request body.
+
+    Raises ``MissingVectorError`` or ``UnencodableRecordError``.
+    """
+    if not change.values and change.sparse is None:
+        raise MissingVectorError(f"upsert of id {change.id!r} has neither dense values nor sparse values")
+    record = UpsertRecord(change.id, change.values or [], change.sparse, change.metadata or None)
+    # The same keys, in the same order, that the SDK's wire encoding uses; the length is therefore exact.
+    wire: dict[str, Any] = {"id": record.id, "values": record.values}
+    if record.sparse is not None:
+        wire["sparseValues"] = {"indices": record.sparse.indices, "values": record.sparse.values}
+    if record.metadata is not None:
+        wire["metadata"] = record.metadata
+    try:
+        size = len(orjson.dumps(wire))
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise UnencodableRecordError(f"record {change.id!r} cannot be encoded as JSON: {exc}") from None
+    return record, size
+
+
+def pack(
+    changes: Sequence[Change],
+    positions: Sequence[int],
+    namespace: str,
+    *,
+    max_records: int,
+    max_bytes: int,
+) -> Packed:
+    """Requests for ``changes[p]`` for every ``p`` in ``positions`` (which must name distinct ids).
+
+    Upserts fill a request until one more record would pass ``max_records`` or ``max_bytes``; a record that exceeds
+    ``max_bytes`` even alone is rejected with ``RecordTooLargeError``.
+    """
+    packed = Packed()
+    overhead = body_overhead(namespace)
+    upsert = UpsertRequest(body_bytes=overhead)
+    delete = DeleteRequest()
+    for position in positions:
+        change = changes[position]
+        if change.op == DELETE:
+            if len(delete.ids) >= PINECONE_MAX_DELETE_IDS:
+                packed.deletes.append(delete)
+                delete = DeleteRequest()
+            delete.ids.append(change.id)
+            delete.positions.append(position)
+            continue
+        try:
+            record, size = encode_upsert(change)
+        except RecordError as exc:
+            packed.rejected.append((position, exc))
+            continue
+        if overhead + size > max_bytes:
+            packed.rejected.append(
+                (
+                    position,
+                    RecordTooLargeError(
+                        f"record {change.id!r} needs a {overhead + size}-byte upsert request on its own; "
+                        f"the limit is {max_bytes} bytes"
+                    ),
+                )
+            )
+            continue
+        separator = 1 if upsert.records else 0
+        if upsert.records and (len(upsert.records) >= max_records or upsert.body_bytes + separator + size > max_bytes):
+            packed.upserts.append(upsert)
+            upsert = UpsertRequest(body_bytes=overhead)
+            separator = 0
+        upsert.records.append(record)
+        upsert.positions.append(position)
+        upsert.sizes.append(size)
+        upsert.body_bytes += separator + size
+    if upsert.records:
+        packed.upserts.append(upsert)
+    if delete.ids:
+        packed.deletes.append(delete)
+    return packed

@@ -1,0 +1,142 @@
+"""Configuration of the Pinecone sink, validated once before the job graph is built.
+
+Every default and every external limit is a named constant here. Validation errors name the option, the bad value
+and the allowed range; the API key is never part of a message or of ``repr`` (it shows as ``'***'``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+ErrorTolerance = Literal["none", "all"]
+SchemaEvolution = Literal["basic", "none"]
+
+# --- Pinecone's limits (shared/design/PINECONE.md) -------------------------------------------------------------------
+PINECONE_MAX_UPSERT_RECORDS = 1_000
+PINECONE_MAX_DELETE_IDS = 1_000
+PINECONE_MAX_REQUEST_BYTES = 2_000_000
+"""Pinecone documents "2 MB" per upsert request; the decimal reading is the stricter one."""
+PINECONE_MAX_INDEX_NAME_CHARS = 45
+
+# --- defaults and allowed ranges --------------------------------------------------------------------------------------
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_MAX_REQUEST_BYTES = 1_950_000
+"""The packer measures the exact JSON body the SDK sends; 50 kB of headroom covers a server that counts differently."""
+MIN_MAX_REQUEST_BYTES = 1_024
+DEFAULT_LINGER_MS = 50
+MAX_LINGER_MS = 10_000
+DEFAULT_MAX_RETRIES = 3
+MAX_MAX_RETRIES = 100
+DEFAULT_RETRY_INTERVAL_MS = 1_000
+DEFAULT_MAX_RETRY_INTERVAL_MS = 30_000
+MAX_RETRY_INTERVAL_MS = 600_000
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+MAX_REQUEST_TIMEOUT_S = 600.0
+DEFAULT_ERROR_TOLERANCE: ErrorTolerance = "none"
+DEFAULT_SCHEMA_EVOLUTION: SchemaEvolution = "basic"
+ERROR_TOLERANCES: tuple[ErrorTolerance, ...] = ("none", "all")
+SCHEMA_EVOLUTIONS: tuple[SchemaEvolution, ...] = ("basic", "none")
+
+MASK = "***"
+
+
+class ConfigError(ValueError):
+    """A sink option is invalid. The message names the option, the bad value and the allowed range."""
+
+
+def _int_in(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+
+
+def _host(name: str, value: str | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or value != value.strip() or " " in value:
+        raise ConfigError(
+            f"{name} must be a non-empty URL without spaces (e.g. 'http://127.0.0.1:5080'), got {value!r}"
+        )
+
+
+def _index_name(value: object) -> None:
+    ok = (
+        isinstance(value, str)
+        and 1 <= len(value) <= PINECONE_MAX_INDEX_NAME_CHARS
+        and value.isascii()
+        and all(c.islower() or c.isdigit() or c == "-" for c in value)
+        and not value.startswith("-")
+        and not value.endswith("-")
+    )
+    if not ok:
+        raise ConfigError(
+            f"index_name must be 1..{PINECONE_MAX_INDEX_NAME_CHARS} lowercase letters, digits or '-' "
+            f"(not starting or ending with '-'), got {value!r}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PineconeSinkConfig:
+    """Everything the Pinecone sink needs; immutable and validated on construction.
+
+    ``api_key`` may be None for the local Pinecone-compatible server (a placeholder is then sent). ``index_host``
+    overrides the data-plane host that describing the index returns; ``controller_host`` overrides the control plane
+    (e.g. ``"http://127.0.0.1:5080"``). Retries use exponential backoff with full jitter starting from
+    ``retry_interval_ms`` and capped at ``max_retry_interval_ms``; a 429's Retry-After wins when it is longer.
+    ``error_tolerance``: ``"none"`` stops the job on a record Pinecone rejects, ``"all"`` dead-letters it.
+    ``schema_evolution``: ``"basic"`` lets upserts create namespaces, ``"none"`` requires them to exist.
+    """
+
+    index_name: str
+    api_key: str | None = None
+    index_host: str | None = None
+    controller_host: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    linger_ms: int = DEFAULT_LINGER_MS
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_interval_ms: int = DEFAULT_RETRY_INTERVAL_MS
+    max_retry_interval_ms: int = DEFAULT_MAX_RETRY_INTERVAL_MS
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    error_tolerance: ErrorTolerance = DEFAULT_ERROR_TOLERANCE
+    schema_evolution: SchemaEvolution = DEFAULT_SCHEMA_EVOLUTION
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None and (
+            not isinstance(self.api_key, str) or not self.api_key or self.api_key != self.api_key.strip()
+        ):
+            # The value itself is a secret: say what is wrong, never what it is.
+            raise ConfigError(
+                "api_key must be None or a non-empty string without surrounding whitespace (value hidden)"
+            )
+        _index_name(self.index_name)
+        _host("index_host", self.index_host)
+        _host("controller_host", self.controller_host)
+        _int_in("batch_size", self.batch_size, 1, PINECONE_MAX_UPSERT_RECORDS)
+        _int_in("max_request_bytes", self.max_request_bytes, MIN_MAX_REQUEST_BYTES, PINECONE_MAX_REQUEST_BYTES)
+        _int_in("linger_ms", self.linger_ms, 0, MAX_LINGER_MS)
+        _int_in("max_retries", self.max_retries, 0, MAX_MAX_RETRIES)
+        _int_in("retry_interval_ms", self.retry_interval_ms, 1, MAX_RETRY_INTERVAL_MS)
+        _int_in("max_retry_interval_ms", self.max_retry_interval_ms, self.retry_interval_ms, MAX_RETRY_INTERVAL_MS)
+        timeout = self.request_timeout_s
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 < timeout <= MAX_REQUEST_TIMEOUT_S
+        ):
+            raise ConfigError(f"request_timeout_s must be a number in (0, {MAX_REQUEST_TIMEOUT_S:g}], got {timeout!r}")
+        if self.error_tolerance not in ERROR_TOLERANCES:
+            raise ConfigError(f"error_tolerance must be one of {list(ERROR_TOLERANCES)}, got {self.error_tolerance!r}")
+        if self.schema_evolution not in SCHEMA_EVOLUTIONS:
+            raise ConfigError(
+                f"schema_evolution must be one of {list(SCHEMA_EVOLUTIONS)}, got {self.schema_evolution!r}"
+            )
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            parts.append(f"{f.name}={MASK!r}" if f.name == "api_key" and value is not None else f"{f.name}={value!r}")
+        return f"PineconeSinkConfig({', '.join(parts)})"
+
+    __str__ = __repr__

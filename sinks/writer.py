@@ -1,0 +1,318 @@
+"""The Pinecone writer: one namespace's batch of changes in, exactly one outcome per change out.
+
+Guarantees of ``write_batch(namespace, changes)``:
+
+- It returns only when every change is settled: ``Applied`` (upserted, updated, deleted, or superseded by a later
+  change of the same id in the batch that was applied) or a ``DeadLetter`` (stage ``"sink"``) with Pinecone's reason.
+  Otherwise it raises, and the caller must fail the job so that it replays from its last checkpoint:
+  ``SinkUnavailableError`` (transient failures outlasted the retries), ``SinkFatalError`` (401/403/404 or an
+  unexpected status) or, with ``error_tolerance="none"``, ``RecordRejectedError`` naming the first rejected record.
+  Nothing is dropped silently, and because upserts and deletes are idempotent a replay rewrites the same state.
+- Last operation per id wins inside a batch. If Pinecone rejects that operation, the previous operation of the id is
+  tried instead (and so on), so the index ends as if the changes had been applied one by one, whatever the batch
+  boundaries were: a replay that batches differently leaves the same index.
+- A request that Pinecone rejects as malformed (400/413/422) is bisected until the offending records are isolated;
+  they are dead-lettered, every other record is written.
+- Deleting ids from a namespace that does not exist (Pinecone answers 404 "Namespace not found") is a no-op success.
+- ``schema_evolution="none"``: before the first write to a namespace not yet seen to exist, the writer asks Pinecone
+  which namespaces exist; the changes of a missing namespace are rejected with ``NamespaceMissingError`` (dead letters,
+  or the job stops under ``error_tolerance="none"``). The answer is cached only when the namespace exists, so a
+  namespace created later is picked up. ``require_namespaces`` is the same check for the namespaces known at start.
+
+Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
+matter, and Pinecone rate-limits per namespace). ``submit``/``flush`` wrap ``write_batch`` in a ``MicroBatcher`` keyed
+by namespace: batches of one namespace are written strictly in order. Use one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from pinecone import NotFoundError
+
+from sinks import stats
+from sinks.batch import DeleteRequest, UpsertRequest, collapse, pack
+from sinks.client import IndexClient
+from sinks.config import PineconeSinkConfig
+from sinks.dead_letter import scrub
+from sinks.retry import RequestRejectedError, RetryObserver, RetryPolicy, SinkFatalError, call_with_retries
+from udfs.batching import MicroBatcher
+from udfs.errors import RecordError, RecordRejectedError
+from udfs.records import Change, DeadLetter
+
+T = TypeVar("T")
+AppliedKind = Literal["upserted", "updated", "deleted", "superseded"]
+SINK_STAGE: Literal["sink"] = "sink"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The change is reflected in Pinecone (or superseded by a later change of its id that is)."""
+
+    kind: AppliedKind
+
+
+UPSERTED = Applied("upserted")
+UPDATED = Applied("updated")
+DELETED = Applied("deleted")
+SUPERSEDED = Applied("superseded")
+
+Outcome = Applied | DeadLetter
+
+
+class PineconeRejectedError(RecordError):
+    """Pinecone (or the SDK's client-side validation) rejected this record."""
+
+
+class NamespaceMissingError(RecordError):
+    """``schema_evolution`` is ``"none"`` and the record's namespace does not exist in the index."""
+
+
+def _now_ms() -> float:
+    return time.time_ns() / 1_000_000
+
+
+class _StatsObserver(RetryObserver):
+    def __init__(self, metrics: stats.SinkMetrics) -> None:
+        self._metrics = metrics
+
+    def on_attempt(self) -> None:
+        self._metrics.count(stats.REQUESTS)
+
+    def on_retry(self, delay_s: float) -> None:
+        self._metrics.count(stats.RETRIES)
+
+
+class _Round:
+    """Bookkeeping of one ``write_batch``: the outcome per position and the positions rejected in this round."""
+
+    __slots__ = ("changes", "history", "outcomes", "rejected")
+
+    def __init__(self, changes: Sequence[Change], history: dict[str, list[int]]) -> None:
+        self.changes = changes
+        self.history = history
+        self.outcomes: list[Outcome | None] = [None] * len(changes)
+        self.rejected: list[int] = []
+
+
+class PineconeWriter:
+    """Writes changes to one Pinecone index through an ``IndexClient``; see the module docstring for guarantees."""
+
+    def __init__(
+        self,
+        client: IndexClient,
+        config: PineconeSinkConfig,
+        *,
+        metrics: stats.SinkMetrics | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        now_ms: Callable[[], float] = _now_ms,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self.metrics: stats.SinkMetrics = metrics if metrics is not None else stats.SinkStats()
+        self._observer = _StatsObserver(self.metrics)
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._monotonic = monotonic
+        self._now_ms = now_ms
+        self._policy = RetryPolicy(
+            max_retries=config.max_retries,
+            base_s=config.retry_interval_ms / 1000,
+            cap_s=config.max_retry_interval_ms / 1000,
+        )
+        self._secrets = (config.api_key,)
+        self._existing_namespaces: set[str] = set()
+        self._batcher: MicroBatcher[str, Change, Outcome] = MicroBatcher(
+            self.write_batch, key=_namespace_of, max_items=config.batch_size, linger_s=config.linger_ms / 1000
+        )
+
+    # --- per record, micro-batched ------------------------------------------------------------------------------
+    async def submit(self, change: Change) -> Outcome:
+        """The change's outcome, once the micro-batch it joined (per namespace) has been written."""
+        return await self._batcher.submit(change)
+
+    async def flush(self) -> None:
+        """Write every open micro-batch now and wait until all are written."""
+        await self._batcher.flush()
+
+    @property
+    def pending(self) -> int:
+        """Changes submitted and not yet settled."""
+        return self._batcher.pending
+
+    # --- namespaces ---------------------------------------------------------------------------------------------
+    async def require_namespaces(self, namespaces: Iterable[str]) -> None:
+        """With ``schema_evolution="none"``: raise ``SinkFatalError`` unless every namespace exists; else a no-op."""
+        if self._config.schema_evolution != "none":
+            return
+        wanted = set(namespaces)
+        missing = sorted(wanted - await self._refresh_namespaces())
+        if missing:
+            raise SinkFatalError(
+                f"schema_evolution is 'none' but namespace(s) {missing} do not exist in Pinecone index "
+                f"{self._config.index_name!r}: create them or set schema_evolution='basic'"
+            )
+
+    async def _refresh_namespaces(self) -> set[str]:
+        existing = await self._call(self._client.namespaces, "describe_index_stats")
+        self._existing_namespaces |= existing
+        return existing
+
+    # --- one batch ----------------------------------------------------------------------------------------------
+    async def write_batch(self, namespace: str, changes: list[Change]) -> list[Outcome]:
+        """One outcome per change, in order; raises if the batch cannot be settled (the job must then replay)."""
+        started = self._monotonic()
+        winners, history = collapse(changes)
+        state = _Round(changes, history)
+        if (
+            self._config.schema_evolution == "none"
+            and namespace not in self._existing_namespaces
+            and namespace not in await self._refresh_namespaces()
+        ):
+            error = NamespaceMissingError(
+                f"namespace {namespace!r} does not exist in index {self._config.index_name!r} and schema_evolution "
+                "is 'none'"
+            )
+            for position in range(len(changes)):
+                self._reject(state, position, error)
+            winners = []
+        candidates = winners
+        while candidates:
+            state.rejected = []
+            await self._write_round(namespace, state, candidates)
+            # A rejected operation hands its id over to the id's previous operation in the batch, if any.
+            fallbacks = []
+            for position in state.rejected:
+                positions = history[changes[position].id]
+                at = positions.index(position)
+                if at > 0:
+                    fallbacks.append(positions[at - 1])
+            candidates = sorted(fallbacks)
+        outcomes: list[Outcome] = []
+        for outcome in state.outcomes:
+            if outcome is None:  # unreachable by construction; never let a change pass unsettled
+                raise RuntimeError("sink bug: a change of the batch has no outcome")
+            outcomes.append(outcome)
+        self._record_batch(changes, started)
+        return outcomes
+
+    async def _write_round(self, namespace: str, state: _Round, positions: list[int]) -> None:
+        packed = pack(
+            state.changes,
+            positions,
+            namespace,
+            max_records=self._config.batch_size,
+            max_bytes=self._config.max_request_bytes,
+        )
+        for position, error in packed.rejected:
+            self._reject(state, position, error)
+        for upsert in packed.upserts:
+            await self._send_upsert(namespace, state, upsert)
+        for delete in packed.deletes:
+            await self._send_delete(namespace, state, delete)
+
+    async def _send_upsert(self, namespace: str, state: _Round, request: UpsertRequest) -> None:
+        async def upsert() -> None:
+            await self._client.upsert(request.records, namespace)
+
+        try:
+            await self._call(upsert, f"upsert of {len(request.records)} records into namespace {namespace!r}")
+        except RequestRejectedError as exc:
+            if len(request.positions) == 1:
+                self._reject(state, request.positions[0], PineconeRejectedError(f"Pinecone rejected it: {exc.message}"))
+                return
+            for half in request.split(namespace):
+                await self._send_upsert(namespace, state, half)
+            return
+        for position in request.positions:
+            self._applied(state, position, UPDATED if state.changes[position].replaces else UPSERTED)
+
+    async def _send_delete(self, namespace: str, state: _Round, request: DeleteRequest) -> None:
+        async def delete() -> None:
+            try:
+                await self._client.delete(request.ids, namespace)
+            except NotFoundError as exc:
+                # Pinecone answers 404 "Namespace not found" for a namespace that holds nothing: the ids are absent,
+                # which is what a delete asks for. Any other 404 (a missing index) stays fatal.
+                if "namespace" not in str(exc.message).lower():
+                    raise
+
+        try:
+            await self._call(delete, f"delete of {len(request.ids)} ids in namespace {namespace!r}")
+        except RequestRejectedError as exc:
+            if len(request.positions) == 1:
+                self._reject(state, request.positions[0], PineconeRejectedError(f"Pinecone rejected it: {exc.message}"))
+                return
+            for half in request.split(namespace):
+                await self._send_delete(namespace, state, half)
+            return
+        for position in request.positions:
+            self._applied(state, position, DELETED)
+
+    async def _call(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        return await call_with_retries(
+            operation,
+            policy=self._policy,
+            what=what,
+            index_name=self._config.index_name,
+            timeout_s=self._config.request_timeout_s,
+            sleep=self._sleep,
+            rng=self._rng,
+            observer=self._observer,
+            secrets=self._secrets,
+        )
+
+    # --- outcomes -----------------------------------------------------------------------------------------------
+    def _applied(self, state: _Round, position: int, outcome: Applied) -> None:
+        state.outcomes[position] = outcome
+        self.metrics.count(outcome.kind)
+        superseded = 0
+        for earlier in state.history[state.changes[position].id]:
+            if earlier >= position:
+                break
+            if state.outcomes[earlier] is None:
+                state.outcomes[earlier] = SUPERSEDED
+                superseded += 1
+        if superseded:
+            self.metrics.count(stats.SUPERSEDED, superseded)
+
+    def _reject(self, state: _Round, position: int, error: RecordError) -> None:
+        change = state.changes[position]
+        message = scrub(error.message, self._secrets)
+        if self._config.error_tolerance == "none":
+            raise RecordRejectedError(change.source.coordinates, error.error_class, message, SINK_STAGE)
+        state.outcomes[position] = DeadLetter(change.source, error.error_class, message, SINK_STAGE)
+        state.rejected.append(position)
+        self.metrics.count(stats.DEAD_LETTERED)
+
+    def _record_batch(self, changes: Sequence[Change], started: float) -> None:
+        metrics = self.metrics
+        metrics.observe(stats.BATCH_SIZE, len(changes))
+        metrics.observe(stats.FLUSH_LATENCY_MS, (self._monotonic() - started) * 1000)
+        timestamps = [c.source.timestamp_ms for c in changes if c.source.timestamp_ms is not None]
+        if timestamps:
+            metrics.gauge(stats.LAG_MS, self._now_ms() - min(timestamps))
+
+
+def _namespace_of(change: Change) -> str:
+    return change.namespace
+
+
+__all__ = [
+    "DELETED",
+    "SUPERSEDED",
+    "UPDATED",
+    "UPSERTED",
+    "Applied",
+    "NamespaceMissingError",
+    "Outcome",
+    "PineconeRejectedError",
+    "PineconeWriter",
+]

@@ -1,0 +1,45 @@
+"""Where the project keeps the things set-up fetches and the things local runs write.
+
+All paths are derived from the repository root so that every entry point (Makefile, CLI, pytest) agrees.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root."""
+
+JVM_DIR = Path(os.environ.get("KPF_JVM_DIR", ROOT / "build" / "jvm"))
+"""Jars fetched from Maven Central by set-up (see jvm/pom.xml)."""
+
+CONNECTOR_DIR = JVM_DIR / "connector"
+KAFKA_CLASSPATH_DIR = JVM_DIR / "kafka"
+
+RUN_DIR = Path(os.environ.get("KPF_RUN_DIR", ROOT / ".run"))
+"""Data, logs and pid files of local services started from the command line."""
+
+FLINK_CONF_DIR = ROOT / "flink-conf"
+
+
+class MissingPrerequisiteError(RuntimeError):
+    """A tool or a fetched artefact the local stack needs is not there; the message says how to get it."""
+
+
+def connector_jar() -> Path:
+    """The shaded flink-sql-connector-kafka jar fetched by set-up."""
+    jars = sorted(CONNECTOR_DIR.glob("flink-sql-connector-kafka-*.jar"))
+    if not jars:
+        raise MissingPrerequisiteError(
+            f"the Flink Kafka connector jar is missing from {CONNECTOR_DIR}: run `make setup` first"
+        )
+    return jars[-1]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (for tests and ad-hoc services)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,136 @@
+"""Micro-batching for async Flink functions.
+
+Flink's Python ``AsyncFunction`` calls ``async_invoke`` once per record, and before every checkpoint barrier (in
+fact at the end of every bundle) it waits until every in-flight call has returned. A function that parks each
+record in a batch and returns when the batch has been processed is therefore checkpoint-safe: a completed
+checkpoint implies every earlier record's batch was processed. The linger bounds how long a partial batch waits,
+which also bounds how long a checkpoint can wait for it.
+
+``MicroBatcher`` is that mechanism, independent of Flink: ``submit(item)`` returns the item's result once its batch
+has been processed. Batches are formed per key (e.g. per Pinecone namespace) and processed strictly one after
+another per key, in submission order, so that a later write of an id can never overtake an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass
+class _Batch(Generic[T, R]):
+    items: list[T] = field(default_factory=list)
+    futures: list[asyncio.Future[R]] = field(default_factory=list)
+    size: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class MicroBatcher(Generic[K, T, R]):
+    """Groups submitted items into batches per key and hands each batch to ``process``.
+
+    A batch is sealed when adding an item would exceed ``max_items`` or ``max_bytes`` (as measured by ``size_of``),
+    or when its first item has waited ``linger_s``. ``process(key, items)`` must return one result per item, in
+    order; if it raises, every item of the batch fails with that exception. Must be used from one event loop;
+    ``submit`` adds the item before its first suspension, so items submitted in order are batched in order.
+    """
+
+    def __init__(
+        self,
+        process: Callable[[K, list[T]], Awaitable[Sequence[R]]],
+        *,
+        key: Callable[[T], K],
+        max_items: int,
+        linger_s: float,
+        size_of: Callable[[T], int] | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        if linger_s < 0:
+            raise ValueError(f"linger_s must not be negative, got {linger_s}")
+        self._process = process
+        self._key = key
+        self._max_items = max_items
+        self._linger_s = linger_s
+        self._size_of = size_of
+        self._max_bytes = max_bytes
+        self._open: dict[K, _Batch[T, R]] = {}
+        self._sealed: dict[K, deque[_Batch[T, R]]] = {}
+        self._workers: dict[K, asyncio.Task[None]] = {}
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        key = self._key(item)
+        size = self._size_of(item) if self._size_of is not None else 0
+        batch = self._open.get(key)
+        if batch is not None and self._max_bytes is not None and batch.items and batch.size + size > self._max_bytes:
+            self._seal(key)
+            batch = None
+        if batch is None:
+            batch = _Batch()
+            self._open[key] = batch
+            if self._linger_s > 0:
+                batch.timer = loop.call_later(self._linger_s, self._seal_if_open, key, batch)
+        batch.items.append(item)
+        batch.futures.append(future)
+        batch.size += size
+        if len(batch.items) >= self._max_items or self._linger_s == 0:
+            self._seal(key)
+        return await future
+
+    async def flush(self) -> None:
+        """Seal every open batch and wait until every sealed batch has been processed."""
+        for key in list(self._open):
+            self._seal(key)
+        while self._workers:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    @property
+    def pending(self) -> int:
+        """Items submitted and not yet processed."""
+        open_items = sum(len(b.items) for b in self._open.values())
+        return open_items + sum(len(b.items) for q in self._sealed.values() for b in q)
+
+    def _seal_if_open(self, key: K, batch: _Batch[T, R]) -> None:
+        if self._open.get(key) is batch:
+            self._seal(key)
+
+    def _seal(self, key: K) -> None:
+        batch = self._open.pop(key)
+        if batch.timer is not None:
+            batch.timer.cancel()
+        self._sealed.setdefault(key, deque()).append(batch)
+        if key not in self._workers:
+            self._workers[key] = asyncio.get_running_loop().create_task(self._drain(key))
+
+    async def _drain(self, key: K) -> None:
+        queue = self._sealed[key]
+        try:
+            while queue:
+                batch = queue.popleft()
+                try:
+                    results = await self._process(key, batch.items)
+                    if len(results) != len(batch.items):
+                        raise RuntimeError(f"batch processor returned {len(results)} results for {len(batch.items)}")
+                except BaseException as exc:  # noqa: BLE001 - every waiter must learn of the failure
+                    for future in batch.futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for future, result in zip(batch.futures, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            del self._workers[key]
+            if not queue:
+                del self._sealed[key]

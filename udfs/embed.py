@@ -1,0 +1,291 @@
+"""The embed stage: fills ``Change.values`` from ``Change.text`` with a sentence-transformers model, in batches.
+
+``Embedder`` is the stage without Flink: ``await embed(change)`` returns the change with its vector, or a
+``DeadLetter`` when the model cannot embed that record's text. Per change:
+
+- a delete, a change whose ``values`` are already set, or an upsert without ``text`` passes through untouched;
+- otherwise the vector comes from ``TextVectorCache`` (LRU by text hash) when the text was embedded before, and
+  from the model otherwise. The model is deterministic, so a cache hit gives the vector the model would give
+  (equal up to float rounding differences between batch compositions, < 1e-6): the cache is an optimisation only
+  and the stage is correct after a restart, when it is empty. This is how an update that leaves the embedded text
+  unchanged (metadata only, say) is written without computing the embedding again.
+
+Texts missing the cache go through one ``MicroBatcher`` key: a batch is sealed at ``batch_size`` texts or after
+``linger_ms``, and batches are encoded strictly one after another in a single worker thread, so the asyncio loop
+stays responsive and the model never runs twice at once. Identical texts inside a batch are encoded once, and
+the cache is consulted again when a batch is processed (an earlier batch may have embedded the same text).
+
+Failure policy: when a batch fails, its texts are encoded one by one; a text that fails alone becomes a
+``DeadLetter(stage="embed", error_class="EmbeddingError")`` and the others get their vectors. A vector with NaN or
+infinity is a dead letter too (Pinecone rejects it). If the model then also fails on a fixed probe text, the fault
+is the model's, not the record's: the error propagates and fails the job (Flink restarts from the last checkpoint)
+rather than dead-lettering every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pyflink.datastream.functions import AsyncFunction, RuntimeContext
+
+from udfs.batching import MicroBatcher
+from udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
+from udfs.errors import RecordError
+from udfs.records import DELETE, Change, DeadLetter
+
+DEFAULT_BATCH_SIZE = 64
+"""On 2 CPU cores batches of 64-128 give ~2.5x the throughput of one text at a time (benchmarks/embed_bench.py)."""
+MAX_BATCH_SIZE = 1024
+DEFAULT_LINGER_MS = 20
+MAX_LINGER_MS = 1000
+"""The linger bounds how long a partial batch waits, and so how long every bundle end and checkpoint can wait."""
+DEFAULT_CACHE_ENTRIES = 100_000
+"""~1.8 KB per entry at 384 dimensions (float32 row + key + LRU links): ~180 MB when full."""
+MAX_CACHE_ENTRIES = 10_000_000
+MAX_TORCH_THREADS = 256
+PROBE_TEXT = "probe"
+"""Encoded after a text failed alone: if this fails too, the model is broken, not the record."""
+_TEXT_HASH_BYTES = 16
+_BATCH_KEY = "model"
+
+Vector = npt.NDArray[np.float32]  # one row
+
+
+class EmbeddingError(RecordError):
+    """The model could not embed this record's text."""
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Configuration of the embed stage, validated at construction (before the job graph is built).
+
+    ``model``: ``"default"`` (all-MiniLM-L6-v2, bundled) or a local model directory. ``device``: ``cpu``, ``cuda`` or
+    ``auto`` (cuda when available). ``normalize``: False returns the model pipeline's own output (the default model
+    normalises to unit length itself); True forces unit length. ``torch_threads``: 0 keeps torch's default (one
+    intra-op thread per physical core), N > 0 sets it process-wide. ``cache_entries``: 0 disables the cache.
+    """
+
+    model: str = DEFAULT_MODEL
+    batch_size: int = DEFAULT_BATCH_SIZE
+    linger_ms: int = DEFAULT_LINGER_MS
+    cache_entries: int = DEFAULT_CACHE_ENTRIES
+    device: str = "cpu"
+    normalize: bool = False
+    torch_threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_range("linger_ms", self.linger_ms, 0, MAX_LINGER_MS)
+        _check_range("cache_entries", self.cache_entries, 0, MAX_CACHE_ENTRIES)
+        _check_range("torch_threads", self.torch_threads, 0, MAX_TORCH_THREADS)
+        if self.device not in DEVICES:
+            raise ValueError(f"embed device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not self.model:
+            raise ValueError("embed model must not be empty")
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"embed {name} must be an integer between {low} and {high}, got {value!r}")
+
+
+class TextVectorCache:
+    """A bounded LRU map text hash → float32 vector. ``max_entries == 0`` stores nothing. Not thread-safe."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[bytes, Vector] = OrderedDict()
+
+    def get(self, key: bytes) -> Vector | None:
+        vector = self._entries.get(key)
+        if vector is not None:
+            self._entries.move_to_end(key)
+        return vector
+
+    def put(self, key: bytes, vector: Vector) -> None:
+        if self._max_entries == 0:
+            return
+        self._entries[key] = vector
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(slots=True)
+class EmbedStats:
+    """Running totals since the stage was created. ``embedded``: texts the model computed; ``cache_hits``: changes
+    whose vector was reused (from the cache or from an identical text in the same batch); ``failed``: dead letters."""
+
+    embedded: int = 0
+    cache_hits: int = 0
+    failed: int = 0
+
+
+def text_key(change: Change) -> bytes:
+    """The cache key: the decoder's ``text_hash``, or a digest of the text when the decoder did not set one."""
+    if change.text_hash is not None:
+        return change.text_hash
+    assert change.text is not None
+    return hashlib.blake2b(change.text.encode("utf-8", "surrogatepass"), digest_size=_TEXT_HASH_BYTES).digest()
+
+
+def needs_embedding(change: Change) -> bool:
+    return change.op != DELETE and change.values is None and change.text is not None
+
+
+class Embedder:
+    """The async embed stage (see the module docstring). Use from one asyncio event loop; ``close()`` when done."""
+
+    def __init__(self, encoder: TextEncoder, config: EmbedConfig) -> None:
+        self._encoder = encoder
+        self._config = config
+        self.cache = TextVectorCache(config.cache_entries)
+        self.stats = EmbedStats()
+        # One worker thread: encodes run one at a time and off the event loop (torch releases the GIL).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-encode")
+        self._batcher: MicroBatcher[str, tuple[bytes, str], Vector | EmbeddingError] = MicroBatcher(
+            self._process, key=lambda _: _BATCH_KEY, max_items=config.batch_size, linger_s=config.linger_ms / 1000
+        )
+
+    async def embed(self, change: Change) -> Change | DeadLetter:
+        """``change`` with ``values`` set, the same ``change`` untouched if it needs no embedding, or a dead letter."""
+        if not needs_embedding(change):
+            return change
+        assert change.text is not None
+        key = text_key(change)
+        vector = self.cache.get(key)
+        if vector is None:
+            result = await self._batcher.submit((key, change.text))
+            if isinstance(result, EmbeddingError):
+                return DeadLetter(change.source, result.error_class, result.message, "embed")
+            vector = result
+        else:
+            self.stats.cache_hits += 1
+        change.values = vector.tolist()
+        return change
+
+    async def flush(self) -> None:
+        """Wait until every submitted text has been embedded."""
+        await self._batcher.flush()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _process(self, _: str, items: list[tuple[bytes, str]]) -> list[Vector | EmbeddingError]:
+        results: dict[bytes, Vector | EmbeddingError] = {}
+        to_encode: dict[bytes, str] = {}
+        embedded = 0
+        for key, text in items:
+            if key in results or key in to_encode:
+                continue
+            cached = self.cache.get(key)
+            if cached is not None:
+                results[key] = cached
+            else:
+                to_encode[key] = text
+        if to_encode:
+            loop = asyncio.get_running_loop()
+            encoded = await loop.run_in_executor(self._executor, self._encode_isolating, list(to_encode.values()))
+            for key, outcome in zip(to_encode, encoded, strict=True):
+                results[key] = outcome
+                if not isinstance(outcome, EmbeddingError):
+                    self.cache.put(key, outcome)
+                    embedded += 1
+        out = [results[key] for key, _ in items]
+        failed = sum(isinstance(outcome, EmbeddingError) for outcome in out)
+        self.stats.embedded += embedded
+        self.stats.failed += failed
+        self.stats.cache_hits += len(out) - failed - embedded
+        return out
+
+    def _encode_isolating(self, texts: list[str]) -> list[Vector | EmbeddingError]:
+        """Runs in the worker thread: the whole batch at once, one by one only if the batch fails."""
+        try:
+            return self._checked(self._encode(texts))
+        except Exception:  # noqa: BLE001 - isolate the failing texts below; a broken model re-raises there
+            pass
+        outcomes: list[Vector | EmbeddingError] = []
+        first_failure: Exception | None = None
+        for text in texts:
+            try:
+                outcomes.extend(self._checked(self._encode([text])))
+            except Exception as exc:  # noqa: BLE001 - one record's failure becomes its dead letter
+                first_failure = first_failure or exc
+                outcomes.append(EmbeddingError(f"the model could not embed the text: {type(exc).__name__}: {exc}"))
+        if first_failure is not None:
+            try:
+                self._encode([PROBE_TEXT])
+            except Exception as exc:
+                raise RuntimeError(f"embedding model fails on a probe text too: {type(exc).__name__}: {exc}") from exc
+        return outcomes
+
+    def _encode(self, texts: Sequence[str]) -> Vectors:
+        vectors = self._encoder.encode(texts)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise RuntimeError(f"embedding model returned shape {vectors.shape} for {len(texts)} texts")
+        return vectors
+
+    @staticmethod
+    def _checked(vectors: Vectors) -> list[Vector | EmbeddingError]:
+        finite = np.isfinite(vectors).all(axis=1)
+        # Copies: a row view would keep the whole batch matrix alive in the cache.
+        return [
+            row.copy() if ok else EmbeddingError("the model returned a vector with NaN or infinity")
+            for row, ok in zip(vectors, finite, strict=True)
+        ]
+
+
+class EmbedFunction(AsyncFunction):
+    """Flink async function around ``Embedder``: ``async_invoke(change)`` returns ``[change_with_vector]`` or
+    ``[DeadLetter]`` (the job splits the two downstream). The model is loaded in ``open()`` on the worker.
+
+    Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0, capacity a few times ``batch_size``): a cache
+    hit completes at once and, unordered, could overtake an earlier version of the same id still waiting for the
+    model. Checkpoint safety: Flink waits for every in-flight ``async_invoke`` at each bundle end and before each
+    barrier; a partial batch waits at most ``linger_ms``.
+
+    Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
+    ``embedding_failed``. Gauges, not counters, because Beam counters only count in the thread that runs the bundle,
+    and ``async_invoke`` runs on the operator's asyncio thread.
+    """
+
+    def __init__(self, config: EmbedConfig) -> None:
+        self._config = config
+        self._embedder: Embedder | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        config = self._config
+        encoder = load_encoder(
+            config.model,
+            device=config.device,
+            batch_size=config.batch_size,
+            normalize=config.normalize,
+            torch_threads=config.torch_threads,
+        )
+        embedder = Embedder(encoder, config)
+        self._embedder = embedder
+        metrics: Any = runtime_context.get_metrics_group()
+        metrics.gauge("embedded", lambda: embedder.stats.embedded)
+        metrics.gauge("embedding_cache_hits", lambda: embedder.stats.cache_hits)
+        metrics.gauge("embedding_failed", lambda: embedder.stats.failed)
+
+    async def async_invoke(self, value: Change) -> list[Change | DeadLetter]:
+        if self._embedder is None:
+            raise RuntimeError("EmbedFunction.async_invoke called before open()")
+        return [await self._embedder.embed(value)]
+
+    def close(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None

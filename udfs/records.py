@@ -1,0 +1,85 @@
+"""The records that flow between the job's stages.
+
+``SourceRecord`` is what the Kafka source gives (raw bytes and coordinates, nothing parsed). ``Change`` is one
+decoded, validated and routed operation on one Pinecone record. ``DeadLetter`` is a record that could not be
+processed, with the reason; it keeps the original key and value bytes so that it can be replayed.
+
+These objects cross Flink operator boundaries pickled, so they are plain slotted dataclasses with no behaviour
+that depends on process state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Op = Literal["upsert", "delete"]
+UPSERT: Op = "upsert"
+DELETE: Op = "delete"
+
+Stage = Literal["decode", "dedup", "embed", "sink"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One Kafka record as the source read it. ``value`` is None for a tombstone."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+    @property
+    def coordinates(self) -> str:
+        """``topic[partition]@offset``: how logs and errors name a record."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(slots=True)
+class Change:
+    """One operation on one Pinecone record, decoded and validated, ready for dedup, embedding and the sink.
+
+    For an upsert either ``values`` holds the dense vector or ``text`` holds the text to embed (then ``values``
+    is filled in by the embed stage). A delete carries only the namespace, the id and the version.
+    """
+
+    op: Op
+    namespace: str
+    id: str
+    source: SourceRecord
+    values: list[float] | None = None
+    sparse: SparseVector | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    version: int | float | None = None
+    """Source version for fencing (e.g. Debezium ts_ms/LSN, updated_at); None means arrival order."""
+    content_hash: bytes = b""
+    """Digest of everything written to Pinecone for this record (op, values, sparse, metadata, text)."""
+    text_hash: bytes | None = None
+    """Digest of ``text`` when the vector is to be embedded; None otherwise."""
+    replaces: bool = False
+    """Set by dedup: the id held an applied version before (an update rather than an insert)."""
+
+    @property
+    def key(self) -> str:
+        """The dedup key: namespace and id."""
+        return f"{self.namespace}\x00{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be processed, with why and where."""
+
+    source: SourceRecord
+    error_class: str
+    message: str
+    stage: Stage
