@@ -46,12 +46,17 @@ def coordinates_row(record: SourceRecord) -> Any:
 
 
 class FailOnce:
-    """Test hook: raise once at a given offset, after a checkpoint has completed (a marker file remembers)."""
+    """Test hook: raise once at a given offset, after a checkpoint has completed (a marker file remembers).
+
+    Each record is held for a millisecond so that checkpoints complete while the stream flows: a checkpoint barrier
+    cannot pass this function while it waits, so the wait below only guards against a very slow start.
+    """
 
     def __init__(self, offset: int, marker: str, checkpoint_dir: str) -> None:
         self.offset, self.marker, self.checkpoint_dir = offset, marker, checkpoint_dir
 
     def __call__(self, record: SourceRecord) -> SourceRecord:
+        time.sleep(0.001)
         if record.offset == self.offset and not Path(self.marker).exists():
             deadline = time.monotonic() + 60
             while not any(Path(self.checkpoint_dir).glob("*/chk-*/_metadata")) and time.monotonic() < deadline:

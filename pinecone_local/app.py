@@ -110,8 +110,8 @@ class PineconeLocalApp:
             response = json_response(payload, status=error.status, headers=error.headers)
         except Exception:
             logger.exception("unhandled error serving %s %s", scope["method"], path)
-            error = ApiError(500, "Internal error in pinecone_local")
-            response = json_response(error.data_plane_body() if data_plane else error.control_plane_body(), 500)
+            internal = ApiError(500, "Internal error in pinecone_local")
+            response = json_response(internal.data_plane_body() if data_plane else internal.control_plane_body(), 500)
         await send({"type": "http.response.start", "status": response.status, "headers": response.raw_headers()})
         await send({"type": "http.response.body", "body": response.body})
 

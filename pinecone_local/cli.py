@@ -38,18 +38,30 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
         "--api-key", default=os.environ.get(API_KEY_ENV), help=f"require this Api-Key header (or ${API_KEY_ENV})"
     )
     parser.add_argument("--fsync", action="store_true", help="fsync the log on every write (power-loss safety)")
-    parser.add_argument("--compact-bytes", type=int, default=DEFAULT_COMPACT_BYTES, help="log size that triggers a snapshot")
+    parser.add_argument(
+        "--compact-bytes", type=int, default=DEFAULT_COMPACT_BYTES, help="log size that triggers a snapshot"
+    )
     parser.add_argument("--port-file", type=Path, help="write the bound port here once ready")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--rate-limit", action="append", default=[], metavar="KIND=RPS",
-                        help="per-namespace requests/s for KIND (or *); beyond it: 429 with Retry-After")
+    faults.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="KIND=RPS",
+        help="per-namespace requests/s for KIND (or *); beyond it: 429 with Retry-After",
+    )
     faults.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered with an error")
     faults.add_argument("--error-status", type=int, default=503, help="status of --error-rate errors")
     faults.add_argument("--error-kinds", default="*", help="comma-separated kinds --error-rate applies to")
     faults.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
-    faults.add_argument("--fail-next", action="append", default=[], metavar="KIND:COUNT[:STATUS]",
-                        help="fail the next COUNT requests of KIND (default status 503)")
+    faults.add_argument(
+        "--fail-next",
+        action="append",
+        default=[],
+        metavar="KIND:COUNT[:STATUS]",
+        help="fail the next COUNT requests of KIND (default status 503)",
+    )
     faults.add_argument("--fault-seed", type=int, help="seed for --error-rate")
 
 

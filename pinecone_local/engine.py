@@ -136,8 +136,9 @@ class Engine:
         elif kind == OP_DELETE_NAMESPACE:
             self.store.indexes[op["i"]].namespaces.pop(op["n"], None)
         elif kind == OP_UPDATE:
-            values = None if op["v"] is None else np.asarray(op["v"], dtype=np.float32)
-            self._apply_update(self.store.indexes[op["i"]], op["n"], op["id"], values, _sparse_from_json(op["s"]), op["m"])
+            new_values = None if op["v"] is None else np.asarray(op["v"], dtype=np.float32)
+            index = self.store.indexes[op["i"]]
+            self._apply_update(index, op["n"], op["id"], new_values, _sparse_from_json(op["s"]), op["m"])
         elif kind == OP_SET_METADATA_MANY:
             self._apply_set_metadata_many(self.store.indexes[op["i"]], op["n"], op["ids"], op["patch"])
         else:

@@ -192,10 +192,10 @@ class FaultState:
                     f"namespace '{namespace}' of index '{index}' (RESOURCE_EXHAUSTED). Retry after a short wait."
                 )
                 return delay, ApiError(429, message, headers={"retry-after": str(max(1, math.ceil(wait)))})
-            if self.error_rate and (ANY_KIND in self.error_kinds or kind in self.error_kinds):
-                if self._random.random() < self.error_rate:
-                    self.counters["random_errors"] += 1
-                    return delay, _injected(self.error_status, f"Injected failure for {kind} (error rate)")
+            applies = ANY_KIND in self.error_kinds or kind in self.error_kinds
+            if self.error_rate and applies and self._random.random() < self.error_rate:
+                self.counters["random_errors"] += 1
+                return delay, _injected(self.error_status, f"Injected failure for {kind} (error rate)")
             return delay, None
 
 

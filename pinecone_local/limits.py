@@ -43,7 +43,7 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5080
 DATA_PATH_PREFIX = "/indexes-data"
-"""Each index's data plane is served under ``http://<host>:<port>/indexes-data/<name>`` (the SDK keeps a host's path)."""
+"""Each index's data plane is served under ``http://<host>:<port>/indexes-data/<name>``; the SDK keeps a host's path."""
 API_KEY_HEADER = "api-key"
 DEFAULT_COMPACT_BYTES = 256 * 1024 * 1024
 """Rewrite the snapshot and start a fresh log once the write-ahead log grows past this many bytes."""

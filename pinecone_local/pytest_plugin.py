@@ -11,6 +11,7 @@ Register with ``pytest_plugins = ["pinecone_local.pytest_plugin"]`` in the root 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -169,14 +170,14 @@ def pinecone_local_index_factory(pinecone_local_server: LocalServer) -> Iterator
         name = unique_index_name()
         model = client.indexes.create(name=name, dimension=dimension, metric=metric, **kwargs)
         created.append(name)
-        return LocalIndex(name=name, host=model.host, index=client.index(host=model.host), dimension=dimension, metric=metric)
+        return LocalIndex(
+            name=name, host=model.host, index=client.index(host=model.host), dimension=dimension, metric=metric
+        )
 
     yield create
     for name in created:
-        try:
+        with contextlib.suppress(Exception):  # cleanup must not mask the test's own failure
             client.indexes.delete(name)
-        except Exception:  # noqa: BLE001 - cleanup must not mask the test's own failure
-            pass
 
 
 @pytest.fixture

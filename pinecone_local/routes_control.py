@@ -53,8 +53,11 @@ def _space_from_schema(schema: Any) -> VectorSpace:
         raise unprocessable("Failed to deserialize the JSON body: `schema.fields` must be a non-empty object")
     dense = [f for f in schema["fields"].values() if isinstance(f, dict) and f.get("type") == "dense_vector"]
     sparse = [f for f in schema["fields"].values() if isinstance(f, dict) and f.get("type") == "sparse_vector"]
-    others = [f for f in schema["fields"].values() if not isinstance(f, dict) or f.get("type") not in (
-        "dense_vector", "sparse_vector")]
+    others = [
+        f
+        for f in schema["fields"].values()
+        if not isinstance(f, dict) or f.get("type") not in ("dense_vector", "sparse_vector")
+    ]
     if others or len(dense) > 1 or len(sparse) > 1:
         raise unprocessable(
             "pinecone_local supports schemas with one dense_vector field or one sparse_vector field only"
@@ -117,7 +120,12 @@ def _legacy_spec(deployment: dict[str, Any]) -> dict[str, Any]:
     if deployment.get("deployment_type") == "pod":
         keys = ("environment", "pod_type", "replicas", "shards")
         return {"pod": {k: deployment[k] for k in keys if k in deployment}}
-    return {"serverless": {"cloud": deployment.get("cloud", DEFAULT_CLOUD), "region": deployment.get("region", DEFAULT_REGION)}}
+    return {
+        "serverless": {
+            "cloud": deployment.get("cloud", DEFAULT_CLOUD),
+            "region": deployment.get("region", DEFAULT_REGION),
+        }
+    }
 
 
 def _check_tags(tags: Any) -> dict[str, str] | None:

@@ -288,7 +288,7 @@ class DataRoutes:
         return json_response(out)
 
     def list_ids(self, index: IndexState, request: Request, body: Any) -> Response:
-        """``GET /vectors/list``: ids in byte order, filtered by prefix, paginated; no ``pagination`` on the last page."""
+        """``GET /vectors/list``: ids in byte order, by prefix, paginated; no ``pagination`` on the last page."""
         namespace = request.param("namespace", "") or ""
         prefix = request.param("prefix", "") or ""
         limit = _parse_limit(request.param("limit"), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
@@ -321,9 +321,7 @@ class DataRoutes:
         selected = [n for n in names if n.startswith(prefix) and (after is None or n > after)]
         page = selected[:limit]
         out: dict[str, Any] = {
-            "namespaces": [
-                {"name": n, "record_count": str(len(index.namespaces[_path_namespace(n)]))} for n in page
-            ],
+            "namespaces": [{"name": n, "record_count": str(len(index.namespaces[_path_namespace(n)]))} for n in page],
             "total_count": len(selected) if after is None else len([n for n in names if n.startswith(prefix)]),
         }
         if len(selected) > limit:

@@ -124,9 +124,7 @@ class Namespace:
 
     def matching_rows(self, predicate: Callable[[MetadataDict | None], bool]) -> np.ndarray:
         """Row numbers whose metadata satisfies ``predicate``."""
-        return np.fromiter(
-            (row for row, md in enumerate(self.metadata) if predicate(md)), dtype=np.int64
-        )
+        return np.fromiter((row for row, md in enumerate(self.metadata) if predicate(md)), dtype=np.int64)
 
     def sorted_ids(self) -> list[str]:
         """All ids in byte order of their UTF-8 encoding (cached until the next insert or delete)."""

@@ -81,9 +81,7 @@ def check_id(vector_id: Any, what: str = "Vector ID") -> str:
     if not vector_id:
         raise bad_request(f"{what} must not be empty; vector IDs are 1-{MAX_ID_LENGTH} characters")
     if len(vector_id) > MAX_ID_LENGTH:
-        raise bad_request(
-            f"{what} exceeds the maximum length of {MAX_ID_LENGTH} characters (got {len(vector_id)})"
-        )
+        raise bad_request(f"{what} exceeds the maximum length of {MAX_ID_LENGTH} characters (got {len(vector_id)})")
     if not vector_id.isascii() or "\x00" in vector_id:
         raise bad_request(f"{what} must contain only ASCII characters and no NUL, got {vector_id[:64]!r}")
     return vector_id
@@ -116,7 +114,7 @@ def check_bool(body: dict[str, Any], key: str) -> bool:
 
 
 def _metadata_value(key: str, value: Any) -> Any:
-    if isinstance(value, str) or isinstance(value, bool):
+    if isinstance(value, (str, bool)):
         return value
     if isinstance(value, (int, float)):
         number = float(value)
@@ -162,7 +160,9 @@ def check_metadata_size(metadata: MetadataDict) -> None:
     """Reject metadata whose JSON encoding exceeds 40 KB."""
     size = len(orjson.dumps(metadata))
     if size > MAX_METADATA_BYTES:
-        raise bad_request(f"metadata size is {size} bytes, which exceeds the limit of {MAX_METADATA_BYTES} bytes per vector")
+        raise bad_request(
+            f"metadata size is {size} bytes, which exceeds the limit of {MAX_METADATA_BYTES} bytes per vector"
+        )
 
 
 def check_sparse(sparse: Any, space: VectorSpace) -> SparseVector:
@@ -222,7 +222,9 @@ def dense_matrix(rows: list[Any], space: VectorSpace, what: str = "Vector") -> n
     if not np.isfinite(matrix).all():
         raise bad_request(f"{what} values must be finite numbers within the float32 range (no NaN or infinity)")
     if space.metric == "cosine" and len(rows) and not np.any(matrix != 0, axis=1).all():
-        raise bad_request("Dense vectors must contain at least one non-zero value (the cosine metric cannot score them)")
+        raise bad_request(
+            "Dense vectors must contain at least one non-zero value (the cosine metric cannot score them)"
+        )
     return matrix
 
 

@@ -22,7 +22,8 @@ PINECONE_MAX_INDEX_NAME_CHARS = 45
 # --- defaults and allowed ranges --------------------------------------------------------------------------------------
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_REQUEST_BYTES = 1_950_000
-"""The packer measures the exact JSON body the SDK sends; 50 kB of headroom covers a server that counts differently."""
+"""The packer bounds the SDK's JSON body from above (see ``sinks.batch``); the 50 kB of headroom covers a server that
+counts differently."""
 MIN_MAX_REQUEST_BYTES = 1_024
 DEFAULT_LINGER_MS = 50
 MAX_LINGER_MS = 10_000

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -231,9 +232,7 @@ class KafkaBroker:
             "group.initial.rebalance.delay.ms": "0",
         }
         properties.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-        (self.workdir / "log4j2.properties").write_text(
-            _LOG4J2.format(log=self.log_file, level=self.log_level)
-        )
+        (self.workdir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file, level=self.log_level))
         return properties
 
     def _jvm_options(self) -> list[str]:
@@ -290,10 +289,8 @@ def _not_zombie(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _broker_from_args(args: argparse.Namespace) -> KafkaBroker:

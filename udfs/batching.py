@@ -120,7 +120,7 @@ class MicroBatcher(Generic[K, T, R]):
                     results = await self._process(key, batch.items)
                     if len(results) != len(batch.items):
                         raise RuntimeError(f"batch processor returned {len(results)} results for {len(batch.items)}")
-                except BaseException as exc:  # noqa: BLE001 - every waiter must learn of the failure
+                except BaseException as exc:
                     for future in batch.futures:
                         if not future.done():
                             future.set_exception(exc)

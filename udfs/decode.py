@@ -73,7 +73,7 @@ TOMBSTONE_IGNORED = "tombstone_ignored"
 DELETE_IGNORED = "delete_ignored"
 
 HASH_BYTES = 16
-_UPSERT_OPS = frozenset({"c", "r", "u"})
+_UPSERT_OPS = ("c", "r", "u")  # a tuple: an unhashable op (a JSON object) must compare, not raise
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _DELETE_HASH = blake2b(b"delete", digest_size=HASH_BYTES).digest()

@@ -102,7 +102,7 @@ def field_text(value: Any, field: str, *, exact: bool = False) -> str:
         if not exact:
             check_exact(value)
         raise InvalidIdError(
-            f"id field {field!r} holds the non-integer number {value!r}; ids must be strings, integers or booleans"
+            f"id field {field!r} holds the floating-point number {value!r}; ids must be strings, integers or booleans"
         )
     raise InvalidIdError(
         f"id field {field!r} holds a JSON {json_kind(value)}; ids must be strings, integers or booleans"

@@ -35,6 +35,7 @@ Rejections (the record goes to the dead-letter topic; nothing is renamed or drop
 from __future__ import annotations
 
 import json
+from itertools import compress, repeat
 from typing import Any
 
 import orjson
@@ -52,6 +53,10 @@ MAX_EXACT_INT = 2**53
 INEXACT_FLOAT = float(2**63)
 """orjson reads integers outside [-2**63, 2**64) as floats: an integral float this large may be such an integer."""
 CONTROL_PREFIX = "__"
+_SPECIAL_PREFIXES = (CONTROL_PREFIX, "$")
+_NESTED_KINDS = (dict, list)
+_NUMBER_KINDS = (int, float)
+_NONE_KIND = type(None)
 MAX_DEPTH = 32
 """Deepest nesting of objects/lists in a field; bounds key length and keeps every walk far from Python's stack limit."""
 
@@ -81,28 +86,63 @@ def flatten_metadata(row: dict[str, Any], config: RouteConfig, *, exact: bool = 
     """The metadata of ``row`` by the policy above (not yet size-checked: see ``encode_metadata``).
 
     ``exact`` says the row was parsed with exact integers; otherwise a suspicious float raises
-    ``InexactNumberError``. Raises ``InvalidMetadataKeyError`` / ``MetadataKeyCollisionError``.
+    ``InexactNumberError``. Raises ``InvalidMetadataKeyError`` / ``MetadataKeyCollisionError`` /
+    ``MetadataTooDeepError``.
     """
-    out: dict[str, Any] = {}
     paths = config.metadata_paths
+    if paths is None:
+        flat = _flat_row(row, config, exact)
+        if flat is not None:
+            return flat
+    out: dict[str, Any] = {}
     if paths is None:
         excluded = (config.vector_field, config.sparse_field)
         for key, value in row.items():
             if value is None or key in excluded or key.startswith(CONTROL_PREFIX):
                 continue
-            kind = type(value)
-            # Fast path for the common top-level scalars (same rules as _put, without the call).
-            if (kind is str or kind is bool or (kind is int and -MAX_EXACT_INT <= value <= MAX_EXACT_INT)) and (
-                key and key[0] != "$" and key not in out
-            ):
-                out[key] = value
-            else:
-                _put(out, key, value, exact, 1)
+            _put(out, key, value, exact, 1)
     else:
         for path in paths:
             value = path.lookup(row)
             if value is not None and value is not MISSING:
                 _put(out, path.text, value, exact, 1)
+    return out
+
+
+def _flat_row(row: dict[str, Any], config: RouteConfig, exact: bool) -> dict[str, Any] | None:
+    """The metadata of the whole row, or None if a rare case (a ``$`` or empty key, a number beyond 2**53) needs
+    the general path.
+
+    Top-level scalars (strings, booleans, small numbers, nulls, ``__`` control fields) are handled by C-level
+    passes (dict copy, map, compress, max) instead of one Python call per field; only objects and lists go
+    through ``_put``, after every scalar is in place, so that a collision with a dotted scalar key is seen.
+    """
+    out = dict(row)
+    out.pop(config.vector_field, None)
+    if config.sparse_field is not None:
+        out.pop(config.sparse_field, None)
+    kinds = set(map(type, out.values()))
+    if _NONE_KIND in kinds:
+        out = {key: value for key, value in out.items() if value is not None}
+    if "" in out:
+        return None
+    for key in list(compress(out, map(str.startswith, out, repeat(_SPECIAL_PREFIXES)))):
+        if not key.startswith(CONTROL_PREFIX):
+            return None  # a "$" key: the general path reports it
+        del out[key]
+    nested: list[tuple[str, Any]] = []
+    if dict in kinds or list in kinds:
+        values = out.values()
+        nested = [(key, out[key]) for key in compress(out, map(isinstance, values, repeat(_NESTED_KINDS)))]
+        for key, _ in nested:
+            del out[key]
+    if int in kinds or float in kinds:
+        values = out.values()
+        numbers = compress(values, map(isinstance, values, repeat(_NUMBER_KINDS)))
+        if max(map(abs, numbers), default=0) > MAX_EXACT_INT:
+            return None
+    for key, value in nested:
+        _put(out, key, value, exact, 1)
     return out
 
 

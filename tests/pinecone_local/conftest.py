@@ -32,7 +32,7 @@ def _fresh_sdk_retry_budget() -> Iterator[None]:
 
 
 @pytest.fixture
-def raw(pinecone_local_server: LocalServer) -> Iterator[httpx.Client]:
+def raw(pinecone_local_server: LocalServer) -> Iterator[httpx.Client]:  # noqa: F811
     """A raw HTTP client for requests the SDK refuses to send."""
     with httpx.Client(timeout=10) as client:
         yield client

@@ -20,7 +20,9 @@ def free_port() -> int:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pinecone_local", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pinecone_local", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_start_waits_until_ready_and_stop_ends_the_process(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.integration
 def test_created_index_is_ready_at_once_and_has_an_http_host(pinecone_local_server: LocalServer) -> None:
     pc = pinecone_local_server.client()
     name = unique_index_name()
-    model = pc.indexes.create(name=name, dimension=5, metric="dotproduct", spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+    model = pc.indexes.create(
+        name=name, dimension=5, metric="dotproduct", spec=ServerlessSpec(cloud="aws", region="us-east-1")
+    )
     try:
         assert model.status.ready and model.status.state == "Ready"
         assert model.host == f"{pinecone_local_server.url}/indexes-data/{name}"
@@ -34,15 +36,25 @@ def test_the_10x_schema_body_and_the_legacy_body_both_create_indexes(
 ) -> None:
     url = pinecone_local_server.url
     modern, legacy = unique_index_name(), unique_index_name()
-    r1 = raw.post(f"{url}/indexes", json={
-        "name": modern,
-        "schema": {"fields": {"_values": {"type": "dense_vector", "dimension": 3, "metric": "euclidean"}}},
-        "deployment": {"deployment_type": "managed", "cloud": "gcp", "region": "us-central1"},
-    })
-    r2 = raw.post(f"{url}/indexes", json={
-        "name": legacy, "dimension": 4, "metric": "cosine", "vector_type": "dense",
-        "spec": {"serverless": {"cloud": "aws", "region": "us-west-2"}}, "deletion_protection": "disabled",
-    })
+    r1 = raw.post(
+        f"{url}/indexes",
+        json={
+            "name": modern,
+            "schema": {"fields": {"_values": {"type": "dense_vector", "dimension": 3, "metric": "euclidean"}}},
+            "deployment": {"deployment_type": "managed", "cloud": "gcp", "region": "us-central1"},
+        },
+    )
+    r2 = raw.post(
+        f"{url}/indexes",
+        json={
+            "name": legacy,
+            "dimension": 4,
+            "metric": "cosine",
+            "vector_type": "dense",
+            "spec": {"serverless": {"cloud": "aws", "region": "us-west-2"}},
+            "deletion_protection": "disabled",
+        },
+    )
     assert (r1.status_code, r2.status_code) == (201, 201)
     body = raw.get(f"{url}/indexes/{legacy}").json()
     assert body["dimension"] == 4 and body["metric"] == "cosine" and body["vector_type"] == "dense"
@@ -67,7 +79,10 @@ def test_the_data_host_from_describe_works_with_index_by_name_and_by_host(pineco
 def test_unknown_index_is_404_in_pinecone_shape(pinecone_local_server: LocalServer, raw: httpx.Client) -> None:
     response = raw.get(f"{pinecone_local_server.url}/indexes/no-such-index")
     assert response.status_code == 404
-    assert response.json() == {"error": {"code": "NOT_FOUND", "message": "Resource no-such-index not found"}, "status": 404}
+    assert response.json() == {
+        "error": {"code": "NOT_FOUND", "message": "Resource no-such-index not found"},
+        "status": 404,
+    }
     with pytest.raises(NotFoundError):
         pinecone_local_server.client().indexes.describe("no-such-index")
 
@@ -107,7 +122,9 @@ def test_invalid_create_bodies_are_rejected_with_pinecone_codes(
 
 
 def test_malformed_json_is_a_400(pinecone_local_server: LocalServer, raw: httpx.Client) -> None:
-    response = raw.post(f"{pinecone_local_server.url}/indexes", content=b"{not json", headers={"content-type": "application/json"})
+    response = raw.post(
+        f"{pinecone_local_server.url}/indexes", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert "Malformed JSON" in response.json()["error"]["message"]
 

@@ -27,7 +27,12 @@ def seed(ix: LocalIndex, n: int = 20, namespace: str = "ns") -> None:
 
 def test_upsert_then_fetch_returns_values_and_metadata(pinecone_local_index: LocalIndex) -> None:
     idx = pinecone_local_index.index
-    assert idx.upsert(vectors=[("a", unit(0), {"genre": "drama", "year": 2020, "tags": ["x"]})], namespace="ns").upserted_count == 1
+    assert (
+        idx.upsert(
+            vectors=[("a", unit(0), {"genre": "drama", "year": 2020, "tags": ["x"]})], namespace="ns"
+        ).upserted_count
+        == 1
+    )
     fetched = idx.fetch(ids=["a", "missing"], namespace="ns")
     assert list(fetched.vectors) == ["a"]
     assert fetched.vectors["a"].values == unit(0)
@@ -109,10 +114,12 @@ def test_update_by_filter_sets_metadata_on_every_match(pinecone_local_index: Loc
 def test_sparse_values_round_trip_and_add_to_dotproduct_scores(pinecone_local_index_factory: object) -> None:
     ix = pinecone_local_index_factory(dimension=4, metric="dotproduct")  # type: ignore[operator]
     idx = ix.index
-    idx.upsert(vectors=[
-        {"id": "s", "values": [1, 0, 0, 0], "sparse_values": {"indices": [7, 3], "values": [2.0, 1.0]}},
-        {"id": "d", "values": [1, 0, 0, 0]},
-    ])
+    idx.upsert(
+        vectors=[
+            {"id": "s", "values": [1, 0, 0, 0], "sparse_values": {"indices": [7, 3], "values": [2.0, 1.0]}},
+            {"id": "d", "values": [1, 0, 0, 0]},
+        ]
+    )
     fetched = idx.fetch(ids=["s"]).vectors["s"]
     assert fetched.sparse_values.indices == [3, 7] and fetched.sparse_values.values == [1.0, 2.0]
     result = idx.query(vector=[1, 0, 0, 0], sparse_vector={"indices": [7], "values": [0.5]}, top_k=2)
@@ -127,8 +134,12 @@ def test_sparse_index_accepts_and_scores_sparse_only_records(pinecone_local_serv
     model = pc.indexes.create(name=name, metric="dotproduct", vector_type="sparse")
     try:
         idx = pc.index(host=model.host)
-        idx.upsert(vectors=[{"id": "a", "sparse_values": {"indices": [1, 2], "values": [1.0, 3.0]}},
-                            {"id": "b", "sparse_values": {"indices": [2], "values": [1.0]}}])
+        idx.upsert(
+            vectors=[
+                {"id": "a", "sparse_values": {"indices": [1, 2], "values": [1.0, 3.0]}},
+                {"id": "b", "sparse_values": {"indices": [2], "values": [1.0]}},
+            ]
+        )
         result = idx.query(sparse_vector={"indices": [2], "values": [2.0]}, top_k=2)
         assert [(m.id, m.score) for m in result.matches] == [("a", 6.0), ("b", 2.0)]
         assert idx.describe_index_stats().vector_type == "sparse"
@@ -176,8 +187,10 @@ def test_fetch_by_metadata_pages_through_matches(pinecone_local_index: LocalInde
     url = f"{pinecone_local_index.host}/vectors/fetch_by_metadata"
     first = raw.post(url, json={"namespace": "ns", "filter": {"even": True}, "limit": 4}).json()
     assert list(first["vectors"]) == ["doc-00", "doc-02", "doc-04", "doc-06"]
-    second = raw.post(url, json={"namespace": "ns", "filter": {"even": True}, "limit": 4,
-                                 "paginationToken": first["pagination"]["next"]}).json()
+    second = raw.post(
+        url,
+        json={"namespace": "ns", "filter": {"even": True}, "limit": 4, "paginationToken": first["pagination"]["next"]},
+    ).json()
     assert list(second["vectors"]) == ["doc-08", "doc-10", "doc-12", "doc-14"]
 
 

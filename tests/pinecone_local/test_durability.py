@@ -23,7 +23,9 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         rng = np.random.default_rng(0)
         values = rng.normal(size=(300, 4)).astype(np.float32)
         for start in range(0, 300, 50):
-            idx.upsert(vectors=[(f"v{i}", values[i].tolist(), {"i": i}) for i in range(start, start + 50)], namespace="n")
+            idx.upsert(
+                vectors=[(f"v{i}", values[i].tolist(), {"i": i}) for i in range(start, start + 50)], namespace="n"
+            )
         idx.delete(ids=["v0", "v1"], namespace="n")
         idx.update(id="v2", set_metadata={"updated": True}, namespace="n")
         pc.indexes.create(name=name + "-gone", dimension=2)

@@ -30,7 +30,9 @@ def make_index(server: LocalServer) -> str:
 
 
 def upsert(host: str, namespace: str = "", vector_id: str = "a") -> httpx.Response:
-    return httpx.post(f"{host}/vectors/upsert", json={"vectors": [{"id": vector_id, "values": [1.0, 0.0]}], "namespace": namespace})
+    return httpx.post(
+        f"{host}/vectors/upsert", json={"vectors": [{"id": vector_id, "values": [1.0, 0.0]}], "namespace": namespace}
+    )
 
 
 def test_rate_limit_answers_429_with_retry_after_per_namespace(server: LocalServer) -> None:
@@ -78,12 +80,16 @@ def test_error_rate_fails_about_that_share_of_requests(server: LocalServer) -> N
     host = make_index(server)
     server.set_faults(error_rate=0.5, error_status=502, error_kinds=["query"], seed=7)
     with httpx.Client() as client:
-        statuses = [client.post(f"{host}/query", json={"topK": 1, "vector": [1.0, 0.0]}).status_code for _ in range(200)]
+        statuses = [
+            client.post(f"{host}/query", json={"topK": 1, "vector": [1.0, 0.0]}).status_code for _ in range(200)
+        ]
         assert set(statuses) == {200, 502}
         assert 60 <= statuses.count(502) <= 140
         assert upsert(host).status_code == 200
         server.reset_faults()
-        assert all(client.post(f"{host}/query", json={"topK": 1, "vector": [1.0, 0.0]}).status_code == 200 for _ in range(20))
+        assert all(
+            client.post(f"{host}/query", json={"topK": 1, "vector": [1.0, 0.0]}).status_code == 200 for _ in range(20)
+        )
 
 
 def test_sdk_raises_service_error_when_every_attempt_fails(server: LocalServer) -> None:
@@ -117,8 +123,14 @@ def test_cli_faults_subcommand_changes_a_running_server(server: LocalServer) -> 
     host = make_index(server)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pinecone_local", "faults", "--url", server.url, *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=30, check=True)
+        return subprocess.run(
+            [sys.executable, "-m", "pinecone_local", "faults", "--url", server.url, *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+            check=True,
+        )
 
     cli("fail-next", "upsert", "1", "--status", "504")
     assert upsert(host).status_code == 504

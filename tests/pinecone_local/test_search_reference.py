@@ -28,7 +28,10 @@ def reference(metric: str, values: np.ndarray, query: np.ndarray) -> tuple[np.nd
 
 
 def random_metadata(rng: np.random.Generator) -> dict[str, Any]:
-    md: dict[str, Any] = {"year": float(rng.integers(1990, 2025)), "tags": list(rng.choice(GENRES, size=rng.integers(0, 3), replace=False))}
+    md: dict[str, Any] = {
+        "year": float(rng.integers(1990, 2025)),
+        "tags": list(rng.choice(GENRES, size=rng.integers(0, 3), replace=False)),
+    }
     if rng.random() < 0.7:
         md["genre"] = str(rng.choice(GENRES))
     return md

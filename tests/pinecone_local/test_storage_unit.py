@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pinecone_local.engine import Engine
+from pinecone_local.store import Namespace
 from pinecone_local.validation import UpsertBatch, VectorSpace
 from pinecone_local.wal import encode_frame, read_frames
 
@@ -19,7 +20,17 @@ SPACE = VectorSpace(dimension=4, metric="cosine", sparse=False)
 def batch(ids: list[str], seed: int = 0) -> UpsertBatch:
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(len(ids), SPACE.dimension)).astype(np.float32)
-    return UpsertBatch(ids=ids, values=values, metadata=[{"i": float(n)} for n in range(len(ids))], sparse=[None] * len(ids))
+    return UpsertBatch(
+        ids=ids, values=values, metadata=[{"i": float(n)} for n in range(len(ids))], sparse=[None] * len(ids)
+    )
+
+
+def namespace(engine: Engine, index: str, name: str) -> Namespace:
+    state = engine.store.get(index)
+    assert state is not None
+    ns = state.namespace(name)
+    assert ns is not None
+    return ns
 
 
 def test_a_torn_last_frame_is_dropped_and_earlier_frames_survive() -> None:
@@ -44,11 +55,11 @@ def test_engine_recovers_every_write_from_its_log(tmp_path: Path) -> None:
     engine.upsert(index, "ns", batch(["x", "y", "z"]))
     engine.delete_ids(index, "ns", ["y"])
     engine.update(index, "ns", "x", None, None, {"i": 7.0})
-    expected = engine.store.get("a").namespace("ns").dense.copy()  # type: ignore[union-attr]
+    expected = namespace(engine, "a", "ns").dense.copy()
     engine.close()
 
     again = Engine(tmp_path)
-    ns = again.store.get("a").namespace("ns")  # type: ignore[union-attr]
+    ns = namespace(again, "a", "ns")
     assert sorted(ns.ids) == ["x", "z"]
     assert ns.metadata[ns.rows["x"]] == {"i": 7.0}
     assert np.array_equal(ns.dense, expected)
@@ -64,7 +75,7 @@ def test_compaction_keeps_state_and_drops_old_log_segments(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.bin", "wal-00000002.log"]
 
     again = Engine(tmp_path)
-    assert len(again.store.get("a").namespace("")) == 49  # type: ignore[union-attr]
+    assert len(namespace(again, "a", "")) == 49
 
 
 def test_a_torn_log_tail_is_truncated_on_recovery(tmp_path: Path) -> None:
@@ -78,7 +89,7 @@ def test_a_torn_log_tail_is_truncated_on_recovery(tmp_path: Path) -> None:
         handle.write(b"\x40\x00\x00\x00garbage")
 
     again = Engine(tmp_path)
-    assert again.store.get("a").namespace("").ids == ["kept"]  # type: ignore[union-attr]
+    assert namespace(again, "a", "").ids == ["kept"]
     assert log.stat().st_size == intact
 
 
@@ -102,6 +113,6 @@ def test_search_returns_the_brute_force_top_k(metric: str) -> None:
     else:
         ref = ((v64 - q64) ** 2).sum(axis=1)
         order = np.argsort(ref)
-    matches = index.namespace("").search(query, None, 10, None)  # type: ignore[union-attr]
+    matches = namespace(engine, "a", "").search(query, None, 10, None)
     assert [ids[m.row] for m in matches] == [ids[i] for i in order[:10]]
     assert np.allclose([m.score for m in matches], ref[order[:10]], rtol=1e-9, atol=1e-9)

@@ -88,8 +88,9 @@ def test_nan_from_the_sdk_arrives_as_null_and_is_rejected(pinecone_local_index: 
 
 
 def test_non_json_tokens_like_nan_are_malformed_json(pinecone_local_index: LocalIndex, raw: httpx.Client) -> None:
-    response = raw.post(f"{pinecone_local_index.host}/vectors/upsert",
-                        content=b'{"vectors":[{"id":"a","values":[NaN,1,1,1,1,1,1,1]}]}')
+    response = raw.post(
+        f"{pinecone_local_index.host}/vectors/upsert", content=b'{"vectors":[{"id":"a","values":[NaN,1,1,1,1,1,1,1]}]}'
+    )
     assert_rejected(response, "Malformed JSON")
 
 
@@ -105,21 +106,34 @@ def test_non_json_tokens_like_nan_are_malformed_json(pinecone_local_index: Local
         ({"topK": 1, "vector": GOOD, "filter": {"a": {"$in": "x"}}}, "Invalid filter"),
     ],
 )
-def test_bad_queries_are_400(pinecone_local_index: LocalIndex, raw: httpx.Client, body: dict[str, Any], fragment: str) -> None:
+def test_bad_queries_are_400(
+    pinecone_local_index: LocalIndex, raw: httpx.Client, body: dict[str, Any], fragment: str
+) -> None:
     assert_rejected(post(raw, pinecone_local_index, "/query", body), fragment)
 
 
 def test_fetch_and_delete_accept_at_most_1000_ids(pinecone_local_index: LocalIndex, raw: httpx.Client) -> None:
     pinecone_local_index.index.upsert(vectors=[("keep", GOOD)])
     ids = [f"id{i}" for i in range(1001)]
-    assert_rejected(raw.get(f"{pinecone_local_index.host}/vectors/fetch", params={"ids": ids}), "maximum per request is 1000")
-    assert_rejected(post(raw, pinecone_local_index, "/vectors/delete", {"ids": ids, "namespace": ""}), "maximum per request is 1000")
+    assert_rejected(
+        raw.get(f"{pinecone_local_index.host}/vectors/fetch", params={"ids": ids}), "maximum per request is 1000"
+    )
+    assert_rejected(
+        post(raw, pinecone_local_index, "/vectors/delete", {"ids": ids, "namespace": ""}), "maximum per request is 1000"
+    )
     assert count(pinecone_local_index) == 1
 
 
-def test_update_that_would_exceed_the_metadata_limit_changes_nothing(pinecone_local_index: LocalIndex, raw: httpx.Client) -> None:
+def test_update_that_would_exceed_the_metadata_limit_changes_nothing(
+    pinecone_local_index: LocalIndex, raw: httpx.Client
+) -> None:
     pinecone_local_index.index.upsert(vectors=[("a", GOOD, {"text": "x" * 30_000})])
-    response = post(raw, pinecone_local_index, "/vectors/update", {"id": "a", "values": [0.2] * DIM, "setMetadata": {"more": "y" * 20_000}})
+    response = post(
+        raw,
+        pinecone_local_index,
+        "/vectors/update",
+        {"id": "a", "values": [0.2] * DIM, "setMetadata": {"more": "y" * 20_000}},
+    )
     assert_rejected(response, "exceeds the limit of 40960")
     record = pinecone_local_index.index.fetch(ids=["a"]).vectors["a"]
     assert record.values == pytest.approx(GOOD)
@@ -132,5 +146,7 @@ def test_malformed_json_on_the_data_plane_is_400(pinecone_local_index: LocalInde
 
 def test_an_empty_delete_filter_is_rejected(pinecone_local_index: LocalIndex, raw: httpx.Client) -> None:
     pinecone_local_index.index.upsert(vectors=[("a", GOOD)])
-    assert_rejected(post(raw, pinecone_local_index, "/vectors/delete", {"filter": {}, "namespace": ""}), "must not be empty")
+    assert_rejected(
+        post(raw, pinecone_local_index, "/vectors/delete", {"filter": {}, "namespace": ""}), "must not be empty"
+    )
     assert count(pinecone_local_index) == 1

@@ -1,0 +1,63 @@
+# kafka-pinecone-flink: run `make help`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## install everything (Python environment, JVM jars); reuses what is already complete
+	@bash scripts/setup.sh
+
+demo: setup ## set up, then run the main job on the embedded default (local Kafka, local Pinecone, Flink mini-cluster)
+	@$(PY) -m jobs.demo
+
+test: setup ## run the whole test suite (lint, unit and integration tests)
+	@$(MAKE) --no-print-directory lint
+	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: setup ## run the unit tests only
+	@$(PY) -m pytest -p no:cacheprovider -m unit $(PYTEST_ARGS)
+
+test-integration: setup ## run the integration tests only (real broker, local server, Flink)
+	@$(PY) -m pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
+
+lint: ## ruff and mypy
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy jobs udfs sinks stack pinecone_local
+
+format: ## apply ruff's formatting and safe fixes
+	@.venv/bin/ruff format .
+	@.venv/bin/ruff check --fix .
+
+kafka-start: setup ## start the local Kafka broker (127.0.0.1:9092, data in .run/kafka)
+	@$(PY) -m stack.kafka start
+
+kafka-stop: ## stop the local Kafka broker
+	@$(PY) -m stack.kafka stop
+
+pinecone-start: setup ## start the local Pinecone-compatible server (127.0.0.1:5080, data in .run/pinecone)
+	@$(PY) -m pinecone_local start --port 5080 --data-dir .run/pinecone
+
+pinecone-stop: ## stop the local Pinecone-compatible server
+	@$(PY) -m pinecone_local stop
+
+bench-pinecone-local: setup ## benchmark the local Pinecone server (upsert throughput, query latency)
+	@$(PY) benchmarks/pinecone_local_bench.py
+
+bench-embed: setup ## benchmark the embedding model: one at a time vs batched, and the async embed stage
+	@$(PY) benchmarks/embed_bench.py
+
+lock: ## regenerate requirements.lock from the current environment
+	@{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^kafka-pinecone-flink'; } > requirements.lock.new
+	@mv requirements.lock.new requirements.lock
+
+clean: ## stop local services and remove run data (keeps the cached environment)
+	-@$(PY) -m stack.kafka stop 2>/dev/null
+	-@$(PY) -m pinecone_local stop 2>/dev/null
+	rm -rf .run
+
+.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed lock clean

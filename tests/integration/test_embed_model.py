@@ -1,0 +1,140 @@
+"""The embed stage with the real bundled all-MiniLM-L6-v2 model (importing torch and sentence-transformers takes
+~10 s, hence integration)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from udfs.embed import EmbedConfig, Embedder, EmbedFunction
+from udfs.embed_model import SentenceTransformerEncoder, Vectors, load_encoder
+from udfs.records import UPSERT, Change, DeadLetter, SourceRecord
+
+pytestmark = pytest.mark.integration
+
+TEXTS = [
+    "Lightweight trail running shoe with a breathable mesh upper and a grippy rubber outsole.",
+    "Stainless steel insulated water bottle that keeps drinks cold for 24 hours.",
+    "Wireless noise-cancelling headphones with 30 hours of battery life.",
+    "Cotton crew-neck t-shirt, pre-shrunk, available in twelve colours.",
+    "short",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceTransformerEncoder:
+    return load_encoder("default", device="cpu", batch_size=64)
+
+
+class CountingEncoder:
+    def __init__(self, inner: SentenceTransformerEncoder) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(list(texts))
+        return self.inner.encode(texts)
+
+
+def change(text: str, offset: int) -> Change:
+    return Change(
+        op=UPSERT,
+        namespace="ns",
+        id=f"id{offset}",
+        source=SourceRecord("t", 0, offset, None, None, b"{}"),
+        text=text,
+    )
+
+
+def run(embedder: Embedder, changes: list[Change]) -> list[Change | DeadLetter]:
+    async def main() -> list[Change | DeadLetter]:
+        return list(await asyncio.gather(*(embedder.embed(c) for c in changes)))
+
+    return asyncio.run(main())
+
+
+def test_the_default_model_gives_384_dimensional_unit_vectors(encoder: SentenceTransformerEncoder) -> None:
+    vectors = encoder.encode(TEXTS)
+    assert encoder.dimension == 384
+    assert vectors.shape == (len(TEXTS), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_batched_vectors_equal_one_by_one_vectors(encoder: SentenceTransformerEncoder) -> None:
+    batched = encoder.encode(TEXTS)
+    single = np.stack([encoder.encode([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_the_stage_fills_model_vectors_and_serves_repeats_from_the_cache(encoder: SentenceTransformerEncoder) -> None:
+    counting = CountingEncoder(encoder)
+    embedder = Embedder(counting, EmbedConfig())
+    first = run(embedder, [change(t, i) for i, t in enumerate(TEXTS)])
+    again = run(embedder, [change(TEXTS[0], 10)])[0]
+    embedder.close()
+    expected = encoder.encode(TEXTS)
+    for out, row in zip(first, expected, strict=True):
+        assert isinstance(out, Change) and out.values is not None
+        np.testing.assert_allclose(out.values, row, atol=1e-5)
+    assert isinstance(again, Change) and isinstance(first[0], Change)
+    assert again.values == first[0].values
+    assert counting.calls == [TEXTS]
+    assert (embedder.stats.embedded, embedder.stats.cache_hits) == (len(TEXTS), 1)
+
+
+def test_a_text_the_tokenizer_rejects_becomes_a_dead_letter_with_the_real_model(
+    encoder: SentenceTransformerEncoder,
+) -> None:
+    embedder = Embedder(encoder, EmbedConfig())
+    out = run(embedder, [change(TEXTS[0], 1), change("lone surrogate \ud800", 2), change(TEXTS[1], 3)])
+    embedder.close()
+    assert isinstance(out[0], Change) and isinstance(out[2], Change)
+    assert isinstance(out[1], DeadLetter)
+    assert out[1].stage == "embed" and out[1].error_class == "EmbeddingError"
+    assert "TypeError" in out[1].message
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.gauges: dict[str, Callable[[], int]] = {}
+
+    def gauge(self, name: str, obj: Callable[[], int]) -> None:
+        self.gauges[name] = obj
+
+
+class _RuntimeContext:
+    def __init__(self) -> None:
+        self.metrics = _Metrics()
+
+    def get_metrics_group(self) -> _Metrics:
+        return self.metrics
+
+
+def test_the_embed_function_loads_the_model_in_open_and_reports_gauges() -> None:
+    function = EmbedFunction(EmbedConfig(linger_ms=1))
+    context = _RuntimeContext()
+    function.open(context)  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        outs = await asyncio.gather(*(function.async_invoke(change(t, i)) for i, t in enumerate([*TEXTS, TEXTS[0]])))
+        return [o for out in outs for o in out]
+
+    try:
+        out = asyncio.run(main())
+    finally:
+        function.close()
+    assert [type(o) for o in out] == [Change] * 6
+    assert all(o.values is not None and len(o.values) == 384 for o in out)
+    assert {name: gauge() for name, gauge in context.metrics.gauges.items()} == {
+        "embedded": 5,
+        "embedding_cache_hits": 1,
+        "embedding_failed": 0,
+    }

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Sequence
+from hashlib import blake2b
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pytest
+
+from udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
+from udfs.embed_model import ModelNotFoundError, Vectors, resolve_device, resolve_model_path
+from udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
+
+pytestmark = pytest.mark.unit
+
+DIM = 8
+REPO = Path(__file__).resolve().parents[2]
+
+
+def source(offset: int = 0) -> SourceRecord:
+    return SourceRecord(topic="t", partition=0, offset=offset, timestamp_ms=None, key=None, value=b"{}")
+
+
+def upsert(text: str, offset: int = 0, *, values: list[float] | None = None, with_hash: bool = True) -> Change:
+    return Change(
+        op=UPSERT,
+        namespace="ns",
+        id=f"id{offset}",
+        source=source(offset),
+        text=text,
+        values=values,
+        text_hash=blake2b(text.encode(), digest_size=16).digest() if with_hash else None,
+    )
+
+
+def vector_of(text: str) -> Vectors:
+    seed = int.from_bytes(blake2b(text.encode(), digest_size=4).digest(), "little")
+    return np.random.default_rng(seed).random(DIM, dtype=np.float32)
+
+
+class FakeEncoder:
+    """Deterministic per-text vectors; records every call. Raises on texts in ``bad``; NaN for texts in ``nan``."""
+
+    def __init__(self, bad: Sequence[str] = (), nan: Sequence[str] = (), broken: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.bad = set(bad)
+        self.nan = set(nan)
+        self.broken = broken
+
+    @property
+    def dimension(self) -> int:
+        return DIM
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(list(texts))
+        if self.broken:
+            raise RuntimeError("CUDA error: device lost")
+        for text in texts:
+            if text in self.bad:
+                raise TypeError(f"cannot tokenize {text!r}")
+        rows = [np.full(DIM, np.nan, dtype=np.float32) if t in self.nan else vector_of(t) for t in texts]
+        return np.stack(rows)
+
+
+def run_stage(encoder: FakeEncoder, changes: list[Change], **config: int) -> tuple[list[Change | DeadLetter], Embedder]:
+    embedder = Embedder(encoder, EmbedConfig(**config))
+
+    async def main() -> list[Change | DeadLetter]:
+        return list(await asyncio.gather(*(embedder.embed(c) for c in changes)))
+
+    try:
+        return asyncio.run(main()), embedder
+    finally:
+        embedder.close()
+
+
+def test_an_upsert_with_text_gets_the_models_vector_as_python_floats() -> None:
+    (out,), embedder = run_stage(FakeEncoder(), [upsert("red shoe")])
+    assert isinstance(out, Change)
+    assert out.values == vector_of("red shoe").tolist()
+    assert all(type(x) is float for x in out.values)
+    assert embedder.stats.embedded == 1
+
+
+def test_a_change_with_values_passes_through_untouched_without_calling_the_model() -> None:
+    encoder = FakeEncoder()
+    given = upsert("red shoe", values=[0.5] * DIM)
+    (out,), _ = run_stage(encoder, [given])
+    assert out is given
+    assert given.values == [0.5] * DIM
+    assert encoder.calls == []
+
+
+def test_a_delete_and_an_upsert_without_text_pass_through_without_calling_the_model() -> None:
+    encoder = FakeEncoder()
+    delete = Change(op=DELETE, namespace="ns", id="a", source=source())
+    no_text = Change(op=UPSERT, namespace="ns", id="b", source=source(), text=None)
+    out, _ = run_stage(encoder, [delete, no_text])
+    assert out[0] is delete and out[1] is no_text
+    assert delete.values is None and no_text.values is None
+    assert encoder.calls == []
+
+
+def test_a_cache_hit_returns_the_identical_vector_without_calling_the_model() -> None:
+    encoder = FakeEncoder()
+    embedder = Embedder(encoder, EmbedConfig())
+
+    async def main() -> tuple[Change | DeadLetter, Change | DeadLetter]:
+        first = await embedder.embed(upsert("red shoe", 1))
+        second = await embedder.embed(upsert("red shoe", 2))
+        return first, second
+
+    first, second = asyncio.run(main())
+    embedder.close()
+    assert isinstance(first, Change) and isinstance(second, Change)
+    assert second.values == first.values
+    assert encoder.calls == [["red shoe"]]
+    assert (embedder.stats.embedded, embedder.stats.cache_hits) == (1, 1)
+
+
+def test_identical_texts_in_one_batch_are_encoded_once() -> None:
+    encoder = FakeEncoder()
+    changes = [upsert("same", i) for i in range(5)] + [upsert("other", 5)]
+    out, embedder = run_stage(encoder, changes)
+    assert encoder.calls == [["same", "other"]]
+    assert [c.values for c in out if isinstance(c, Change)] == [vector_of("same").tolist()] * 5 + [
+        vector_of("other").tolist()
+    ]
+    assert (embedder.stats.embedded, embedder.stats.cache_hits) == (2, 4)
+
+
+def test_texts_are_batched_up_to_batch_size_and_results_keep_submission_order() -> None:
+    encoder = FakeEncoder()
+    texts = [f"text {i}" for i in range(10)]
+    out, _ = run_stage(encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=4)
+    assert [len(call) for call in encoder.calls] == [4, 4, 2]
+    assert [t for call in encoder.calls for t in call] == texts
+    assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
+    assert [c.source.offset for c in out] == list(range(10))
+
+
+def test_a_text_the_model_cannot_embed_becomes_a_dead_letter_and_the_batch_goes_on() -> None:
+    encoder = FakeEncoder(bad=["\x00bad"])
+    out, embedder = run_stage(encoder, [upsert("good 1", 1), upsert("\x00bad", 2), upsert("good 2", 3)])
+    assert isinstance(out[0], Change) and out[0].values == vector_of("good 1").tolist()
+    assert isinstance(out[2], Change) and out[2].values == vector_of("good 2").tolist()
+    dead = out[1]
+    assert isinstance(dead, DeadLetter)
+    assert (dead.stage, dead.error_class, dead.source.offset) == ("embed", "EmbeddingError", 2)
+    assert "the model could not embed the text: TypeError: cannot tokenize" in dead.message
+    assert embedder.stats.failed == 1 and embedder.stats.embedded == 2
+    assert len(embedder.cache) == 2
+
+
+def test_a_vector_with_nan_becomes_a_dead_letter() -> None:
+    (out,), _ = run_stage(FakeEncoder(nan=["weird"]), [upsert("weird")])
+    assert isinstance(out, DeadLetter)
+    assert out.message == "the model returned a vector with NaN or infinity"
+
+
+def test_a_model_that_fails_on_a_probe_text_too_fails_the_batch_instead_of_dead_lettering_it() -> None:
+    with pytest.raises(RuntimeError, match="embedding model fails on a probe text too: RuntimeError: CUDA error"):
+        run_stage(FakeEncoder(broken=True), [upsert("a", 1), upsert("b", 2)])
+
+
+def test_a_change_without_text_hash_is_cached_by_a_digest_of_its_text() -> None:
+    change = upsert("red shoe", with_hash=False)
+    assert text_key(change) == blake2b(b"red shoe", digest_size=16).digest()
+    encoder = FakeEncoder()
+    out, _ = run_stage(encoder, [change, upsert("red shoe", 1, with_hash=False)])
+    assert encoder.calls == [["red shoe"]]
+    assert isinstance(out[1], Change) and out[1].values == vector_of("red shoe").tolist()
+
+
+def test_the_cache_evicts_the_least_recently_used_entry() -> None:
+    cache = TextVectorCache(2)
+    a, b, c = (np.zeros(DIM, dtype=np.float32) + i for i in range(3))
+    cache.put(b"a", a)
+    cache.put(b"b", b)
+    assert cache.get(b"a") is a  # refreshes a
+    cache.put(b"c", c)
+    assert cache.get(b"b") is None
+    assert cache.get(b"a") is a and cache.get(b"c") is c
+    assert len(cache) == 2
+
+
+def test_a_zero_sized_cache_stores_nothing_and_every_text_is_embedded() -> None:
+    encoder = FakeEncoder()
+    embedder = Embedder(encoder, EmbedConfig(cache_entries=0))
+
+    async def main() -> None:
+        await embedder.embed(upsert("x", 1))
+        await embedder.embed(upsert("x", 2))
+
+    asyncio.run(main())
+    embedder.close()
+    assert encoder.calls == [["x"], ["x"]]
+    assert len(embedder.cache) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("batch_size", 0, "embed batch_size must be an integer between 1 and 1024, got 0"),
+        ("linger_ms", 5000, "embed linger_ms must be an integer between 0 and 1000, got 5000"),
+        ("cache_entries", -1, "embed cache_entries must be an integer between 0 and 10000000, got -1"),
+        ("torch_threads", 1.5, "embed torch_threads must be an integer between 0 and 256, got 1.5"),
+        ("device", "tpu", "embed device must be one of cpu, cuda, auto, got 'tpu'"),
+        ("model", "", "embed model must not be empty"),
+    ],
+)
+def test_an_invalid_embed_config_is_rejected_naming_the_option(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        EmbedConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_model_name_that_is_not_a_local_directory_is_rejected_without_downloading() -> None:
+    with pytest.raises(ModelNotFoundError, match="'sentence-transformers/all-MiniLM-L6-v2' is not a directory"):
+        resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_a_directory_without_model_files_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="holds neither modules.json nor config.json"):
+        resolve_model_path(str(tmp_path))
+
+
+def test_the_default_model_resolves_to_the_bundled_weights() -> None:
+    path = resolve_model_path("default")
+    assert (path / "model.safetensors").is_file()
+    assert (path / "modules.json").is_file()
+
+
+def test_an_unknown_device_is_rejected() -> None:
+    with pytest.raises(ValueError, match="embedding device must be one of cpu, cuda, auto, got 'gpu'"):
+        resolve_device("gpu")
+
+
+def test_the_embed_function_pickles_small_without_a_model() -> None:
+    function = EmbedFunction(EmbedConfig())
+    assert len(cloudpickle.dumps(function)) < 2000
+
+
+def test_importing_the_stage_does_not_import_torch() -> None:
+    # The driver imports the job's modules to build the graph; torch there would cost ~10 s and ~0.5 GB.
+    code = "import sys, udfs.embed, udfs.dedup; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False False"

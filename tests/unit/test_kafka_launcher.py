@@ -1,0 +1,38 @@
+"""The local broker launcher's errors, without starting a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stack import kafka
+from stack.kafka import KafkaBroker, MissingPrerequisiteError
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_missing_broker_classpath_says_to_run_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka, "KAFKA_CLASSPATH_DIR", tmp_path / "empty")
+    with pytest.raises(MissingPrerequisiteError, match=r"Kafka broker classpath is missing .* run `make setup`"):
+        KafkaBroker(tmp_path / "broker").start()
+
+
+def test_a_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MissingPrerequisiteError, match="java was not found on PATH"):
+        KafkaBroker(tmp_path / "broker").start()
+
+
+def test_status_of_a_broker_that_was_never_started_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert kafka.main(["--dir", str(tmp_path), "--port", "1", "status"]) == 1
+    assert "not running" in capsys.readouterr().out
+
+
+def test_the_command_line_reports_a_missing_prerequisite_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(kafka, "KAFKA_CLASSPATH_DIR", tmp_path / "empty")
+    assert kafka.main(["--dir", str(tmp_path), "start"]) == 2
+    assert "error: the Kafka broker classpath is missing" in capsys.readouterr().err

@@ -1,0 +1,395 @@
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from pinecone import ApiError, NotFoundError, RateLimitError, ServiceError, UnauthorizedError
+
+from sinks import stats
+from sinks.batch import UpsertRecord
+from sinks.config import ConfigError, PineconeSinkConfig
+from sinks.retry import SinkFatalError, SinkUnavailableError
+from sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, Applied, PineconeWriter
+from udfs.errors import RecordRejectedError
+from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
+
+pytestmark = pytest.mark.unit
+
+KEY = "pcsk_3Zz9writerSECRET_42"
+
+
+class FakeIndex:
+    """An in-memory ``IndexClient`` that can be told to fail.
+
+    ``fail_with``: exceptions raised by the next calls, one per call, before anything is stored.
+    ``bad_ids``: ids the "server" rejects with a 400 that names the id (the whole request fails, as Pinecone's does).
+    """
+
+    def __init__(self) -> None:
+        self.store: dict[str, dict[str, UpsertRecord]] = {}
+        self.calls: list[tuple[str, str, list[str]]] = []
+        self.fail_with: list[Exception] = []
+        self.bad_ids: set[str] = set()
+
+    def _maybe_fail(self, ids: Sequence[str]) -> None:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        bad = [i for i in ids if i in self.bad_ids]
+        if bad:
+            raise ApiError(f"Invalid vector '{bad[0]}': metadata value must not be null", 400)
+
+    async def upsert(self, records: Sequence[UpsertRecord], namespace: str) -> None:
+        ids = [r.id for r in records]
+        self.calls.append(("upsert", namespace, ids))
+        self._maybe_fail(ids)
+        self.store.setdefault(namespace, {}).update({r.id: r for r in records})
+
+    async def delete(self, ids: Sequence[str], namespace: str) -> None:
+        self.calls.append(("delete", namespace, list(ids)))
+        self._maybe_fail(ids)
+        if namespace not in self.store:
+            raise NotFoundError(f"Namespace '{namespace}' not found")
+        for record_id in ids:
+            self.store[namespace].pop(record_id, None)
+
+    async def namespaces(self) -> set[str]:
+        self.calls.append(("namespaces", "", []))
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        return set(self.store)
+
+    async def close(self) -> None:
+        return None
+
+    def ids(self, namespace: str = "ns") -> set[str]:
+        return set(self.store.get(namespace, {}))
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def change(
+    record_id: str,
+    op: Op = UPSERT,
+    *,
+    offset: int = 0,
+    namespace: str = "ns",
+    values: list[float] | None = None,
+    replaces: bool = False,
+    timestamp_ms: int | None = 1_000,
+) -> Change:
+    source = SourceRecord("docs", 0, offset, timestamp_ms, record_id.encode(), b"{}")
+    if op == UPSERT and values is None:
+        values = [0.1, 0.2, 0.3]
+    return Change(op=op, namespace=namespace, id=record_id, source=source, values=values, replaces=replaces)
+
+
+def config(**overrides: Any) -> PineconeSinkConfig:
+    options: dict[str, Any] = {"index_name": "docs", "api_key": KEY, "error_tolerance": "all"}
+    options.update(overrides)
+    return PineconeSinkConfig(**options)
+
+
+def make_writer(fake: FakeIndex, **overrides: Any) -> tuple[PineconeWriter, stats.SinkStats, Sleeps]:
+    metrics, sleeps = stats.SinkStats(), Sleeps()
+    writer = PineconeWriter(
+        fake,
+        config(**overrides),
+        metrics=metrics,
+        sleep=sleeps,
+        rng=random.Random(5),
+        monotonic=iter([10.0, 10.25, 20.0, 20.5, 30.0, 30.5]).__next__,
+        now_ms=lambda: 5_000.0,
+    )
+    return writer, metrics, sleeps
+
+
+def write(writer: PineconeWriter, changes: list[Change], namespace: str = "ns") -> list[Any]:
+    return asyncio.run(writer.write_batch(namespace, changes))
+
+
+# --- happy path and collapsing ----------------------------------------------------------------------------------------
+def test_upserts_and_deletes_are_written_and_each_change_gets_its_outcome() -> None:
+    fake = FakeIndex()
+    fake.store["ns"] = {"old": UpsertRecord("old", [1.0])}
+    writer, metrics, _ = make_writer(fake)
+    outcomes = write(writer, [change("a"), change("b", replaces=True), change("old", DELETE)])
+    assert outcomes == [UPSERTED, UPDATED, DELETED]
+    assert fake.ids() == {"a", "b"}
+    assert metrics[stats.UPSERTED] == 1 and metrics[stats.UPDATED] == 1 and metrics[stats.DELETED] == 1
+    assert metrics[stats.REQUESTS] == 2
+
+
+def test_the_payload_carries_id_values_and_only_non_empty_metadata() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake)
+    with_meta = change("a")
+    with_meta.metadata = {"title": "x"}
+    write(writer, [with_meta, change("b")])
+    assert fake.store["ns"]["a"] == UpsertRecord("a", [0.1, 0.2, 0.3], None, {"title": "x"})
+    assert fake.store["ns"]["b"].metadata is None
+
+
+def test_the_last_operation_per_id_wins_and_earlier_ones_are_superseded() -> None:
+    fake = FakeIndex()
+    writer, metrics, _ = make_writer(fake)
+    outcomes = write(writer, [change("a", values=[1.0]), change("a", values=[2.0]), change("a", values=[3.0])])
+    assert outcomes == [SUPERSEDED, SUPERSEDED, UPSERTED]
+    assert fake.store["ns"]["a"].values == [3.0]
+    assert fake.calls == [("upsert", "ns", ["a"])]
+    assert metrics[stats.SUPERSEDED] == 2
+
+
+def test_a_delete_after_an_upsert_in_one_batch_sends_only_the_delete() -> None:
+    fake = FakeIndex()
+    fake.store["ns"] = {"a": UpsertRecord("a", [0.0])}
+    writer, _, _ = make_writer(fake)
+    outcomes = write(writer, [change("a"), change("a", DELETE)])
+    assert outcomes == [SUPERSEDED, DELETED]
+    assert fake.calls == [("delete", "ns", ["a"])]
+    assert fake.ids() == set()
+
+
+def test_an_upsert_after_a_delete_in_one_batch_sends_only_the_upsert() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake)
+    outcomes = write(writer, [change("a", DELETE), change("a", values=[4.0])])
+    assert outcomes == [SUPERSEDED, UPSERTED]
+    assert fake.calls == [("upsert", "ns", ["a"])]
+
+
+def test_deleting_from_a_namespace_that_does_not_exist_is_a_successful_no_op() -> None:
+    fake = FakeIndex()
+    writer, metrics, _ = make_writer(fake)
+    assert write(writer, [change("a", DELETE)]) == [DELETED]
+    assert metrics[stats.DELETED] == 1
+
+
+def test_requests_respect_batch_size() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake, batch_size=2)
+    write(writer, [change(f"id{i}") for i in range(5)])
+    assert [len(ids) for kind, _, ids in fake.calls if kind == "upsert"] == [2, 2, 1]
+
+
+# --- retries -----------------------------------------------------------------------------------------------------
+def test_a_429_is_retried_after_its_retry_after() -> None:
+    fake = FakeIndex()
+    fake.fail_with = [RateLimitError(retry_after=5.0)]
+    writer, metrics, sleeps = make_writer(fake, retry_interval_ms=10, max_retry_interval_ms=10)
+    assert write(writer, [change("a")]) == [UPSERTED]
+    assert sleeps.delays == [5.0]
+    assert metrics[stats.RETRIES] == 1 and metrics[stats.REQUESTS] == 2
+    assert fake.ids() == {"a"}
+
+
+def test_server_errors_are_retried_with_bounded_backoff() -> None:
+    fake = FakeIndex()
+    fake.fail_with = [ServiceError(), ServiceError("bad gateway", 502)]
+    writer, metrics, sleeps = make_writer(fake, retry_interval_ms=1_000, max_retry_interval_ms=1_500)
+    assert write(writer, [change("a")]) == [UPSERTED]
+    assert len(sleeps.delays) == 2
+    assert 0 <= sleeps.delays[0] <= 1.0 and 0 <= sleeps.delays[1] <= 1.5
+    assert metrics[stats.RETRIES] == 2
+
+
+def test_exhausted_retries_raise_sink_unavailable_and_settle_nothing() -> None:
+    fake = FakeIndex()
+    fake.fail_with = [ServiceError() for _ in range(4)]
+    writer, metrics, sleeps = make_writer(fake, max_retries=3)
+    with pytest.raises(SinkUnavailableError, match="failed after 4 attempts"):
+        write(writer, [change("a")])
+    assert len(sleeps.delays) == 3
+    assert metrics[stats.UPSERTED] == 0 and metrics[stats.DEAD_LETTERED] == 0
+
+
+# --- poison records --------------------------------------------------------------------------------------------
+def test_a_400_is_narrowed_to_exactly_the_bad_records_and_the_rest_is_written() -> None:
+    fake = FakeIndex()
+    fake.bad_ids = {"id7", "id42"}
+    writer, metrics, _ = make_writer(fake)
+    changes = [change(f"id{i}", offset=i) for i in range(100)]
+    outcomes = write(writer, changes)
+    dead = {i: o for i, o in enumerate(outcomes) if isinstance(o, DeadLetter)}
+    assert sorted(dead) == [7, 42]
+    assert all(o == UPSERTED for i, o in enumerate(outcomes) if i not in dead)
+    assert fake.ids() == {f"id{i}" for i in range(100)} - {"id7", "id42"}
+    letter = dead[7]
+    assert letter.stage == "sink" and letter.error_class == "PineconeRejectedError"
+    assert letter.source is changes[7].source
+    assert "HTTP 400" in letter.message and "Invalid vector 'id7'" in letter.message
+    assert metrics[stats.DEAD_LETTERED] == 2 and metrics[stats.UPSERTED] == 98
+
+
+def test_a_rejected_last_operation_falls_back_to_the_ids_previous_operation() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake)
+    good, bad = change("a", values=[1.0], offset=1), change("a", values=[2.0], offset=2)
+    fake.fail_with = [ApiError("Vector dimension 1 does not match", 400)]  # the collapsed request: only "bad"
+    outcomes = write(writer, [good, bad])
+    assert outcomes[0] == UPSERTED
+    assert isinstance(outcomes[1], DeadLetter) and outcomes[1].source.offset == 2
+    assert fake.store["ns"]["a"].values == [1.0]  # as if applied one by one
+
+
+def test_a_rejected_record_with_fail_fast_tolerance_stops_the_job_naming_its_coordinates() -> None:
+    fake = FakeIndex()
+    fake.bad_ids = {"id3"}
+    writer, _, _ = make_writer(fake, error_tolerance="none")
+    with pytest.raises(
+        RecordRejectedError, match=r"record docs\[0\]@3 rejected in sink: PineconeRejectedError"
+    ) as info:
+        write(writer, [change(f"id{i}", offset=i) for i in range(6)])
+    assert info.value.coordinates == "docs[0]@3"
+
+
+def test_a_record_too_large_for_any_request_is_dead_lettered_and_the_rest_written() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake, max_request_bytes=2_048)
+    outcomes = write(writer, [change("big", values=[0.123456789] * 400), change("small")])
+    assert isinstance(outcomes[0], DeadLetter) and outcomes[0].error_class == "RecordTooLargeError"
+    assert outcomes[1] == UPSERTED
+    assert fake.ids() == {"small"}
+
+
+def test_a_dead_letter_message_never_contains_the_api_key() -> None:
+    fake = FakeIndex()
+    fake.fail_with = [ApiError(f"bad request from key {KEY}", 400)]
+    writer, _, _ = make_writer(fake)
+    (outcome,) = write(writer, [change("a")])
+    assert isinstance(outcome, DeadLetter)
+    assert KEY not in outcome.message and "bad request from key ***" in outcome.message
+
+
+# --- fatal ---------------------------------------------------------------------------------------------------------
+def test_a_401_stops_the_job_without_the_key_in_the_message() -> None:
+    fake = FakeIndex()
+    fake.fail_with = [UnauthorizedError(f"Invalid API key {KEY}")]
+    writer, _, _ = make_writer(fake)
+    with pytest.raises(SinkFatalError, match="rejected the API key for index 'docs'") as info:
+        write(writer, [change("a")])
+    assert KEY not in str(info.value)
+
+
+def test_a_missing_index_stops_the_job() -> None:
+    fake = FakeIndex()
+    fake.fail_with = [NotFoundError("Index 'docs' not found")]
+    writer, _, _ = make_writer(fake)
+    with pytest.raises(SinkFatalError, match="index 'docs' was not found"):
+        write(writer, [change("a")])
+
+
+# --- schema evolution ------------------------------------------------------------------------------------------------
+def test_with_schema_evolution_none_a_missing_namespace_dead_letters_its_changes() -> None:
+    fake = FakeIndex()
+    fake.store["known"] = {}
+    writer, _, _ = make_writer(fake, schema_evolution="none")
+    outcomes = write(writer, [change("a", namespace="new"), change("a", namespace="new")], namespace="new")
+    assert all(isinstance(o, DeadLetter) and o.error_class == "NamespaceMissingError" for o in outcomes)
+    assert "namespace 'new' does not exist in index 'docs'" in outcomes[0].message
+    assert not any(kind == "upsert" for kind, _, _ in fake.calls)
+
+
+def test_with_schema_evolution_none_an_existing_namespace_is_checked_once_then_cached() -> None:
+    fake = FakeIndex()
+    fake.store["known"] = {}
+    writer, _, _ = make_writer(fake, schema_evolution="none")
+    write(writer, [change("a", namespace="known")], namespace="known")
+    write(writer, [change("b", namespace="known")], namespace="known")
+    assert [kind for kind, _, _ in fake.calls] == ["namespaces", "upsert", "upsert"]
+
+
+def test_with_schema_evolution_basic_no_namespace_check_is_made() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake)
+    write(writer, [change("a", namespace="new")], namespace="new")
+    assert [kind for kind, _, _ in fake.calls] == ["upsert"]
+
+
+def test_require_namespaces_names_the_missing_ones_when_schema_evolution_is_none() -> None:
+    fake = FakeIndex()
+    fake.store["a"] = {}
+    writer, _, _ = make_writer(fake, schema_evolution="none")
+    with pytest.raises(SinkFatalError, match=r"namespace\(s\) \['b', 'c'\] do not exist in Pinecone index 'docs'"):
+        asyncio.run(writer.require_namespaces(["a", "b", "c"]))
+
+
+# --- metrics, micro-batching -----------------------------------------------------------------------------------------
+def test_batch_size_latency_and_lag_are_reported() -> None:
+    fake = FakeIndex()
+    writer, metrics, _ = make_writer(fake)
+    write(writer, [change("a", timestamp_ms=4_000), change("b", timestamp_ms=4_500), change("c", timestamp_ms=None)])
+    assert list(metrics.samples[stats.BATCH_SIZE]) == [3]
+    assert list(metrics.samples[stats.FLUSH_LATENCY_MS]) == [250.0]
+    assert metrics.gauges[stats.LAG_MS] == 1_000.0
+
+
+def test_submitted_changes_are_batched_per_namespace_and_each_gets_its_outcome() -> None:
+    fake = FakeIndex()
+    writer = PineconeWriter(fake, config(batch_size=3, linger_ms=5), sleep=Sleeps())
+
+    async def go() -> list[Any]:
+        submissions = [writer.submit(change(f"id{i}", namespace=f"ns{i % 2}")) for i in range(8)]
+        results = await asyncio.gather(*submissions)
+        await writer.flush()
+        return list(results)
+
+    outcomes = asyncio.run(go())
+    assert outcomes == [UPSERTED] * 8
+    assert fake.ids("ns0") == {"id0", "id2", "id4", "id6"} and fake.ids("ns1") == {"id1", "id3", "id5", "id7"}
+    assert all(len(ids) <= 3 for kind, _, ids in fake.calls if kind == "upsert")
+    assert writer.pending == 0
+
+
+def test_applied_outcomes_are_shared_constants() -> None:
+    assert Applied("upserted") == UPSERTED and UPSERTED.kind == "upserted"
+
+
+# --- configuration (sinks/config.py) ---------------------------------------------------------------------------------
+def test_the_config_repr_masks_the_api_key() -> None:
+    text = repr(config())
+    assert KEY not in text and "api_key='***'" in text and "index_name='docs'" in text
+    assert KEY not in str(config())
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("batch_size", 0, "batch_size must be an integer in 1..1000, got 0"),
+        ("batch_size", 1_001, "batch_size must be an integer in 1..1000, got 1001"),
+        ("max_request_bytes", 3_000_000, "max_request_bytes must be an integer in 1024..2000000, got 3000000"),
+        ("linger_ms", -1, "linger_ms must be an integer in 0..10000, got -1"),
+        ("max_retries", -1, "max_retries must be an integer in 0..100, got -1"),
+        ("max_retry_interval_ms", 10, "max_retry_interval_ms must be an integer in 1000..600000, got 10"),
+        ("request_timeout_s", 0, "request_timeout_s must be a number in (0, 600], got 0"),
+        ("error_tolerance", "some", "error_tolerance must be one of ['none', 'all'], got 'some'"),
+        ("schema_evolution", "full", "schema_evolution must be one of ['basic', 'none'], got 'full'"),
+        ("index_name", "Docs_1", "index_name must be 1..45 lowercase letters, digits or '-'"),
+        ("controller_host", "", "controller_host must be a non-empty URL"),
+    ],
+)
+def test_an_invalid_option_is_named_with_its_value_and_range(option: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config(**{option: value})
+    assert message in str(info.value)
+
+
+def test_an_invalid_api_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError, match="api_key must be None or a non-empty string") as info:
+        config(api_key=" pcsk_leaky_key_value\n")
+    assert "leaky" not in str(info.value)
+
+
+def test_the_config_defaults_are_valid_and_documented_values() -> None:
+    defaults = PineconeSinkConfig(index_name="docs")
+    assert (defaults.batch_size, defaults.linger_ms, defaults.max_retries) == (100, 50, 3)
+    assert (defaults.retry_interval_ms, defaults.max_retry_interval_ms) == (1_000, 30_000)
+    assert defaults.max_request_bytes < 2_000_000 and defaults.api_key is None
