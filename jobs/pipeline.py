@@ -1,0 +1,109 @@
+"""The ingest pipeline's graph, wired from the stages' own functions:
+
+    Kafka ─► Decode ─► key_by(namespace, id) ─► Dedup ─► Embed (if configured) ─► Pinecone sink
+               │                                           │                         │
+               └──────────── dead letters ─────────────────┴─────────────────────────┴──► dead-letter topic
+
+Nothing here decides anything about records; it only connects stages, names operators for the Web UI and sets
+each operator's types. Every Python operator's output is a pickled Python object (``Change`` or ``DeadLetter``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.kafka_io import KafkaSourceOptions, raw_row, raw_row_type, source_table_ddl, write_raw
+from sinks.config import PineconeSinkConfig
+from sinks.dead_letter import to_kafka
+from udfs.records import Change, DeadLetter
+from udfs.route_config import RouteConfig
+
+SOURCE_TABLE = "kafka_source"
+DEAD_LETTER_TABLE = "dead_letters"
+EMBED_CAPACITY_FACTOR = 4
+SINK_MIN_CAPACITY = 1000
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Everything the graph needs, already validated."""
+
+    source: KafkaSourceOptions
+    route: RouteConfig
+    sink: PineconeSinkConfig
+    embed: Any  # udfs.embed.EmbedConfig | None
+    state_ttl_days: int
+    error_tolerance: str
+    dead_letter_topic: str
+    kafka_properties: Mapping[str, str]
+
+
+def _dedup_key(change: Change) -> str:
+    return change.key
+
+
+class _DeadLetterRows:
+    """Map function: ``DeadLetter`` → raw Kafka row. A class so that the secrets to scrub travel pickled, not global."""
+
+    def __init__(self, secrets: tuple[str | None, ...]) -> None:
+        self._secrets = secrets
+
+    def __call__(self, dead_letter: DeadLetter) -> Any:
+        key, value, headers = to_kafka(dead_letter, secrets=self._secrets)
+        return raw_row(key, value, list(headers))
+
+
+def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
+    """Add the ingest pipeline to ``env`` (a StreamExecutionEnvironment) and its table environment."""
+    from pyflink.common import Time, Types
+    from pyflink.datastream import AsyncDataStream
+
+    from sinks.pinecone_sink import PineconeSinkFunction
+    from udfs.decode_function import DEAD_LETTERS, DecodeFunction
+    from udfs.dedup import DedupFunction
+
+    pickled = Types.PICKLED_BYTE_ARRAY()
+    t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
+    rows = t_env.to_data_stream(t_env.from_path(SOURCE_TABLE))
+
+    decoded = rows.process(DecodeFunction(spec.route, spec.error_tolerance), output_type=pickled).name("Decode")
+    decoded.uid("decode")
+    deduped = (
+        decoded.key_by(_dedup_key, key_type=Types.STRING())
+        .process(DedupFunction(spec.state_ttl_days), output_type=pickled)
+        .name("Dedup")
+        .uid("dedup")
+    )
+    to_sink = deduped
+    if spec.embed is not None:
+        from udfs.embed import EmbedFunction
+
+        to_sink = AsyncDataStream.ordered_wait(
+            deduped,
+            EmbedFunction(spec.embed),
+            Time.milliseconds(0),
+            capacity=spec.embed.batch_size * EMBED_CAPACITY_FACTOR,
+            output_type=pickled,
+        )
+        to_sink.name("Embed").uid("embed")
+    sink_out = AsyncDataStream.unordered_wait(
+        to_sink,
+        PineconeSinkFunction(spec.sink),
+        Time.milliseconds(0),
+        capacity=max(SINK_MIN_CAPACITY, spec.sink.batch_size * 4),
+        output_type=pickled,
+    )
+    sink_out.name("Pinecone sink").uid("pinecone-sink")
+
+    dead_letters = decoded.get_side_output(DEAD_LETTERS).union(sink_out)
+    dlq_rows = dead_letters.map(_DeadLetterRows((spec.sink.api_key,)), output_type=raw_row_type()).name(
+        "Dead-letter records"
+    )
+    table, name = write_raw(
+        t_env, dlq_rows, spec.source.bootstrap_servers, spec.dead_letter_topic, spec.kafka_properties, DEAD_LETTER_TABLE
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert(name, table)
+    statements.attach_as_datastream()
