@@ -29,11 +29,24 @@ SEED = 20_240_611
 BATCH_SIZES = (32, 64, 128)
 CACHE_PROBE_ENTRIES = 10_000
 
-_ADJECTIVES = ["lightweight", "durable", "breathable", "waterproof", "ergonomic", "compact", "premium", "insulated", "adjustable", "recycled", "soft", "rugged", "sleek", "portable", "stainless", "wireless", "rechargeable", "non-slip", "quick-dry", "organic", "handcrafted"]
-_MATERIALS = ["cotton", "leather", "aluminium", "bamboo", "merino", "wool", "nylon", "ceramic", "walnut", "silicone", "canvas", "steel", "linen"]
-_PRODUCTS = ["running", "shoe", "backpack", "water", "bottle", "desk", "lamp", "rain", "jacket", "chef", "knife", "yoga", "mat", "headphones", "coffee", "grinder", "office", "chair", "tent", "sleeping", "bag", "phone", "case", "wristwatch", "blender"]
-_FEATURES = ["keeps drinks cold for 24 hours", "fits a 15-inch laptop", "folds flat for travel", "charges fully in two hours", "is machine washable", "comes with a lifetime warranty", "reduces strain on the wrists", "blocks wind and light rain", "has a grippy rubber outsole", "stays comfortable all day", "is dishwasher safe", "includes a magnetic closure", "weighs less than 300 grams", "is made from 80 percent recycled material", "ships in plastic-free packaging"]
-_USES = ["hiking", "commuting", "the", "gym", "the", "office", "camping", "travel", "everyday", "use", "the", "kitchen", "trail", "running", "school"]
+_ADJECTIVES = (
+    *("lightweight", "durable", "breathable", "waterproof", "ergonomic", "compact", "premium", "insulated"),
+    *("adjustable", "recycled", "soft", "rugged", "sleek", "portable", "stainless", "wireless", "rechargeable"),
+    *("non-slip", "quick-dry", "organic", "handcrafted"),
+)
+_MATERIALS = ("cotton", "leather", "aluminium", "bamboo", "merino wool", "nylon", "ceramic", "walnut", "canvas")
+_PRODUCTS = (
+    *("running shoe", "backpack", "water bottle", "desk lamp", "rain jacket", "chef knife", "yoga mat"),
+    *("headphones", "coffee grinder", "office chair", "tent", "sleeping bag", "phone case", "wristwatch"),
+)
+_FEATURES = (
+    *("keeps drinks cold for 24 hours", "fits a 15-inch laptop", "folds flat for travel", "is machine washable"),
+    *("charges fully in two hours", "comes with a lifetime warranty", "reduces strain on the wrists"),
+    *("blocks wind and light rain", "has a grippy rubber outsole", "stays comfortable all day"),
+    *("is dishwasher safe", "includes a magnetic closure", "weighs less than 300 grams"),
+    *("is made from 80 percent recycled material", "ships in plastic-free packaging"),
+)
+_USES = ("hiking", "commuting", "the gym", "the office", "camping", "travel", "everyday use", "the kitchen", "school")
 
 
 def product_texts(count: int, seed: int = SEED) -> list[str]:

@@ -1,9 +1,10 @@
 """The dead-letter topic's record format, and the scrubbing of secrets from error messages.
 
 A dead letter keeps the original Kafka key, value and headers byte for byte, so a replay tool can re-publish it
-unchanged, and appends exactly ``DLQ_HEADER_NAMES`` (in that order) with the error context. ``from_kafka`` reverses
-``to_kafka``; it reads the context from the last ``len(DLQ_HEADER_NAMES)`` headers, so a dead letter that is replayed
-and dead-lettered again keeps the earlier context among its original headers.
+unchanged, and appends exactly ``DLQ_HEADER_NAMES`` with the error context. ``from_kafka`` reverses ``to_kafka``; it
+reads the context by header name (the last occurrence wins), because the Kafka table sink that writes the dead-letter
+topic stores headers as a map: header order is not kept, and a header name repeated in one record keeps one value.
+So a dead letter that is replayed and dead-lettered again carries the newest context only.
 
 Header values are UTF-8 text; partition and offset are decimal; the timestamp is decimal milliseconds, or empty when
 the source record had none.
@@ -92,11 +93,11 @@ def _integer(name: str, value: bytes | None) -> int:
 def from_kafka(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | None]]) -> DeadLetter:
     """The ``DeadLetter`` a dead-letter topic record was written from; raises ``ValueError`` if it is not one."""
     all_headers = list(headers)
-    count = len(DLQ_HEADER_NAMES)
-    tail = all_headers[-count:]
-    if len(tail) != count or tuple(name for name, _ in tail) != DLQ_HEADER_NAMES:
-        raise ValueError(f"not a dead-letter record: its last {count} headers must be {list(DLQ_HEADER_NAMES)}")
-    context = dict(tail)
+    # By name, last occurrence wins: the Kafka table sink writes headers as a map, so their order is not kept.
+    context = {name: value for name, value in all_headers if name in DLQ_HEADER_NAMES}
+    missing = [name for name in DLQ_HEADER_NAMES if name not in context]
+    if missing:
+        raise ValueError(f"not a dead-letter record: headers {missing} are missing")
     stage = _text(H_STAGE, context[H_STAGE])
     if stage not in STAGES:
         raise ValueError(f"dead-letter header {H_STAGE!r} must be one of {list(STAGES)}, got {stage!r}")
@@ -108,7 +109,7 @@ def from_kafka(key: bytes | None, value: bytes | None, headers: Iterable[tuple[s
         timestamp_ms=_integer(H_TIMESTAMP, raw_timestamp) if raw_timestamp else None,
         key=key,
         value=value,
-        headers=tuple(all_headers[:-count]),
+        headers=tuple((name, data) for name, data in all_headers if name not in DLQ_HEADER_NAMES),
     )
     return DeadLetter(
         source=source,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from stack.kafka import KafkaBroker
+from stack.kafka_client import Message, consume, produce
 from stack.paths import ROOT, free_port
-from stack.pytest_plugin import Message, consume, produce
 
 pytestmark = pytest.mark.integration
 

@@ -121,7 +121,7 @@ class _RuntimeContext:
 def test_the_embed_function_loads_the_model_in_open_and_reports_gauges() -> None:
     function = EmbedFunction(EmbedConfig(linger_ms=1))
     context = _RuntimeContext()
-    function.open(context)  # type: ignore[arg-type]
+    function.open(context)
 
     async def main() -> list[Any]:
         outs = await asyncio.gather(*(function.async_invoke(change(t, i)) for i, t in enumerate([*TEXTS, TEXTS[0]])))

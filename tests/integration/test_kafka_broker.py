@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from stack import kafka
+from stack.kafka_client import consume, produce
 from stack.paths import free_port
-from stack.pytest_plugin import consume, produce
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,7 @@ def _hash(text: str) -> bytes:
     return blake2b(text.encode(), digest_size=16).digest()
 
 
-def change(
-    op: Op = UPSERT, *, version: int | None = None, content: str = "c1", text: str | None = "hello"
-) -> Change:
+def change(op: Op = UPSERT, *, version: int | None = None, content: str = "c1", text: str | None = "hello") -> Change:
     if op == DELETE:
         return Change(op=DELETE, namespace="ns", id="a", source=SOURCE, version=version, content_hash=_hash("delete"))
     return Change(
@@ -213,7 +211,7 @@ class _FakeRuntimeContext:
 def test_dedup_function_emits_skips_and_counts_through_keyed_state() -> None:
     ctx = _FakeRuntimeContext()
     function = DedupFunction(state_ttl_days=3)
-    function.open(ctx)  # type: ignore[arg-type]
+    function.open(ctx)
     inputs = [
         change(version=1),
         change(version=1),  # unchanged
@@ -221,7 +219,7 @@ def test_dedup_function_emits_skips_and_counts_through_keyed_state() -> None:
         change(version=2, content="c3"),  # stale
         change(DELETE, version=4),
     ]
-    emitted = [out for c in inputs for out in function.process_element(c, None)]  # type: ignore[arg-type]
+    emitted = [out for c in inputs for out in function.process_element(c, None)]
     assert emitted == [inputs[0], inputs[2], inputs[4]]
     counts = {name: counter.count for name, counter in ctx.metrics.counters.items()}
     assert counts == {"records_in": 5, "skipped_unchanged": 1, "skipped_stale": 1, "text_unchanged": 1}

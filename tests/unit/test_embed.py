@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from hashlib import blake2b
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import numpy as np
@@ -66,7 +67,7 @@ class FakeEncoder:
         return np.stack(rows)
 
 
-def run_stage(encoder: FakeEncoder, changes: list[Change], **config: int) -> tuple[list[Change | DeadLetter], Embedder]:
+def run_stage(encoder: FakeEncoder, changes: list[Change], **config: Any) -> tuple[list[Change | DeadLetter], Embedder]:
     embedder = Embedder(encoder, EmbedConfig(**config))
 
     async def main() -> list[Change | DeadLetter]:
@@ -82,7 +83,7 @@ def test_an_upsert_with_text_gets_the_models_vector_as_python_floats() -> None:
     (out,), embedder = run_stage(FakeEncoder(), [upsert("red shoe")])
     assert isinstance(out, Change)
     assert out.values == vector_of("red shoe").tolist()
-    assert all(type(x) is float for x in out.values)
+    assert out.values is not None and all(type(x) is float for x in out.values)
     assert embedder.stats.embedded == 1
 
 
@@ -224,7 +225,7 @@ def test_a_model_name_that_is_not_a_local_directory_is_rejected_without_download
 
 
 def test_a_directory_without_model_files_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="holds neither modules.json nor config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"holds neither modules\.json nor config\.json"):
         resolve_model_path(str(tmp_path))
 
 

@@ -1,0 +1,57 @@
+"""EmbedFunction under AsyncDataStream.ordered_wait in a real PyFlink local mini-cluster, with the real model."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from pyflink.common.time import Time
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import AsyncDataStream, StreamExecutionEnvironment
+
+from udfs.embed import EmbedConfig, EmbedFunction
+from udfs.records import UPSERT, Change, DeadLetter, SourceRecord
+
+pytestmark = pytest.mark.integration
+
+
+def change(text: str | None, offset: int, values: list[float] | None = None) -> Change:
+    return Change(
+        op=UPSERT,
+        namespace="ns",
+        id="same-id" if offset % 2 else f"id{offset}",
+        source=SourceRecord("t", 0, offset, None, None, b"{}"),
+        text=text,
+        values=values,
+    )
+
+
+def test_embed_function_under_ordered_wait_keeps_order_and_dead_letters_a_bad_text() -> None:
+    texts = [f"product number {i % 7} with a soft cotton cover" for i in range(40)]
+    inputs = [change(t, i) for i, t in enumerate(texts)]
+    inputs[5] = change("lone surrogate \ud800", 5)
+    inputs[6] = change(None, 6, values=[0.25] * 384)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    env.set_python_executable(sys.executable)
+    # from_collection cannot carry arbitrary Python objects to Java: send indexes, map them back in Python.
+    stream = env.from_collection(list(range(len(inputs))), type_info=Types.INT()).map(
+        lambda i: inputs[i], output_type=Types.PICKLED_BYTE_ARRAY()
+    )
+    embedded = AsyncDataStream.ordered_wait(
+        stream,
+        EmbedFunction(EmbedConfig(batch_size=16, linger_ms=10)),
+        Time.milliseconds(0),  # no per-record timer (see ARCHITECTURE.md)
+        capacity=64,
+        output_type=Types.PICKLED_BYTE_ARRAY(),
+    )
+    with embedded.execute_and_collect() as results:
+        out = list(results)
+    assert [o.source.offset for o in out] == list(range(len(inputs)))
+    assert isinstance(out[5], DeadLetter) and out[5].stage == "embed"
+    assert isinstance(out[6], Change) and out[6].values == [0.25] * 384
+    changes = [o for o in out if isinstance(o, Change)]
+    assert len(changes) == len(inputs) - 1
+    assert all(c.values is not None and len(c.values) == 384 for c in changes)
+    # Same text, same vector: 0 and 7 share "product number 0".
+    assert out[0].values == out[7].values
