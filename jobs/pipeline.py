@@ -38,6 +38,8 @@ class PipelineSpec:
     error_tolerance: str
     dead_letter_topic: str
     kafka_properties: Mapping[str, str]
+    secrets: tuple[str, ...] = ()
+    """Values to scrub from dead-letter messages (the API key, secret Kafka properties)."""
 
 
 def _dedup_key(change: Change) -> str:
@@ -47,7 +49,7 @@ def _dedup_key(change: Change) -> str:
 class _DeadLetterRows:
     """Map function: ``DeadLetter`` → raw Kafka row. A class so that the secrets to scrub travel pickled, not global."""
 
-    def __init__(self, secrets: tuple[str | None, ...]) -> None:
+    def __init__(self, secrets: tuple[str, ...]) -> None:
         self._secrets = secrets
 
     def __call__(self, dead_letter: DeadLetter) -> Any:
@@ -98,7 +100,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     sink_out.name("Pinecone sink").uid("pinecone-sink")
 
     dead_letters = decoded.get_side_output(DEAD_LETTERS).union(sink_out)
-    dlq_rows = dead_letters.map(_DeadLetterRows((spec.sink.api_key,)), output_type=raw_row_type()).name(
+    dlq_rows = dead_letters.map(_DeadLetterRows(spec.secrets), output_type=raw_row_type()).name(
         "Dead-letter records"
     )
     table, name = write_raw(

@@ -253,7 +253,7 @@ class Engine:
         for vector_id in ids:
             row = ns.rows.get(vector_id)
             if row is not None:
-                ns.metadata[row] = _merge_metadata(ns.metadata[row], patch)
+                ns.set_metadata(row, _merge_metadata(ns.metadata[row], patch))
 
     def set_metadata_many(self, index: IndexState, namespace: str, ids: list[str], patch: MetadataDict) -> None:
         """Merge ``patch`` into the metadata of each listed record."""

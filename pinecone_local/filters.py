@@ -1,7 +1,10 @@
 """Pinecone's metadata filter language: parsing, validation and evaluation.
 
-``compile_filter(spec)`` validates a filter once and returns a predicate over one record's metadata dict (or ``None``
-for a record without metadata). Invalid filters raise ``ApiError(400)`` before any record is looked at.
+``compile_filter(spec)`` validates a filter once and returns a ``Filter``: call it on one record's metadata dict (or
+``None`` for a record without metadata), or ask it for the boolean ``mask`` of a whole namespace, computed with numpy
+on the namespace's metadata columns (see ``columns``). The per-record form is the reference semantics; the mask form
+must agree with it on every record (property tests check this). Invalid filters raise ``ApiError(400)`` before any
+record is looked at.
 
 Semantics (Pinecone's, plus the choices Pinecone leaves implicit, stated here once):
 
@@ -18,13 +21,46 @@ Semantics (Pinecone's, plus the choices Pinecone leaves implicit, stated here on
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
+
+from .columns import KeyColumn
 from .errors import ApiError, bad_request
 from .limits import MAX_FILTER_IN_VALUES
 
 Metadata = Mapping[str, Any] | None
 Predicate = Callable[[Metadata], bool]
+
+
+class ColumnSource(Protocol):
+    """What a mask is computed over: a namespace (``store.Namespace``)."""
+
+    def __len__(self) -> int: ...
+
+    def column(self, key: str) -> KeyColumn:
+        """The metadata column of ``key``."""
+        ...
+
+
+MaskFunction = Callable[[ColumnSource], np.ndarray]
+
+
+class Filter:
+    """A validated filter: ``filter(metadata)`` tests one record, ``filter.mask(namespace)`` tests every row."""
+
+    __slots__ = ("_mask", "_predicate")
+
+    def __init__(self, predicate: Predicate, mask: MaskFunction) -> None:
+        self._predicate = predicate
+        self._mask = mask
+
+    def __call__(self, metadata: Metadata) -> bool:
+        return self._predicate(metadata)
+
+    def mask(self, source: ColumnSource) -> np.ndarray:
+        """One boolean per row of ``source`` (a fresh array the caller may modify)."""
+        return self._mask(source)
 
 _SCALAR_OPS = ("$eq", "$ne")
 _RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
@@ -59,14 +95,17 @@ def _matches_eq(stored: Any, wanted: Any) -> bool:
     return _scalar_equals(stored, wanted)
 
 
-def _make_eq(field: str, wanted: Any) -> Predicate:
+def _make_eq(field: str, wanted: Any) -> Filter:
     def eq(md: Metadata) -> bool:
         return md is not None and field in md and _matches_eq(md[field], wanted)
 
-    return eq
+    def eq_mask(source: ColumnSource) -> np.ndarray:
+        return source.column(field).equals(len(source), wanted)
+
+    return Filter(eq, eq_mask)
 
 
-def _make_in(field: str, wanted: list[Any]) -> Predicate:
+def _make_in(field: str, wanted: list[Any]) -> Filter:
     strings = frozenset(v for v in wanted if isinstance(v, str))
     numbers = frozenset(float(v) for v in wanted if _is_number(v))
     bools = frozenset(v for v in wanted if isinstance(v, bool))
@@ -86,10 +125,13 @@ def _make_in(field: str, wanted: list[Any]) -> Predicate:
             return any(one(element) for element in stored)
         return one(stored)
 
-    return is_in
+    def in_mask(source: ColumnSource) -> np.ndarray:
+        return source.column(field).is_in(len(source), strings, numbers, bools)
+
+    return Filter(is_in, in_mask)
 
 
-def _make_range(field: str, op: str, bound: float) -> Predicate:
+def _make_range(field: str, op: str, bound: float) -> Filter:
     compare: Callable[[float], bool]
     if op == "$gt":
         compare = bound.__lt__
@@ -111,45 +153,74 @@ def _make_range(field: str, op: str, bound: float) -> Predicate:
             return any(one(element) for element in stored)
         return one(stored)
 
-    return in_range
+    def range_mask(source: ColumnSource) -> np.ndarray:
+        return source.column(field).within(len(source), op, bound)
+
+    return Filter(in_range, range_mask)
 
 
-def _make_exists(field: str, wanted: bool) -> Predicate:
+def _make_exists(field: str, wanted: bool) -> Filter:
     def exists(md: Metadata) -> bool:
         return (md is not None and field in md) is wanted
 
-    return exists
+    def exists_mask(source: ColumnSource) -> np.ndarray:
+        present = source.column(field).present(len(source))
+        return present if wanted else ~present
+
+    return Filter(exists, exists_mask)
 
 
-def _negate(predicate: Predicate) -> Predicate:
+def _negate(inner: Filter) -> Filter:
     def negated(md: Metadata) -> bool:
-        return not predicate(md)
+        return not inner(md)
 
-    return negated
+    def negated_mask(source: ColumnSource) -> np.ndarray:
+        return ~inner.mask(source)
+
+    return Filter(negated, negated_mask)
 
 
-def _all_of(predicates: list[Predicate]) -> Predicate:
-    if len(predicates) == 1:
-        return predicates[0]
+def _all_of(parts: list[Filter]) -> Filter:
+    if len(parts) == 1:
+        return parts[0]
 
     def all_of(md: Metadata) -> bool:
-        return all(p(md) for p in predicates)
+        return all(p(md) for p in parts)
 
-    return all_of
+    def all_of_mask(source: ColumnSource) -> np.ndarray:
+        mask = parts[0].mask(source)
+        for part in parts[1:]:
+            mask &= part.mask(source)
+        return mask
+
+    return Filter(all_of, all_of_mask)
 
 
-def _any_of(predicates: list[Predicate]) -> Predicate:
+def _any_of(parts: list[Filter]) -> Filter:
     def any_of(md: Metadata) -> bool:
-        return any(p(md) for p in predicates)
+        return any(p(md) for p in parts)
 
-    return any_of
+    def any_of_mask(source: ColumnSource) -> np.ndarray:
+        mask = parts[0].mask(source)
+        for part in parts[1:]:
+            mask |= part.mask(source)
+        return mask
+
+    return Filter(any_of, any_of_mask)
 
 
 def _match_all(md: Metadata) -> bool:
     return True
 
 
-def _compile_operator(field: str, op: str, operand: Any) -> Predicate:
+def _match_all_mask(source: ColumnSource) -> np.ndarray:
+    return np.ones(len(source), dtype=bool)
+
+
+_MATCH_ALL = Filter(_match_all, _match_all_mask)
+
+
+def _compile_operator(field: str, op: str, operand: Any) -> Filter:
     if op in _SCALAR_OPS:
         if not _is_scalar(operand):
             raise _fail(f"{op} on field {field!r} expects a string, number or boolean, got {operand!r}")
@@ -176,7 +247,7 @@ def _compile_operator(field: str, op: str, operand: Any) -> Predicate:
     raise _fail(f"unknown operator {op!r} on field {field!r}")
 
 
-def _compile_field(field: str, condition: Any) -> Predicate:
+def _compile_field(field: str, condition: Any) -> Filter:
     if field.startswith("$"):
         raise _fail(f"unknown operator {field!r}")
     if isinstance(condition, Mapping):
@@ -188,7 +259,7 @@ def _compile_field(field: str, condition: Any) -> Predicate:
     raise _fail(f"field {field!r} must be compared with a string, number, boolean or operator object")
 
 
-def _compile_logical(op: str, operand: Any) -> Predicate:
+def _compile_logical(op: str, operand: Any) -> Filter:
     if not isinstance(operand, list) or not operand:
         raise _fail(f"{op} expects a non-empty array of filters")
     parts = []
@@ -199,10 +270,10 @@ def _compile_logical(op: str, operand: Any) -> Predicate:
     return _all_of(parts) if op == "$and" else _any_of(parts)
 
 
-def _compile_object(spec: Mapping[str, Any]) -> Predicate:
+def _compile_object(spec: Mapping[str, Any]) -> Filter:
     if not spec:
-        return _match_all
-    parts: list[Predicate] = []
+        return _MATCH_ALL
+    parts: list[Filter] = []
     for key, condition in spec.items():
         if not isinstance(key, str):
             raise _fail("keys must be strings")
@@ -213,8 +284,8 @@ def _compile_object(spec: Mapping[str, Any]) -> Predicate:
     return _all_of(parts)
 
 
-def compile_filter(spec: Any) -> Predicate:
-    """Validate ``spec`` and return a predicate over a record's metadata.
+def compile_filter(spec: Any) -> Filter:
+    """Validate ``spec`` and return it compiled (a predicate over one record's metadata, and a namespace mask).
 
     Raises:
         ApiError: 400 when the filter is not an object or breaks the grammar described in the module docstring.

@@ -177,11 +177,12 @@ class DataRoutes:
         vectors: dict[str, Any] = {}
         more = False
         if ns is not None:
+            selected = predicate.mask(ns)
             for vector_id in ns.sorted_ids():
                 if after is not None and vector_id.encode() <= after.encode():
                     continue
                 row = ns.rows[vector_id]
-                if not predicate(ns.metadata[row]):
+                if not selected[row]:
                     continue
                 if len(vectors) == limit:
                     more = True

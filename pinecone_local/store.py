@@ -1,8 +1,10 @@
 """In-memory vector store: indexes, namespaces, records, and exact search.
 
 A namespace keeps its dense vectors in one float32 matrix that grows by doubling, plus parallel Python lists for
-ids, metadata and sparse vectors; deletes move the last row into the hole, so rows stay dense. Mutating methods
-assume their input was validated (see ``validation``) and never fail half-way.
+ids, metadata and sparse vectors; deletes move the last row into the hole, so rows stay dense. Metadata keys that
+filters have used also live in columnar form (``columns``), kept in step by every mutator here, so filters are
+evaluated as numpy masks. Mutating methods assume their input was validated (see ``validation``) and never fail
+half-way.
 
 Thread safety: the server calls the store only from its event-loop thread, so operations are serialised; the store
 itself holds no locks.
@@ -10,16 +12,24 @@ itself holds no locks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from .columns import KeyColumn, MetadataColumns
 from .search import Match, top_matches
 from .validation import MetadataDict, SparseVector, UpsertBatch, VectorSpace
 
 _INITIAL_CAPACITY = 64
+
+
+class RowFilter(Protocol):
+    """What ``matching_rows`` needs of a compiled filter (``filters.Filter``)."""
+
+    def mask(self, source: Namespace) -> np.ndarray:
+        """One boolean per live row of ``source``."""
 
 
 class Namespace:
@@ -35,6 +45,7 @@ class Namespace:
         self.sparse: list[SparseVector | None] = []
         self.sparse_count = 0
         self._sorted_ids: list[str] | None = None
+        self.columns = MetadataColumns()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -58,7 +69,28 @@ class Namespace:
 
     def upsert(self, batch: UpsertBatch) -> None:
         """Insert or wholly replace each record of ``batch`` (ids in ``batch`` are unique)."""
-        self._reserve(len(self.ids) + len(batch.ids))
+        count = len(batch.ids)
+        start = len(self.ids)
+        self._reserve(start + count)
+        rows: slice | np.ndarray
+        if self.rows.keys().isdisjoint(batch.ids):
+            # All ids are new (the usual case when loading): append with list/dict bulk operations.
+            self.rows.update(zip(batch.ids, range(start, start + count)))
+            self.ids.extend(batch.ids)
+            self.metadata.extend(batch.metadata)
+            self.sparse.extend(batch.sparse)
+            self.sparse_count += count - batch.sparse.count(None)
+            self._sorted_ids = None
+            rows = slice(start, start + count)
+            if self.columns.columns:
+                self.columns.set_rows(range(start, start + count), batch.metadata, len(self.ids))
+        else:
+            rows = self._upsert_rows(batch)
+        if self.space.dimension:
+            self.matrix[rows] = batch.values
+            self.sq_norms[rows] = np.einsum("ij,ij->i", batch.values, batch.values)
+
+    def _upsert_rows(self, batch: UpsertBatch) -> np.ndarray:
         rows = np.empty(len(batch.ids), dtype=np.int64)
         for position, vector_id in enumerate(batch.ids):
             row = self.rows.get(vector_id)
@@ -75,9 +107,9 @@ class Namespace:
                 self.sparse_count += (batch.sparse[position] is not None) - (self.sparse[row] is not None)
                 self.sparse[row] = batch.sparse[position]
             rows[position] = row
-        if self.space.dimension:
-            self.matrix[rows] = batch.values
-            self.sq_norms[rows] = np.einsum("ij,ij->i", batch.values, batch.values)
+        if self.columns.columns:
+            self.columns.set_rows(rows.tolist(), batch.metadata, len(self.ids))
+        return rows
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove the given ids (unknown ids are ignored); returns how many were removed."""
@@ -97,6 +129,9 @@ class Namespace:
                 self.sparse[row] = self.sparse[last]
                 self.matrix[row] = self.matrix[last]
                 self.sq_norms[row] = self.sq_norms[last]
+                self.columns.move(last, row)
+            else:
+                self.columns.clear_row(row)
             self.ids.pop()
             self.metadata.pop()
             self.sparse.pop()
@@ -120,11 +155,21 @@ class Namespace:
             self.sparse_count += self.sparse[row] is None
             self.sparse[row] = sparse
         if metadata is not None:
-            self.metadata[row] = metadata
+            self.set_metadata(row, metadata)
 
-    def matching_rows(self, predicate: Callable[[MetadataDict | None], bool]) -> np.ndarray:
-        """Row numbers whose metadata satisfies ``predicate``."""
-        return np.fromiter((row for row, md in enumerate(self.metadata) if predicate(md)), dtype=np.int64)
+    def set_metadata(self, row: int, metadata: MetadataDict | None) -> None:
+        """Replace the metadata of ``row``."""
+        self.metadata[row] = metadata
+        if self.columns.columns:
+            self.columns.set_rows((row,), (metadata,), len(self.ids))
+
+    def column(self, key: str) -> KeyColumn:
+        """The columnar form of metadata key ``key`` (built on first use, then maintained)."""
+        return self.columns.column(key, self.metadata)
+
+    def matching_rows(self, selection: RowFilter) -> np.ndarray:
+        """Row numbers (ascending) whose metadata satisfies ``selection``."""
+        return np.flatnonzero(selection.mask(self))
 
     def sorted_ids(self) -> list[str]:
         """All ids in byte order of their UTF-8 encoding (cached until the next insert or delete)."""

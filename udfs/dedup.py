@@ -13,7 +13,8 @@ Rules of ``decide`` (``state`` is what this id's last applied change left; ``Non
    The state's version is the highest version applied so far: an unversioned change keeps the previous one, so a
    late older versioned change stays fenced.
 2. An upsert whose ``content_hash`` equals the state's (and the state is not a tombstone) is ``SKIP_UNCHANGED``; if
-   it carries a larger version, the state's version is raised to it.
+   it carries a larger version, the state's version is raised to it. An empty ``content_hash`` (not computed) never
+   matches, so a missing hash can cost a redundant write but never drop a change.
 3. A delete leaves a tombstone (``deleted=True`` plus its version) instead of forgetting the id, so that an older
    update arriving late cannot resurrect a deleted record. A delete of an already deleted id is ``SKIP_UNCHANGED``
    (the tombstone's version is raised if the delete's is larger). A delete of an id with no state is emitted: the
@@ -122,7 +123,7 @@ def decide(state: DedupState | None, change: Change) -> Decision:
         change.replaces = True
         return Decision(Action.EMIT, DedupState(version, change.content_hash, None, True))
 
-    if not state.deleted and change.content_hash == state.content_hash:
+    if not state.deleted and change.content_hash and change.content_hash == state.content_hash:
         raised = None if version == state.version else DedupState(version, state.content_hash, state.text_hash, False)
         return Decision(Action.SKIP_UNCHANGED, raised)
 

@@ -42,7 +42,7 @@ from udfs.errors import RecordError
 from udfs.records import DELETE, Change, DeadLetter
 
 DEFAULT_BATCH_SIZE = 64
-"""On 2 CPU cores batches of 64-128 give ~2.5x the throughput of one text at a time (benchmarks/embed_bench.py)."""
+"""Batches of 32-64 gave the best CPU throughput on 2 cores with 30-60-word texts (benchmarks/embed_bench.py)."""
 MAX_BATCH_SIZE = 1024
 DEFAULT_LINGER_MS = 20
 MAX_LINGER_MS = 1000

@@ -9,8 +9,14 @@ downloaded: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set and the 
 torch and sentence-transformers are imported inside the functions that need them, never at module import: the
 driver script imports the job's modules to build the graph, and importing torch there costs ~10 s and ~0.5 GB.
 
-Measured on the development machine (2 CPU cores, torch 2.15 CPU, sentence-transformers 6.2): importing torch and
-sentence-transformers ~5-11 s (cold disk), loading the default model ~0.5 s; the process RSS is then ~0.95 GB.
+Measured on the development machine (2 shared vCPUs, torch 2.15, sentence-transformers 6.2): importing torch and
+sentence-transformers 9-14 s, loading the default model 0.3-0.5 s; the process RSS is then ~0.95 GB. So the first
+``open()`` of the embed function in a Python worker takes ~10-15 s.
+
+Torch threads: torch's default is one intra-op thread per core. On 2 shared cores, 2 threads gave the best batched
+throughput but one-text-at-a-time speed collapsed whenever another process took a core (OpenMP threads wait on each
+other); 1 thread gave a steady ~30 texts/s in every mode. Set ``torch_threads=1`` where the embed stage shares few
+cores with the rest of the job.
 """
 
 from __future__ import annotations

@@ -70,6 +70,13 @@ def test_an_unchanged_upsert_with_the_same_version_leaves_the_state_as_is() -> N
     assert decision.state is None
 
 
+def test_an_upsert_without_content_hash_is_never_skipped_as_unchanged() -> None:
+    state = DedupState(5, b"", None, False)
+    c = change(version=5)
+    c.content_hash = b""
+    assert decide(state, c).action is Action.EMIT
+
+
 def test_an_update_with_unchanged_text_is_emitted_and_marked_text_unchanged() -> None:
     c = change(version=6, content="new metadata", text="hello")
     decision = decide(live(version=5), c)

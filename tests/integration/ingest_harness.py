@@ -1,0 +1,143 @@
+"""Runs the ingest job the way users do (its own process, a Flink mini-cluster) against the session's real Kafka
+broker and local Pinecone server, and reads back what it left: the index through the real SDK, and the dead-letter
+topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stack.kafka import KafkaBroker
+from stack.kafka_client import Message, consume, produce
+from stack.paths import ROOT, free_port
+
+JOB_TIMEOUT_S = 420
+Record = tuple[bytes | None, bytes | None]
+
+
+def value(**fields: Any) -> bytes:
+    return json.dumps(fields).encode()
+
+
+@dataclass
+class IngestRun:
+    """One job run: its process result, and readers for the index and the dead-letter topic."""
+
+    broker: KafkaBroker
+    index: Any
+    dead_letter_topic: str
+    result: subprocess.CompletedProcess[str]
+    topics: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+    def snapshot(self, namespace: str) -> dict[str, tuple[tuple[float, ...], dict[str, Any]]]:
+        """Every record of ``namespace``: id → (values rounded to 5 places, metadata)."""
+        ids = [item.id for page in self.index.list(namespace=namespace) for item in _page_items(page)]
+        records: dict[str, tuple[tuple[float, ...], dict[str, Any]]] = {}
+        for start in range(0, len(ids), 200):
+            fetched = self.index.fetch(ids=ids[start : start + 200], namespace=namespace)
+            for record_id, vector in fetched.vectors.items():
+                values = tuple(round(float(v), 5) for v in vector.values)
+                records[record_id] = (values, dict(vector.metadata or {}))
+        return records
+
+    def dead_letters(self, expected: int | None = None) -> list[Message]:
+        return consume(self.broker.bootstrap_servers, self.dead_letter_topic, expected=expected, timeout_s=30)
+
+
+def _page_items(page: Any) -> Iterable[Any]:
+    if isinstance(page, list):  # some SDK versions yield lists of ids
+        return [type("Item", (), {"id": i})() for i in page]
+    return getattr(page, "vectors", page)
+
+
+def dead_letter_headers(message: Message) -> dict[str, str]:
+    return {name: (data or b"").decode() for name, data in message.headers if name.startswith("kpf.")}
+
+
+@dataclass
+class IngestHarness:
+    broker: KafkaBroker
+    pinecone_url: str
+    topic: Callable[..., str]
+    tmp_path: Path
+    pinecone: Any
+    pinecone_admin: Callable[..., Any]
+
+    def create_index(self, dimension: int, metric: str = "cosine") -> tuple[str, Any]:
+        name = f"ingest-{uuid.uuid4().hex[:10]}"
+        self.pinecone.create_index(
+            name=name, dimension=dimension, metric=metric, spec={"serverless": {"cloud": "aws", "region": "local"}}
+        )
+        return name, self.pinecone.index(name=name)
+
+    def run(
+        self,
+        records: dict[str, Sequence[Record]] | Sequence[Record],
+        *args: str,
+        dimension: int = 4,
+        metric: str = "cosine",
+        index: tuple[str, Any] | None = None,
+        expect_success: bool = True,
+        partitions: int = 1,
+        during: Callable[[Any], None] | None = None,
+    ) -> IngestRun:
+        """Produce ``records`` (to one new topic, or to topics named by the dict's keys), run the job bounded, and
+        return the run. In ``args``, ``@topic@`` stands for the (first) topic's name and ``@topic:NAME@`` for the
+        topic of key NAME. ``during(run_started_at)`` is called in a thread while the job runs."""
+        by_topic = records if isinstance(records, dict) else {"in": records}
+        topics = {name: self.topic(name, partitions=partitions) for name in by_topic}
+        for name, topic_records in by_topic.items():
+            if topic_records:
+                produce(self.broker.bootstrap_servers, topics[name], topic_records)
+        dead_letter_topic = self.topic("dlq")
+        index_name, sdk_index = index or self.create_index(dimension, metric)
+        formatted = []
+        for arg in args:
+            for name, topic in topics.items():
+                arg = arg.replace(f"@topic:{name}@", topic)
+            formatted.append(arg.replace("@topic@", next(iter(topics.values()))))
+        command = [
+            sys.executable,
+            "-m",
+            "jobs.ingest_job",
+            f"--kafka.bootstrap-servers={self.broker.bootstrap_servers}",
+            f"--kafka.topics={','.join(topics.values())}",
+            f"--kafka.group-id=test-{uuid.uuid4().hex[:8]}",
+            "--kafka.starting-position=earliest",
+            "--kafka.bounded=true",
+            f"--pinecone.index={index_name}",
+            f"--pinecone.controller-host={self.pinecone_url}",
+            "--errors.tolerance=all",
+            f"--errors.dead-letter-topic={dead_letter_topic}",
+            "--flink.checkpoint-interval-ms=1000",
+            f"--flink.rest-port={free_port()}",
+            f"--flink.run-dir={self.tmp_path / uuid.uuid4().hex[:6]}",
+            *formatted,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PINECONE_API_KEY": "local-test-key"}
+        if during is None:
+            result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+        else:
+            with subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ) as job:
+                helper = threading.Thread(target=during, args=(sdk_index,), daemon=True)
+                helper.start()
+                stdout, stderr = job.communicate(timeout=JOB_TIMEOUT_S)
+                helper.join(timeout=30)
+            result = subprocess.CompletedProcess(command, job.returncode, stdout, stderr)
+        if expect_success:
+            assert result.returncode == 0, f"job failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        return IngestRun(self.broker, sdk_index, dead_letter_topic, result, list(topics.values()))

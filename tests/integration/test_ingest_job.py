@@ -1,0 +1,231 @@
+"""End to end: a real Kafka broker, the Flink mini-cluster, the local Pinecone server through the real SDK.
+
+Each test runs the ingest job as its own process on a bounded stream and checks where every record ended: in the
+index (read back through the SDK) or in the dead-letter topic (with its error pinned).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.integration.ingest_harness import IngestHarness, dead_letter_headers, value
+from udfs.ids import uuid_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_precomputed_vectors_deletes_and_every_kind_of_bad_input_end_where_the_readme_says(
+    ingest: IngestHarness,
+) -> None:
+    big = "x" * 41_000
+    records: list[tuple[bytes | None, bytes | None]] = [
+        (b"k1", value(values=[1, 0, 0, 0], title="a", nested={"x": 1, "y": None}, tags=["a", "b"], n=None)),
+        (b"k2", value(values="[0, 1, 0, 0]", title="b", price=12)),
+        (b"k3", value(values=[0, 0, 1, 0])),
+        (b"k3", None),  # tombstone
+        (b"k4", value(values=[0, 0, 0, 1])),
+        (b"k4", value(values=[0, 0, 0, 1], __deleted="true")),
+        (b"k5", value(op="c", before=None, after={"values": [1, 1, 0, 0], "title": "e"})),
+        (b"k5", value(op="d", before={"values": [1, 1, 0, 0], "title": "e"}, after=None)),
+        (b"bad-json", b'{"values": [1, 0'),
+        (b"bad-empty", b""),
+        (b"bad-dimension", value(values=[1, 2, 3])),
+        (b"bad-nan", value(values="[NaN, 0, 0, 0]")),
+        (b"bad-element", value(values=["a", 0, 0, 0])),
+        (b"bad-string", value(values="not a vector")),
+        (None, value(values=[1, 0, 0, 1])),  # no key: no id
+        (b"bad-metadata", value(values=[1, 0, 1, 0], blob=big)),
+        (b"bad-zero", value(values=[0, 0, 0, 0])),
+        (b"bad-array", b"[1, 2, 3]"),
+    ]
+    run = ingest.run(records, dimension=4)
+
+    namespace = run.topics[0]
+    index = run.snapshot(namespace)
+    assert set(index) == {uuid_for(b"k1"), uuid_for(b"k2")}
+    values, metadata = index[uuid_for(b"k1")]
+    assert values == (1.0, 0.0, 0.0, 0.0)
+    assert metadata == {"title": "a", "nested.x": 1.0, "tags": ["a", "b"]}
+    assert index[uuid_for(b"k2")] == ((0.0, 1.0, 0.0, 0.0), {"title": "b", "price": 12.0})
+
+    expected = {
+        b"bad-json": ("InvalidJsonError", "not valid JSON"),
+        b"bad-empty": ("EmptyValueError", "empty"),
+        b"bad-dimension": ("DimensionMismatchError", "dimension 3 does not match the dimension of the index 4"),
+        b"bad-nan": ("NonFiniteVectorError", ""),
+        b"bad-element": ("InvalidVectorError", ""),
+        b"bad-string": ("InvalidVectorError", ""),
+        None: ("MissingIdError", ""),
+        b"bad-metadata": ("MetadataTooLargeError", "40960"),
+        b"bad-zero": ("ZeroVectorError", ""),
+        b"bad-array": ("NotAnObjectError", ""),
+    }
+    dead = run.dead_letters(expected=len(expected))
+    assert len(dead) == len(expected)
+    offsets = {key: offset for offset, (key, _) in enumerate(records)}
+    for message in dead:
+        headers = dead_letter_headers(message)
+        error_class, fragment = expected[message.key]
+        assert headers["kpf.error.class"] == error_class, headers
+        assert fragment in headers["kpf.error.message"]
+        assert headers["kpf.error.stage"] == "decode"
+        assert headers["kpf.source.topic"] == namespace
+        assert headers["kpf.source.partition"] == "0"
+        assert headers["kpf.source.offset"] == str(offsets[message.key])
+        assert message.value == records[offsets[message.key]][1], "the original value bytes are kept"
+
+
+def test_field_ids_versions_and_namespace_template_keep_the_newest_version_and_never_resurrect_a_delete(
+    ingest: IngestHarness,
+) -> None:
+    records = [
+        (b"a", value(id="u1", values=[1, 0, 0, 0], v=1, name="one")),
+        (b"b", value(id="u1", values=[1, 0, 0, 0], v=3, name="three")),
+        (b"c", value(id="u1", values=[0, 1, 0, 0], v=2, name="two")),  # stale: older than 3
+        (b"d", value(id="u2", values=[0, 0, 1, 0], v=1)),
+        (b"d", value(id="u2", values=[0, 0, 1, 0], v=1)),  # unchanged duplicate
+        (b"e", value(id="u3", values=[0, 0, 0, 1], v=5)),
+        (b"e", value(id="u3", values=[0, 0, 0, 1], v=6, __deleted="true")),
+        (b"e", value(id="u3", values=[0, 1, 0, 1], v=4)),  # late and older than the delete
+        (b"f", value(id="x" * 513, values=[1, 1, 1, 1], v=1)),
+        (b"g", value(values=[1, 1, 1, 0], v=1)),
+        (b"h", value(id="u4", values=[1, 1, 1, 0])),  # no version
+    ]
+    run = ingest.run(
+        records,
+        "--id.strategy=field",
+        "--id.field=id",
+        "--id.format=raw",
+        "--dedup.version-field=v",
+        "--pinecone.namespace-template=pinecone_${topic}",
+    )
+    index = run.snapshot(f"pinecone_{run.topics[0]}")
+    assert set(index) == {"u1", "u2"}
+    assert index["u1"] == ((1.0, 0.0, 0.0, 0.0), {"id": "u1", "v": 3.0, "name": "three"})
+    classes = sorted(dead_letter_headers(m)["kpf.error.class"] for m in run.dead_letters(expected=3))
+    assert classes == ["IdTooLongError", "MissingIdError", "MissingVersionError"]
+
+
+def test_text_records_are_embedded_with_the_packaged_model_and_updates_keep_vectors_in_step(
+    ingest: IngestHarness,
+) -> None:
+    from udfs.embed_model import load_encoder
+
+    rows = [
+        {"sku": "s1", "title": "Trail rain jacket", "description": "Waterproof shell", "price": 100},
+        {"sku": "s2", "title": "Espresso machine", "description": "Fifteen-bar pump", "price": 300},
+        {"sku": "s1", "title": "Trail rain jacket", "description": "Waterproof shell", "price": 80},  # text same
+        {"sku": "s2", "title": "Espresso machine", "description": "Steam wand for milk", "price": 300},
+        {"sku": "s3", "title": "Desk lamp", "description": "", "price": 20, "values": [0.5] * 384},  # own vector
+    ]
+    records = [(row["sku"].encode(), json.dumps(row).encode()) for row in rows]
+    run = ingest.run(
+        records,
+        "--id.strategy=field",
+        "--id.field=sku",
+        "--id.format=raw",
+        "--embedding.text-fields=title,description",
+        dimension=384,
+    )
+    index = run.snapshot(run.topics[0])
+    assert set(index) == {"s1", "s2", "s3"}
+    encoder = load_encoder("default", device="cpu", batch_size=8)
+    expected = encoder.encode(["Trail rain jacket\nWaterproof shell", "Espresso machine\nSteam wand for milk"])
+    for sku, vector in zip(("s1", "s2"), expected, strict=True):
+        got = index[sku][0]
+        assert max(abs(a - float(b)) for a, b in zip(got, vector, strict=True)) < 1e-4, sku
+    assert index["s1"][1]["price"] == 80.0
+    assert index["s2"][1]["description"] == "Steam wand for milk"
+    assert index["s3"][0] == tuple([0.5] * 384)
+
+
+def test_fail_fast_stops_the_job_with_an_error_naming_the_record(ingest: IngestHarness) -> None:
+    records = [(b"k1", value(values=[1, 0, 0, 0])), (b"k2", value(values=[0, 1, 0, 0])), (b"k3", b"{oops")]
+    run = ingest.run(
+        records,
+        "--errors.tolerance=none",
+        "--flink.conf=restart-strategy.type=none",
+        expect_success=False,
+    )
+    assert run.result.returncode != 0
+    assert f"record {run.topics[0]}[0]@2 rejected in decode: InvalidJsonError" in run.output
+
+
+def test_a_missing_index_fails_at_start_naming_the_index(ingest: IngestHarness) -> None:
+    run = ingest.run([], index=("no-such-index", None), expect_success=False)
+    assert run.result.returncode != 0
+    assert "'no-such-index' does not exist" in run.output
+
+
+def test_schema_evolution_none_requires_the_namespace_to_exist(ingest: IngestHarness) -> None:
+    run = ingest.run([(b"k", value(values=[1, 0, 0, 0]))], "--schema.evolution=none", expect_success=False)
+    assert run.result.returncode != 0
+    assert "do not exist" in run.output and run.topics[0] in run.output
+
+
+def _stream(count: int, ids: int) -> list[tuple[bytes | None, bytes | None]]:
+    """Upserts, updates and deletes over ``ids`` ids, deterministic."""
+    records: list[tuple[bytes | None, bytes | None]] = []
+    for i in range(count):
+        key = f"id-{(i * 7) % ids}".encode()
+        if i % 11 == 5:
+            records.append((key, None))
+        else:
+            records.append((key, value(values=[1.0, (i % 13) / 13, (i % 5) / 5, 0.5], seq=i, group=f"g{i % 3}")))
+    return records
+
+
+def test_after_an_injected_failure_mid_stream_the_index_equals_an_undisturbed_runs(
+    ingest: IngestHarness,
+) -> None:
+    records = _stream(4000, 600)
+    common = ("--sink.batch-size=20", "--sink.max-retries=1", "--sink.retry-interval-ms=10")
+    undisturbed = ingest.run(records, *common)
+    expected = undisturbed.snapshot(undisturbed.topics[0])
+    assert 300 < len(expected) < 600
+
+    admin = ingest.pinecone_admin
+    injected: dict[str, Any] = {}
+
+    def fail_mid_stream(index: Any) -> None:
+        admin("PUT", "/admin/faults", {"latency_ms": 3})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            stats = index.describe_index_stats()
+            if stats.total_vector_count >= 150:
+                break
+            time.sleep(0.05)
+        admin("PUT", "/admin/faults", {"fail_next": [{"kind": "upsert", "count": 6, "status": 503}]})
+        injected["at"] = stats.total_vector_count
+        admin("PUT", "/admin/faults", {"latency_ms": 0})
+
+    disturbed = ingest.run(records, *common, during=fail_mid_stream)
+    admin("POST", "/admin/faults/reset")
+    assert injected.get("at", 0) >= 150, "the failure was not injected mid-stream"
+    assert "SinkUnavailableError" in disturbed.output, "the injected failure did not fail the job"
+    assert disturbed.snapshot(disturbed.topics[0]) == expected
+
+
+def test_a_second_run_with_the_same_group_resumes_from_the_committed_offsets(ingest: IngestHarness) -> None:
+    group = f"resume-{uuid.uuid4().hex[:6]}"
+    name, index = ingest.create_index(4)
+    first = ingest.run([(b"a", value(values=[1, 0, 0, 0]))], f"--kafka.group-id={group}", index=(name, index))
+    assert set(first.snapshot(first.topics[0])) == {uuid_for(b"a")}
+    # Remove what the first run wrote: if the second run re-read the topic from the start, "a" would come back.
+    index.delete(ids=[uuid_for(b"a")], namespace=first.topics[0])
+    from stack.kafka_client import produce
+
+    produce(ingest.broker.bootstrap_servers, first.topics[0], [(b"b", value(values=[0, 1, 0, 0]))])
+    second = ingest.run(
+        [],
+        f"--kafka.topics={first.topics[0]}",
+        f"--kafka.group-id={group}",
+        "--kafka.starting-position=committed",
+        index=(name, index),
+    )
+    assert set(second.snapshot(first.topics[0])) == {uuid_for(b"b")}
