@@ -188,7 +188,8 @@ class Engine:
 
     def upsert(self, index: IndexState, namespace: str, batch: UpsertBatch) -> int:
         """Insert or replace records; returns how many were upserted."""
-        self._log(OP_UPSERT, self._upsert_payload(index.name, namespace, batch))
+        if self.journal is not None:
+            self._log(OP_UPSERT, self._upsert_payload(index.name, namespace, batch))
         self._apply_upsert(index, namespace, batch)
         return len(batch.ids)
 

@@ -62,6 +62,7 @@ class Filter:
         """One boolean per row of ``source`` (a fresh array the caller may modify)."""
         return self._mask(source)
 
+
 _SCALAR_OPS = ("$eq", "$ne")
 _RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 _SET_OPS = ("$in", "$nin")

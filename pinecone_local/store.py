@@ -75,7 +75,7 @@ class Namespace:
         rows: slice | np.ndarray
         if self.rows.keys().isdisjoint(batch.ids):
             # All ids are new (the usual case when loading): append with list/dict bulk operations.
-            self.rows.update(zip(batch.ids, range(start, start + count)))
+            self.rows.update(zip(batch.ids, range(start, start + count), strict=True))
             self.ids.extend(batch.ids)
             self.metadata.extend(batch.metadata)
             self.sparse.extend(batch.sparse)

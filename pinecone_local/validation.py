@@ -148,6 +148,13 @@ def check_metadata(metadata: Any) -> MetadataDict:
 
     Numbers are returned as float64, as Pinecone stores them.
     """
+    clean = _clean_metadata(metadata)
+    check_metadata_size(clean)
+    return clean
+
+
+def _clean_metadata(metadata: Any) -> MetadataDict:
+    """``check_metadata`` without the size check."""
     if not isinstance(metadata, dict):
         raise bad_request("Metadata must be a JSON object")
     clean: MetadataDict = {}
@@ -156,14 +163,22 @@ def check_metadata(metadata: Any) -> MetadataDict:
             raise bad_request("Metadata keys must not be empty")
         if key[0] == "$":
             raise bad_request(f"Metadata key '{key}' must not start with '$'")
-        # Exact-type checks first: they settle the common str/float/bool values without the general dispatch.
+        # Exact-type checks first: they settle the common values without the general dispatch.
         kind = type(value)
         if kind is str or kind is bool or (kind is float and math.isfinite(value)):
             clean[key] = value
+        elif kind is int:
+            clean[key] = float(value)
         else:
             clean[key] = _metadata_value(key, value)
-    check_metadata_size(clean)
     return clean
+
+
+def _metadata_sizes_fit(metadata: list[MetadataDict | None]) -> bool:
+    """True when every entry is within the size limit: one encoding of the whole list settles the usual case."""
+    if len(orjson.dumps(metadata)) <= MAX_METADATA_BYTES:
+        return True
+    return all(entry is None or len(orjson.dumps(entry)) <= MAX_METADATA_BYTES for entry in metadata)
 
 
 def check_metadata_size(metadata: MetadataDict) -> None:
@@ -269,6 +284,19 @@ def _reference_dense_matrix(rows: list[Any], space: VectorSpace, what: str) -> n
     return matrix
 
 
+def _batch_metadata(vectors: list[dict[str, Any]]) -> list[MetadataDict | None]:
+    """Checked metadata of every record; errors are the ones ``check_metadata`` raises, first record first."""
+    raws = [record.get("metadata") for record in vectors]
+    try:
+        clean = [None if raw is None else _clean_metadata(raw) for raw in raws]
+        if _metadata_sizes_fit(clean):
+            return clean
+    except ApiError:
+        pass
+    # Some record is invalid: the per-record checks raise the same error, in the same order, as they always did.
+    return [None if raw is None else check_metadata(raw) for raw in raws]
+
+
 def check_upsert(body: dict[str, Any], space: VectorSpace) -> UpsertBatch:
     """Validate an upsert body in full; nothing is applied unless every record passes."""
     vectors = body.get("vectors")
@@ -283,10 +311,18 @@ def check_upsert(body: dict[str, Any], space: VectorSpace) -> UpsertBatch:
     for position, record in enumerate(vectors):
         if not isinstance(record, dict):
             raise bad_request("Each vector must be an object with 'id' and 'values'")
-        last_position[check_id(record.get("id"))] = position
-    if len(last_position) != len(vectors):
+        vector_id = record.get("id")
+        # Inline test of the common valid id; check_id words the error (or accepts an unusual valid one).
+        if type(vector_id) is not str or not 0 < len(vector_id) <= MAX_ID_LENGTH or not vector_id.isascii():
+            vector_id = check_id(vector_id)
+        elif "\x00" in vector_id:
+            check_id(vector_id)
+        last_position[vector_id] = position
+    if len(last_position) == len(vectors):
+        ids = list(last_position)
+    else:
         vectors = [vectors[p] for p in sorted(last_position.values())]
-    ids = [record["id"] for record in vectors]
+        ids = [record["id"] for record in vectors]
 
     if space.sparse:
         for record in vectors:
@@ -298,8 +334,7 @@ def check_upsert(body: dict[str, Any], space: VectorSpace) -> UpsertBatch:
 
     if not space.sparse and not any("sparseValues" in record for record in vectors):
         # The common dense-only batch: metadata is the only per-record work left.
-        dense_only = [None if (raw := record.get("metadata")) is None else check_metadata(raw) for record in vectors]
-        return UpsertBatch(ids=ids, values=matrix, metadata=dense_only, sparse=[None] * len(vectors))
+        return UpsertBatch(ids=ids, values=matrix, metadata=_batch_metadata(vectors), sparse=[None] * len(vectors))
     metadata: list[MetadataDict | None] = []
     sparse: list[SparseVector | None] = []
     for record in vectors:

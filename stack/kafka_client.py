@@ -31,7 +31,11 @@ def produce(
     """Produce ``(key, value[, headers])`` records synchronously; returns how many were acknowledged."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5})
+    # log_level 3: a broker that has just started answers "coordinator load in progress" once (a retried warning);
+    # delivery errors still surface through the callback below.
+    producer = Producer(
+        {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5, "log_level": 3}
+    )
     errors: list[str] = []
     count = 0
 

@@ -131,7 +131,11 @@ def load_encoder(
     path = resolve_model_path(model)
     resolved_device = resolve_device(device)
     import torch
+    import transformers
     from sentence_transformers import SentenceTransformer
+
+    # Quiet when healthy: no "Loading weights" progress bar in job logs or the demo's output.
+    transformers.utils.logging.disable_progress_bar()
 
     if torch_threads > 0:
         torch.set_num_threads(torch_threads)

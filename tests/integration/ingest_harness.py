@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,43 @@ def _page_items(page: Any) -> Iterable[Any]:
     return getattr(page, "vectors", page)
 
 
+@dataclass
+class RunningJob:
+    """What a ``during`` callback gets: the index, the job's Flink REST address, and its process."""
+
+    index: Any
+    rest_url: str
+    process: subprocess.Popen[str]
+
+    def vertex_metrics(self, vertex_name: str, names: Iterable[str], timeout_s: float = 120) -> dict[str, str]:
+        """Wait until the running job's vertex whose name contains ``vertex_name`` reports every metric whose id
+        ends with one of ``names``; return them (id suffix → value)."""
+        import httpx
+
+        wanted = tuple(names)
+        deadline = time.monotonic() + timeout_s
+        found: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            try:
+                jobs = httpx.get(f"{self.rest_url}/jobs", timeout=5).json()["jobs"]
+                running = [j["id"] for j in jobs if j["status"] == "RUNNING"]
+                if running:
+                    job = httpx.get(f"{self.rest_url}/jobs/{running[0]}", timeout=5).json()
+                    vertex = next(v["id"] for v in job["vertices"] if vertex_name in v["name"])
+                    base = f"{self.rest_url}/jobs/{running[0]}/vertices/{vertex}/metrics"
+                    ids = [m["id"] for m in httpx.get(base, timeout=5).json()]
+                    selected = [i for i in ids if i.split(".")[-1] in wanted]
+                    if selected:
+                        values = httpx.get(base, params={"get": ",".join(selected)}, timeout=5).json()
+                        found = {m["id"].split(".")[-1]: m["value"] for m in values}
+                        if set(found) == set(wanted):
+                            return found
+            except (httpx.HTTPError, KeyError, StopIteration, ValueError):
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"metrics {wanted} of vertex {vertex_name!r} not all reported; last seen {found}")
+
+
 def dead_letter_headers(message: Message) -> dict[str, str]:
     return {name: (data or b"").decode() for name, data in message.headers if name.startswith("kpf.")}
 
@@ -92,10 +130,12 @@ class IngestHarness:
         expect_success: bool = True,
         partitions: int = 1,
         during: Callable[[Any], None] | None = None,
+        unbounded: bool = False,
     ) -> IngestRun:
         """Produce ``records`` (to one new topic, or to topics named by the dict's keys), run the job bounded, and
         return the run. In ``args``, ``@topic@`` stands for the (first) topic's name and ``@topic:NAME@`` for the
-        topic of key NAME. ``during(run_started_at)`` is called in a thread while the job runs."""
+        topic of key NAME. ``during(job)`` is called in a thread while the job runs, with a ``RunningJob``;
+        ``unbounded`` runs the job without an end and stops it (SIGTERM) once ``during`` has returned."""
         by_topic = records if isinstance(records, dict) else {"in": records}
         topics = {name: self.topic(name, partitions=partitions) for name in by_topic}
         for name, topic_records in by_topic.items():
@@ -108,6 +148,7 @@ class IngestHarness:
             for name, topic in topics.items():
                 arg = arg.replace(f"@topic:{name}@", topic)
             formatted.append(arg.replace("@topic@", next(iter(topics.values()))))
+        rest_port = free_port()
         command = [
             sys.executable,
             "-m",
@@ -116,13 +157,13 @@ class IngestHarness:
             f"--kafka.topics={','.join(topics.values())}",
             f"--kafka.group-id=test-{uuid.uuid4().hex[:8]}",
             "--kafka.starting-position=earliest",
-            "--kafka.bounded=true",
+            f"--kafka.bounded={str(not unbounded).lower()}",
             f"--pinecone.index={index_name}",
             f"--pinecone.controller-host={self.pinecone_url}",
             "--errors.tolerance=all",
             f"--errors.dead-letter-topic={dead_letter_topic}",
             "--flink.checkpoint-interval-ms=1000",
-            f"--flink.rest-port={free_port()}",
+            f"--flink.rest-port={rest_port}",
             f"--flink.run-dir={self.tmp_path / uuid.uuid4().hex[:6]}",
             *formatted,
         ]
@@ -133,10 +174,24 @@ class IngestHarness:
             with subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             ) as job:
-                helper = threading.Thread(target=during, args=(sdk_index,), daemon=True)
+                running = RunningJob(sdk_index, f"http://127.0.0.1:{rest_port}", job)
+                errors: list[BaseException] = []
+
+                def call() -> None:
+                    try:
+                        during(running)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
+                        errors.append(exc)
+                    finally:
+                        if unbounded:
+                            job.terminate()
+
+                helper = threading.Thread(target=call, daemon=True)
                 helper.start()
                 stdout, stderr = job.communicate(timeout=JOB_TIMEOUT_S)
                 helper.join(timeout=30)
+                if errors:
+                    raise errors[0]
             result = subprocess.CompletedProcess(command, job.returncode, stdout, stderr)
         if expect_success:
             assert result.returncode == 0, f"job failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"

@@ -192,7 +192,8 @@ def test_after_an_injected_failure_mid_stream_the_index_equals_an_undisturbed_ru
     admin = ingest.pinecone_admin
     injected: dict[str, Any] = {}
 
-    def fail_mid_stream(index: Any) -> None:
+    def fail_mid_stream(job: Any) -> None:
+        index = job.index
         admin("PUT", "/admin/faults", {"latency_ms": 3})
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -229,3 +230,24 @@ def test_a_second_run_with_the_same_group_resumes_from_the_committed_offsets(ing
         index=(name, index),
     )
     assert set(second.snapshot(first.topics[0])) == {uuid_for(b"b")}
+
+
+def test_the_jobs_metrics_are_visible_in_the_flink_rest_api(ingest: IngestHarness) -> None:
+    records = [(f"k{i}".encode(), value(values=[1, i, 0, 0])) for i in range(40)]
+    records += [(b"k1", value(values=[1, 1, 0, 0])), (b"bad", b"{"), (b"k2", value(values=[1, 0, 0, 0], v=0))]
+    seen: dict[str, dict[str, str]] = {}
+
+    def read_metrics(job: Any) -> None:
+        # Python metrics are reported at bundle ends: read until the whole input has been counted.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen["decode"] = job.vertex_metrics("Decode", ["records_in", "decoded", "dead_lettered"])
+            seen["sink"] = job.vertex_metrics("Pinecone sink", ["upserted", "updated", "skipped_unchanged", "lag_ms"])
+            if seen["decode"]["records_in"] == "43" and seen["sink"]["upserted"] == "40":
+                return
+            time.sleep(0.5)
+
+    ingest.run(records, during=read_metrics, unbounded=True, expect_success=False)
+    assert seen["decode"] == {"records_in": "43", "decoded": "42", "dead_lettered": "1"}
+    assert (seen["sink"]["upserted"], seen["sink"]["updated"], seen["sink"]["skipped_unchanged"]) == ("40", "1", "1")
+    assert int(seen["sink"]["lag_ms"]) > 0
