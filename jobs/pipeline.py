@@ -100,9 +100,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     sink_out.name("Pinecone sink").uid("pinecone-sink")
 
     dead_letters = decoded.get_side_output(DEAD_LETTERS).union(sink_out)
-    dlq_rows = dead_letters.map(_DeadLetterRows(spec.secrets), output_type=raw_row_type()).name(
-        "Dead-letter records"
-    )
+    dlq_rows = dead_letters.map(_DeadLetterRows(spec.secrets), output_type=raw_row_type()).name("Dead-letter records")
     table, name = write_raw(
         t_env, dlq_rows, spec.source.bootstrap_servers, spec.dead_letter_topic, spec.kafka_properties, DEAD_LETTER_TABLE
     )
