@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from stack.flink import job_process_environment
 from stack.kafka import KafkaBroker
 from stack.kafka_client import consume, produce
 from stack.paths import ROOT, RUN_DIR, free_port
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         rest_port = free_port()
         print(f"• running the ingest job (Flink Web UI while it runs: http://127.0.0.1:{rest_port})", flush=True)
         command = [sys.executable, "-m", "jobs.ingest_job", *job_arguments(broker, server.url, rest_port, run_dir)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = job_process_environment()
         job = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if job.returncode != 0:
             print(job.stdout[-2000:], job.stderr[-4000:], sep="\n", file=sys.stderr)

@@ -5,7 +5,8 @@ workers then run inside this process too (loopback mode). The configuration come
 :mod:`stack.flink`; the Kafka connector jar is added with ``env.add_jars`` (``-Dpipeline.jars`` would not reach
 the Python client).
 
-Under ``flink run`` the cluster's own configuration applies and the jar travels with ``-j``; nothing is rendered.
+Under ``flink run`` the cluster's own configuration applies (plus the job's own settings, see ``create_session``) and
+the jar travels with ``-j``; nothing is rendered.
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ class FlinkSession:
     web_ui: str | None
 
 
+CLUSTER_LEVEL_SETTINGS = frozenset({"rest.port"})
+"""Settings of the cluster itself: a job submitted with ``flink run`` cannot change them, so they are not applied."""
+
+
 def under_flink_run() -> bool:
-    """True when this script was started by the ``flink run`` client (it sets these for the Python driver)."""
-    return "FLINK_BIN_DIR" in os.environ or "_PYFLINK_ENTRY_POINT" in os.environ  # set by the flink launcher
+    """True when this script is the Python driver of ``flink run``: that client starts the Java gateway itself and
+    hands its port to the driver in ``PYFLINK_GATEWAY_PORT`` (``org.apache.flink.client.python.PythonEnvUtils``;
+    ``pyflink.java_gateway`` then connects to it instead of launching a JVM). ``FLINK_BIN_DIR`` is no signal:
+    ``config.sh`` exports it to every process a Flink script starts, the TaskManager's Python workers included,
+    and users often have it set in their shell."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
 
 
 def create_session(
@@ -39,7 +48,8 @@ def create_session(
 ) -> FlinkSession:
     """A StreamExecutionEnvironment and its table environment, configured from ``flink-conf/``.
 
-    ``overrides`` are flat Flink settings (e.g. ``{"rest.port": "0"}``) applied last.
+    ``overrides`` are flat Flink settings (e.g. ``{"rest.port": "0"}``) applied last. Under ``flink run`` the
+    cluster's configuration applies, with ``overrides`` except ``CLUSTER_LEVEL_SETTINGS`` on top of it.
     """
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
@@ -47,6 +57,13 @@ def create_session(
 
     if under_flink_run():
         env = StreamExecutionEnvironment.get_execution_environment()
+        # The cluster's config.yaml applies; the job's own settings (checkpoint interval, --flink.conf) are
+        # applied on top for this job, as ``flink run -D`` would.
+        job_settings = Configuration()
+        for key, value in (overrides or {}).items():
+            if key not in CLUSTER_LEVEL_SETTINGS:
+                job_settings.set_string(key, value)
+        env.configure(job_settings)
         web_ui = None
     else:
         conf_dir = run_dir / "flink-conf"

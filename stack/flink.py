@@ -71,3 +71,32 @@ def render_conf_dir(
         handle.write("# Rendered by stack/flink.py from flink-conf/config.yaml: edit that file, not this one.\n")
         yaml.safe_dump(settings, handle, default_flow_style=False, sort_keys=True)
     return settings
+
+
+# Set in a process that has run PyFlink (its gateway, or Python workers in loopback mode): a job started from such a
+# process (a test, the demo) must not inherit them, or it would think it runs inside a worker or under `flink run`.
+_INHERITED_FLINK_VARIABLES = (
+    "PYFLINK_GATEWAY_DISABLED",
+    "PYFLINK_GATEWAY_PORT",
+    "FLINK_HOME",
+    "FLINK_LIB_DIR",
+    "FLINK_PLUGINS_DIR",
+    "FLINK_OPT_DIR",
+    "FLINK_BIN_DIR",
+    "FLINK_CONF_DIR",
+    "FLINK_LOG_DIR",
+    "_PYFLINK_ENTRY_POINT",
+)
+
+
+def job_process_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for starting a job as its own process from this one: this process's environment without
+    PyFlink's process-local variables, with the project on ``PYTHONPATH``."""
+    import os
+
+    from stack.paths import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in _INHERITED_FLINK_VARIABLES}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra or {})
+    return env

@@ -5,7 +5,6 @@ topic."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stack.flink import job_process_environment
 from stack.kafka import KafkaBroker
 from stack.kafka_client import Message, consume, produce
 from stack.paths import ROOT, free_port
@@ -167,7 +167,7 @@ class IngestHarness:
             f"--flink.run-dir={self.tmp_path / uuid.uuid4().hex[:6]}",
             *formatted,
         ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PINECONE_API_KEY": "local-test-key"}
+        env = job_process_environment({"PINECONE_API_KEY": "local-test-key"})
         if during is None:
             result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
         else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.flink import job_process_environment
 from stack.kafka import KafkaBroker
 from stack.kafka_client import Message, consume, produce
 from stack.paths import ROOT, free_port
@@ -39,7 +39,7 @@ def run_job(broker: KafkaBroker, run_dir: Path, *args: str) -> subprocess.Comple
         "--bounded",
         *args,
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = job_process_environment()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert result.returncode == 0, f"job failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result

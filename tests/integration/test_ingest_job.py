@@ -123,7 +123,7 @@ def test_text_records_are_embedded_with_the_packaged_model_and_updates_keep_vect
         {"sku": "s2", "title": "Espresso machine", "description": "Steam wand for milk", "price": 300},
         {"sku": "s3", "title": "Desk lamp", "description": "", "price": 20, "values": [0.5] * 384},  # own vector
     ]
-    records = [(row["sku"].encode(), json.dumps(row).encode()) for row in rows]
+    records = [(str(row["sku"]).encode(), json.dumps(row).encode()) for row in rows]
     run = ingest.run(
         records,
         "--id.strategy=field",
