@@ -40,10 +40,10 @@ kafka-stop: ## stop the local Kafka broker
 	@$(PY) -m stack.kafka stop
 
 pinecone-start: setup ## start the local Pinecone-compatible server (127.0.0.1:5080, data in .run/pinecone)
-	@$(PY) -m pinecone_local start --port 5080 --data-dir .run/pinecone
+	@mkdir -p .run && $(PY) -m pinecone_local start --port 5080 --data-dir .run/pinecone --pid-file .run/pinecone.pid --log-file .run/pinecone.log
 
 pinecone-stop: ## stop the local Pinecone-compatible server
-	@$(PY) -m pinecone_local stop
+	@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid
 
 bench-pinecone-local: setup ## benchmark the local Pinecone server (upsert throughput, query latency)
 	@$(PY) benchmarks/pinecone_local_bench.py
@@ -57,7 +57,7 @@ lock: ## regenerate requirements.lock from the current environment
 
 clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m stack.kafka stop 2>/dev/null
-	-@$(PY) -m pinecone_local stop 2>/dev/null
+	-@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
 .PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed lock clean
