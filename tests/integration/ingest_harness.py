@@ -131,13 +131,19 @@ class IngestHarness:
         partitions: int = 1,
         during: Callable[[Any], None] | None = None,
         unbounded: bool = False,
+        exact_topic_names: bool = False,
     ) -> IngestRun:
         """Produce ``records`` (to one new topic, or to topics named by the dict's keys), run the job bounded, and
         return the run. In ``args``, ``@topic@`` stands for the (first) topic's name and ``@topic:NAME@`` for the
         topic of key NAME. ``during(job)`` is called in a thread while the job runs, with a ``RunningJob``;
-        ``unbounded`` runs the job without an end and stops it (SIGTERM) once ``during`` has returned."""
+        ``unbounded`` runs the job without an end and stops it (SIGTERM) once ``during`` has returned.
+        ``exact_topic_names`` uses the dict's keys as topic names instead of unique names derived from them."""
         by_topic = records if isinstance(records, dict) else {"in": records}
-        topics = {name: self.topic(name, partitions=partitions) for name in by_topic}
+        if exact_topic_names:
+            self.broker.create_topics(list(by_topic), partitions=partitions)
+            topics = {name: name for name in by_topic}
+        else:
+            topics = {name: self.topic(name, partitions=partitions) for name in by_topic}
         for name, topic_records in by_topic.items():
             if topic_records:
                 produce(self.broker.bootstrap_servers, topics[name], topic_records)
@@ -154,7 +160,6 @@ class IngestHarness:
             "-m",
             "jobs.ingest_job",
             f"--kafka.bootstrap-servers={self.broker.bootstrap_servers}",
-            f"--kafka.topics={','.join(topics.values())}",
             f"--kafka.group-id=test-{uuid.uuid4().hex[:8]}",
             "--kafka.starting-position=earliest",
             f"--kafka.bounded={str(not unbounded).lower()}",
@@ -167,6 +172,8 @@ class IngestHarness:
             f"--flink.run-dir={self.tmp_path / uuid.uuid4().hex[:6]}",
             *formatted,
         ]
+        if not any(arg.startswith("--kafka.topic-pattern") for arg in formatted):
+            command.append(f"--kafka.topics={','.join(topics.values())}")
         env = job_process_environment({"PINECONE_API_KEY": "local-test-key"})
         if during is None:
             result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from stack.kafka_client import consume
 from tests.integration.ingest_harness import IngestHarness, dead_letter_headers, value
 from udfs.ids import uuid_for
 
@@ -251,3 +252,42 @@ def test_the_jobs_metrics_are_visible_in_the_flink_rest_api(ingest: IngestHarnes
     assert seen["decode"] == {"records_in": "43", "decoded": "42", "dead_lettered": "1"}
     assert (seen["sink"]["upserted"], seen["sink"]["updated"], seen["sink"]["skipped_unchanged"]) == ("40", "1", "1")
     assert int(seen["sink"]["lag_ms"]) > 0
+
+
+def test_topic_pattern_namespace_map_random_ids_sparse_values_metadata_fields_and_disabled_deletes(
+    ingest: IngestHarness,
+) -> None:
+    sparse = {"indices": [3, 17], "values": [0.5, 0.25]}
+    records = {
+        "alpha": [
+            (b"a1", value(values=[1, 0, 0, 0], sparse=sparse, title="first", color="red")),
+            (b"a1", value(values=[1, 0, 0, 0], sparse=sparse, title="first", color="red")),
+            (b"a1", None),  # deletes are disabled: a counted skip, neither a delete nor a dead letter
+        ],
+        "beta": [(b"b1", value(values=[0, 1, 0, 0], title="second", color="blue"))],
+    }
+    prefix = f"pattern-{uuid.uuid4().hex[:6]}"
+    run = ingest.run(
+        {f"{prefix}-alpha": records["alpha"], f"{prefix}-beta": records["beta"]},
+        f"--kafka.topic-pattern={prefix}-.*",
+        "--id.strategy=none",
+        "--delete.enabled=false",
+        f"--pinecone.namespace-map=@topic:{prefix}-alpha@=alpha-ns",
+        "--vector.sparse-field=sparse",
+        "--metadata.fields=title",
+        "--sink.linger-ms=5",
+        "--sink.batch-size=1",
+        metric="dotproduct",
+        exact_topic_names=True,
+    )
+    alpha = run.snapshot("alpha-ns")
+    assert len(alpha) == 2, "id strategy none: every record is a new id (insert semantics)"
+    assert all(uuid.UUID(record_id).version == 4 for record_id in alpha)
+    assert all(metadata == {"title": "first"} for _, metadata in alpha.values())
+    fetched = run.index.fetch(ids=list(alpha), namespace="alpha-ns")
+    for vector in fetched.vectors.values():
+        assert list(vector.sparse_values.indices) == [3, 17]
+        assert [round(v, 5) for v in vector.sparse_values.values] == [0.5, 0.25]
+    beta = run.snapshot(f"{prefix}-beta")
+    assert [metadata for _, metadata in beta.values()] == [{"title": "second"}]
+    assert consume(ingest.broker.bootstrap_servers, run.dead_letter_topic, timeout_s=5) == []

@@ -1,0 +1,140 @@
+"""The ingest job operated as Flink users operate it: a standalone cluster (separate JobManager and TaskManager
+JVMs), ``flink run`` submission, metrics from the REST API, stop with a savepoint, resume with a changed option.
+
+One test walks the whole life cycle (a cluster costs ~10 s and a submission ~20 s on two cores): every id must be
+in the index with its newest version, deleted ids must be gone, and the resumed job must start from the savepoint's
+offsets (it reads only what was produced after the stop).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+from pinecone_local.pytest_plugin import LocalServer
+from stack.cluster import FlinkCluster
+from stack.kafka import KafkaBroker
+from stack.kafka_client import produce
+
+pytestmark = pytest.mark.integration
+
+INDEX_TIMEOUT_S = 90.0
+Record = tuple[bytes, bytes | None]
+
+
+def _upsert(record_id: int, version: int) -> Record:
+    value = {"values": [1.0, record_id / 100, version / 10, 0.5], "version": version}
+    return f"id-{record_id}".encode(), json.dumps(value).encode()
+
+
+def _snapshot(index: Any, namespace: str) -> dict[str, float]:
+    """Every record of ``namespace``: id → its ``version`` metadata."""
+    ids = [item.id for page in index.list(namespace=namespace) for item in getattr(page, "vectors", page)]
+    versions: dict[str, float] = {}
+    for start in range(0, len(ids), 200):
+        fetched = index.fetch(ids=ids[start : start + 200], namespace=namespace)
+        versions.update({rid: float((v.metadata or {})["version"]) for rid, v in fetched.vectors.items()})
+    return versions
+
+
+def _wait_for_index(index: Any, namespace: str, expected: dict[str, float]) -> dict[str, float]:
+    deadline = time.monotonic() + INDEX_TIMEOUT_S
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        seen = _snapshot(index, namespace)
+        if seen == expected:
+            return seen
+        time.sleep(0.5)
+    missing = sorted(set(expected) - set(seen))[:5]
+    stale = sorted(k for k in expected if k in seen and seen[k] != expected[k])[:5]
+    extra = sorted(set(seen) - set(expected))[:5]
+    raise AssertionError(f"index never matched: missing {missing}, stale {stale}, unexpected {extra}")
+
+
+def _wait_for_metrics(cluster: FlinkCluster, job_id: str, vertex: str, expected: dict[str, float]) -> dict[str, float]:
+    """Metrics are reported every few seconds: poll until they show ``expected`` (absent counters read as 0)."""
+    deadline = time.monotonic() + INDEX_TIMEOUT_S
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        reported = cluster.metrics(job_id, vertex, expected)
+        seen = {name: reported.get(name, 0.0) for name in expected}
+        if seen == expected:
+            return seen
+        time.sleep(0.5)
+    raise AssertionError(f"metrics of {vertex!r}: expected {expected}, last seen {seen}")
+
+
+def _latest(records: Iterable[Record]) -> dict[str, float]:
+    """What the index must hold after ``records``: id → version of the last upsert, deleted ids absent."""
+    state: dict[str, float] = {}
+    for key, value in records:
+        if value is None:
+            state.pop(key.decode(), None)
+        else:
+            state[key.decode()] = float(json.loads(value)["version"])
+    return state
+
+
+def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_with_a_new_batch_size(
+    flink_cluster: FlinkCluster,
+    kafka_broker: KafkaBroker,
+    kafka_topic: Callable[..., str],
+    pinecone_local_server: LocalServer,
+) -> None:
+    topic, dead_letter_topic = kafka_topic("in"), kafka_topic("dlq")
+    index_name = f"cluster-{uuid.uuid4().hex[:10]}"
+    pinecone = pinecone_local_server.client()
+    pinecone.create_index(
+        name=index_name, dimension=4, metric="cosine", spec={"serverless": {"cloud": "aws", "region": "local"}}
+    )
+    index = pinecone.index(name=index_name)
+    options = [
+        f"--kafka.bootstrap-servers={kafka_broker.bootstrap_servers}",
+        f"--kafka.topics={topic}",
+        f"--kafka.group-id=cluster-{uuid.uuid4().hex[:8]}",
+        "--kafka.starting-position=earliest",
+        f"--pinecone.index={index_name}",
+        f"--pinecone.controller-host={pinecone_local_server.url}",
+        "--id.format=raw",
+        "--errors.tolerance=all",
+        f"--errors.dead-letter-topic={dead_letter_topic}",
+        "--flink.checkpoint-interval-ms=1000",
+    ]
+    first = [_upsert(i, 1) for i in range(200)]
+    produce(kafka_broker.bootstrap_servers, topic, first)
+
+    job_id = flink_cluster.submit([*options, "--sink.batch-size=50"])
+    flink_cluster.wait_until_running(job_id)
+    _wait_for_index(index, topic, _latest(first))
+    assert _wait_for_metrics(flink_cluster, job_id, "Pinecone sink", {"upserted": 200.0, "deleted": 0.0}) == {
+        "upserted": 200.0,
+        "deleted": 0.0,
+    }
+    assert _wait_for_metrics(flink_cluster, job_id, "Decode", {"records_in": 200.0}) == {"records_in": 200.0}
+
+    savepoint = flink_cluster.stop_with_savepoint(job_id)
+    assert flink_cluster.job_status(job_id) == "FINISHED"
+    assert savepoint.startswith("file:") and str(flink_cluster.savepoint_dir) in savepoint
+
+    # While the job is stopped: updates of half the ids, new ids, and deletes.
+    second: list[Record] = [_upsert(i, 2) for i in range(100)]
+    second += [_upsert(i, 1) for i in range(200, 300)]
+    second += [(f"id-{i}".encode(), None) for i in range(150, 160)]
+    produce(kafka_broker.bootstrap_servers, topic, second)
+
+    resumed = flink_cluster.resume(savepoint, [*options, "--sink.batch-size=7"])
+    assert resumed != job_id
+    flink_cluster.wait_until_running(resumed)
+    final = _wait_for_index(index, topic, _latest(first + second))
+    assert len(final) == 290 and final["id-0"] == 2.0 and "id-150" not in final and final["id-299"] == 1.0
+    # Started from the savepoint's offsets: only the 210 records produced after the stop are read again.
+    # upserted counts new ids, updated the upserts of ids that held an applied version.
+    expected = {"records_in": 210.0, "upserted": 100.0, "updated": 100.0, "deleted": 10.0}
+    assert _wait_for_metrics(flink_cluster, resumed, "Pinecone sink", expected) == expected
+    flink_cluster.cancel(resumed)
+    flink_cluster.wait_for_state(resumed, {"CANCELED"}, timeout_s=60)
