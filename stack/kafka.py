@@ -116,7 +116,14 @@ class KafkaBroker:
             self._run_tool(
                 java,
                 classpath,
-                ["kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(), "-c", str(properties)],
+                [
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    # "=" form: a random id may begin with "-", which the tool would take for an option.
+                    f"--cluster-id={_cluster_id()}",
+                    f"--config={properties}",
+                ],
             )
         with open(self.workdir / "broker.out", "ab") as out:
             proc = subprocess.Popen(

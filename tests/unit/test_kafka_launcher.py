@@ -36,3 +36,27 @@ def test_the_command_line_reports_a_missing_prerequisite_with_exit_code_2(
     monkeypatch.setattr(kafka, "KAFKA_CLASSPATH_DIR", tmp_path / "empty")
     assert kafka.main(["--dir", str(tmp_path), "start"]) == 2
     assert "error: the Kafka broker classpath is missing" in capsys.readouterr().err
+
+
+def test_a_cluster_id_is_22_url_safe_characters_and_is_passed_so_a_leading_dash_is_no_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(kafka, "_cluster_id", lambda: "-starts-with-a-dash-xx")
+    monkeypatch.setattr(KafkaBroker, "_run_tool", lambda self, java, cp, args: calls.append(args))
+    monkeypatch.setattr(kafka, "_classpath", lambda: "cp")
+
+    class Stop(Exception):
+        pass
+
+    def popen(*_args: object, **_kwargs: object) -> None:
+        raise Stop
+
+    monkeypatch.setattr(kafka.subprocess, "Popen", popen)
+    with pytest.raises(Stop):
+        KafkaBroker(tmp_path).start()
+    assert "--cluster-id=-starts-with-a-dash-xx" in calls[0]
+    ids = {kafka._cluster_id() for _ in range(200)}
+    assert all(
+        len(i) == 22 and set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for i in ids
+    )
