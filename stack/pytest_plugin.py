@@ -1,4 +1,5 @@
-"""Pytest fixtures for a real Kafka broker: one broker per test session, unique topics per test.
+"""Pytest fixtures for a real Kafka broker (one per test session, unique topics per test) and a standalone Flink
+cluster (one per test module that asks for it).
 
 Register with ``pytest_plugins = ["stack.pytest_plugin"]`` in the root conftest.
 """
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from stack.cluster import FlinkCluster
 from stack.kafka import KafkaBroker
 from stack.paths import free_port
 
@@ -37,3 +39,16 @@ def kafka_topic(kafka_broker: KafkaBroker, request: pytest.FixtureRequest) -> Ca
         return name
 
     return create
+
+
+@pytest.fixture(scope="module")
+def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkCluster]:
+    """A standalone Flink cluster (a JobManager and a TaskManager JVM, 2 slots) on free loopback ports, for one
+    test module; stopped afterwards with every process it started, whatever the tests did."""
+    cluster = FlinkCluster(tmp_path_factory.mktemp("flink-cluster"), rest_port=free_port(), rpc_port=free_port())
+    try:
+        seconds = cluster.start()
+        print(f"Flink cluster started in {seconds:.1f}s")  # shown with -s
+        yield cluster
+    finally:
+        cluster.stop()

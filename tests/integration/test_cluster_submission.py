@@ -108,8 +108,11 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     first = [_upsert(i, 1) for i in range(200)]
     produce(kafka_broker.bootstrap_servers, topic, first)
 
+    began = time.monotonic()
     job_id = flink_cluster.submit([*options, "--sink.batch-size=50"])
+    submitted = time.monotonic()
     flink_cluster.wait_until_running(job_id)
+    timings = {"flink run": submitted - began, "submission to RUNNING": time.monotonic() - began}
     _wait_for_index(index, topic, _latest(first))
     assert _wait_for_metrics(flink_cluster, job_id, "Pinecone sink", {"upserted": 200.0, "deleted": 0.0}) == {
         "upserted": 200.0,
@@ -117,7 +120,9 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     }
     assert _wait_for_metrics(flink_cluster, job_id, "Decode", {"records_in": 200.0}) == {"records_in": 200.0}
 
+    began = time.monotonic()
     savepoint = flink_cluster.stop_with_savepoint(job_id)
+    timings["stop with savepoint"] = time.monotonic() - began
     assert flink_cluster.job_status(job_id) == "FINISHED"
     assert savepoint.startswith("file:") and str(flink_cluster.savepoint_dir) in savepoint
 
@@ -127,9 +132,12 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     second += [(f"id-{i}".encode(), None) for i in range(150, 160)]
     produce(kafka_broker.bootstrap_servers, topic, second)
 
+    began = time.monotonic()
     resumed = flink_cluster.resume(savepoint, [*options, "--sink.batch-size=7"])
     assert resumed != job_id
     flink_cluster.wait_until_running(resumed)
+    timings["resume to RUNNING"] = time.monotonic() - began
+    print("timings (s):", {phase: round(seconds, 1) for phase, seconds in timings.items()})  # shown with -s
     final = _wait_for_index(index, topic, _latest(first + second))
     assert len(final) == 290 and final["id-0"] == 2.0 and "id-150" not in final and final["id-299"] == 1.0
     # Started from the savepoint's offsets: only the 210 records produced after the stop are read again.

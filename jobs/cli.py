@@ -1,0 +1,590 @@
+"""``kpf``: the users' command line (also ``python -m jobs.cli``).
+
+    kpf run [--print-flink-run] JOB-OPTIONS      run the ingest job here (a Flink mini-cluster), or print the
+                                                 ``flink run`` command that submits it to a cluster
+    kpf validate JOB-OPTIONS                     load and check a configuration; print it, secrets masked
+    kpf stack start|stop|status                  the local Kafka broker and Pinecone-compatible server (in .run/)
+    kpf status [--rest-url URL] [--job ID]       a running job's state and key metrics, from the Flink REST API
+    kpf dlq replay [filters] [fixes] [--dry-run] re-produce dead letters to their source topic (or --to TOPIC)
+
+Exit codes everywhere: 0 ok, 1 runtime failure (a process, broker, server or job failed), 2 usage or configuration
+error. Secrets (the Pinecone API key, secret Kafka properties) are never printed: ``validate`` masks them and
+``--print-flink-run`` shows them as ``***``.
+
+Dead-letter replay policy: the whole dead-letter topic is read from its beginning to its end (as it is when the
+command starts); the records matching every given filter are selected; each is fixed (``--set`` first, then
+``--transform``) and only if every selected record could be fixed is anything produced. A replayed record keeps its
+original key, value (unless fixed) and headers, without the ``kpf.*`` headers the job added. Nothing is committed or
+deleted in the dead-letter topic: a second replay re-sends the same records, which the job's dedup skips when they
+are unchanged (their content hash is in its state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import os
+import shlex
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+
+from stack.paths import ROOT, RUN_DIR
+
+PROG = "kpf"
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+DEFAULT_REST_URL = "http://127.0.0.1:8081"
+DEFAULT_DEAD_LETTER_TOPIC = "pinecone-dead-letter"
+"""The job's default ``errors.dead-letter-topic`` (jobs.config is not imported for it: that import is slow)."""
+DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_KAFKA_CONTROLLER_PORT = 9093
+DEFAULT_PINECONE_PORT = 5080
+DLQ_READ_TIMEOUT_S = 60.0
+"""Longest time to read the dead-letter topic to its end."""
+POLL_TIMEOUT_S = 0.5
+PRODUCE_TIMEOUT_S = 60.0
+MASK = "***"
+DECODE_VERTEX = "Decode"
+SKIPPED_PREFIX = "skipped_"
+STATUS_COUNTERS = (
+    ("records in", "records_in"),
+    ("upserted", "upserted"),
+    ("updated", "updated"),
+    ("deleted", "deleted"),
+    ("dead-lettered", "dead_lettered"),
+    ("skipped", SKIPPED_PREFIX),
+)
+
+
+class UsageError(Exception):
+    """A usage or configuration error: exit 2."""
+
+
+class CommandError(Exception):
+    """A runtime failure: exit 1."""
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+# --- run and validate -------------------------------------------------------------------------------------------------
+
+
+class _JobOptionsHelp(argparse.Action):
+    """``-h``/``--help`` of ``run`` and ``validate``: the subcommand's own flags, then every job option."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> NoReturn:
+        from jobs.config import parser as job_parser
+
+        parser.print_help()
+        print("\njob options (the same as python -m jobs.ingest_job):")
+        job_help = job_parser().format_help()
+        print(job_help[job_help.find("\n\n") + 2 :] if "\n\n" in job_help else job_help)
+        parser.exit(EXIT_OK)
+
+
+def _load_config(job_args: Sequence[str]) -> Any:
+    from jobs.config import JobConfigError, load_job_config
+
+    try:
+        return load_job_config(job_args, os.environ)
+    except JobConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _masked(job_args: Sequence[str], secrets: Sequence[str]) -> tuple[list[str], bool]:
+    """``job_args`` with every secret value replaced by ``***``, and whether any was."""
+    masked, changed = [], False
+    for arg in job_args:
+        for secret in secrets:
+            if secret and secret in arg:
+                arg, changed = arg.replace(secret, MASK), True
+        masked.append(arg)
+    return masked, changed
+
+
+def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
+    if not args.print_flink_run:
+        from jobs.ingest_job import main as run_job
+
+        return run_job(job_args)
+    from stack.cluster import ARCHIVE_NAME, build_job_archive, flink_run_command
+
+    config = _load_config(job_args)
+    archive = build_job_archive(Path(args.archive) if args.archive else Path(config.flink.run_dir) / ARCHIVE_NAME)
+    shown, masked = _masked(job_args, config.secrets())
+    print(shlex.join(flink_run_command(shown, archive=archive, savepoint=args.savepoint, flink=args.flink)))
+    if masked:
+        print(f"{PROG}: secret values are shown as {MASK}: put them in a --config file instead", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_validate(_: argparse.Namespace, job_args: list[str]) -> int:
+    config = _load_config(job_args)
+    print("configuration is valid:")
+    for item in dataclasses.fields(config):
+        print(f"  {item.name}: {getattr(config, item.name)!r}")
+    return EXIT_OK
+
+
+# --- stack ------------------------------------------------------------------------------------------------------------
+
+
+def _broker(args: argparse.Namespace) -> Any:
+    from stack.kafka import KafkaBroker
+
+    return KafkaBroker(Path(args.dir) / "kafka", port=args.kafka_port, controller_port=args.kafka_controller_port)
+
+
+def _pinecone_files(args: argparse.Namespace) -> dict[str, str]:
+    directory = Path(args.dir)
+    return {
+        "--pid-file": str(directory / "pinecone.pid"),
+        "--log-file": str(directory / "pinecone.log"),
+        "--data-dir": str(directory / "pinecone"),
+    }
+
+
+def _pinecone_url(args: argparse.Namespace) -> str:
+    return f"http://127.0.0.1:{args.pinecone_port}"
+
+
+def cmd_stack(args: argparse.Namespace, _: list[str]) -> int:
+    from pinecone_local.cli import is_healthy
+    from pinecone_local.cli import main as pinecone_local
+    from stack.paths import MissingPrerequisiteError
+
+    broker = _broker(args)
+    files = _pinecone_files(args)
+    if args.action == "status":
+        kafka_up = broker.pid() is not None and broker.is_ready()
+        pinecone_up = is_healthy(_pinecone_url(args))
+        print(f"Kafka broker at {broker.bootstrap_servers}: {'ready' if kafka_up else 'not running'}")
+        print(f"Pinecone-compatible server at {_pinecone_url(args)}: {'ready' if pinecone_up else 'not running'}")
+        return EXIT_OK if kafka_up and pinecone_up else EXIT_FAILURE
+    if args.action == "stop":
+        broker.stop()
+        print("Kafka broker stopped")
+        if Path(files["--pid-file"]).exists():
+            pinecone_local(["stop", "--pid-file", files["--pid-file"]])
+        return EXIT_OK
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    started_broker = broker.pid() is None
+    try:
+        seconds = broker.start()
+    except (MissingPrerequisiteError, RuntimeError) as exc:
+        raise CommandError(f"the Kafka broker did not start: {exc}") from None
+    print(f"Kafka broker ready at {broker.bootstrap_servers} ({seconds:.1f}s; log: {broker.log_file})")
+    if is_healthy(_pinecone_url(args)):
+        print(f"Pinecone-compatible server already running at {_pinecone_url(args)}")
+        return EXIT_OK
+    # The server runs as `python -m pinecone_local`: make the package importable from any working directory.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    argv = ["start", "--port", str(args.pinecone_port), *(part for item in files.items() for part in item)]
+    if pinecone_local(argv) != 0:
+        if started_broker:
+            broker.stop()  # leave nothing half-started behind
+        raise CommandError(f"the Pinecone-compatible server did not start (log: {files['--log-file']})")
+    return EXIT_OK
+
+
+# --- status -----------------------------------------------------------------------------------------------------------
+
+
+def _pick_job(jobs: list[dict[str, Any]], job_id: str | None) -> dict[str, Any]:
+    if job_id is not None:
+        for job in jobs:
+            if job["jid"] == job_id:
+                return job
+        raise CommandError(f"no job {job_id} on this cluster")
+    if not jobs:
+        raise CommandError("no job on this cluster")
+    running = [job for job in jobs if job["state"] == "RUNNING"]
+    return (running or jobs)[0]
+
+
+def job_summary(client: Any, job_id: str) -> dict[str, float]:
+    """A job's key figures from its metrics: records read by Decode, sink counters summed over subtasks, every
+    ``skipped_*`` counter, dead letters of every stage, and the largest ``lag_ms``. Counters never incremented are
+    not reported by Flink and read as 0."""
+    wanted = {name for _, name in STATUS_COUNTERS if name != SKIPPED_PREFIX} | {"lag_ms"}
+    totals: dict[str, float] = dict.fromkeys(wanted - {"lag_ms"}, 0.0)
+    totals[SKIPPED_PREFIX] = 0.0
+    for vertex in client.vertices(job_id):
+        found = client.vertex_metrics(job_id, str(vertex["id"]), lambda n: n in wanted or n.startswith(SKIPPED_PREFIX))
+        for name, values in found.items():
+            if name == "records_in" and DECODE_VERTEX not in vertex["name"]:
+                continue  # Dedup counts the same records again after key_by
+            if name == "lag_ms":
+                totals["lag_ms"] = max([totals.get("lag_ms", 0.0), *values])
+            else:
+                totals[SKIPPED_PREFIX if name.startswith(SKIPPED_PREFIX) else name] += sum(values)
+    return totals
+
+
+def cmd_status(args: argparse.Namespace, _: list[str]) -> int:
+    from stack.cluster import ClusterError, RestClient
+
+    client = RestClient(args.rest_url)
+    try:
+        job = _pick_job(client.jobs(), args.job)
+        summary = job_summary(client, job["jid"]) if job["state"] == "RUNNING" else {}
+    except ClusterError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(orjson.dumps({"job": job["jid"], "name": job.get("name"), "state": job["state"], **summary}).decode())
+        return EXIT_OK
+    print(f"job {job['jid']} ({job.get('name', '?')}): {job['state']}")
+    if summary:
+        for label, name in STATUS_COUNTERS:
+            print(f"  {label:<14} {int(summary.get(name, 0.0))}")
+        lag = summary.get("lag_ms")
+        print(f"  {'lag':<14} {'-' if lag is None else f'{lag / 1000:.1f} s'}")
+    return EXIT_OK
+
+
+# --- dlq replay -------------------------------------------------------------------------------------------------------
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text.split('=')[0]!r}...")
+    return key, value
+
+
+def _set_item(text: str) -> tuple[list[str], Any]:
+    """``--set KEY=JSON``: a dotted path into the value and the parsed JSON to put there."""
+    key, raw = _key_value(text)
+    path = key.split(".")
+    if any(not part for part in path):
+        raise argparse.ArgumentTypeError(f"--set {key!r}: expected a field name or a dotted path such as after.title")
+    try:
+        return path, orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"--set {key}: the value must be JSON (a string needs quotes: {key}='\"text\"')"
+        ) from None
+
+
+def _load_transform(spec: str) -> Callable[[Any], tuple[bytes | None, bytes | None] | None]:
+    module_name, sep, function_name = spec.partition(":")
+    if not sep or not module_name or not function_name:
+        raise UsageError(f"--transform {spec!r}: expected module:function")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"--transform {spec!r}: {exc}") from None
+    if not callable(function):
+        raise UsageError(f"--transform {spec!r} is not callable")
+    return function
+
+
+def _apply_sets(value: bytes | None, sets: Sequence[tuple[list[str], Any]], where: str) -> bytes | None:
+    try:
+        document = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict):
+        raise CommandError(f"{where}: the value is not a JSON object, --set cannot change it (use --transform)")
+    for path, new in sets:
+        target = document
+        for part in path[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        target[path[-1]] = new
+    return orjson.dumps(document)
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """One record to re-produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    origin: Any  # udfs.records.DeadLetter
+
+
+def _kafka_config(args: argparse.Namespace) -> dict[str, str]:
+    return {"bootstrap.servers": args.bootstrap_servers, **dict(args.property), "log_level": "3"}
+
+
+def read_dead_letters(config: Mapping[str, str], topic: str, timeout_s: float) -> list[tuple[Any, Any]]:
+    """Every record of ``topic`` from the beginning to the end it has when called: ``(message, DeadLetter | None)``;
+    None for a record that is not a dead letter."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    from sinks.dead_letter import from_kafka
+
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"kpf-dlq-replay-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        if not partitions or metadata.topics[topic].error is not None:
+            raise CommandError(f"dead-letter topic {topic!r} does not exist")
+        pending = set(partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[tuple[Any, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise CommandError(f"did not reach the end of {topic!r} in {timeout_s:.0f}s")
+            message = consumer.poll(POLL_TIMEOUT_S)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                    continue
+                raise CommandError(f"reading {topic!r}: {error}")
+            try:
+                headers: Any = message.headers() or []
+                dead_letter = from_kafka(message.key(), message.value(), headers)
+            except ValueError:
+                dead_letter = None
+            records.append((message, dead_letter))
+        return records
+    finally:
+        consumer.close()
+
+
+def _selected(dead_letter: Any, args: argparse.Namespace) -> bool:
+    return (
+        (not args.error_class or dead_letter.error_class in args.error_class)
+        and (args.stage is None or dead_letter.stage == args.stage)
+        and (args.source_topic is None or dead_letter.source.topic == args.source_topic)
+    )
+
+
+def plan_replay(dead_letters: Sequence[Any], args: argparse.Namespace) -> list[Replay]:
+    """The records to produce for the selected dead letters, fixed; ``CommandError`` if any cannot be fixed."""
+    from sinks.dead_letter import HEADER_PREFIX
+
+    transform = _load_transform(args.transform) if args.transform else None
+    plan: list[Replay] = []
+    for dead_letter in dead_letters:
+        source = dead_letter.source
+        where = f"dead letter of {source.coordinates}"
+        key, value = source.key, source.value
+        if args.set:
+            value = _apply_sets(value, args.set, where)
+        if transform is not None:
+            fixed = dataclasses.replace(dead_letter, source=dataclasses.replace(source, value=value))
+            try:
+                result = transform(fixed)
+            except Exception as exc:  # noqa: BLE001 - a user's hook: any failure stops the replay, named
+                raise CommandError(f"{where}: --transform raised {type(exc).__name__}: {exc}") from None
+            if result is None:
+                continue  # the hook leaves this record out
+            key, value = result
+        headers = [(name, data) for name, data in source.headers if not name.startswith(HEADER_PREFIX)]
+        plan.append(Replay(args.to or source.topic, key, value, headers, dead_letter))
+    return plan
+
+
+def produce_replays(config: Mapping[str, str], plan: Sequence[Replay]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({**config, "enable.idempotence": True})
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for replay in plan:
+        headers: Any = replay.headers  # confluent-kafka's stubs want str | bytes values; None is allowed at run time
+        producer.produce(replay.topic, key=replay.key, value=replay.value, headers=headers, on_delivery=delivered)
+        producer.poll(0)
+    remaining = producer.flush(PRODUCE_TIMEOUT_S)
+    if errors or remaining:
+        raise CommandError(f"replay failed: {remaining} records not delivered; errors: {errors[:3]}")
+
+
+def cmd_dlq_replay(args: argparse.Namespace, _: list[str]) -> int:
+    if args.to is not None and args.to == args.topic:
+        raise UsageError("--to must not be the dead-letter topic itself (records would loop)")
+    if args.transform:
+        _load_transform(args.transform)  # a bad hook is a usage error, found before anything is read
+    config = _kafka_config(args)
+    records = read_dead_letters(config, args.topic, args.timeout_s)
+    dead_letters = [dead_letter for _, dead_letter in records if dead_letter is not None]
+    selected = [dead_letter for dead_letter in dead_letters if _selected(dead_letter, args)]
+    plan = plan_replay(selected, args)
+    not_dead_letters = len(records) - len(dead_letters)
+    if not_dead_letters:
+        print(f"{not_dead_letters} record(s) of {args.topic} are not dead letters (no kpf.* headers): left out")
+    if args.dry_run:
+        for replay in plan:
+            origin = replay.origin
+            print(
+                f"{origin.source.coordinates} {origin.error_class} ({origin.stage}): {origin.message} -> {replay.topic}"
+            )
+        print(f"{len(plan)} of {len(dead_letters)} dead letter(s) would be replayed (dry run: nothing produced)")
+        return EXIT_OK
+    produce_replays(config, plan)
+    per_topic = Counter(replay.topic for replay in plan)
+    where = ", ".join(f"{topic} ({count})" for topic, count in sorted(per_topic.items())) or "nowhere"
+    print(f"replayed {len(plan)} of {len(dead_letters)} dead letter(s) to {where}")
+    return EXIT_OK
+
+
+# --- the parser -------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Operate the Kafka → Pinecone ingest job: run or submit it, check configurations, run the local "
+        "stack, watch a running job, replay dead letters.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the ingest job here (a Flink mini-cluster), or print its flink run command",
+        description="Run the ingest job in a local Flink mini-cluster (exit 0 when a bounded run drained its input, "
+        "1 when the job or a start-up check failed, 2 for a bad configuration). With --print-flink-run, validate the "
+        "options and print the command that submits the same job to a cluster instead (it writes the job archive, "
+        "the project's packages for -pyfs). Every other argument is a job option.",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    run.add_argument("-h", "--help", action=_JobOptionsHelp, help="show this help and the job's options")
+    run.add_argument("--print-flink-run", action="store_true", help="print the flink run command; start nothing")
+    run.add_argument("--archive", help="where to write the job archive (default: <flink.run-dir>/kpf-job.zip)")
+    run.add_argument("--flink", help="the flink executable to print (default: the apache-flink package's)")
+    run.add_argument("--savepoint", help="resume from this savepoint (adds -s)")
+    run.set_defaults(func=cmd_run, takes_job_options=True)
+
+    validate = commands.add_parser(
+        "validate",
+        help="load and check a configuration without starting anything",
+        description="Load the job's options (flags and --config FILE) and check them, without connecting anywhere. "
+        "Prints the configuration with secrets masked; exit 0 when valid, 2 otherwise.",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    validate.add_argument("-h", "--help", action=_JobOptionsHelp, help="show this help and the job's options")
+    validate.set_defaults(func=cmd_validate, takes_job_options=True)
+
+    stack = commands.add_parser(
+        "stack",
+        help="start, stop or check the local Kafka broker and Pinecone-compatible server",
+        description="The local stack: a single-node Kafka broker (KRaft) and the Pinecone-compatible server "
+        "(durable), with data, logs and pid files under --dir. status exits 0 only if both are ready.",
+        allow_abbrev=False,
+    )
+    stack.add_argument("action", choices=("start", "stop", "status"))
+    stack.add_argument("--dir", default=str(RUN_DIR), help="data and pid files (default: %(default)s)")
+    stack.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT, help="(default: %(default)s)")
+    stack.add_argument(
+        "--kafka-controller-port", type=int, default=DEFAULT_KAFKA_CONTROLLER_PORT, help="(default: %(default)s)"
+    )
+    stack.add_argument("--pinecone-port", type=int, default=DEFAULT_PINECONE_PORT, help="(default: %(default)s)")
+    stack.set_defaults(func=cmd_stack)
+
+    status = commands.add_parser(
+        "status",
+        help="a running job's state and key metrics (Flink REST API)",
+        description="Show a job's state and key metrics: records in, upserted, updated, deleted, dead-lettered, "
+        "skipped, and the sink's lag (time since the oldest Kafka timestamp of its last batch). Without --job: the "
+        "newest running job, else the newest job. Exit 1 if the REST API or the job cannot be reached.",
+        allow_abbrev=False,
+    )
+    status.add_argument("--rest-url", default=DEFAULT_REST_URL, help="Flink REST API / Web UI (default: %(default)s)")
+    status.add_argument("--job", help="job id (default: the newest running job)")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=cmd_status)
+
+    dlq = commands.add_parser("dlq", help="work with the dead-letter topic", allow_abbrev=False)
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    replay = dlq_commands.add_parser(
+        "replay",
+        help="re-produce dead letters to their source topic",
+        description="Read the dead-letter topic to its end, select dead letters by the filters, fix them (--set, "
+        "then --transform) and re-produce their original key, value and headers (without kpf.* headers) to the "
+        "topic they came from, or to --to. Nothing is produced unless every selected record could be fixed.",
+        epilog="A --transform hook is called as function(dead_letter) with a udfs.records.DeadLetter (its "
+        "source.value already changed by --set) and returns (key, value) to replay, or None to leave it out.",
+        allow_abbrev=False,
+    )
+    replay.add_argument("--bootstrap-servers", default=DEFAULT_BOOTSTRAP_SERVERS, help="(default: %(default)s)")
+    replay.add_argument("--topic", default=DEFAULT_DEAD_LETTER_TOPIC, help="dead-letter topic (default: %(default)s)")
+    replay.add_argument(
+        "--property",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Kafka client property (security settings), repeatable; values are never printed",
+    )
+    replay.add_argument("--error-class", action="append", default=[], help="select this error class (repeatable)")
+    replay.add_argument("--stage", choices=("decode", "dedup", "embed", "sink"), help="select this stage")
+    replay.add_argument("--source-topic", help="select dead letters of this source topic")
+    replay.add_argument(
+        "--set",
+        type=_set_item,
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="set a field (dotted path) of the JSON value, e.g. --set 'values=[0.1,0.2]', repeatable",
+    )
+    replay.add_argument("--transform", metavar="MODULE:FUNCTION", help="fix each record with this function")
+    replay.add_argument("--to", help="produce to this topic instead of each record's source topic")
+    replay.add_argument("--dry-run", action="store_true", help="list what would be replayed; produce nothing")
+    replay.add_argument("--timeout-s", type=float, default=DLQ_READ_TIMEOUT_S, help="(default: %(default)s)")
+    replay.set_defaults(func=cmd_dlq_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kpf``; returns the exit code."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if extra and not getattr(args, "takes_job_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")  # exits 2
+    try:
+        return int(args.func(args, extra))
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except CommandError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_FAILURE)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):  # `kpf ... | head` is not an error
+        sys.exit(main())

@@ -1,0 +1,150 @@
+"""``kpf`` against real processes: the local stack's start/status/stop, and dead-letter replay end to end through
+the session's Kafka broker (dead letters written with the job's own format, replayed, read back)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from jobs import cli
+from sinks.dead_letter import to_kafka
+from stack.kafka import KafkaBroker
+from stack.kafka_client import Message, consume, produce
+from stack.paths import ROOT, free_port
+from udfs.records import DeadLetter, SourceRecord
+
+pytestmark = pytest.mark.integration
+
+STACK_TIMEOUT_S = 180
+
+
+def _kpf(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STACK_TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_stack_start_status_and_stop_run_a_broker_and_the_local_server(tmp_path: Path) -> None:
+    ports = ["--kafka-port", str(free_port()), "--kafka-controller-port", str(free_port())]
+    ports += ["--pinecone-port", str(free_port())]
+    where = ["--dir", str(tmp_path / "run"), *ports]
+    try:
+        started = _kpf("stack", "start", *where)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "Kafka broker ready" in started.stdout and "pinecone_local running" in started.stdout
+        status = _kpf("stack", "status", *where)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.count(": ready") == 2
+        assert (tmp_path / "run" / "pinecone").is_dir(), "the Pinecone server is durable under --dir"
+    finally:
+        stopped = _kpf("stack", "stop", *where)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    after = _kpf("stack", "status", *where)
+    assert after.returncode == 1
+    assert after.stdout.count("not running") == 2
+
+
+def _dead_letter(topic: str, offset: int, key: bytes, value: bytes, error: str, stage: str = "decode") -> DeadLetter:
+    source = SourceRecord(topic, 0, offset, 1_700_000_000_000, key, value, (("trace-id", f"t{offset}".encode()),))
+    return DeadLetter(source=source, error_class=error, message=f"bad record {offset}", stage=stage)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def dead_letters(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> tuple[str, str, str]:
+    """A dead-letter topic holding two InvalidVectorErrors and one MissingIdError from source topic ``src``, one
+    sink error from ``other``, and one record that is not a dead letter. Returns (dlq, src, other)."""
+    dlq, source, other = kafka_topic("dlq"), kafka_topic("src"), kafka_topic("other")
+    letters = [
+        _dead_letter(source, 3, b"k3", b'{"values": "oops", "title": "a"}', "InvalidVectorError"),
+        _dead_letter(source, 4, b"k4", b'{"title": "b"}', "MissingIdError"),
+        _dead_letter(source, 5, b"k5", b'{"values": [1, 2], "title": "c"}', "InvalidVectorError"),
+        _dead_letter(other, 9, b"k9", b'{"values": [0, 0]}', "PineconeRejectedError", stage="sink"),
+    ]
+    records = [to_kafka(letter) for letter in letters]
+    produce(kafka_broker.bootstrap_servers, dlq, [*records, (b"stray", b"not a dead letter")])  # type: ignore[list-item]
+    return dlq, source, other
+
+
+def _headers(message: Message) -> dict[str, bytes | None]:
+    return dict(message.headers)
+
+
+def test_dlq_replay_fixes_the_selected_dead_letters_and_reproduces_them_to_their_source_topic(
+    kafka_broker: KafkaBroker, dead_letters: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dlq, source, other = dead_letters
+    code = cli.main(
+        [
+            "dlq",
+            "replay",
+            "--bootstrap-servers",
+            kafka_broker.bootstrap_servers,
+            "--topic",
+            dlq,
+            "--error-class",
+            "InvalidVectorError",
+            "--set",
+            "values=[0.1, 0.2, 0.3, 0.4]",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"replayed 2 of 4 dead letter(s) to {source} (2)" in out
+    assert "1 record(s)" in out and "are not dead letters" in out
+    replayed = consume(kafka_broker.bootstrap_servers, source, expected=2, timeout_s=30)
+    assert [m.key for m in replayed] == [b"k3", b"k5"]
+    assert [orjson.loads(m.value or b"") for m in replayed] == [
+        {"values": [0.1, 0.2, 0.3, 0.4], "title": "a"},
+        {"values": [0.1, 0.2, 0.3, 0.4], "title": "c"},
+    ]
+    assert [_headers(m) for m in replayed] == [{"trace-id": b"t3"}, {"trace-id": b"t5"}], "no kpf.* headers"
+    assert consume(kafka_broker.bootstrap_servers, other, timeout_s=3) == []
+
+
+def test_dlq_replay_to_another_topic_keeps_values_byte_for_byte(
+    kafka_broker: KafkaBroker,
+    kafka_topic: Callable[..., str],
+    dead_letters: tuple[str, str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dlq, _, other = dead_letters
+    target = kafka_topic("fixed")
+    servers = ["--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", dlq]
+    code = cli.main(["dlq", "replay", *servers, "--stage", "sink", "--source-topic", other, "--to", target])
+    assert code == 0, capsys.readouterr()
+    [message] = consume(kafka_broker.bootstrap_servers, target, expected=1, timeout_s=30)
+    assert (message.key, message.value) == (b"k9", b'{"values": [0, 0]}')
+
+
+def test_dlq_replay_dry_run_lists_and_produces_nothing(
+    kafka_broker: KafkaBroker, dead_letters: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dlq, source, _ = dead_letters
+    servers = ["--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", dlq]
+    code = cli.main(["dlq", "replay", *servers, "--source-topic", source, "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{source}[0]@4 MissingIdError (decode): bad record 4 -> {source}" in out
+    assert "3 of 4 dead letter(s) would be replayed (dry run: nothing produced)" in out
+    assert consume(kafka_broker.bootstrap_servers, source, timeout_s=3) == []
+
+
+def test_dlq_replay_of_a_topic_that_does_not_exist_exits_1(
+    kafka_broker: KafkaBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["dlq", "replay", "--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", "no-such-dlq"])
+    assert code == 1
+    assert "dead-letter topic 'no-such-dlq' does not exist" in capsys.readouterr().err

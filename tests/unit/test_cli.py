@@ -1,0 +1,367 @@
+"""The ``kpf`` command line without processes: argument errors, ``validate``, ``run --print-flink-run``, the
+dead-letter fixes and the status summary."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from jobs import cli
+from jobs.config import OPTIONS
+from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
+from udfs.records import DeadLetter, SourceRecord
+
+pytestmark = pytest.mark.unit
+
+VALID = ["--kafka.topics=products", "--pinecone.index=products", "--pinecone.controller-host=http://127.0.0.1:5080"]
+
+
+@pytest.fixture(autouse=True)
+def _no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exc:  # argparse's own errors and --help
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- arguments ----------------------------------------------------------------------------------------------------
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys)
+    assert code == 2
+    assert "the following arguments are required: COMMAND" in err
+
+
+def test_an_unknown_flag_of_a_command_without_job_options_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "status", "--kafka.topics=x")
+    assert code == 2
+    assert "unrecognized arguments: --kafka.topics=x" in err
+
+
+def test_an_unknown_stack_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "stack", "restart")
+    assert code == 2
+    assert "invalid choice: 'restart'" in err
+
+
+HELP_COMMANDS = (["run"], ["validate"], ["stack"], ["status"], ["dlq"], ["dlq", "replay"])
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([*command, "--help"] for command in HELP_COMMANDS)])
+def test_every_command_has_help_and_exits_0(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0
+    assert out.startswith("usage: kpf")
+
+
+def test_run_help_lists_the_job_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "run", "--help")
+    assert code == 0
+    assert "--print-flink-run" in out
+    assert "--sink.batch-size" in out and "--kafka.topics" in out
+
+
+def test_a_set_value_that_is_not_json_is_a_usage_error_naming_the_quotes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--set", "title=plain text", "--dry-run")
+    assert code == 2
+    assert "--set title: the value must be JSON" in err
+
+
+def test_a_set_without_a_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--set", "=1")
+    assert code == 2
+    assert "expected KEY=VALUE" in err
+
+
+def test_replaying_into_the_dead_letter_topic_itself_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--topic", "dlq", "--to", "dlq")
+    assert code == 2
+    assert "--to must not be the dead-letter topic itself" in err
+
+
+def test_a_transform_that_cannot_be_imported_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--transform", "no_such_module_kpf:fix")
+    assert code == 2
+    assert "--transform 'no_such_module_kpf:fix'" in err and "No module named" in err
+
+
+def test_a_transform_without_a_function_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--transform", "json")
+    assert code == 2
+    assert "expected module:function" in err
+
+
+# --- validate -----------------------------------------------------------------------------------------------------
+
+
+def test_validate_prints_a_good_configuration_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "validate", *VALID, "--sink.batch-size=250")
+    assert code == 0
+    assert out.startswith("configuration is valid:")
+    assert "batch_size=250" in out and "topics=('products',)" in out
+
+
+def test_validate_masks_secret_kafka_properties_and_the_api_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINECONE_API_KEY", "pcsk_very_secret_key")
+    code, out, err = _run(capsys, "validate", *VALID, "--kafka.property", "sasl.jaas.config=hunter2-jaas")
+    assert code == 0
+    assert "hunter2-jaas" not in out + err and "pcsk_very_secret_key" not in out + err
+    assert "'sasl.jaas.config': '***'" in out
+
+
+def test_validate_rejects_a_bad_option_with_exit_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "validate", *VALID, "--sink.batch-size=5000")
+    assert code == 2
+    assert out == ""
+    assert "--sink.batch-size" in err and "5000" in err
+
+
+def test_validate_rejects_a_missing_required_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "validate", "--kafka.topics=products")
+    assert code == 2
+    assert "--pinecone.index is required" in err
+
+
+def test_validate_rejects_a_mistyped_option_suggesting_the_right_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "validate", *VALID, "--sink.batch-sise=5")
+    assert code == 2
+    assert "--sink.batch-size" in err
+
+
+def test_validate_reads_a_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "job.yaml"
+    config.write_text("kafka.topics: [orders]\npinecone:\n  index: orders\n  controller-host: http://h:1\n")
+    code, out, _ = _run(capsys, "validate", "--config", str(config))
+    assert code == 0
+    assert "topics=('orders',)" in out
+
+
+# --- run --print-flink-run ----------------------------------------------------------------------------------------
+
+
+def test_print_flink_run_prints_the_submission_with_the_job_options_unchanged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = tmp_path / "job.zip"
+    code, out, _ = _run(capsys, "run", "--print-flink-run", "--archive", str(archive), *VALID, "--sink.batch-size=7")
+    assert code == 0
+    command = shlex.split(out)
+    assert command[0].endswith("/bin/flink") and command[1:3] == ["run", "-d"]
+    assert command[command.index("-pym") + 1] == JOB_MODULE
+    assert command[command.index("-pyfs") + 1] == str(archive)
+    assert "flink-sql-connector-kafka" in command[command.index("-j") + 1]
+    assert command[command.index("--") + 1 :] == [*VALID, "--sink.batch-size=7"]
+    assert archive.exists()
+
+
+def test_print_flink_run_with_a_savepoint_and_another_flink_binary(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        "--archive",
+        str(tmp_path / "a.zip"),
+        "--flink",
+        "/opt/flink/bin/flink",
+        "--savepoint",
+        "file:/sp/savepoint-1",
+        *VALID,
+    )
+    assert code == 0
+    command = shlex.split(out)
+    assert command[:5] == ["/opt/flink/bin/flink", "run", "-d", "-s", "file:/sp/savepoint-1"]
+
+
+def test_print_flink_run_masks_secret_values(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        "--archive",
+        str(tmp_path / "a.zip"),
+        *VALID,
+        "--kafka.property",
+        "ssl.key.password=topsecret1",
+    )
+    assert code == 0
+    assert "topsecret1" not in out + err
+    assert "ssl.key.password=***" in out
+    assert "secret values are shown as ***" in err
+
+
+def test_print_flink_run_refuses_an_invalid_configuration_with_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = tmp_path / "a.zip"
+    code, out, err = _run(capsys, "run", "--print-flink-run", "--archive", str(archive), "--kafka.topics=x")
+    assert code == 2
+    assert out == "" and "--pinecone.index is required" in err
+    assert not archive.exists()
+
+
+def test_the_job_archive_holds_the_packages_at_its_top_level_and_is_reproducible(tmp_path: Path) -> None:
+    first = build_job_archive(tmp_path / "a.zip")
+    second = build_job_archive(tmp_path / "b.zip")
+    assert first.read_bytes() == second.read_bytes()
+    names = zipfile.ZipFile(first).namelist()
+    assert {name.split("/")[0] for name in names} == set(JOB_PACKAGES)
+    assert "jobs/ingest_job.py" in names and "udfs/decode.py" in names and "stack/paths.py" in names
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+
+
+def test_every_printed_job_option_exists() -> None:
+    names = {option.flag for option in OPTIONS}
+    assert {arg.split("=")[0] for arg in VALID} <= names
+
+
+# --- dead-letter fixes --------------------------------------------------------------------------------------------
+
+
+def _dead_letter(value: bytes | None, topic: str = "products", error: str = "InvalidVectorError") -> DeadLetter:
+    source = SourceRecord(
+        topic=topic,
+        partition=0,
+        offset=7,
+        timestamp_ms=1,
+        key=b"k",
+        value=value,
+        headers=(("trace", b"t1"), ("kpf.stale", b"x")),
+    )
+    return DeadLetter(source=source, error_class=error, message="bad", stage="decode")
+
+
+def _replay_args(**overrides: Any) -> argparse.Namespace:
+    values: dict[str, Any] = {"set": [], "transform": None, "to": None, "error_class": [], "stage": None}
+    values["source_topic"] = None
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def fix_title(dead_letter: DeadLetter) -> tuple[bytes | None, bytes | None] | None:
+    """A --transform hook for the tests: drops records without a title, upper-cases the others'."""
+    document = orjson.loads(dead_letter.source.value or b"{}")
+    if "title" not in document:
+        return None
+    document["title"] = document["title"].upper()
+    return b"new-key", orjson.dumps(document)
+
+
+def explode(_: DeadLetter) -> None:
+    raise KeyError("boom")
+
+
+def test_set_replaces_fields_and_creates_nested_ones() -> None:
+    args = _replay_args(set=[cli._set_item("values=[0.5,1]"), cli._set_item('meta.source="replay"')])
+    [replay] = cli.plan_replay([_dead_letter(b'{"values": "oops", "title": "t"}')], args)
+    assert orjson.loads(replay.value or b"") == {"values": [0.5, 1], "title": "t", "meta": {"source": "replay"}}
+    assert replay.key == b"k" and replay.topic == "products"
+
+
+def test_replayed_records_keep_their_headers_without_the_kpf_ones() -> None:
+    [replay] = cli.plan_replay([_dead_letter(b"{}")], _replay_args())
+    assert replay.headers == [("trace", b"t1")]
+    assert replay.value == b"{}"
+
+
+def test_to_sends_every_record_to_one_topic() -> None:
+    plan = cli.plan_replay([_dead_letter(b"{}", topic="a"), _dead_letter(b"{}", topic="b")], _replay_args(to="c"))
+    assert [replay.topic for replay in plan] == ["c", "c"]
+
+
+def test_set_on_a_value_that_is_not_a_json_object_fails_the_whole_replay() -> None:
+    args = _replay_args(set=[cli._set_item("a=1")])
+    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: the value is not a JSON object"):
+        cli.plan_replay([_dead_letter(b'{"ok": 1}'), _dead_letter(b"[1, 2]")], args)
+
+
+def test_a_transform_hook_fixes_or_leaves_out_each_record() -> None:
+    args = _replay_args(transform=f"{__name__}:fix_title")
+    plan = cli.plan_replay([_dead_letter(b'{"title": "lamp"}'), _dead_letter(b'{"other": 1}')], args)
+    assert len(plan) == 1
+    assert (plan[0].key, orjson.loads(plan[0].value or b"")) == (b"new-key", {"title": "LAMP"})
+
+
+def test_a_transform_hook_that_raises_fails_the_replay_naming_the_record() -> None:
+    args = _replay_args(transform=f"{__name__}:explode")
+    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: --transform raised KeyError"):
+        cli.plan_replay([_dead_letter(b"{}")], args)
+
+
+def test_filters_select_by_error_class_stage_and_source_topic() -> None:
+    wanted = _dead_letter(b"{}", topic="a", error="X")
+    assert cli._selected(wanted, _replay_args(error_class=["X", "Y"], stage="decode", source_topic="a"))
+    assert not cli._selected(wanted, _replay_args(error_class=["Y"]))
+    assert not cli._selected(wanted, _replay_args(stage="sink"))
+    assert not cli._selected(wanted, _replay_args(source_topic="b"))
+
+
+# --- status -------------------------------------------------------------------------------------------------------
+
+
+class _FakeRest:
+    """Two vertices as the ingest job has them: Decode, and Dedup chained with the sink."""
+
+    def vertices(self, _: str) -> list[dict[str, str]]:
+        return [{"id": "v1", "name": "Source -> Decode"}, {"id": "v2", "name": "Dedup, Pinecone sink"}]
+
+    def vertex_metrics(self, _: str, vertex_id: str, match: Any) -> dict[str, list[float]]:
+        reported = {
+            "v1": {"records_in": [10.0, 5.0], "dead_lettered": [2.0], "skipped_tombstone_ignored": [1.0]},
+            "v2": {
+                "records_in": [12.0],
+                "upserted": [6.0],
+                "updated": [1.0],
+                "deleted": [1.0],
+                "dead_lettered": [1.0],
+                "skipped_unchanged": [2.0],
+                "lag_ms": [30.0, 120.0],
+                "requests": [9.0],
+            },
+        }[vertex_id]
+        return {name: values for name, values in reported.items() if match(name)}
+
+
+def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage() -> None:
+    summary = cli.job_summary(_FakeRest(), "job")
+    assert summary == {
+        "records_in": 15.0,
+        "upserted": 6.0,
+        "updated": 1.0,
+        "deleted": 1.0,
+        "dead_lettered": 3.0,
+        "skipped_": 3.0,
+        "lag_ms": 120.0,
+    }
+
+
+def test_status_picks_the_newest_running_job_unless_one_is_named() -> None:
+    jobs = [{"jid": "b", "state": "FINISHED"}, {"jid": "a", "state": "RUNNING"}]
+    assert cli._pick_job(jobs, None)["jid"] == "a"
+    assert cli._pick_job(jobs, "b")["jid"] == "b"
+    with pytest.raises(cli.CommandError, match="no job c on this cluster"):
+        cli._pick_job(jobs, "c")
+    with pytest.raises(cli.CommandError, match="no job on this cluster"):
+        cli._pick_job([], None)
+
+
+def test_status_of_an_unreachable_cluster_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "status", "--rest-url", "http://127.0.0.1:9")
+    assert code == 1
+    assert "not reachable" in err
