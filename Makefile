@@ -51,6 +51,9 @@ bench-pinecone-local: setup ## benchmark the local Pinecone server (upsert throu
 bench-embed: setup ## benchmark the embedding model: one at a time vs batched, and the async embed stage
 	@$(PY) benchmarks/embed_bench.py
 
+bench-ingest: setup ## benchmark the ingest job (vectors and text to embed) next to raw model and upsert throughput
+	@$(PY) benchmarks/ingest_bench.py
+
 lock: ## regenerate requirements.lock from the current environment
 	@{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^kafka-pinecone-flink'; } > requirements.lock.new
 	@mv requirements.lock.new requirements.lock
@@ -60,4 +63,4 @@ clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed lock clean
+.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest lock clean
