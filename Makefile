@@ -27,7 +27,7 @@ test-integration: setup ## run the integration tests only (real broker, local se
 lint: ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy jobs udfs sinks stack pinecone_local
+	@.venv/bin/mypy jobs udfs sinks stack pinecone_local chaos
 
 format: ## apply ruff's formatting and safe fixes
 	@.venv/bin/ruff format .
@@ -54,6 +54,12 @@ bench-embed: setup ## benchmark the embedding model: one at a time vs batched, a
 bench-ingest: setup ## benchmark the ingest job (vectors and text to embed) next to raw model and upsert throughput
 	@$(PY) benchmarks/ingest_bench.py
 
+chaos-small: setup ## a short chaos run (mini-cluster): 5,000 events, throttling, 5xx, server/broker/job kills
+	@$(PY) -m chaos.run --events 5000 --faults throttle,burst5xx,server-kill,broker-restart,job-kill
+
+chaos: setup ## the full chaos suite on a standalone cluster (long: 100k events, 20 TaskManager kills, every fault)
+	@$(PY) -m chaos.run --cluster --events 100000 --rate 400 --faults 'throttle,burst5xx,server-kill,broker-restart,tm-kill*20'
+
 lock: ## regenerate requirements.lock from the current environment
 	@{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^kafka-pinecone-flink'; } > requirements.lock.new
 	@mv requirements.lock.new requirements.lock
@@ -63,4 +69,4 @@ clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest lock clean
+.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest chaos-small chaos lock clean

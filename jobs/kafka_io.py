@@ -107,11 +107,31 @@ def source_table_ddl(table: str, options: KafkaSourceOptions) -> str:
 )"""
 
 
-def sink_table_ddl(table: str, bootstrap_servers: str, topic: str, properties: Mapping[str, str]) -> str:
+KAFKA_TRANSACTION_TIMEOUT_MS = 900_000
+"""Kafka's default ``transaction.max.timeout.ms`` (15 min): above the checkpoint timeout, at most what brokers allow."""
+
+
+def sink_table_ddl(
+    table: str,
+    bootstrap_servers: str,
+    topic: str,
+    properties: Mapping[str, str],
+    transactional_id_prefix: str | None = None,
+) -> str:
     """``CREATE TABLE`` for a raw-bytes Kafka sink that writes key, value and headers.
 
-    At-least-once: the producer is flushed on every checkpoint, so a completed checkpoint covers what was sent.
+    Without ``transactional_id_prefix``: at-least-once (the producer is flushed on every checkpoint, so a completed
+    checkpoint covers what was sent; a replay after a crash sends again). With it: exactly-once (Kafka transactions
+    committed when a checkpoint completes: records appear to ``read_committed`` readers at checkpoints, and a replay
+    never duplicates them). The prefix must be unique to the job writing the topic.
     """
+    guarantee: dict[str, str] = {"sink.delivery-guarantee": "at-least-once"}
+    if transactional_id_prefix is not None:
+        guarantee = {
+            "sink.delivery-guarantee": "exactly-once",
+            "sink.transactional-id-prefix": transactional_id_prefix,
+            "properties.transaction.timeout.ms": str(KAFKA_TRANSACTION_TIMEOUT_MS),
+        }
     connector = {
         "connector": "kafka",
         "topic": topic,
@@ -120,7 +140,7 @@ def sink_table_ddl(table: str, bootstrap_servers: str, topic: str, properties: M
         "key.fields": "key",
         "value.format": "raw",
         "value.fields-include": "EXCEPT_KEY",
-        "sink.delivery-guarantee": "at-least-once",
+        **guarantee,
         **{f"properties.{k}": v for k, v in properties.items()},
     }
     return f"""CREATE TABLE `{table}` (
@@ -196,7 +216,8 @@ def write_raw(
     topic: str,
     properties: Mapping[str, str],
     table: str,
+    transactional_id_prefix: str | None = None,
 ) -> Any:
     """Register a raw Kafka sink table and return the insert (to add to the job's statement set)."""
-    t_env.execute_sql(sink_table_ddl(table, bootstrap_servers, topic, properties))
+    t_env.execute_sql(sink_table_ddl(table, bootstrap_servers, topic, properties, transactional_id_prefix))
     return t_env.from_data_stream(rows), table
