@@ -41,6 +41,7 @@ from typing import Any
 
 from stack.flink import render_conf_dir
 from stack.paths import ROOT, RUN_DIR, MissingPrerequisiteError, connector_jar, free_port
+from stack.processes import alive, send_signal, terminate, wait_gone
 
 DEFAULT_REST_PORT = 8081
 DEFAULT_RPC_PORT = 6123
@@ -362,7 +363,7 @@ class FlinkCluster(FlinkRestApi):
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """End every process of this cluster (running jobs are cancelled with it): SIGTERM, then SIGKILL."""
-        _terminate(self.processes(), timeout_s)
+        terminate(self.processes(), timeout_s)
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
 
@@ -372,8 +373,8 @@ class FlinkCluster(FlinkRestApi):
         pid = self._daemon_pid("taskexecutor", _TASKMANAGER_CLASS)
         if pid is None:
             raise ClusterError(f"no TaskManager of the cluster in {self.workdir} is running")
-        _signal(pid, signal.SIGKILL)
-        _wait_gone([pid], STOP_TIMEOUT_S)
+        send_signal(pid, signal.SIGKILL)
+        wait_gone([pid], STOP_TIMEOUT_S)
         return pid
 
     def start_taskmanager(self, timeout_s: float = START_TIMEOUT_S) -> float:
@@ -402,7 +403,7 @@ class FlinkCluster(FlinkRestApi):
         last: Any = None
         while time.monotonic() < deadline:
             for name in ("standalonesession", "taskexecutor"):
-                if not any(_alive(pid) for pid in self._recorded_pids(name)):
+                if not any(alive(pid) for pid in self._recorded_pids(name)):
                     raise ClusterError(f"the {name} process of {self.workdir} exited:\n{self.log_tail()}")
             with contextlib.suppress(ClusterError):
                 last = self._get("/taskmanagers")["taskmanagers"]
@@ -453,7 +454,7 @@ class FlinkCluster(FlinkRestApi):
                 environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            if marker in environ.split(b"\0") and _alive(int(entry.name)):
+            if marker in environ.split(b"\0") and alive(int(entry.name)):
                 found.append(int(entry.name))
         return found
 
@@ -502,7 +503,7 @@ class FlinkCluster(FlinkRestApi):
         except OSError:
             return False
         marker = f"{MARKER_ENV}={self.workdir}".encode()
-        return java_class.encode() in cmdline and marker in environ and _alive(pid)
+        return java_class.encode() in cmdline and marker in environ and alive(pid)
 
 
 def _cause(operation: Mapping[str, Any]) -> str:
@@ -515,45 +516,6 @@ def _text(data: str | bytes | None) -> str:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return data or ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
-    """Wait until the processes are gone; return those still alive at the deadline."""
-    remaining = list(pids)
-    deadline = time.monotonic() + timeout_s
-    while remaining and time.monotonic() < deadline:
-        remaining = [pid for pid in remaining if _alive(pid)]
-        if remaining:
-            time.sleep(0.1)
-    return [pid for pid in remaining if _alive(pid)]
-
-
-def _terminate(pids: Iterable[int], timeout_s: float) -> None:
-    pids = list(pids)
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    for pid in _wait_gone(pids, timeout_s):
-        _signal(pid, signal.SIGKILL)
-    _wait_gone(pids, timeout_s)
 
 
 def _setting(text: str) -> tuple[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import os
 import shutil
 import signal
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack.paths import KAFKA_CLASSPATH_DIR, RUN_DIR, MissingPrerequisiteError
+from stack.processes import alive, send_signal, terminate
 
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
@@ -150,22 +150,15 @@ class KafkaBroker:
         pid = self.pid()
         if pid is None:
             return
-        _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
+        terminate([pid], timeout_s)
         self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL the broker, as a crash would (for fault-injection tests)."""
         pid = self.pid()
         if pid is not None:
-            _signal(pid, signal.SIGKILL)
-            while _alive(pid):
+            send_signal(pid, signal.SIGKILL)
+            while alive(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
 
@@ -175,7 +168,7 @@ class KafkaBroker:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def is_ready(self) -> bool:
         """True when the broker answers a metadata request (the broker's own readiness, not the port's)."""
@@ -270,34 +263,6 @@ class KafkaBroker:
             if path.exists():
                 text += "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
         return text or "(no broker output)"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still answers kill(0); reap it if it is one.
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return _not_zombie(pid)
-    return reaped == 0
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 def _broker_from_args(args: argparse.Namespace) -> KafkaBroker:
