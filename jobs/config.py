@@ -510,6 +510,16 @@ OPTIONS: tuple[Option, ...] = (
         target="sink.linger_ms",
     ),
     Option(
+        "sink.max-concurrency",
+        Kind.INT,
+        "Upsert/delete requests in flight per namespace; ids are spread over them by a hash, so the writes of one id "
+        "stay in order",
+        default=sink_config.DEFAULT_MAX_CONCURRENCY,
+        low=1,
+        high=sink_config.MAX_MAX_CONCURRENCY,
+        target="sink.max_concurrency",
+    ),
+    Option(
         "sink.request-timeout-s",
         Kind.FLOAT,
         "Timeout of one Pinecone request, in seconds",

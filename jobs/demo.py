@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pinecone import Pinecone
 
-    from pinecone_local.pytest_plugin import start_pinecone_local
+    from pinecone_local.launcher import start_pinecone_local
     from udfs.embed_model import load_encoder
 
     run_dir = RUN_DIR / "demo"

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from udfs.records import SourceRecord
+from udfs.records import row_to_source_record
 
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream
@@ -150,30 +149,6 @@ def sink_table_ddl(
 ) WITH (
   {_with_clause(connector)}
 )"""
-
-
-def _epoch_ms(value: Any) -> int | None:
-    if value is None:
-        return None
-    if hasattr(value, "to_epoch_milli"):  # pyflink.common.time.Instant (TIMESTAMP_LTZ)
-        return int(value.to_epoch_milli())
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)
-
-
-def row_to_source_record(row: Any) -> SourceRecord:
-    """A source row (from :func:`source_table_ddl`) as a :class:`SourceRecord`."""
-    headers = row["headers"] or {}
-    return SourceRecord(
-        topic=row["topic"],
-        partition=int(row["partition"]),
-        offset=int(row["offset"]),
-        timestamp_ms=_epoch_ms(row["timestamp"]),
-        key=None if row["key"] is None else bytes(row["key"]),
-        value=None if row["value"] is None else bytes(row["value"]),
-        headers=tuple((str(k), None if v is None else bytes(v)) for k, v in headers.items()),
-    )
 
 
 def read_source(t_env: StreamTableEnvironment, options: KafkaSourceOptions, table: str = "kafka_source") -> DataStream:

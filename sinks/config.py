@@ -26,6 +26,10 @@ DEFAULT_MAX_REQUEST_BYTES = 1_950_000
 counts differently."""
 MIN_MAX_REQUEST_BYTES = 1_024
 DEFAULT_LINGER_MS = 50
+DEFAULT_MAX_CONCURRENCY = 4
+"""Requests in flight per namespace. One is latency-bound (a 100-record upsert to Pinecone takes tens of ms); ids are
+spread over the lanes by a hash, so the writes of one id stay in order."""
+MAX_MAX_CONCURRENCY = 64
 MAX_LINGER_MS = 10_000
 DEFAULT_MAX_RETRIES = 3
 MAX_MAX_RETRIES = 100
@@ -95,6 +99,7 @@ class PineconeSinkConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     linger_ms: int = DEFAULT_LINGER_MS
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_interval_ms: int = DEFAULT_RETRY_INTERVAL_MS
     max_retry_interval_ms: int = DEFAULT_MAX_RETRY_INTERVAL_MS
@@ -116,6 +121,7 @@ class PineconeSinkConfig:
         _int_in("batch_size", self.batch_size, 1, PINECONE_MAX_UPSERT_RECORDS)
         _int_in("max_request_bytes", self.max_request_bytes, MIN_MAX_REQUEST_BYTES, PINECONE_MAX_REQUEST_BYTES)
         _int_in("linger_ms", self.linger_ms, 0, MAX_LINGER_MS)
+        _int_in("max_concurrency", self.max_concurrency, 1, MAX_MAX_CONCURRENCY)
         _int_in("max_retries", self.max_retries, 0, MAX_MAX_RETRIES)
         _int_in("retry_interval_ms", self.retry_interval_ms, 1, MAX_RETRY_INTERVAL_MS)
         _int_in("max_retry_interval_ms", self.max_retry_interval_ms, self.retry_interval_ms, MAX_RETRY_INTERVAL_MS)

@@ -21,7 +21,9 @@ Guarantees of ``write_batch(namespace, changes)``:
 
 Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
 matter, and Pinecone rate-limits per namespace). ``submit``/``flush`` wrap ``write_batch`` in a ``MicroBatcher`` keyed
-by namespace: batches of one namespace are written strictly in order. Use one event loop.
+by lane = (namespace, a stable hash of the id modulo ``max_concurrency``): every write of one id goes to the same lane,
+and the batches of one lane are written strictly in order, so a later write of an id never overtakes an earlier one,
+while up to ``max_concurrency`` requests per namespace are in flight. Use one event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -129,13 +132,20 @@ class PineconeWriter:
         )
         self._secrets = (config.api_key,)
         self._existing_namespaces: set[str] = set()
-        self._batcher: MicroBatcher[str, Change, Outcome] = MicroBatcher(
-            self.write_batch, key=_namespace_of, max_items=config.batch_size, linger_s=config.linger_ms / 1000
+        self._lanes = config.max_concurrency
+        self._batcher: MicroBatcher[tuple[str, int], Change, Outcome] = MicroBatcher(
+            self._write_lane, key=self._lane_of, max_items=config.batch_size, linger_s=config.linger_ms / 1000
         )
 
     # --- per record, micro-batched ------------------------------------------------------------------------------
+    def _lane_of(self, change: Change) -> tuple[str, int]:
+        return lane_of(change, self._lanes)
+
+    async def _write_lane(self, lane: tuple[str, int], changes: list[Change]) -> Sequence[Outcome]:
+        return await self.write_batch(lane[0], changes)
+
     async def submit(self, change: Change) -> Outcome:
-        """The change's outcome, once the micro-batch it joined (per namespace) has been written."""
+        """The change's outcome, once the micro-batch it joined (per lane) has been written."""
         return await self._batcher.submit(change)
 
     async def flush(self) -> None:
@@ -301,8 +311,11 @@ class PineconeWriter:
             metrics.gauge(stats.LAG_MS, self._now_ms() - min(timestamps))
 
 
-def _namespace_of(change: Change) -> str:
-    return change.namespace
+def lane_of(change: Change, lanes: int) -> tuple[str, int]:
+    """The lane of a change: its namespace and a hash of its id that is the same in every process and run."""
+    if lanes == 1:
+        return (change.namespace, 0)
+    return (change.namespace, zlib.crc32(change.id.encode()) % lanes)
 
 
 __all__ = [
@@ -315,4 +328,5 @@ __all__ = [
     "Outcome",
     "PineconeRejectedError",
     "PineconeWriter",
+    "lane_of",
 ]

@@ -12,10 +12,9 @@ from typing import Any
 from pyflink.common import Types
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
-from jobs.kafka_io import row_to_source_record
 from udfs.decode import Skip, decode
 from udfs.errors import RecordError, RecordRejectedError
-from udfs.records import DeadLetter
+from udfs.records import DeadLetter, row_to_source_record
 from udfs.route_config import RouteConfig
 
 DEAD_LETTERS = OutputTag("dead-letters", Types.PICKLED_BYTE_ARRAY())

@@ -12,7 +12,7 @@ from sinks import stats
 from sinks.batch import UpsertRecord
 from sinks.config import ConfigError, PineconeSinkConfig
 from sinks.retry import SinkFatalError, SinkUnavailableError
-from sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, Applied, PineconeWriter
+from sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, Applied, PineconeWriter, lane_of
 from udfs.errors import RecordRejectedError
 from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
@@ -349,6 +349,59 @@ def test_submitted_changes_are_batched_per_namespace_and_each_gets_its_outcome()
     assert writer.pending == 0
 
 
+class SlowIndex(FakeIndex):
+    """Each request takes a little while; records how many requests were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def upsert(self, records: Sequence[UpsertRecord], namespace: str) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        await super().upsert(records, namespace)
+
+
+def test_requests_of_one_namespace_run_concurrently_up_to_max_concurrency() -> None:
+    for lanes in (1, 4):
+        fake = SlowIndex()
+        writer = PineconeWriter(fake, config(batch_size=2, linger_ms=1, max_concurrency=lanes), sleep=Sleeps())
+
+        async def go(w: PineconeWriter = writer) -> None:
+            await asyncio.gather(*(w.submit(change(f"id{i}")) for i in range(64)))
+
+        asyncio.run(go())
+        assert len(fake.ids()) == 64
+        assert fake.most_in_flight == lanes
+
+
+def test_the_writes_of_one_id_stay_in_order_across_lanes() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=1, linger_ms=0, max_concurrency=8), sleep=Sleeps())
+
+    async def go() -> None:
+        # Ten versions of each of five ids, interleaved; each batch holds one change, so without lanes keyed by id a
+        # later version could be written before an earlier one.
+        submissions = [writer.submit(change(f"id{i % 5}", values=[float(i), 0.0, 1.0])) for i in range(50)]
+        await asyncio.gather(*submissions)
+
+    asyncio.run(go())
+    for n in range(5):
+        written = [ids for kind, _, ids in fake.calls if kind == "upsert" and ids == [f"id{n}"]]
+        assert len(written) == 10
+        assert fake.store["ns"][f"id{n}"].values[0] == float(45 + n)
+
+
+def test_a_lane_is_stable_for_an_id_and_spreads_ids() -> None:
+    lanes = {lane_of(change(f"id{i}"), 4) for i in range(200)}
+    assert lanes == {("ns", 0), ("ns", 1), ("ns", 2), ("ns", 3)}
+    assert lane_of(change("abc"), 4) == lane_of(change("abc", offset=9), 4)
+    assert lane_of(change("abc", namespace="other"), 1) == ("other", 0)
+
+
 def test_applied_outcomes_are_shared_constants() -> None:
     assert Applied("upserted") == UPSERTED and UPSERTED.kind == "upserted"
 
@@ -367,6 +420,7 @@ def test_the_config_repr_masks_the_api_key() -> None:
         ("batch_size", 1_001, "batch_size must be an integer in 1..1000, got 1001"),
         ("max_request_bytes", 3_000_000, "max_request_bytes must be an integer in 1024..2000000, got 3000000"),
         ("linger_ms", -1, "linger_ms must be an integer in 0..10000, got -1"),
+        ("max_concurrency", 0, "max_concurrency must be an integer in 1..64, got 0"),
         ("max_retries", -1, "max_retries must be an integer in 0..100, got -1"),
         ("max_retry_interval_ms", 10, "max_retry_interval_ms must be an integer in 1000..600000, got 10"),
         ("request_timeout_s", 0, "request_timeout_s must be a number in (0, 600], got 0"),
