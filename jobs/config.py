@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import sinks.config as sink_config
 import udfs.embed as embed_stage
+from jobs.flink_env import under_flink_run
 from jobs.kafka_io import STARTING_POSITIONS, KafkaSourceOptions
 from jobs.options import (
     JobConfigError,
@@ -180,7 +181,9 @@ def _check_namespace_map(mapping: Mapping[str, str]) -> str | None:
 
 
 def _check_model(model: str) -> str | None:
-    if model == DEFAULT_MODEL:
+    if model == DEFAULT_MODEL or under_flink_run():
+        # Under `flink run` this process may be a client whose machine lacks the directory that the TaskManagers
+        # have; the embed tasks check it when they open (the start-up checks print a warning).
         return None
     try:
         resolve_model_path(model)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from jobs.config import JobConfig, JobConfigError, load_job_config
-from jobs.flink_env import create_session
+from jobs.flink_env import create_session, under_flink_run
 from jobs.pipeline import PipelineSpec, build
 from sinks.client import IndexInfo, open_index
 from sinks.retry import SinkFatalError, SinkUnavailableError
@@ -73,9 +73,18 @@ def startup_checks(config: JobConfig) -> RouteConfig:
     if info.dimension is None or info.metric is None:
         raise StartupError(f"Pinecone index {info.name!r} is not a dense index (no dimension and metric)")
     if config.embed is not None:
-        from udfs.embed_model import resolve_model_path
+        from udfs.embed_model import ModelNotFoundError, resolve_model_path
 
-        model_dimension = embedding_dimension(resolve_model_path(config.embed.model))
+        try:
+            model_path = resolve_model_path(config.embed.model)
+        except ModelNotFoundError as exc:
+            if not under_flink_run():
+                raise StartupError(str(exc)) from None
+            # Submitted to a cluster: the model directory may exist on the TaskManagers only. Each embed task
+            # checks again when it opens (and fails naming the path), so the submission goes on.
+            print(f"warning: {exc}; not checked here, the TaskManagers load it", file=sys.stderr)
+            return config.route_config(info.dimension, info.metric)
+        model_dimension = embedding_dimension(model_path)
         if model_dimension is not None and model_dimension != info.dimension:
             raise StartupError(
                 f"--embedding.model produces {model_dimension}-dimensional vectors but index {info.name!r} has "

@@ -1,0 +1,67 @@
+"""Start-up checks of the ingest job that need no server: the embedding model directory and its dimension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs import ingest_job
+from jobs.config import JobConfigError, load_job_config
+from jobs.ingest_job import StartupError, startup_checks
+from sinks.client import IndexInfo
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def index_of_dimension(monkeypatch: pytest.MonkeyPatch) -> Any:
+    def use(dimension: int) -> None:
+        async def described(config: Any, namespaces: list[str]) -> IndexInfo:
+            return IndexInfo("docs", "http://127.0.0.1:1", dimension, "cosine")
+
+        monkeypatch.setattr(ingest_job, "_check_index", described)
+
+    return use
+
+
+def config(model: str) -> Any:
+    return load_job_config(
+        [
+            "--kafka.bootstrap-servers=127.0.0.1:9092",
+            "--kafka.topics=docs",
+            "--pinecone.index=docs",
+            "--pinecone.controller-host=http://127.0.0.1:1",
+            "--embedding.text-fields=title",
+            f"--embedding.model={model}",
+        ],
+        {},
+    )
+
+
+def test_a_missing_model_directory_is_a_config_error_of_a_local_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PYFLINK_GATEWAY_PORT", raising=False)
+    with pytest.raises(JobConfigError, match=r"--embedding.model: got '.*absent'; expected 'default'"):
+        config(str(tmp_path / "absent"))
+
+
+def test_a_cluster_submission_leaves_a_missing_model_directory_to_the_task_managers(
+    index_of_dimension: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PYFLINK_GATEWAY_PORT", "25333")  # how `flink run` starts the driver
+    index_of_dimension(384)
+    route = startup_checks(config(str(tmp_path / "absent")))
+    assert (route.dimension, route.metric) == (384, "cosine")
+    assert "not checked here, the TaskManagers load it" in capsys.readouterr().err
+
+
+def test_a_model_whose_dimension_differs_from_the_index_stops_the_job(
+    index_of_dimension: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYFLINK_GATEWAY_PORT", raising=False)
+    index_of_dimension(768)
+    with pytest.raises(StartupError, match="produces 384-dimensional vectors but index 'docs' has dimension 768"):
+        startup_checks(config("default"))
