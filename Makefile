@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -54,11 +55,15 @@ bench-embed: setup ## benchmark the embedding model: one at a time vs batched, a
 bench-ingest: setup ## benchmark the ingest job (vectors and text to embed) next to raw model and upsert throughput
 	@$(PY) benchmarks/ingest_bench.py
 
+bench: setup ## compare this job with a tutorial loop, a hand-made consumer and the raw limits (~25 min; BENCH_ARGS=--quick)
+	@$(PY) benchmarks/compare.py $(BENCH_ARGS)
+
 chaos-small: setup ## a short chaos run (mini-cluster): 5,000 events, throttling, 5xx, server/broker/job kills
 	@$(PY) -m chaos.run --events 5000 --faults throttle,burst5xx,server-kill,broker-restart,job-kill
 
-chaos: setup ## the full chaos suite on a standalone cluster (long: 100k events, 20 TaskManager kills, every fault)
-	@$(PY) -m chaos.run --cluster --events 100000 --rate 400 --faults 'throttle,burst5xx,server-kill,broker-restart,tm-kill*20'
+CHAOS_FAULTS := tm-kill*2,throttle,tm-kill*2,py-kill,tm-kill*2,burst5xx,tm-kill*2,savepoint,tm-kill*2,server-kill,tm-kill*2,py-kill,tm-kill*2,broker-restart,tm-kill*2,savepoint,tm-kill*2,py-kill,tm-kill*2
+chaos: setup ## the full chaos suite on a standalone cluster (long: 100k events, 20 TaskManager kills, every fault); writes CHAOS_REPORT.md
+	@$(PY) -m chaos.run --cluster --events 100000 --rate 400 --faults '$(CHAOS_FAULTS)' --report CHAOS_REPORT.md
 
 lock: ## regenerate requirements.lock from the current environment
 	@{ head -2 requirements.lock; $(PY) -m pip freeze --exclude-editable | grep -v '^kafka-pinecone-flink'; } > requirements.lock.new
@@ -69,4 +74,4 @@ clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest chaos-small chaos lock clean
+.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean

@@ -1,21 +1,25 @@
 """Plays a ``chaos.workload`` through the ingest job while injecting faults, then prints the verdict.
 
     python -m chaos.run --events 20000 --faults throttle,burst5xx,server-kill,broker-restart,job-kill
-    python -m chaos.run --events 20000 --faults burst5xx,tm-kill,server-kill --cluster
+    python -m chaos.run --cluster --events 15000 --rate 400 --faults 'burst5xx,savepoint,py-kill*2,tm-kill*3'
+    make chaos    # the full suite: 100,000 events, 20 TaskManager kills and every other fault, CHAOS_REPORT.md
 
 It starts its own Kafka broker (``stack.kafka.KafkaBroker``, free ports) and local Pinecone server
 (``pinecone_local``, durable data dir), creates the topics (one namespace each, ``--partitions`` partitions) and an
 8-dimensional cosine index, starts the job unbounded (a mini-cluster in its own process, or with ``--cluster`` a
-standalone JobManager + TaskManager from ``stack.cluster``), waits until it runs, then produces the workload at
-``--rate`` records/s (each record to its id's partition) while it injects the ``--faults`` in order: fault k fires
-once k/(n+1) of the records are produced (and a quarter of that share after the previous fault recovered), when
-produced records are not yet committed; production goes on while the fault is in effect and then waits until the
-fault has recovered, so that every fault meets a job with work in flight. When production ends and the job's
+standalone JobManager + TaskManager from ``stack.cluster``, Python workers in process mode), waits until it runs,
+then produces the workload at ``--rate`` records/s (each record to its id's partition) while it injects the
+``--faults`` in order: fault k of n fires at a random record position (seeded by ``--seed``) within half a segment
+either side of k/(n+1) of the records, and at least a quarter segment after the previous fault recovered, and only
+when produced records are not yet committed; production goes on while the fault is in effect and then waits until
+the fault has recovered, so that every fault meets a job with work in flight. When production ends and the job's
 committed offsets reach the end of every partition (everything checkpointed, so written), the job is stopped and
 the index and dead-letter topic are compared with the expected state (``chaos.verify``). Exit 0 if the report is
-ok, 1 if not, 2 if the run itself could not be carried out.
+ok, 1 if not, 2 if the run itself could not be carried out. ``--report PATH`` also writes the report as Markdown
+(``chaos.report``: command line, machine, numbers, one row per fault with its recovery time, verdict); ``--json
+PATH`` as JSON.
 
-Faults (``FAULTS``):
+Faults (``FAULTS``; ``NAME*N`` repeats one):
   throttle        the local server answers upserts beyond 2 requests/s per namespace with 429 + Retry-After, 5 s
   burst5xx        half of the upserts and deletes answer 503, 5 s
   server-kill     kill -9 of the local server, 2 s down, restarted on the same port and data dir
@@ -23,10 +27,18 @@ Faults (``FAULTS``):
   job-kill        (mini-cluster) kill -9 of the job's whole process group, restarted with the same consumer group:
                   restored from its last retained checkpoint (``--recovery checkpoint``, the default) or from the
                   group's committed offsets without state (``--recovery committed``)
-  tm-kill         (``--cluster``) kill -9 of the TaskManager, a new one started; Flink restores the job itself
+  tm-kill         (``--cluster``) kill -9 of the TaskManager JVM, a new one started; Flink restores the job itself
+  py-kill         (``--cluster``) kill -9 of one Python worker of the TaskManager (a ``python -m
+                  pyflink.fn_execution.beam.beam_boot`` process under its JVM, picked at random, seeded); Flink
+                  fails the task and restores the job from its last checkpoint (the harness checks that Flink
+                  reports a restart, and notes it in the report if not)
+  savepoint       (``--cluster``) stop the job with a savepoint (production goes on), then submit it again from
+                  the savepoint with ``--sink.batch-size`` set to 25, 250, 25, ... in turn; the new job is tracked
+                  from then on (restarts count Flink's restarts of every job plus these resubmissions)
 
 Recovery time of a fault: from its injection to the first advance of the group's committed offsets (a completed
-checkpoint with progress) after the fault is lifted.
+checkpoint with progress) after the fault is lifted (the server or broker back, a new TaskManager registered, the
+job running again after a Python worker kill, the resumed job running).
 """
 
 from __future__ import annotations
@@ -34,6 +46,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -42,18 +56,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.report import FaultRecord, machine, write_markdown
 from chaos.verify import Report, compare, read_dead_letters, read_index
 from chaos.workload import DEFAULT_PARTITIONS, DIMENSION, JOB_ARGS, METRIC, Workload, generate
+from stack.cluster import ClusterError
 from stack.kafka import KafkaBroker
 from stack.paths import ROOT, RUN_DIR, free_port
 
-FAULTS = ("throttle", "burst5xx", "server-kill", "broker-restart", "job-kill", "tm-kill")
+FAULTS = ("throttle", "burst5xx", "server-kill", "broker-restart", "job-kill", "tm-kill", "py-kill", "savepoint")
 MINI_CLUSTER_ONLY = frozenset({"job-kill"})
-CLUSTER_ONLY = frozenset({"tm-kill"})
+CLUSTER_ONLY = frozenset({"tm-kill", "py-kill", "savepoint"})
 RECOVERY_MODES = ("checkpoint", "committed")
 
 DEFAULT_EVENTS = 5_000
@@ -78,6 +94,17 @@ IN_FLIGHT_WAIT_S = 10.0
 DRAIN_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 30.0
 POLL_S = 0.5
+FAULT_JITTER = 0.5
+"""Fault k fires at a random point within half a segment either side of k/(n+1) of the records (seeded)."""
+SAVEPOINT_BATCH_SIZES = (25, 250)
+"""``--sink.batch-size`` of the job resumed after each ``savepoint`` fault, in turn (the first job uses the
+default, 100)."""
+SAVEPOINT_ATTEMPTS = 3
+RESTART_DETECT_S = 60.0
+"""How long a ``py-kill`` waits for Flink to report the failure (a restart) before it notes that none came."""
+WORKER_MODULE = "pyflink.fn_execution.beam.beam_boot"
+"""The module a TaskManager's Python worker runs (``pyflink-udf-runner.sh``: ``python -m <it>``, in process mode)."""
+PROC = Path("/proc")
 
 
 class ChaosError(RuntimeError):
@@ -164,6 +191,50 @@ def latest_checkpoint(checkpoints: Path) -> Path | None:
     return max(found, key=lambda p: (p.stat().st_mtime, int(p.name[4:])), default=None)
 
 
+def python_worker_pids(parent: int, proc: Path = PROC) -> list[int]:
+    """The pids of the Python workers descending from process ``parent`` (a TaskManager JVM), sorted: processes
+    whose command line runs ``python -m pyflink.fn_execution.beam.beam_boot`` (not the shell script that starts
+    them). The process tree is read from ``proc`` (``<pid>/stat`` for the parent, ``<pid>/cmdline``)."""
+    children: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found = []
+    pending = list(children.get(parent, []))
+    seen = set(pending)
+    while pending:
+        pid = pending.pop()
+        try:
+            argv = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if WORKER_MODULE.encode() in argv:
+            found.append(pid)
+        for child in children.get(pid, []):
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+    return sorted(found)
+
+
+def fault_positions(total: int, count: int, rng: random.Random) -> list[int]:
+    """Where ``count`` faults fire among ``total`` records: fault k (1..count) at k/(count+1) of them, moved by a
+    random amount within ``FAULT_JITTER`` of a segment either side; nondecreasing, within 1..total."""
+    segment = total / (count + 1)
+    positions: list[int] = []
+    for number in range(1, count + 1):
+        at = round(number * segment + rng.uniform(-FAULT_JITTER, FAULT_JITTER) * segment)
+        positions.append(min(total, max(1, at, positions[-1] if positions else 1)))
+    return positions
+
+
 class MiniClusterJob:
     """The ingest job as users run it locally: ``python -m jobs.ingest_job`` in its own process group."""
 
@@ -242,7 +313,8 @@ class MiniClusterJob:
 
 
 class ClusterJob:
-    """The ingest job on a standalone cluster (``stack.cluster.FlinkCluster``), for TaskManager kills."""
+    """The ingest job on a standalone cluster (``stack.cluster.FlinkCluster``), for TaskManager and Python worker
+    kills and stop-with-savepoint / resume. ``job_id`` is the job running now (a resume submits a new one)."""
 
     def __init__(self, run_dir: Path, base_args: list[str], checkpoint_interval_ms: int) -> None:
         from stack.cluster import FlinkCluster
@@ -255,7 +327,12 @@ class ClusterJob:
         )
         self.base_args = base_args
         self.job_id: str | None = None
+        self.job_ids: list[str] = []
         self.flink_restarts = 0
+        """Restarts Flink made by itself, over every job this run submitted (final once ``stop`` returned)."""
+        self.resubmits = 0
+        """Submissions from a savepoint (``savepoint_and_resume``)."""
+        self._restarts_of_stopped_jobs = 0
         self._stopped = False
 
     @property
@@ -266,20 +343,83 @@ class ClusterJob:
         began = time.monotonic()
         self.cluster.start()
         self.job_id = self.cluster.submit(self.base_args)
+        self.job_ids.append(self.job_id)
         self.cluster.wait_until_running(self.job_id)
         return time.monotonic() - began
 
-    def kill_taskmanager(self) -> None:
-        self.cluster.kill_taskmanager()
+    def restarts(self) -> int:
+        """Flink's restarts of every job so far (the running one read from the REST API now)."""
+        current = flink_restarts(self.rest_url, self.job_id) if self.job_id is not None else 0
+        return self._restarts_of_stopped_jobs + current
+
+    def kill_taskmanager(self) -> str:
+        pid = self.cluster.kill_taskmanager()
         self.cluster.start_taskmanager()
+        return f"TaskManager pid {pid} killed, a new one started"
+
+    def kill_python_worker(self, rng: random.Random) -> tuple[str, bool]:
+        """kill -9 of one of the TaskManager's Python worker processes, picked with ``rng``; returns what was done
+        and whether Flink restarted the job (its restart count grew within ``RESTART_DETECT_S``), once every task
+        runs again."""
+        taskmanager = self.cluster.taskmanager_pid()
+        if taskmanager is None:
+            raise ChaosError("py-kill: no TaskManager runs")
+        deadline = time.monotonic() + RESTART_DETECT_S
+        while not (workers := python_worker_pids(taskmanager)):  # a task being (re)deployed starts its worker
+            if time.monotonic() > deadline:
+                raise ChaosError(f"py-kill: TaskManager {taskmanager} has no Python worker ({WORKER_MODULE})")
+            time.sleep(POLL_S)
+        before = self.restarts()
+        pid = rng.choice(workers)
+        os.kill(pid, signal.SIGKILL)
+        detail = f"Python worker pid {pid} killed ({len(workers)} under TaskManager {taskmanager})"
+        deadline = time.monotonic() + RESTART_DETECT_S
+        while self.restarts() <= before:
+            if time.monotonic() > deadline:
+                return f"{detail}; Flink reported no restart within {RESTART_DETECT_S:.0f}s", False
+            time.sleep(POLL_S)
+        if self.job_id is not None:
+            self.cluster.wait_until_running(self.job_id, RECOVERY_TIMEOUT_S)
+        return detail, True
+
+    def savepoint_and_resume(self) -> str:
+        """Stop the job with a savepoint, then submit it again from that savepoint with the next of
+        ``SAVEPOINT_BATCH_SIZES`` as ``--sink.batch-size``; the new job is tracked from then on."""
+        if self.job_id is None:
+            raise ChaosError("savepoint: no job runs")
+        old = self.job_id
+        location = self._stop_with_savepoint(old)
+        # A finished job keeps its exception history (its restarts) in the JobManager's archive.
+        self._restarts_of_stopped_jobs += flink_restarts(self.rest_url, old)
+        size = SAVEPOINT_BATCH_SIZES[self.resubmits % len(SAVEPOINT_BATCH_SIZES)]
+        self.job_id = None
+        new = self.cluster.resume(location, [*self.base_args, f"--sink.batch-size={size}"])
+        self.job_id = new
+        self.job_ids.append(new)
+        self.resubmits += 1
+        self.cluster.wait_until_running(new)
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+        return f"job {old[:8]} stopped with savepoint {name}; resumed as {new[:8]} with --sink.batch-size={size}"
+
+    def _stop_with_savepoint(self, job_id: str) -> str:
+        """``stop_with_savepoint``, tried again (once every task runs) if it fails while the job still runs, as it
+        may when a checkpoint or a restart is under way."""
+        for attempt in range(1, SAVEPOINT_ATTEMPTS + 1):
+            try:
+                return self.cluster.stop_with_savepoint(job_id)
+            except ClusterError:
+                if attempt == SAVEPOINT_ATTEMPTS or self.cluster.job_status(job_id) != "RUNNING":
+                    raise
+            self.cluster.wait_until_running(job_id)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Cancel the job and stop the cluster (once; the restarts are read before)."""
         if self._stopped:
             return
         self._stopped = True
+        self.flink_restarts = self.restarts()
         if self.job_id is not None:
-            self.flink_restarts = flink_restarts(self.rest_url, self.job_id)
             with contextlib.suppress(Exception):
                 self.cluster.cancel(self.job_id)
         self.cluster.stop()
@@ -359,8 +499,12 @@ class ChaosRun:
         self.log = options.log
         self.faults_done: list[str] = []
         self.recovery_times: list[float] = []
+        self.fault_records: list[FaultRecord] = []
         self.harness_restarts = 0
         self.notes: list[str] = []
+        self.rng = random.Random(f"chaos-faults:{options.seed}")
+        """Where the faults fire and which Python worker is killed: the same seed, the same choices."""
+        self.production_began = time.monotonic()
 
     def run(self) -> Report:
         from pinecone_local.pytest_plugin import start_pinecone_local
@@ -415,14 +559,17 @@ class ChaosRun:
             offsets = Offsets(broker.bootstrap_servers, group, topics, options.partitions)
             producer = Producer(broker.bootstrap_servers, workload, options.rate)
             total = len(workload.records)
-            # Fault k fires once segment k of n+1 is produced (and at least a quarter segment after the previous
-            # fault recovered), while records are in flight; production goes on for half a segment while it is in
-            # effect and then waits until it has recovered, so that no fault meets an idle job.
+            # Fault k fires at a random point around segment k of n+1 (``fault_positions``, and at least a quarter
+            # segment after the previous fault recovered), while records are in flight; production goes on for half
+            # a segment while it is in effect and then waits until it has recovered, so that no fault meets an idle
+            # job.
             segment = max(1, total // (len(options.faults) + 1))
-            producer.limit = segment + segment // 2 if options.faults else total
+            positions = fault_positions(total, len(options.faults), self.rng)
+            producer.limit = positions[0] + segment // 2 if options.faults else total
+            self.production_began = time.monotonic()
             producer.start()
-            for number, fault in enumerate(options.faults, start=1):
-                fire_at = min(total, max(number * segment, producer.produced + segment // 4))
+            for fault, position in zip(options.faults, positions, strict=True):
+                fire_at = min(total, max(position, producer.produced + segment // 4))
                 producer.limit = max(producer.limit, fire_at + segment // 2)
                 while producer.produced < fire_at and not producer.done.is_set():
                     time.sleep(PRODUCE_TICK_S)
@@ -435,6 +582,12 @@ class ChaosRun:
             job.stop()
             if isinstance(job, MiniClusterJob):
                 self.harness_restarts = job.starts - 1
+            else:
+                self.harness_restarts = job.resubmits
+                self.notes.append(
+                    f"restarts: {job.flink_restarts} by Flink, {job.resubmits} resubmission(s) from a savepoint; "
+                    f"jobs {', '.join(job.job_ids)}"
+                )
             self.log("job stopped; verifying")
             report = compare(
                 workload.expected,
@@ -472,22 +625,45 @@ class ChaosRun:
     ) -> None:
         committed = self._wait_progress(offsets, None, producer)
         injected = time.monotonic()
-        self.log(f"fault {fault} at {producer.produced}/{total} produced, {committed} committed")
+        produced = producer.produced
+        self.log(f"fault {fault} at {produced}/{total} produced, {committed} committed")
+        detail = ""
+        try:
+            detail = self._apply(fault, broker, server, job)
+        except ClusterError as exc:
+            raise ChaosError(f"fault {fault}: {exc}") from None
+        self.faults_done.append(fault)
+        lifted = self._wait_progress(offsets, None, producer)
+        recovered = self._wait_progress(offsets, lifted, producer)
+        recovery = time.monotonic() - injected
+        self.recovery_times.append(recovery)
+        self.fault_records.append(
+            FaultRecord(fault, injected - self.production_began, produced, committed, recovery, detail)
+        )
+        self.log(f"recovered from {fault} in {recovery:.1f}s ({recovered} committed){'; ' + detail if detail else ''}")
+
+    def _apply(self, fault: str, broker: KafkaBroker, server: Any, job: MiniClusterJob | ClusterJob) -> str:
+        """Inject ``fault`` and return once it is lifted (the component is back); returns what was done."""
+        detail = ""
         if fault == "throttle":
             server.set_faults(rate_limits={"upsert": THROTTLE_RPS})
             time.sleep(FAULT_WINDOW_S)
             server.reset_faults()
+            detail = f"upserts beyond {THROTTLE_RPS}/s per namespace answered 429 for {FAULT_WINDOW_S:.0f}s"
         elif fault == "burst5xx":
             server.set_faults(error_rate=BURST_ERROR_RATE, error_status=503, error_kinds=["upsert", "delete"])
             time.sleep(FAULT_WINDOW_S)
             server.reset_faults()
+            detail = f"{BURST_ERROR_RATE:.0%} of upserts and deletes answered 503 for {FAULT_WINDOW_S:.0f}s"
         elif fault == "server-kill":
             server.kill()
             time.sleep(SERVER_DOWN_S)
             server.restart()
+            detail = f"server killed, restarted after {SERVER_DOWN_S:.0f}s"
         elif fault == "broker-restart":
             broker.kill()
             broker.start()
+            detail = "broker killed and restarted"
         elif fault == "job-kill" and isinstance(job, MiniClusterJob):
             job.kill()
             restore = None
@@ -497,15 +673,18 @@ class ChaosRun:
                     self.notes.append("job-kill: no completed checkpoint to restore; restarted from committed offsets")
             self.log(f"job killed; restarting from {restore or 'the committed offsets'}")
             job.start(restore)
+            detail = f"restarted from {restore.name if restore else 'the committed offsets'}"
         elif fault == "tm-kill" and isinstance(job, ClusterJob):
-            job.kill_taskmanager()
+            detail = job.kill_taskmanager()
+        elif fault == "py-kill" and isinstance(job, ClusterJob):
+            detail, restarted = job.kill_python_worker(self.rng)
+            if not restarted:
+                self.notes.append(f"py-kill #{self.faults_done.count(fault) + 1}: {detail}")
+        elif fault == "savepoint" and isinstance(job, ClusterJob):
+            detail = job.savepoint_and_resume()
         else:
             raise ChaosError(f"fault {fault!r} is not available in this mode")
-        self.faults_done.append(fault)
-        lifted = self._wait_progress(offsets, None, producer)
-        recovered = self._wait_progress(offsets, lifted, producer)
-        self.recovery_times.append(time.monotonic() - injected)
-        self.log(f"recovered from {fault} in {self.recovery_times[-1]:.1f}s ({recovered} committed)")
+        return detail
 
     def _wait_in_flight(self, offsets: Offsets, producer: Producer) -> None:
         """Wait (at most ``IN_FLIGHT_WAIT_S``) until some produced records are not committed yet."""
@@ -563,7 +742,7 @@ def parse_faults(text: str, cluster: bool) -> tuple[str, ...]:
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; expected some of {', '.join(FAULTS)}")
         if cluster and name in MINI_CLUSTER_ONLY:
-            raise ValueError(f"fault {name!r} is for the mini-cluster; with --cluster use tm-kill")
+            raise ValueError(f"fault {name!r} is for the mini-cluster; with --cluster use tm-kill or py-kill")
         if not cluster and name in CLUSTER_ONLY:
             raise ValueError(f"fault {name!r} needs --cluster")
         if times and not (times.isdigit() and int(times) >= 1):
@@ -585,7 +764,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint-interval-ms", type=int, default=DEFAULT_CHECKPOINT_INTERVAL_MS)
     parser.add_argument("--run-dir", type=Path, help="where logs, data and checkpoints go (default: a new dir in .run)")
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
-    args = parser.parse_args(argv)
+    parser.add_argument("--report", type=Path, help="also write the report as Markdown to this file")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    host = machine()
     try:
         faults = parse_faults(args.faults, args.cluster)
     except ValueError as exc:
@@ -602,8 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint_interval_ms=args.checkpoint_interval_ms,
         run_dir=args.run_dir,
     )
+    run = ChaosRun(options)
     try:
-        report = ChaosRun(options).run()
+        report = run.run()
     except ChaosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -611,7 +794,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         import json
 
-        args.json.write_text(json.dumps(report.to_dict(), indent=2))
+        data = report.to_dict()
+        data["faults"] = [asdict(record) for record in run.fault_records]
+        args.json.write_text(json.dumps(data, indent=2))
+    if args.report:
+        command = shlex.join(["python", "-m", "chaos.run", *arguments])
+        write_markdown(args.report, report, run.fault_records, command, host.finished())
+        print(f"report written to {args.report}")
     return 0 if report.ok else 1
 
 

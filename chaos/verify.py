@@ -128,9 +128,9 @@ class Report:
         )
         return data
 
-    def render(self) -> str:
-        """A plain-text table of every figure, then up to ``MAX_LISTED`` examples of each discrepancy."""
-        rows: list[tuple[str, str]] = [
+    def rows(self) -> list[tuple[str, str]]:
+        """Every figure as (name, value), in the order the reports show them."""
+        return [
             ("events produced", str(self.events)),
             ("expected live ids / deleted ids", f"{self.expected_alive} / {self.expected_deleted}"),
             ("vectors found", str(self.found_vectors)),
@@ -149,8 +149,10 @@ class Report:
             ("wall time", _seconds(self.wall_time_s)),
             ("verdict", "OK" if self.ok else "FAILED"),
         ]
-        width = max(len(name) for name, _ in rows)
-        lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
+
+    def discrepancies(self) -> list[tuple[str, str]]:
+        """(kind, up to ``MAX_LISTED`` examples) for each kind of discrepancy found."""
+        found = []
         for title, items in (
             ("missing", self.missing),
             ("stale", self.stale),
@@ -164,7 +166,15 @@ class Report:
                 shown = ", ".join(items[:MAX_LISTED]) + (
                     f", ... ({len(items)} in all)" if len(items) > MAX_LISTED else ""
                 )
-                lines.append(f"{title}: {shown}")
+                found.append((title, shown))
+        return found
+
+    def render(self) -> str:
+        """A plain-text table of every figure, then up to ``MAX_LISTED`` examples of each discrepancy."""
+        rows = self.rows()
+        width = max(len(name) for name, _ in rows)
+        lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
+        lines += [f"{title}: {shown}" for title, shown in self.discrepancies()]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 

@@ -15,6 +15,8 @@ Guarantees:
   SIGKILL after ``STOP_TIMEOUT_S``) and nothing else.
 * ``kill_taskmanager`` SIGKILLs the TaskManager JVM whose pid its pid file names, after checking that the pid is
   that JVM (its command line and marker), so a recycled pid is never signalled.
+* The daemons run in ``workdir``, so the Python workers import the job archive shipped with the job (``-pyfs``),
+  never the sources of the directory the cluster was started from.
 
 Command line::
 
@@ -370,12 +372,16 @@ class FlinkCluster(FlinkRestApi):
     def kill_taskmanager(self) -> int:
         """SIGKILL the TaskManager JVM, as a crash would; returns its pid. Its Python workers are left to die with
         their connection (``stop`` ends any that linger). Raises ``ClusterError`` if no TaskManager runs."""
-        pid = self._daemon_pid("taskexecutor", _TASKMANAGER_CLASS)
+        pid = self.taskmanager_pid()
         if pid is None:
             raise ClusterError(f"no TaskManager of the cluster in {self.workdir} is running")
         send_signal(pid, signal.SIGKILL)
         wait_gone([pid], STOP_TIMEOUT_S)
         return pid
+
+    def taskmanager_pid(self) -> int | None:
+        """The pid of this cluster's running TaskManager JVM (checked like ``kill_taskmanager`` does), or None."""
+        return self._daemon_pid("taskexecutor", _TASKMANAGER_CLASS)
 
     def start_taskmanager(self, timeout_s: float = START_TIMEOUT_S) -> float:
         """Start another TaskManager and return the seconds until the JobManager has registered it (a new
@@ -468,8 +474,13 @@ class FlinkCluster(FlinkRestApi):
         return "\n".join(parts) or f"(no logs in {self.log_dir})"
 
     def _script(self, name: str, *args: str) -> None:
+        # The daemons (and the Python workers, which run ``python -m ...`` and so put their working directory first
+        # on sys.path) start in the cluster's working directory, not in the caller's: started from the repository
+        # root, the workers would import the packages of the working tree as it is at each (re)start instead of the
+        # job archive shipped with ``-pyfs``, and a task restarted after the sources changed would run other code.
         result = subprocess.run(
             ["bash", str(flink_home() / "bin" / name), *args],
+            cwd=self.workdir,
             env=self.environment(),
             capture_output=True,
             text=True,
