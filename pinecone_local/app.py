@@ -52,6 +52,7 @@ class ServerSettings:
     api_key: str | None = None
     fsync: bool = False
     compact_bytes: int = DEFAULT_COMPACT_BYTES
+    ack_log: Path | None = None
 
     def __repr__(self) -> str:
         key = "***" if self.api_key else None
@@ -64,7 +65,9 @@ class PineconeLocalApp:
     def __init__(self, settings: ServerSettings, faults: FaultState | None = None) -> None:
         self.settings = settings
         self.faults = faults or FaultState()
-        self.engine = Engine(settings.data_dir, fsync=settings.fsync, compact_bytes=settings.compact_bytes)
+        self.engine = Engine(
+            settings.data_dir, fsync=settings.fsync, compact_bytes=settings.compact_bytes, ack_log=settings.ack_log
+        )
         self.control = ControlRoutes(self.engine, self.data_host)
         self.data = DataRoutes(self.engine)
         self._data_routes: dict[tuple[str, str], tuple[str, DataHandler]] = {

@@ -42,6 +42,11 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
         "--compact-bytes", type=int, default=DEFAULT_COMPACT_BYTES, help="log size that triggers a snapshot"
     )
     parser.add_argument("--port-file", type=Path, help="write the bound port here once ready")
+    parser.add_argument(
+        "--ack-log",
+        type=Path,
+        help="append '<time.time()> TAB index TAB namespace TAB id' per written record once applied (benchmarks)",
+    )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
@@ -131,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
             compact_bytes=args.compact_bytes,
             port_file=args.port_file,
             log_level=args.log_level,
+            ack_log=args.ack_log,
             faults=faults,
         )
     )

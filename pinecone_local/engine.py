@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,18 @@ def _merge_metadata(current: MetadataDict | None, patch: MetadataDict) -> Metada
 class Engine:
     """Store plus optional journal; the only object that mutates the store."""
 
-    def __init__(self, data_dir: Path | None = None, fsync: bool = False, compact_bytes: int = DEFAULT_COMPACT_BYTES):
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        fsync: bool = False,
+        compact_bytes: int = DEFAULT_COMPACT_BYTES,
+        ack_log: Path | None = None,
+    ):
         self.store = Store()
         self.compact_bytes = compact_bytes
         self.journal: Journal | None = None
+        # Opt-in (benchmarks): one line per written record once applied; off by default, no cost when off.
+        self._ack_log = open(ack_log, "a", encoding="utf-8") if ack_log is not None else None  # noqa: SIM115
         if data_dir is not None:
             self.journal = Journal(data_dir, fsync=fsync)
             replayed = 0
@@ -93,9 +102,22 @@ class Engine:
             self.journal.compact(self._snapshot_frames)
 
     def close(self) -> None:
-        """Close the journal."""
+        """Close the journal (and the acknowledgement log)."""
         if self.journal is not None:
             self.journal.close()
+        if self._ack_log is not None:
+            self._ack_log.close()
+            self._ack_log = None
+
+    def _acknowledge(self, index: str, namespace: str, ids: list[str]) -> None:
+        """Append ``<time.time()> TAB <index> TAB <namespace> TAB <id>`` per written id to the acknowledgement log
+        (when one is set), after the change is journaled and applied, i.e. just before the response is sent. The wall
+        clock (``time.time()``) lets a client on the same machine join the lines with Kafka timestamps."""
+        if self._ack_log is None or not ids:
+            return
+        prefix = f"{time.time():.6f}\t{index}\t{namespace}\t"
+        self._ack_log.write("".join(f"{prefix}{vector_id}\n" for vector_id in ids))
+        self._ack_log.flush()
 
     def _snapshot_frames(self) -> Iterator[bytes]:
         for index in self.store.indexes.values():
@@ -191,6 +213,7 @@ class Engine:
         if self.journal is not None:
             self._log(OP_UPSERT, self._upsert_payload(index.name, namespace, batch))
         self._apply_upsert(index, namespace, batch)
+        self._acknowledge(index.name, namespace, batch.ids)
         return len(batch.ids)
 
     def _apply_delete_ids(self, index: IndexState, namespace: str, ids: list[str]) -> None:
@@ -246,6 +269,7 @@ class Engine:
             ),
         )
         self._apply_update(index, namespace, vector_id, values, sparse, metadata)
+        self._acknowledge(index.name, namespace, [vector_id])
 
     def _apply_set_metadata_many(self, index: IndexState, namespace: str, ids: list[str], patch: MetadataDict) -> None:
         ns = index.namespace(namespace)
@@ -260,6 +284,7 @@ class Engine:
         """Merge ``patch`` into the metadata of each listed record."""
         self._log(OP_SET_METADATA_MANY, orjson.dumps({"i": index.name, "n": namespace, "ids": ids, "patch": patch}))
         self._apply_set_metadata_many(index, namespace, ids, patch)
+        self._acknowledge(index.name, namespace, ids)
 
 
 def merged_metadata(current: MetadataDict | None, patch: MetadataDict) -> MetadataDict:

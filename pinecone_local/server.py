@@ -38,6 +38,7 @@ class ServeOptions:
     compact_bytes: int = DEFAULT_COMPACT_BYTES
     port_file: Path | None = None
     log_level: str = "warning"
+    ack_log: Path | None = None
     faults: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,6 +83,7 @@ def serve(options: ServeOptions) -> None:
         api_key=options.api_key,
         fsync=options.fsync,
         compact_bytes=options.compact_bytes,
+        ack_log=options.ack_log,
     )
     faults = FaultState()
     faults.apply(options.faults)

@@ -1,0 +1,515 @@
+"""The pure parts of ``benchmarks/compare.py``: workloads, statistics, targets, the table and the chart.
+
+Nothing here starts a process or touches the network, so ``tests/unit/test_bench_compare.py`` covers it all.
+
+Workloads (all records are JSON objects keyed by their id; Pinecone ids are the keys, ``--id.format=raw``):
+
+* ``vectors`` (a): a 384-dimensional vector in ``values`` plus ~1 KB of flat metadata.
+* ``text`` (b): a product ``title`` and ``description`` to embed (joined by a newline), plus a price.
+* ``changes`` (c): a change stream: one insert per id, then ``updates_per_id`` updates per id (shuffled, each id's
+  updates in order). Exactly ``round(0.8 * updates)`` updates keep the id's current text and change only metadata
+  (price, stock); the others change the description. Only inserts and text-changing updates need the model.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DIMENSION = 384
+WORKLOADS = ("vectors", "text", "changes")
+WORKLOAD_ALIASES = {"a": "vectors", "b": "text", "c": "changes"}
+WORKLOAD_TITLES = {
+    "vectors": "(a) 384-d vectors + ~1 KB metadata",
+    "text": "(b) text to embed",
+    "changes": "(c) change stream, 80% text unchanged",
+}
+CONTENDERS = ("tutorial", "handmade", "job-mini", "job-cluster", "raw")
+CONTENDER_TITLES = {
+    "tutorial": "tutorial loop (1 record at a time)",
+    "handmade": "hand-made consumer (batched)",
+    "job-mini": "this job, mini-cluster (p=1)",
+    "job-cluster": "this job, standalone cluster (p=2)",
+    "raw": "raw limit",
+}
+RAW_LIMIT_OF = {"vectors": "raw upserts (SDK, 200/batch, 4 threads)", "text": "model.encode, batches of 64"}
+RAW_LIMIT_OF["changes"] = "model.encode of the texts that changed, batches of 64"
+TEXT_FIELDS = ("title", "description")
+UNCHANGED_TEXT_SHARE = 0.8
+
+_WORDS = (
+    "waterproof lightweight durable ergonomic compact insulated adjustable recycled rugged portable wireless "
+    "rechargeable organic handcrafted breathable stainless jacket boots tent lamp chair desk blender grinder knife "
+    "kettle speaker headphones backpack bottle mat trail kitchen office travel everyday running hiking camping"
+).split()
+_CATEGORIES = ("outdoor", "kitchen", "office", "audio", "travel")
+
+Record = tuple[str, dict[str, Any]]
+
+
+# -- workloads -----------------------------------------------------------------------------------------------------
+
+
+def product_title(rng: random.Random) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(4)).capitalize()
+
+
+def product_description(rng: random.Random) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(30, 50))).capitalize() + "."
+
+
+def unit_vector(rng: random.Random, dimension: int = DIMENSION) -> list[float]:
+    values = [rng.gauss(0.0, 1.0) for _ in range(dimension)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def vector_metadata(rng: random.Random, number: int) -> dict[str, Any]:
+    """Flat Pinecone metadata of ~1 KB: strings, numbers and a list of strings."""
+    return {
+        "sku": f"sku-{number}",
+        "category": rng.choice(_CATEGORIES),
+        "price": round(rng.uniform(5, 500), 2),
+        "in_stock": rng.random() < 0.8,
+        "tags": [rng.choice(_WORDS) for _ in range(5)],
+        "notes": " ".join(rng.choice(_WORDS) for _ in range(130)),
+    }
+
+
+def vector_records(count: int, seed: int = 1, prefix: str = "v") -> list[Record]:
+    rng = random.Random(seed)
+    return [(f"{prefix}{i}", {**vector_metadata(rng, i), "values": unit_vector(rng)}) for i in range(count)]
+
+
+def text_records(count: int, seed: int = 2, prefix: str = "t") -> list[Record]:
+    rng = random.Random(seed)
+    return [
+        (
+            f"{prefix}{i}",
+            {"title": product_title(rng), "description": product_description(rng), "price": float(i % 500)},
+        )
+        for i in range(count)
+    ]
+
+
+def change_records(total: int, updates_per_id: int, seed: int = 3, prefix: str = "c") -> list[Record]:
+    """``total`` records: ``total // (1 + updates_per_id)`` inserts, then the rest as updates of those ids."""
+    if total < 1 or updates_per_id < 0:
+        raise ValueError("changes needs at least one record and updates_per_id >= 0")
+    rng = random.Random(seed)
+    ids = max(total // (1 + updates_per_id), 1)
+    current: dict[str, dict[str, Any]] = {}
+    records: list[Record] = []
+    for i in range(ids):
+        key = f"{prefix}{i}"
+        current[key] = {"title": product_title(rng), "description": product_description(rng), "price": 10.0, "stock": 1}
+        records.append((key, dict(current[key])))
+    updates = total - ids
+    keep_text = set(rng.sample(range(updates), round(UNCHANGED_TEXT_SHARE * updates)))
+    for n in range(updates):
+        key = f"{prefix}{rng.randrange(ids)}"
+        doc = current[key]
+        doc["price"] = round(float(doc["price"]) + 1.0, 2)
+        doc["stock"] = int(doc["stock"]) + 1
+        if n not in keep_text:
+            doc["description"] = product_description(rng)
+        records.append((key, dict(doc)))
+    return records
+
+
+def embed_text(doc: Mapping[str, Any]) -> str | None:
+    """The text the job embeds for ``doc`` (``--embedding.text-fields=title,description``), or None."""
+    parts = [str(doc[name]) for name in TEXT_FIELDS if doc.get(name) not in (None, "")]
+    return "\n".join(parts) if parts else None
+
+
+def texts_to_embed(records: Iterable[Record], only_changed: bool) -> list[str]:
+    """Texts a consumer must embed: every record's, or (``only_changed``) only where the id's text changed."""
+    last: dict[str, str] = {}
+    texts = []
+    for key, doc in records:
+        text = embed_text(doc)
+        if text is None or "values" in doc:
+            continue
+        if not only_changed or last.get(key) != text:
+            texts.append(text)
+        last[key] = text
+    return texts
+
+
+def unchanged_text_share(records: Sequence[Record]) -> float:
+    """Share of updates (records of an id seen before) whose embedded text is the id's previous one."""
+    last: dict[str, str | None] = {}
+    updates = unchanged = 0
+    for key, doc in records:
+        text = embed_text(doc)
+        if key in last:
+            updates += 1
+            unchanged += last[key] == text
+        last[key] = text
+    return unchanged / updates if updates else 0.0
+
+
+def generate(workload: str, size: int, updates_per_id: int, seed: int = 0) -> list[Record]:
+    if workload == "vectors":
+        return vector_records(size, seed=seed + 1)
+    if workload == "text":
+        return text_records(size, seed=seed + 2)
+    if workload == "changes":
+        return change_records(size, updates_per_id, seed=seed + 3)
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+def fresh_records(workload: str, count: int, pool: Sequence[Record], seed: int = 99) -> list[Record]:
+    """Records of the freshness phase, with new ids ``f<n>``: (a) reuses the workload's vectors (nothing to
+    embed either way); (b) new texts; (c) 80% reuse a text of the workload (unchanged text), 20% are new."""
+    rng = random.Random(seed)
+    out: list[Record] = []
+    for n in range(count):
+        if workload == "vectors":
+            doc = dict(pool[n % len(pool)][1])
+        elif workload == "changes" and rng.random() < UNCHANGED_TEXT_SHARE:
+            doc = dict(pool[rng.randrange(len(pool))][1])
+        else:
+            doc = {"title": product_title(rng), "description": product_description(rng), "price": float(n)}
+        out.append((f"f{n}", doc))
+    return out
+
+
+def encode_record(record: Record) -> tuple[bytes, bytes]:
+    key, doc = record
+    return key.encode(), json.dumps(doc, separators=(",", ":")).encode()
+
+
+# -- statistics ----------------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) with linear interpolation between closest ranks; None when empty."""
+    if not values:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference <= 0:
+        return None
+    return value / reference
+
+
+def rate(records: int, start: float | None, end: float | None) -> float | None:
+    """Records per second between the first and the last acknowledgement (None if the window is empty)."""
+    if start is None or end is None or records <= 0:
+        return None
+    return records / max(end - start, 1e-3)
+
+
+STEADY_LOW, STEADY_HIGH = 0.1, 0.9
+MIN_STEADY_WINDOW_S = 0.01
+
+
+def steady_rate(ack_times: Sequence[float], records: int) -> tuple[float | None, float | None]:
+    """``(records/s, window seconds)`` between the acknowledgements at the 10th (or, if later, the first one after the
+    first request) and the 90th percentile of all of a run's acknowledgements: start-up and the first batch
+    (prepared before the first acknowledgement) are outside, and so is the tail; the same rule for every contender.
+    ``(None, None)`` when that window is shorter than 10 ms (everything was written in one or two requests: too few
+    records to time)."""
+    if not ack_times or records <= 0:
+        return None, None
+    ordered = sorted(ack_times)
+    last = len(ordered) - 1
+    first_request = sum(1 for t in ordered if t == ordered[0])  # written together: prepared before the window
+    low, high = max(math.floor(STEADY_LOW * last), first_request), math.ceil(STEADY_HIGH * last)
+    window = ordered[high] - ordered[low] if low < high else 0.0
+    if window < MIN_STEADY_WINDOW_S:
+        return None, None
+    # Acknowledged within the window: after the request that opened it, up to and including the one that closed it.
+    within = bisect.bisect_right(ordered, ordered[high]) - bisect.bisect_right(ordered, ordered[low])
+    return records * within / len(ordered) / window, window
+
+
+def latencies(produced_at: Mapping[str, float], acked_at: Mapping[str, float]) -> tuple[list[float], int]:
+    """Seconds from each record's Kafka timestamp to the first acknowledgement of its id, and how many were never
+    acknowledged."""
+    found = [acked_at[key] - ts for key, ts in produced_at.items() if key in acked_at]
+    return found, len(produced_at) - len(found)
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One sample of a contender's process tree: the wall time, each live pid's CPU seconds, the RSS sum."""
+
+    time: float
+    cpu_by_pid: Mapping[int, float]
+    rss_bytes: int
+
+
+def cumulative_cpu(samples: Sequence[ProcessSample]) -> list[tuple[float, float]]:
+    """``(time, CPU seconds used so far by every process seen)``: a process that ended keeps its last value."""
+    last: dict[int, float] = {}
+    series = []
+    for sample in samples:
+        last.update(sample.cpu_by_pid)
+        series.append((sample.time, sum(last.values())))
+    return series
+
+
+def cpu_seconds(samples: Sequence[ProcessSample], start: float, end: float) -> float | None:
+    """CPU seconds the tree used between ``start`` and ``end`` (interpolated between samples)."""
+    series = cumulative_cpu(samples)
+    if not series or end <= start:
+        return None
+
+    def at(moment: float) -> float:
+        """Linear interpolation between the samples around ``moment`` (the nearest end outside them)."""
+        if moment <= series[0][0]:
+            return series[0][1]
+        for (t0, v0), (t1, v1) in itertools.pairwise(series):
+            if t0 <= moment <= t1:
+                return v0 if t1 == t0 else v0 + (v1 - v0) * (moment - t0) / (t1 - t0)
+        return series[-1][1]
+
+    return max(at(end) - at(start), 0.0)
+
+
+def peak_rss_bytes(samples: Sequence[ProcessSample]) -> int:
+    return max((s.rss_bytes for s in samples), default=0)
+
+
+# -- results, targets and rendering ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One contender on one workload."""
+
+    workload: str
+    contender: str
+    label: str
+    records: int = 0
+    rps: float | None = None
+    window_s: float | None = None
+    startup_s: float | None = None
+    fresh_rate: float | None = None
+    fresh_records: int = 0
+    fresh_missing: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    cpu_s: float | None = None
+    cores: float | None = None
+    peak_rss_mb: float | None = None
+    vs_handmade: float | None = None
+    vs_raw: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fill_ratios(results: Sequence[Result]) -> None:
+    """Set each result's records/s ratio against the hand-made consumer and the raw limit of its workload."""
+    for workload in {r.workload for r in results}:
+        rows = [r for r in results if r.workload == workload]
+        handmade = next((r.rps for r in rows if r.contender == "handmade"), None)
+        raw = next((r.rps for r in rows if r.contender == "raw"), None)
+        for row in rows:
+            row.vs_handmade = ratio(row.rps, handmade)
+            row.vs_raw = ratio(row.rps, raw)
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    met: bool | None  # None: not measured in this run
+
+
+def _find(results: Sequence[Result], workload: str, contender: str) -> Result | None:
+    return next((r for r in results if r.workload == workload and r.contender == contender), None)
+
+
+def _check(*parts: bool | None) -> bool | None:
+    return None if any(p is None for p in parts) else all(bool(p) for p in parts)
+
+
+def _ge(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value >= bound
+
+
+def evaluate_targets(results: Sequence[Result]) -> list[Target]:
+    """The issue's targets, each met, missed, or not measured (None), for every job contender measured."""
+    targets: list[Target] = []
+    for job in ("job-mini", "job-cluster"):
+        name = CONTENDER_TITLES[job]
+        vec = _find(results, "vectors", job)
+        if vec is not None:
+            targets.append(
+                Target(
+                    f"{name}, (a): ≥ hand-made and ≥ 5,000 rec/s", _check(_ge(vec.vs_handmade, 1), _ge(vec.rps, 5000))
+                )
+            )
+            peak = vec.peak_rss_mb
+            targets.append(Target(f"{name}, (a): peak memory < 2 GiB", None if peak is None else peak < 2048))
+        text = _find(results, "text", job)
+        tutorial = _find(results, "text", "tutorial")
+        if text is not None:
+            vs_tutorial = ratio(text.rps, tutorial.rps if tutorial else None)
+            targets.append(
+                Target(
+                    f"{name}, (b): ≥ 85% of raw model and ≥ 2x tutorial",
+                    _check(_ge(text.vs_raw, 0.85), _ge(vs_tutorial, 2)),
+                )
+            )
+        changes = _find(results, "changes", job)
+        if changes is not None:
+            targets.append(Target(f"{name}, (c): ≥ 3x hand-made", _ge(changes.vs_handmade, 3)))
+        p99s = [r.p99_ms for r in results if r.contender == job]
+        if p99s:
+            measured = [p for p in p99s if p is not None]
+            missing = any(r.fresh_missing for r in results if r.contender == job)
+            met = None if not measured else (max(measured) < 2000 and not missing and len(measured) == len(p99s))
+            targets.append(Target(f"{name}: freshness p99 < 2 s at 50% load, every workload", met))
+    return targets
+
+
+def _num(value: float | None, digits: int = 0, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+TABLE_COLUMNS = (
+    "workload",
+    "contender",
+    "records",
+    "rec/s",
+    "vs hand-made",
+    "vs raw",
+    "start-up s",
+    "fresh rec/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "CPU cores",
+    "CPU s",
+    "peak RSS MiB",
+)
+
+
+def table_rows(results: Sequence[Result]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        missing = f" ({r.fresh_missing} lost)" if r.fresh_missing else ""
+        rows.append(
+            [
+                WORKLOAD_TITLES.get(r.workload, r.workload),
+                r.label,
+                f"{r.records:,}",
+                _num(r.rps, 1 if (r.rps or 0) < 100 else 0),
+                _ratio(r.vs_handmade),
+                _ratio(r.vs_raw),
+                _num(r.startup_s, 1),
+                _num(r.fresh_rate, 1 if (r.fresh_rate or 0) < 100 else 0),
+                _num(r.p50_ms),
+                _num(r.p95_ms),
+                _num(r.p99_ms) + missing,
+                _num(r.cores, 2),
+                _num(r.cpu_s, 1),
+                _num(r.peak_rss_mb),
+            ]
+        )
+    return rows
+
+
+def render_markdown(results: Sequence[Result], targets: Sequence[Target] = ()) -> str:
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    if targets:
+        lines += ["", render_targets(targets)]
+    notes = [f"- {WORKLOAD_TITLES.get(r.workload, r.workload)}, {r.label}: {n}" for r in results for n in r.notes]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def render_targets(targets: Sequence[Target]) -> str:
+    marks = {True: "met", False: "**missed**", None: "not measured"}
+    return "\n".join(["| target | result |", "|---|---|", *(f"| {t.text} | {marks[t.met]} |" for t in targets)])
+
+
+def render_text(results: Sequence[Result]) -> str:
+    """The table for a terminal: aligned columns."""
+    rows = [list(TABLE_COLUMNS), *table_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+def save_chart(results: Sequence[Result], path: Any) -> None:
+    """Records/s per workload and contender (log scale) and the freshness p99 at 50% load, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = [w for w in WORKLOADS if any(r.workload == w for r in results)]
+    contenders = [c for c in CONTENDERS if any(r.contender == c for r in results)]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8))
+    width = 0.8 / max(len(contenders), 1)
+    for n, contender in enumerate(contenders):
+        xs, rps, p99 = [], [], []
+        for i, workload in enumerate(workloads):
+            found = _find(results, workload, contender)
+            xs.append(i + (n - (len(contenders) - 1) / 2) * width)
+            rps.append(found.rps if found and found.rps else 0)
+            p99.append(found.p99_ms / 1000 if found and found.p99_ms is not None else 0)
+        top.bar(xs, rps, width, label=CONTENDER_TITLES[contender])
+        if contender != "raw":
+            bottom.bar(xs, p99, width, label=CONTENDER_TITLES[contender])
+    for axis in (top, bottom):
+        axis.set_xticks(range(len(workloads)), [WORKLOAD_TITLES[w] for w in workloads])
+    top.set_yscale("log")
+    top.set_ylabel("records/s (log)")
+    top.set_title("Throughput, same data, broker and local Pinecone server")
+    top.legend(fontsize=8)
+    bottom.axhline(2.0, color="grey", linestyle="--", linewidth=1)
+    bottom.set_ylabel("freshness p99 (s)")
+    bottom.set_title("Kafka timestamp → Pinecone acknowledgement, p99 at 50% of each contender's max rate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_sizes(text: str, defaults: Mapping[str, int]) -> dict[str, int]:
+    """``vectors=20000,text=3000`` (a/b/c accepted) over ``defaults``."""
+    sizes = dict(defaults)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = WORKLOAD_ALIASES.get(name, name)
+        if not sep or name not in WORKLOADS or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"expected WORKLOAD=COUNT with a workload of {', '.join(WORKLOADS)}, got {part!r}")
+        sizes[name] = int(value)
+    return sizes
+
+
+def parse_choice(text: str, allowed: Sequence[str], aliases: Mapping[str, str] | None = None) -> list[str]:
+    chosen = [(aliases or {}).get(p.strip(), p.strip()) for p in text.split(",") if p.strip()]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise ValueError(f"choose from {', '.join(allowed)}; got {text!r}")
+    return [c for c in allowed if c in chosen]

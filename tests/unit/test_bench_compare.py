@@ -1,0 +1,258 @@
+"""The pure parts of the comparison benchmark (``benchmarks/compare_lib.py``): workloads, statistics, targets and
+rendering."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.compare_lib import (
+    DIMENSION,
+    ProcessSample,
+    Result,
+    change_records,
+    cpu_seconds,
+    embed_text,
+    encode_record,
+    evaluate_targets,
+    fill_ratios,
+    fresh_records,
+    latencies,
+    parse_choice,
+    parse_sizes,
+    peak_rss_bytes,
+    percentile,
+    rate,
+    ratio,
+    render_markdown,
+    render_text,
+    steady_rate,
+    text_records,
+    texts_to_embed,
+    unchanged_text_share,
+    vector_records,
+)
+
+pytestmark = pytest.mark.unit
+
+
+# -- workloads -----------------------------------------------------------------------------------------------------
+
+
+def test_vector_records_have_unit_384_d_vectors_and_about_a_kilobyte_of_flat_metadata() -> None:
+    records = vector_records(50)
+    assert len({key for key, _ in records}) == 50
+    for _, doc in records:
+        values = doc["values"]
+        assert len(values) == DIMENSION
+        assert abs(sum(v * v for v in values) - 1.0) < 1e-3
+        metadata = {k: v for k, v in doc.items() if k != "values"}
+        assert 800 <= len(json.dumps(metadata)) <= 1400
+        assert all(isinstance(v, (str, float, bool, list)) for v in metadata.values())
+
+
+def test_workloads_are_deterministic() -> None:
+    assert vector_records(5) == vector_records(5)
+    assert text_records(5) == text_records(5)
+    assert change_records(50, 4) == change_records(50, 4)
+    assert text_records(5) != text_records(5, seed=9)
+
+
+def test_text_records_have_a_title_and_description_to_embed_and_no_vector() -> None:
+    for _, doc in text_records(20):
+        assert "values" not in doc
+        assert embed_text(doc) == f"{doc['title']}\n{doc['description']}"
+
+
+@pytest.mark.parametrize(("total", "updates_per_id"), [(1000, 9), (5000, 9), (100, 4), (77, 3), (10, 1)])
+def test_exactly_80_percent_of_the_change_stream_updates_keep_their_text(total: int, updates_per_id: int) -> None:
+    records = change_records(total, updates_per_id)
+    assert len(records) == total
+    ids = total // (1 + updates_per_id)
+    updates = total - ids
+    assert len({key for key, _ in records}) == ids
+    assert [key for key, _ in records[:ids]] == [f"c{i}" for i in range(ids)]  # inserts first
+    assert unchanged_text_share(records) == pytest.approx(round(0.8 * updates) / updates)
+    if updates % 5 == 0:
+        assert unchanged_text_share(records) == 0.8
+
+
+def test_every_change_stream_update_changes_the_record_so_none_is_a_duplicate() -> None:
+    records = change_records(500, 9)
+    last: dict[str, str] = {}
+    for key, doc in records:
+        encoded = json.dumps(doc, sort_keys=True)
+        assert last.get(key) != encoded
+        last[key] = encoded
+
+
+def test_texts_to_embed_counts_every_text_or_only_the_changed_ones() -> None:
+    records = change_records(1000, 9)
+    ids, updates = 100, 900
+    assert len(texts_to_embed(records, only_changed=False)) == 1000
+    assert len(texts_to_embed(records, only_changed=True)) == ids + (updates - round(0.8 * updates))
+    assert texts_to_embed(vector_records(3), only_changed=False) == []
+
+
+def test_fresh_records_have_new_ids_and_follow_the_workload() -> None:
+    pool = change_records(100, 4)
+    fresh = fresh_records("changes", 1000, pool)
+    assert [key for key, _ in fresh] == [f"f{n}" for n in range(1000)]
+    known = {embed_text(doc) for _, doc in pool}
+    reused = sum(embed_text(doc) in known for _, doc in fresh)
+    assert 0.75 < reused / 1000 < 0.85
+    vectors = vector_records(3)
+    assert [doc for _, doc in fresh_records("vectors", 6, vectors)] == [doc for _, doc in vectors * 2]
+    texts = text_records(10)
+    assert not {embed_text(d) for _, d in fresh_records("text", 10, texts)} & {embed_text(d) for _, d in texts}
+
+
+def test_encode_record_is_the_key_and_compact_json() -> None:
+    assert encode_record(("k1", {"a": 1, "b": [1.5]})) == (b"k1", b'{"a":1,"b":[1.5]}')
+
+
+# -- statistics ----------------------------------------------------------------------------------------------------
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_ratio_and_rate_handle_missing_values() -> None:
+    assert ratio(300.0, 100.0) == 3.0
+    assert ratio(None, 100.0) is None
+    assert ratio(1.0, None) is None
+    assert ratio(1.0, 0.0) is None
+    assert rate(1000, 10.0, 12.0) == 500.0
+    assert rate(1000, None, 12.0) is None
+    assert rate(0, 1.0, 2.0) is None
+
+
+def test_steady_rate_times_the_middle_80_percent_of_acknowledgements() -> None:
+    # 11 acknowledgements, one per second after a slow start: the 10th and 90th percentiles are the 2nd and 10th.
+    times = [0.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0]
+    rps, window = steady_rate(times, 1100)
+    assert window == 38.0 - 30.0
+    assert rps == pytest.approx(1100 * 8 / 11 / 8.0)
+    # A first batch of 50 records written at once, then 50 more at 10 per second: the batch does not inflate it.
+    batched = [0.0] * 50 + [1 + n / 10 for n in range(50)]
+    rps, window = steady_rate(batched, 100)
+    assert window == pytest.approx(5.0 - 1.0)
+    assert rps == pytest.approx(10.0)
+    # Requests of 200 records every 2 s: 200 records per 2 s, whatever the quantiles fall on.
+    requests = [t for t in (1.0, 3.0, 5.0, 7.0, 9.0) for _ in range(200)]
+    rps, window = steady_rate(requests, 1000)
+    assert rps == pytest.approx(100.0)
+    assert window == 9.0 - 3.0
+    assert steady_rate([5.0] * 100, 100) == (None, None)  # all in one request: not timeable
+    assert steady_rate([], 10) == (None, None)
+
+
+def test_latencies_join_kafka_timestamps_with_first_acknowledgements() -> None:
+    found, missing = latencies({"a": 10.0, "b": 11.0, "c": 12.0}, {"a": 10.25, "b": 11.5, "x": 1.0})
+    assert sorted(found) == [0.25, 0.5]
+    assert missing == 1
+
+
+def test_cpu_seconds_counts_the_window_and_keeps_ended_processes() -> None:
+    samples = [
+        ProcessSample(0.0, {1: 10.0, 2: 5.0}, 100),
+        ProcessSample(1.0, {1: 11.0, 2: 5.5}, 300),
+        ProcessSample(2.0, {1: 12.0}, 200),  # pid 2 ended with 5.5 s
+        ProcessSample(3.0, {1: 13.0, 3: 0.5}, 250),
+    ]
+    assert cpu_seconds(samples, 0.0, 3.0) == pytest.approx(19.0 - 15.0)  # 13 + 5.5 + 0.5
+    assert cpu_seconds(samples, 1.0, 2.0) == pytest.approx(1.0)
+    assert cpu_seconds(samples, 0.5, 1.5) == pytest.approx(17.0 - 15.75)  # interpolated
+    assert cpu_seconds(samples, 2.0, 1.0) is None
+    assert cpu_seconds([], 0.0, 1.0) is None
+    assert peak_rss_bytes(samples) == 300
+    assert peak_rss_bytes([]) == 0
+
+
+# -- results, targets, rendering -------------------------------------------------------------------------------------
+
+
+def _results() -> list[Result]:
+    rows = [
+        Result("vectors", "tutorial", "tutorial", 100, rps=500.0),
+        Result("vectors", "handmade", "hand-made", 1000, rps=4000.0),
+        Result("vectors", "job-mini", "job", 1000, rps=6000.0, peak_rss_mb=1500.0, p99_ms=300.0),
+        Result("vectors", "raw", "raw", 1000, rps=12000.0),
+        Result("text", "tutorial", "tutorial", 100, rps=40.0),
+        Result("text", "handmade", "hand-made", 1000, rps=150.0),
+        Result("text", "job-mini", "job", 1000, rps=180.0, p99_ms=2500.0),
+        Result("text", "raw", "raw", 1000, rps=200.0),
+        Result("changes", "handmade", "hand-made", 1000, rps=150.0),
+        Result("changes", "job-mini", "job", 1000, rps=600.0, p99_ms=100.0, fresh_missing=2),
+    ]
+    fill_ratios(rows)
+    return rows
+
+
+def test_ratios_are_against_the_hand_made_consumer_and_the_raw_limit_of_the_same_workload() -> None:
+    rows = {(r.workload, r.contender): r for r in _results()}
+    assert rows["vectors", "job-mini"].vs_handmade == 1.5
+    assert rows["vectors", "job-mini"].vs_raw == 0.5
+    assert rows["text", "job-mini"].vs_raw == 0.9
+    assert rows["changes", "job-mini"].vs_handmade == 4.0
+    assert rows["changes", "job-mini"].vs_raw is None  # no raw limit measured for changes
+
+
+def test_targets_are_met_missed_or_not_measured() -> None:
+    targets = {t.text: t.met for t in evaluate_targets(_results())}
+    job = "this job, mini-cluster (p=1)"
+    assert targets[f"{job}, (a): ≥ hand-made and ≥ 5,000 rec/s"] is True
+    assert targets[f"{job}, (a): peak memory < 2 GiB"] is True
+    assert targets[f"{job}, (b): ≥ 85% of raw model and ≥ 2x tutorial"] is True
+    assert targets[f"{job}, (c): ≥ 3x hand-made"] is True
+    assert targets[f"{job}: freshness p99 < 2 s at 50% load, every workload"] is False  # 2.5 s on text
+    assert not any("standalone" in text for text in targets)
+
+
+def test_a_slow_job_misses_its_targets() -> None:
+    rows = _results()
+    for row in rows:
+        if row.contender == "job-mini":
+            row.rps = 100.0
+    fill_ratios(rows)
+    targets = evaluate_targets(rows)
+    assert [t.met for t in targets if "(a): ≥" in t.text or "(b)" in t.text or "(c)" in t.text] == [False] * 3
+
+
+def test_markdown_and_text_tables_have_a_row_per_result() -> None:
+    rows = _results()
+    markdown = render_markdown(rows, evaluate_targets(rows))
+    lines = markdown.splitlines()
+    assert lines[0].startswith("| workload | contender | records | rec/s | vs hand-made | vs raw |")
+    assert len([line for line in lines[2:] if line.startswith("| (")]) == len(rows)
+    assert "| (a) 384-d vectors + ~1 KB metadata | job | 1,000 | 6,000 | 1.50x | 0.50x |" in markdown
+    assert "| (b) text to embed | tutorial | 100 | 40.0 | 0.27x | 0.20x |" in markdown
+    assert "100 (2 lost)" in markdown
+    assert "| this job, mini-cluster (p=1): freshness p99 < 2 s at 50% load, every workload | **missed** |" in markdown
+    text = render_text(rows).splitlines()
+    assert len(text) == len(rows) + 1
+    assert len({line.index("contender") for line in text[:1]}) == 1
+
+
+def test_sizes_and_choices_are_parsed_with_aliases_and_checked() -> None:
+    defaults = {"vectors": 10, "text": 20, "changes": 30}
+    assert parse_sizes("a=5,text=7", defaults) == {"vectors": 5, "text": 7, "changes": 30}
+    assert parse_sizes("", defaults) == defaults
+    for bad in ("d=5", "vectors", "vectors=0", "text=x"):
+        with pytest.raises(ValueError):
+            parse_sizes(bad, defaults)
+    allowed = ("vectors", "text", "changes")
+    assert parse_choice("c,a", allowed, {"a": "vectors", "c": "changes"}) == ["vectors", "changes"]
+    with pytest.raises(ValueError):
+        parse_choice("vectors,nope", allowed)
