@@ -373,6 +373,9 @@ class Bench:
         ]
         if data.workload != "vectors":
             args.append("--embedding.text-fields=title,description")
+            # One Python worker per slot, each with its own model: share the cores between them, as the README
+            # advises, instead of letting each run one torch thread per core.
+            args.append(f"--embedding.torch-threads={max(1, (os.cpu_count() or 1) // parallelism)}")
         return args
 
     def launch(self, contender: str, data: Prepared, index: str, fresh_topic: str, limit: int | None) -> Handle:

@@ -412,6 +412,16 @@ OPTIONS: tuple[Option, ...] = (
         choices=DEVICES,
         target="embed.device",
     ),
+    Option(
+        "embedding.torch-threads",
+        Kind.INT,
+        "torch intra-op threads of each Python worker; 0 = torch's default (one per core). With several slots per "
+        "machine, give each about cores / slots",
+        default=EmbedConfig().torch_threads,
+        low=0,
+        high=embed_stage.MAX_TORCH_THREADS,
+        target="embed.torch_threads",
+    ),
     # delete, schema
     Option(
         "delete.enabled",
@@ -598,6 +608,7 @@ EMBEDDING_ONLY = (
     "embedding.linger-ms",
     "embedding.cache-entries",
     "embedding.device",
+    "embedding.torch-threads",
 )
 """Options that mean something only when embedding is on: setting one while it is off is an error, not a no-op."""
 

@@ -266,6 +266,13 @@ def test_embedding_is_on_only_with_text_fields_or_a_text_template() -> None:
     assert with_template.embed == EmbedConfig() and with_template.route.text_template == "${title}. ${body}"
 
 
+def test_torch_threads_reach_the_embed_stage_and_are_range_checked() -> None:
+    config = load("--embedding.text-fields", "title", "--embedding.torch-threads", "1")
+    assert config.embed is not None and config.embed.torch_threads == 1
+    message = error("--embedding.text-fields", "title", "--embedding.torch-threads", "-1")
+    assert message.startswith("--embedding.torch-threads: got '-1'; expected an integer from 0 to 256")
+
+
 def test_text_fields_and_a_text_template_together_are_rejected() -> None:
     message = error("--embedding.text-fields", "title", "--embedding.text-template", "${title}")
     assert message == (
