@@ -16,7 +16,6 @@ configuration and prints it, secrets masked.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -42,7 +41,7 @@ from jobs.options import (
 )
 from sinks.config import PineconeSinkConfig
 from stack.paths import RUN_DIR
-from udfs.dedup import MAX_STATE_TTL_DAYS
+from udfs.dedup import MAX_STATE_TTL_MS
 from udfs.embed import EmbedConfig
 from udfs.embed_model import DEFAULT_MODEL, DEVICES, ModelNotFoundError, resolve_model_path
 from udfs.route_config import (
@@ -451,12 +450,11 @@ OPTIONS: tuple[Option, ...] = (
         "dedup.state-ttl",
         Kind.DURATION,
         "How long the per-id dedup state (versions, hashes, tombstones) is kept after its last write; 0 = forever. "
-        "An id unseen for longer is forgotten, so a replay older than the TTL could re-apply stale records. Rounded "
-        "up to whole days",
+        "An id unseen for longer is forgotten, so a replay older than the TTL could re-apply stale records",
         default=0,
         doc_default=DEFAULT_STATE_TTL,
         low=0,
-        high=MAX_STATE_TTL_DAYS * DAY_MS,
+        high=MAX_STATE_TTL_MS,
     ),
     # metadata
     Option(
@@ -645,12 +643,6 @@ class DedupSettings:
     state_ttl_ms: int
     """0 = keep forever."""
 
-    @property
-    def state_ttl_days(self) -> int:
-        """The TTL in whole days, rounded up (the unit ``DedupFunction`` takes): state never expires sooner than
-        asked, which is the safe side for version fencing."""
-        return math.ceil(self.state_ttl_ms / DAY_MS)
-
 
 @dataclass(frozen=True)
 class FlinkSettings:
@@ -688,11 +680,6 @@ class JobConfig:
         index's dimension or metric is not one RouteConfig accepts (the options themselves were validated at load)."""
         fields = {"dimension": "the index's dimension", "metric": "the index's metric"}
         return _translated(lambda: RouteConfig(dimension=dimension, metric=metric, **vars(self.route)), fields)
-
-    @property
-    def dedup_state_ttl_days(self) -> int:
-        """``dedup.state_ttl_days``: what ``DedupFunction`` takes."""
-        return self.dedup.state_ttl_days
 
     def flink_overrides(self) -> dict[str, str]:
         """Flat Flink settings for ``jobs.flink_env.create_session``: ``flink.conf`` plus the port and the

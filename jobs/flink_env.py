@@ -2,11 +2,12 @@
 
 Locally, the PyFlink client starts a JVM gateway that runs a mini-cluster in the same process; the Python
 workers then run inside this process too (loopback mode). The configuration comes from ``flink-conf/`` rendered by
-:mod:`stack.flink`; the Kafka connector jar is added with ``env.add_jars`` (``-Dpipeline.jars`` would not reach
-the Python client).
+:mod:`stack.flink`; the Kafka connector jar and the project's JVM operators (``build/kpf-flink.jar``) are added with
+``env.add_jars`` (``-Dpipeline.jars`` would not reach the Python client).
 
-Under ``flink run`` the cluster's own configuration applies (plus the job's own settings, see ``create_session``) and
-the jar travels with ``-j``; nothing is rendered.
+Under ``flink run`` the cluster's own configuration applies (plus the job's own settings, see ``create_session``);
+the connector jar travels with ``-j`` and the operators' jar is added by the driver (``env.add_jars``: loaded into
+the client, then uploaded with the job); nothing is rendered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stack.flink import render_conf_dir
-from stack.paths import RUN_DIR, connector_jar
+from stack.paths import RUN_DIR, connector_jar, kpf_jar
 
 
 @dataclass
@@ -64,6 +65,7 @@ def create_session(
             if key not in CLUSTER_LEVEL_SETTINGS:
                 job_settings.set_string(key, value)
         env.configure(job_settings)
+        env.add_jars(kpf_jar().resolve().as_uri())
         web_ui = None
     else:
         conf_dir = run_dir / "flink-conf"
@@ -75,7 +77,7 @@ def create_session(
         for key, value in settings.items():
             config.set_string(key, value)
         env = StreamExecutionEnvironment.get_execution_environment(config)
-        env.add_jars(connector_jar().resolve().as_uri())
+        env.add_jars(connector_jar().resolve().as_uri(), kpf_jar().resolve().as_uri())
         port = settings.get("rest.port")
         web_ui = f"http://127.0.0.1:{port}" if port and port != "0" else None
     if parallelism is not None:

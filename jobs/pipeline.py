@@ -5,7 +5,8 @@
                └──────────── dead letters ─────────────────┴─────────────────────────┴──► dead-letter topic
 
 Nothing here decides anything about records; it only connects stages, names operators for the Web UI and sets
-each operator's types. Every Python operator's output is a pickled Python object (``Change`` or ``DeadLetter``).
+each operator's types. Decode hands rows to the JVM dedup operator (``udfs.dedup.input_type``), which hands rows of
+(pickled change, replaces) on; every other Python operator's output is a pickled ``Change`` or ``DeadLetter``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from jobs.kafka_io import KafkaSourceOptions, raw_row, raw_row_type, source_table_ddl, write_raw
 from sinks.config import PineconeSinkConfig
 from sinks.dead_letter import to_kafka
-from udfs.records import Change, DeadLetter
+from udfs.records import DeadLetter
 from udfs.route_config import RouteConfig
 
 SOURCE_TABLE = "kafka_source"
@@ -36,16 +37,13 @@ class PipelineSpec:
     route: RouteConfig
     sink: PineconeSinkConfig
     embed: Any  # udfs.embed.EmbedConfig | None
-    state_ttl_days: int
+    state_ttl_ms: int
+    """Dedup state expiry after the last write; 0 = never."""
     error_tolerance: str
     dead_letter_topic: str
     kafka_properties: Mapping[str, str]
     secrets: tuple[str, ...] = ()
     """Values to scrub from dead-letter messages (the API key, secret Kafka properties)."""
-
-
-def _dedup_key(change: Change) -> str:
-    return change.key
 
 
 class _DeadLetterRows:
@@ -66,20 +64,15 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
 
     from sinks.pinecone_sink import PineconeSinkFunction
     from udfs.decode_function import DEAD_LETTERS, DecodeFunction
-    from udfs.dedup import DedupFunction
+    from udfs.dedup import input_type, keyed_dedup
 
     pickled = Types.PICKLED_BYTE_ARRAY()
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
     rows = t_env.to_data_stream(t_env.from_path(SOURCE_TABLE))
 
-    decoded = rows.process(DecodeFunction(spec.route, spec.error_tolerance), output_type=pickled).name("Decode")
+    decoded = rows.process(DecodeFunction(spec.route, spec.error_tolerance), output_type=input_type()).name("Decode")
     decoded.uid("decode")
-    deduped = (
-        decoded.key_by(_dedup_key, key_type=Types.STRING())
-        .process(DedupFunction(spec.state_ttl_days), output_type=pickled)
-        .name("Dedup")
-        .uid("dedup")
-    )
+    deduped = keyed_dedup(decoded, spec.state_ttl_ms).name("Dedup").uid("dedup")
     to_sink = deduped
     if spec.embed is not None:
         from udfs.embed import EmbedFunction

@@ -25,6 +25,7 @@ if [ -z "$python" ]; then
 fi
 [ -n "$python" ] || fail "Python 3.11 is required (set KPF_PYTHON to its path)"
 command -v java >/dev/null 2>&1 || fail "java was not found: install a Java 17 JDK (Flink 2.2 and Kafka 4 need it)"
+command -v javac >/dev/null 2>&1 || fail "javac was not found: install a Java 17 JDK, not only a JRE (set-up compiles jvm/src)"
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "${java_major:-0}" -ge 17 ] || fail "Java 17 or newer is required, found: $(java -version 2>&1 | head -1)"
 command -v mvn >/dev/null 2>&1 || fail "mvn was not found: install Maven (it fetches the Kafka connector and broker jars)"
@@ -67,6 +68,20 @@ else
 fi
 mkdir -p "$root/build"
 ln -sfn "$jvm" "$root/build/jvm"
+
+# -- the project's JVM operators (jvm/src) ----------------------------------------------------------------------
+# Compiled against the Flink jars of the installed apache-flink package (the release the job runs on), so nothing
+# is downloaded for it; rebuilt when a source, the build script or the Flink release changes.
+flink_lib=$("$root/.venv/bin/python" -c 'import os, pyflink; print(os.path.join(os.path.dirname(pyflink.__file__), "lib"))')
+kpf_jar="$root/build/kpf-flink.jar"
+jar_key=$( (find "$root/jvm/src" -type f | sort | xargs cat; cat "$root/jvm/build-jar.sh"; ls "$flink_lib") | sha256sum | cut -c1-16)
+if [ -f "$kpf_jar" ] && [ "$(cat "$kpf_jar.key" 2>/dev/null)" = "$jar_key" ]; then
+  step "JVM operators: reusing build/kpf-flink.jar"
+else
+  step "JVM operators: compiling jvm/src into build/kpf-flink.jar"
+  "$root/jvm/build-jar.sh" "$flink_lib" "$kpf_jar" || fail "jvm/src did not compile"
+  echo "$jar_key" > "$kpf_jar.key"
+fi
 
 # -- check ------------------------------------------------------------------------------------------------------
 "$root/.venv/bin/python" - <<'PY' || fail "the environment is incomplete (delete it and run set-up again)"

@@ -29,7 +29,8 @@ from sinks import stats
 from sinks.client import open_index
 from sinks.config import PineconeSinkConfig
 from sinks.writer import PineconeWriter
-from udfs.records import Change, DeadLetter
+from udfs.dedup import applied_change
+from udfs.records import DeadLetter
 
 FLINK_GAUGES = (*stats.COUNTERS, stats.LAG_MS)
 
@@ -64,7 +65,8 @@ class FlinkSinkMetrics(stats.SinkStats):
 
 
 class PineconeSinkFunction(AsyncFunction):
-    """Writes ``Change`` records to Pinecone; passes ``DeadLetter`` records through; emits dead letters only."""
+    """Writes changes (rows of the dedup operator, or ``Change`` records from the embed stage) to Pinecone; passes
+    ``DeadLetter`` records through; emits dead letters only."""
 
     def __init__(self, config: PineconeSinkConfig) -> None:
         self._config = config
@@ -81,7 +83,8 @@ class PineconeSinkFunction(AsyncFunction):
         self._client = asyncio.run(open_index(self._config))
         self._writer = PineconeWriter(self._client, self._config, metrics=metrics)
 
-    async def async_invoke(self, value: Change | DeadLetter) -> list[DeadLetter]:
+    async def async_invoke(self, value: Any) -> list[DeadLetter]:
+        value = applied_change(value)
         if isinstance(value, DeadLetter):
             return [value]
         if self._writer is None:

@@ -18,6 +18,9 @@ JVM_DIR = Path(os.environ.get("KPF_JVM_DIR", ROOT / "build" / "jvm"))
 CONNECTOR_DIR = JVM_DIR / "connector"
 KAFKA_CLASSPATH_DIR = JVM_DIR / "kafka"
 
+KPF_JAR = Path(os.environ.get("KPF_JAR", ROOT / "build" / "kpf-flink.jar"))
+"""The project's own JVM operators (``jvm/src``), compiled by set-up (``jvm/build-jar.sh``)."""
+
 RUN_DIR = Path(os.environ.get("KPF_RUN_DIR", ROOT / ".run"))
 """Data, logs and pid files of local services started from the command line."""
 
@@ -36,6 +39,13 @@ def connector_jar() -> Path:
             f"the Flink Kafka connector jar is missing from {CONNECTOR_DIR}: run `make setup` first"
         )
     return jars[-1]
+
+
+def kpf_jar() -> Path:
+    """The jar of the project's JVM operators (the keyed dedup stage), compiled by set-up."""
+    if not KPF_JAR.is_file():
+        raise MissingPrerequisiteError(f"the project's JVM operators are missing ({KPF_JAR}): run `make setup` first")
+    return KPF_JAR
 
 
 def free_port() -> int:

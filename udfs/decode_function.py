@@ -1,4 +1,4 @@
-"""The decode stage as a Flink function: Kafka source rows in, ``Change`` out, bad records to a side output.
+"""The decode stage as a Flink function: Kafka source rows in, dedup rows out, bad records to a side output.
 
 Rows come straight from the Kafka table (see ``jobs/kafka_io.py``); turning them into ``SourceRecord`` here rather
 than in an operator of its own saves one Python hop per record.
@@ -13,6 +13,7 @@ from pyflink.common import Types
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from udfs.decode import Skip, decode
+from udfs.dedup import dedup_row
 from udfs.errors import RecordError, RecordRejectedError
 from udfs.records import DeadLetter, row_to_source_record
 from udfs.route_config import RouteConfig
@@ -25,7 +26,8 @@ ERRORS_ALL = "all"
 
 
 class DecodeFunction(ProcessFunction):
-    """Decodes, validates and routes each record (``udfs.decode.decode``).
+    """Decodes, validates and routes each record (``udfs.decode.decode``) and emits each change as the row the JVM
+    dedup operator reads (``udfs.dedup.dedup_row``).
 
     A record that cannot be decoded goes to ``DEAD_LETTERS`` (error tolerance ``all``) or stops the job with a
     ``RecordRejectedError`` naming its Kafka coordinates (``none``). A counted skip (a tombstone while deletes are
@@ -66,4 +68,4 @@ class DecodeFunction(ProcessFunction):
             self._count(f"skipped_{result.reason}")
             return
         self._count("decoded")
-        yield result
+        yield dedup_row(result)

@@ -1,9 +1,19 @@
 """Keyed dedup: drops unchanged and stale changes, keeps tombstones, fences versions.
 
-All decisions live in the pure function ``decide(state, change)``; ``DedupFunction`` only reads and writes Flink
-keyed state around it and counts. The job keys the stream by ``Change.key`` (namespace and id), so the state of one
+The stage runs in the JVM (``jvm/src/main/java/io/github/kpf/dedup``): ``keyed_dedup`` keys the decoded stream by
+``Change.key`` (namespace and id) and applies ``DedupFunction.java`` to it, on Flink keyed state. So the state of one
 Pinecone record lives in exactly one subtask and is checkpointed together with the Kafka offsets: after a restore,
 dedup and the sink never disagree.
+
+Why the JVM: keyed state used from a Python function costs a request from the Python worker to the JVM for every
+key its cache has not seen, and a stream of new ids is nothing but such keys. On this project's 2-core machine, a
+Python keyed stage with one state read and write per record ran at ~700 records/s and the same stage without state
+at ~3,400 (BENCHMARKS.md, "Where the time goes"); on JVM state it runs at the second speed. The
+decode stage hands each change over as a row (``dedup_row``: key, delete flag, version as exact decimal text, the
+hashes and the pickled change), the operator hands on the pickled change with ``replaces`` (``applied_change``).
+
+The rules below are implemented by ``Dedup.java``; ``decide`` here is their reference model in Python, and the tests
+run both on the same change sequences and require the same decisions.
 
 Rules of ``decide`` (``state`` is what this id's last applied change left; ``None`` when the id has never been seen):
 
@@ -27,33 +37,30 @@ The state keeps the text hash of the last applied upsert, so ``Decision.text_unc
 embedded text did not change (metadata only, say). The embed stage reuses vectors by text hash from its own cache, so
 dedup does not carry vectors.
 
-State expiry: with a TTL (days, counted from the last write, expired state never returned), an id unseen for longer
+State expiry: with a TTL (counted from the last write, expired state never returned), an id unseen for longer
 than the TTL is forgotten, tombstones included: an older update of that id replayed after the TTL would be applied.
 Choose a TTL well above the longest replay or lateness horizon of the source topics, or 0 for no expiry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import pickle
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from pyflink.common.time import Time
+from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream import DataStream
 
-from udfs.records import DELETE, Change
+from udfs.records import DELETE, Change, DeadLetter
 
-STATE_NAME = "dedup"
-"""Name of the keyed value state; part of savepoint compatibility, never rename."""
-DEFAULT_STATE_TTL_DAYS = 0
-"""0 = keep dedup state (and tombstones) forever."""
-MAX_STATE_TTL_DAYS = 36_500
+MAX_STATE_TTL_MS = 36_500 * 86_400_000
+"""100 years; 0 keeps dedup state (and tombstones) forever."""
 
 Version = int | float | None
-StateTuple = tuple[Version, bytes, bytes | None, bool]
 
 
 class Action(Enum):
@@ -71,15 +78,6 @@ class DedupState:
     content_hash: bytes
     text_hash: bytes | None
     deleted: bool
-
-    def to_tuple(self) -> StateTuple:
-        """The stored form. With 16-byte hashes a tuple pickles to 56 bytes instead of 89 for the dataclass, and a
-        read plus a write costs ~8 µs instead of ~24 µs (cloudpickle, measured)."""
-        return (self.version, self.content_hash, self.text_hash, self.deleted)
-
-    @classmethod
-    def from_tuple(cls, value: StateTuple) -> DedupState:
-        return cls(value[0], value[1], value[2], value[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,58 +132,78 @@ def decide(state: DedupState | None, change: Change) -> Decision:
     )
 
 
-def state_ttl_config(ttl_days: int) -> StateTtlConfig | None:
-    """The TTL of the dedup state: counted from the last write, expired state never returned; None for ``0``."""
-    if not 0 <= ttl_days <= MAX_STATE_TTL_DAYS:
-        raise ValueError(f"dedup state_ttl_days must be between 0 and {MAX_STATE_TTL_DAYS}, got {ttl_days}")
-    if ttl_days == 0:
+JVM_PACKAGE = "io.github.kpf.dedup"
+"""Java package of the dedup operator (``jvm/src/main/java/io/github/kpf/dedup``, compiled into build/kpf-flink.jar)."""
+
+INPUT_FIELDS = ("key", "delete", "version", "content_hash", "text_hash", "payload")
+"""The fields of a dedup input row, in the order ``DedupFunction.java`` reads them."""
+
+
+def input_type() -> Any:
+    """The Flink type of the rows the decode stage hands to the JVM dedup operator (``dedup_row``)."""
+    raw = Types.PRIMITIVE_ARRAY(Types.BYTE())
+    return Types.ROW_NAMED(list(INPUT_FIELDS), [Types.STRING(), Types.BOOLEAN(), Types.STRING(), raw, raw, raw])
+
+
+def version_text(version: Version) -> str | None:
+    """A version as the exact decimal text the JVM operator compares (``java.math.BigDecimal``).
+
+    Integers of any size keep every digit; a float is written as its exact binary value (``Decimal(float)``), not its
+    shortest repr, so that an integer and a float compare there exactly as they do in Python.
+    """
+    if version is None:
         return None
-    return (
-        StateTtlConfig.new_builder(Time.days(ttl_days))
-        .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-        .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-        .build()
+    if isinstance(version, int):
+        return str(int(version))
+    if isinstance(version, float):
+        if not math.isfinite(version):
+            raise ValueError(f"a version must be a finite number, got {version!r}")
+        return str(Decimal(version))
+    raise TypeError(f"a version must be an int or a float, got {type(version).__name__}")
+
+
+def dedup_row(change: Change) -> Row:
+    """The row the JVM dedup operator reads for ``change``: the key and what ``decide`` needs, plus the pickled
+    change itself (the payload, handed on untouched)."""
+    return Row(
+        change.key,
+        change.op == DELETE,
+        version_text(change.version),
+        change.content_hash,
+        change.text_hash,
+        pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
     )
 
 
-class DedupFunction(KeyedProcessFunction):
-    """Applies ``decide`` per key: emits the changes to apply, drops and counts the others.
+def applied_change(value: Any) -> Any:
+    """What a stage after dedup receives, as a ``Change``: a row of the JVM dedup operator (payload and replaces)
+    becomes the change it carries, with ``replaces`` set; a ``Change`` or ``DeadLetter`` (after the embed stage)
+    is returned as it is."""
+    if isinstance(value, (Change, DeadLetter)):
+        return value
+    change: Change = pickle.loads(value[0])
+    change.replaces = bool(value[1])
+    return change
 
-    Must run on a stream keyed by ``Change.key``. Emits the input ``Change`` itself (with ``replaces`` set) on EMIT.
-    Metrics (operator scope): counters ``records_in``, ``skipped_unchanged``, ``skipped_stale``, ``text_unchanged``
-    (emitted updates whose embedded text is the same as before). The state is a pickled tuple (see ``DedupState``).
+
+def check_ttl_ms(ttl_ms: int) -> int:
+    """Validates the dedup state TTL in milliseconds (0 = no expiry) and returns it."""
+    if not 0 <= ttl_ms <= MAX_STATE_TTL_MS:
+        raise ValueError(f"the dedup state TTL must be between 0 and {MAX_STATE_TTL_MS} ms, got {ttl_ms}")
+    return ttl_ms
+
+
+def keyed_dedup(decoded: DataStream, state_ttl_ms: int = 0) -> DataStream:
+    """Keys ``decoded`` (rows of ``input_type``) by namespace and id and runs the JVM dedup operator on it.
+
+    Returns the stream of changes to apply: rows of (payload, replaces), read with ``applied_change``. The operator
+    and its key selector are Java classes (``io.github.kpf.dedup``); the job must have build/kpf-flink.jar (set-up
+    builds it; ``jobs.flink_env`` adds it to every job).
     """
+    from pyflink.java_gateway import get_gateway
 
-    def __init__(self, state_ttl_days: int = DEFAULT_STATE_TTL_DAYS) -> None:
-        self._ttl = state_ttl_config(state_ttl_days)  # validates before the job graph is built
-        self._state: Any = None
-        self._records_in: Any = None
-        self._skipped_unchanged: Any = None
-        self._skipped_stale: Any = None
-        self._text_unchanged: Any = None
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        descriptor = ValueStateDescriptor(STATE_NAME, Types.PICKLED_BYTE_ARRAY())
-        if self._ttl is not None:
-            descriptor.enable_time_to_live(self._ttl)
-        self._state = runtime_context.get_state(descriptor)
-        metrics = runtime_context.get_metrics_group()
-        self._records_in = metrics.counter("records_in")
-        self._skipped_unchanged = metrics.counter("skipped_unchanged")
-        self._skipped_stale = metrics.counter("skipped_stale")
-        self._text_unchanged = metrics.counter("text_unchanged")
-
-    def process_element(self, value: Change, ctx: KeyedProcessFunction.Context) -> Iterator[Change]:
-        self._records_in.inc()
-        stored = self._state.value()
-        decision = decide(None if stored is None else DedupState.from_tuple(stored), value)
-        if decision.state is not None:
-            self._state.update(decision.state.to_tuple())
-        if decision.action is Action.EMIT:
-            if decision.text_unchanged:
-                self._text_unchanged.inc()
-            yield value
-        elif decision.action is Action.SKIP_UNCHANGED:
-            self._skipped_unchanged.inc()
-        else:
-            self._skipped_stale.inc()
+    jvm = get_gateway().jvm
+    dedup = jvm.io.github.kpf.dedup
+    function = dedup.DedupFunction(check_ttl_ms(state_ttl_ms))
+    keyed = decoded._j_data_stream.keyBy(dedup.ChangeKey())
+    return DataStream(keyed.process(function, dedup.DedupFunction.outputType()))

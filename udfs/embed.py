@@ -37,6 +37,7 @@ import numpy.typing as npt
 from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 
 from udfs.batching import MicroBatcher
+from udfs.dedup import applied_change
 from udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
 from udfs.errors import RecordError
 from udfs.records import DELETE, Change, DeadLetter
@@ -280,10 +281,10 @@ class EmbedFunction(AsyncFunction):
         metrics.gauge("embedding_cache_hits", lambda: embedder.stats.cache_hits)
         metrics.gauge("embedding_failed", lambda: embedder.stats.failed)
 
-    async def async_invoke(self, value: Change) -> list[Change | DeadLetter]:
+    async def async_invoke(self, value: Any) -> list[Change | DeadLetter]:
         if self._embedder is None:
             raise RuntimeError("EmbedFunction.async_invoke called before open()")
-        return [await self._embedder.embed(value)]
+        return [await self._embedder.embed(applied_change(value))]
 
     def close(self) -> None:
         if self._embedder is not None:

@@ -1,4 +1,4 @@
-"""DedupFunction in a real PyFlink local mini-cluster: keyed state, the pickled tuple state and the TTL config."""
+"""The JVM dedup operator in a real PyFlink local mini-cluster: Python rows in, keyed JVM state, Python rows out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from udfs.dedup import DedupFunction
+from stack.paths import kpf_jar
+from udfs.dedup import applied_change, dedup_row, input_type, keyed_dedup
 from udfs.records import DELETE, UPSERT, Change, Op, SourceRecord
 
 pytestmark = pytest.mark.integration
@@ -47,15 +48,15 @@ def test_dedup_function_in_a_mini_cluster_drops_unchanged_and_stale_changes_per_
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
     env.set_python_executable(sys.executable)
-    stream = (
-        # from_collection cannot carry arbitrary Python objects to Java: send indexes, map them back in Python.
-        # The map runs with parallelism 1 so that each key's changes stay in order through key_by.
+    env.add_jars(kpf_jar().resolve().as_uri())
+    # from_collection cannot carry arbitrary Python objects to Java: send indexes, map them to dedup rows in Python.
+    # The map runs with parallelism 1 so that each key's changes stay in order through the keying.
+    rows = (
         env.from_collection(list(range(len(inputs))), type_info=Types.INT())
-        .map(lambda i: inputs[i], output_type=Types.PICKLED_BYTE_ARRAY())
+        .map(lambda i: dedup_row(inputs[i]), output_type=input_type())
         .set_parallelism(1)
-        .key_by(lambda c: c.key, key_type=Types.STRING())
-        .process(DedupFunction(state_ttl_days=1), output_type=Types.PICKLED_BYTE_ARRAY())
     )
+    stream = keyed_dedup(rows, state_ttl_ms=86_400_000).map(applied_change, output_type=Types.PICKLED_BYTE_ARRAY())
     with stream.execute_and_collect() as results:
         emitted = list(results)
     by_offset = {c.source.offset: c for c in emitted}

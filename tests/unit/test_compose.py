@@ -146,6 +146,18 @@ def test_the_docker_build_context_holds_every_package_the_image_copies() -> None
     for package in (*cluster.JOB_PACKAGES, "pinecone_local", "flink-conf"):
         assert f"!{package}/" in ignore
     assert "!requirements.lock" in ignore
+    assert "!jvm/build-jar.sh" in ignore and "!jvm/src/" in ignore
+
+
+def test_the_image_compiles_the_jvm_operators_with_set_ups_script_and_points_the_job_at_them() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    built = re.search(r"^RUN /jvm/build-jar.sh /flink-lib (\S+)$", dockerfile, re.MULTILINE)
+    assert built is not None, "the image compiles jvm/src with jvm/build-jar.sh"
+    assert "COPY --from=flink /opt/flink/lib /flink-lib" in dockerfile, "against the image's own Flink jars"
+    copied = re.search(rf"^COPY --from=operators {re.escape(built.group(1))} (\S+)$", dockerfile, re.MULTILINE)
+    assert copied is not None
+    assert f"KPF_JAR={copied.group(1)} " in dockerfile, "the job finds the jar where the image puts it"
+    assert "jvm/build-jar.sh" in (ROOT / "scripts" / "setup.sh").read_text(), "set-up builds it the same way"
 
 
 def test_the_flink_config_is_mounted_from_flink_conf_and_rendered_by_a_command_that_works(

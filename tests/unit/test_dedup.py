@@ -1,14 +1,23 @@
 from __future__ import annotations
 
-import pickle
+import math
+from decimal import Decimal
 from hashlib import blake2b
 
-import cloudpickle
 import pytest
-from pyflink.datastream.state import StateTtlConfig
+from pyflink.common import Row
 
-from udfs.dedup import Action, DedupFunction, DedupState, decide, state_ttl_config
-from udfs.records import DELETE, UPSERT, Change, Op, SourceRecord
+from udfs.dedup import (
+    MAX_STATE_TTL_MS,
+    Action,
+    DedupState,
+    applied_change,
+    check_ttl_ms,
+    decide,
+    dedup_row,
+    version_text,
+)
+from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -151,84 +160,42 @@ def test_an_upsert_after_a_delete_is_a_reinsert_not_a_replacement() -> None:
     assert decision.state == live(version=7)
 
 
-def test_the_state_round_trips_through_its_compact_tuple() -> None:
-    state = DedupState(1_712_345_678_901, _hash("c"), None, True)
-    stored = state.to_tuple()
-    assert DedupState.from_tuple(pickle.loads(cloudpickle.dumps(stored))) == state
-    # The tuple is what Flink pickles per key: it must stay far smaller than the pickled dataclass.
-    assert len(cloudpickle.dumps(stored)) < len(cloudpickle.dumps(state))
-    assert len(cloudpickle.dumps(live().to_tuple())) <= 60
+def test_versions_become_exact_decimal_text() -> None:
+    assert version_text(None) is None
+    assert version_text(7) == "7"
+    assert version_text(-3) == "-3"
+    assert version_text(2**80) == str(2**80)  # every digit of a big integer
+    assert version_text(2.5) == "2.5"
+    # The exact binary value, not the shortest repr: 0.1 and the integer 0 must not compare as the repr would.
+    assert Decimal(version_text(0.1) or "") == Decimal.from_float(0.1) and version_text(0.1) != "0.1"
+    assert Decimal(version_text(1e22) or "") == Decimal(10**22)
 
 
-def test_state_ttl_is_counted_from_the_last_write_and_never_returns_expired_state() -> None:
-    config = state_ttl_config(7)
-    assert config is not None
-    assert config.get_ttl().to_milliseconds() == 7 * 24 * 3600 * 1000
-    assert config.get_update_type() is StateTtlConfig.UpdateType.OnCreateAndWrite
-    assert config.get_state_visibility() is StateTtlConfig.StateVisibility.NeverReturnExpired
-    assert state_ttl_config(0) is None
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_a_version_that_is_not_a_finite_number_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite number"):
+        version_text(bad)
 
 
-def test_a_negative_state_ttl_is_rejected_naming_the_option() -> None:
-    with pytest.raises(ValueError, match="state_ttl_days must be between 0 and 36500, got -1"):
-        DedupFunction(state_ttl_days=-1)
+def test_a_change_travels_to_the_jvm_operator_and_back_intact() -> None:
+    c = change(version=12, text="hello")
+    row = dedup_row(c)
+    assert [row[i] for i in range(5)] == [c.key, False, "12", c.content_hash, c.text_hash]
+    back = applied_change(Row(row[5], True))
+    assert back.replaces is True
+    assert (back.key, back.text, back.version, back.content_hash) == (c.key, "hello", 12, c.content_hash)
+    delete_row = dedup_row(change(DELETE, version=None))
+    assert delete_row[1] is True and delete_row[2] is None and delete_row[4] is None
 
 
-class _FakeState:
-    def __init__(self) -> None:
-        self.stored: object = None
-
-    def value(self) -> object:
-        return self.stored
-
-    def update(self, value: object) -> None:
-        self.stored = value
+def test_what_comes_after_the_embed_stage_is_passed_through() -> None:
+    c = change()
+    dead = DeadLetter(SOURCE, "X", "y", "embed")
+    assert applied_change(c) is c
+    assert applied_change(dead) is dead
 
 
-class _FakeCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def inc(self, n: int = 1) -> None:
-        self.count += n
-
-
-class _FakeMetrics:
-    def __init__(self) -> None:
-        self.counters: dict[str, _FakeCounter] = {}
-
-    def counter(self, name: str) -> _FakeCounter:
-        return self.counters.setdefault(name, _FakeCounter())
-
-
-class _FakeRuntimeContext:
-    def __init__(self) -> None:
-        self.state = _FakeState()
-        self.metrics = _FakeMetrics()
-        self.descriptor: object = None
-
-    def get_state(self, descriptor: object) -> _FakeState:
-        self.descriptor = descriptor
-        return self.state
-
-    def get_metrics_group(self) -> _FakeMetrics:
-        return self.metrics
-
-
-def test_dedup_function_emits_skips_and_counts_through_keyed_state() -> None:
-    ctx = _FakeRuntimeContext()
-    function = DedupFunction(state_ttl_days=3)
-    function.open(ctx)
-    inputs = [
-        change(version=1),
-        change(version=1),  # unchanged
-        change(version=3, content="c2", text="hello"),  # text unchanged
-        change(version=2, content="c3"),  # stale
-        change(DELETE, version=4),
-    ]
-    emitted = [out for c in inputs for out in function.process_element(c, None)]
-    assert emitted == [inputs[0], inputs[2], inputs[4]]
-    counts = {name: counter.count for name, counter in ctx.metrics.counters.items()}
-    assert counts == {"records_in": 5, "skipped_unchanged": 1, "skipped_stale": 1, "text_unchanged": 1}
-    assert ctx.state.stored == (4, _hash("delete"), None, True)
-    assert ctx.descriptor._ttl_config is function._ttl  # type: ignore[attr-defined]
+@pytest.mark.parametrize("bad", [-1, MAX_STATE_TTL_MS + 1])
+def test_a_state_ttl_out_of_range_is_rejected(bad: int) -> None:
+    with pytest.raises(ValueError, match=f"between 0 and {MAX_STATE_TTL_MS} ms, got {bad}"):
+        check_ttl_ms(bad)

@@ -67,7 +67,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert config.route.id_format == "uuid" and config.route.vector_field == "values"
     assert config.route.delete_enabled is True and config.route.metadata_fields is None
     assert config.route.max_metadata_bytes == 40_960
-    assert config.dedup.state_ttl_ms == 0 and config.dedup.state_ttl_days == 0
+    assert config.dedup.state_ttl_ms == 0
     assert config.errors_tolerance == "none" and config.dead_letter_topic == "pinecone-dead-letter"
     assert (config.flink.parallelism, config.flink.checkpoint_interval_ms, config.flink.rest_port) == (1, 10_000, 8081)
     assert config.flink.run_dir.name == ".run"
@@ -110,8 +110,8 @@ def test_a_number_option_takes_decimals_within_its_range() -> None:
 
 def test_a_state_ttl_takes_a_unit_and_rounds_up_to_whole_days() -> None:
     half_day = load("--dedup.state-ttl", "12h").dedup
-    assert half_day.state_ttl_ms == 43_200_000 and half_day.state_ttl_days == 1
-    assert load("--dedup.state-ttl", "7d").dedup.state_ttl_days == 7
+    assert half_day.state_ttl_ms == 43_200_000  # kept to the millisecond, not rounded to days
+    assert load("--dedup.state-ttl", "7d").dedup.state_ttl_ms == 7 * 86_400_000
     assert load("--dedup.state-ttl", "0").dedup.state_ttl_ms == 0
 
 
@@ -583,7 +583,7 @@ flink:
         schema_evolution="none",
     )
     assert config.embed == EmbedConfig(model="default", batch_size=32, linger_ms=10, cache_entries=0, device="cpu")
-    assert config.dedup.version_field == "source.lsn" and config.dedup.state_ttl_days == 30
+    assert config.dedup.version_field == "source.lsn" and config.dedup.state_ttl_ms == 30 * 86_400_000
     assert (config.errors_tolerance, config.dead_letter_topic) == ("all", "ingest-dlq")
     assert config.flink.parallelism == 4 and config.flink.rest_port == 0 and config.flink.bounded is True
     assert config.flink.run_dir == Path("/tmp/kpf-run")
@@ -593,7 +593,6 @@ flink:
         "rest.port": "0",
         "execution.checkpointing.interval": "5000ms",
     }
-    assert config.dedup_state_ttl_days == 30
 
     route = config.route_config(384, "cosine")
     assert isinstance(route, RouteConfig)

@@ -1,0 +1,121 @@
+package io.github.kpf.dedup;
+
+import java.time.Duration;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.StateTtlConfig;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.Collector;
+
+/**
+ * The job's keyed dedup stage, on JVM keyed state: one state read and at most one write per change, in the task
+ * thread, instead of a request from the Python worker to the JVM for every record the Python cache has not seen.
+ *
+ * <p>Input: rows written by the Python decode stage ({@code udfs.records.dedup_row}): key, delete, version,
+ * content hash, text hash, payload (the pickled {@code Change}). Output: for each change to apply, a row of the
+ * payload and whether the change replaces a live record. The payload is never looked at here.
+ *
+ * <p>Metrics (operator scope): counters {@code records_in}, {@code skipped_unchanged}, {@code skipped_stale},
+ * {@code text_unchanged}.
+ */
+public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
+    private static final long serialVersionUID = 1L;
+
+    /** Name of the keyed value state; part of savepoint compatibility, never rename. */
+    public static final String STATE_NAME = "dedup";
+
+    public static final int KEY = 0;
+    public static final int DELETE = 1;
+    public static final int VERSION = 2;
+    public static final int CONTENT_HASH = 3;
+    public static final int TEXT_HASH = 4;
+    public static final int PAYLOAD = 5;
+
+    private final long ttlMillis;
+    private transient ValueState<DedupState> state;
+    private transient Counter recordsIn;
+    private transient Counter skippedUnchanged;
+    private transient Counter skippedStale;
+    private transient Counter textUnchanged;
+
+    /**
+     * @param ttlMillis state expiry in milliseconds, counted from the last write (expired state is never read); 0
+     *     keeps state forever
+     */
+    public DedupFunction(long ttlMillis) {
+        if (ttlMillis < 0) {
+            throw new IllegalArgumentException("ttlMillis must be >= 0, got " + ttlMillis);
+        }
+        this.ttlMillis = ttlMillis;
+    }
+
+    /** The type of the rows this function emits: payload bytes and the replaces flag. */
+    public static TypeInformation<Row> outputType() {
+        return Types.ROW_NAMED(
+                new String[] {"payload", "replaces"},
+                PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
+                Types.BOOLEAN);
+    }
+
+    /**
+     * The keyed state's descriptor: a POJO value state; with a TTL, expiry counts from the last write and expired
+     * state is never returned (a tombstone then stops fencing, as the option's documentation says).
+     */
+    public static ValueStateDescriptor<DedupState> stateDescriptor(long ttlMillis) {
+        ValueStateDescriptor<DedupState> descriptor =
+                new ValueStateDescriptor<>(STATE_NAME, TypeInformation.of(DedupState.class));
+        if (ttlMillis > 0) {
+            descriptor.enableTimeToLive(
+                    StateTtlConfig.newBuilder(Duration.ofMillis(ttlMillis))
+                            .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                            .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                            .build());
+        }
+        return descriptor;
+    }
+
+    @Override
+    public void open(OpenContext openContext) {
+        state = getRuntimeContext().getState(stateDescriptor(ttlMillis));
+        MetricGroup metrics = getRuntimeContext().getMetricGroup();
+        recordsIn = metrics.counter("records_in");
+        skippedUnchanged = metrics.counter("skipped_unchanged");
+        skippedStale = metrics.counter("skipped_stale");
+        textUnchanged = metrics.counter("text_unchanged");
+    }
+
+    @Override
+    public void processElement(Row row, Context ctx, Collector<Row> out) throws Exception {
+        recordsIn.inc();
+        Dedup.Decision decision =
+                Dedup.decide(
+                        state.value(),
+                        Boolean.TRUE.equals(row.getField(DELETE)),
+                        (String) row.getField(VERSION),
+                        (byte[]) row.getField(CONTENT_HASH),
+                        (byte[]) row.getField(TEXT_HASH));
+        if (decision.state != null) {
+            state.update(decision.state);
+        }
+        switch (decision.action) {
+            case Dedup.EMIT:
+                if (decision.textUnchanged) {
+                    textUnchanged.inc();
+                }
+                out.collect(Row.of(row.getField(PAYLOAD), decision.replaces));
+                break;
+            case Dedup.SKIP_UNCHANGED:
+                skippedUnchanged.inc();
+                break;
+            default:
+                skippedStale.inc();
+        }
+    }
+}

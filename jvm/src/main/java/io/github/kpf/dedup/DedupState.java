@@ -1,0 +1,55 @@
+package io.github.kpf.dedup;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * What dedup remembers about one Pinecone record (one namespace and id): the highest applied version, the content
+ * and text hashes of the last applied change, and whether that change was a delete (a tombstone).
+ *
+ * <p>A Flink POJO (public fields, public no-argument constructor), so the state serializer is Flink's POJO
+ * serializer and the state can evolve by adding fields. The version is kept as the exact decimal text the Python
+ * decode stage wrote ({@code udfs.records.version_text}), compared as a {@link java.math.BigDecimal}: Python
+ * versions are integers of any size or floats, and both compare exactly that way.
+ */
+public class DedupState {
+    /** Highest applied version as exact decimal text; null when no applied change carried one. */
+    public String version;
+    /** Content hash of the last applied change (BLAKE2b-128 from the decode stage). */
+    public byte[] contentHash;
+    /** Text hash of the last applied upsert that was embedded; null otherwise. */
+    public byte[] textHash;
+    /** True when the last applied change was a delete. */
+    public boolean deleted;
+
+    public DedupState() {}
+
+    public DedupState(String version, byte[] contentHash, byte[] textHash, boolean deleted) {
+        this.version = version;
+        this.contentHash = contentHash;
+        this.textHash = textHash;
+        this.deleted = deleted;
+    }
+
+    @Override
+    public boolean equals(Object other) {
+        if (!(other instanceof DedupState)) {
+            return false;
+        }
+        DedupState that = (DedupState) other;
+        return deleted == that.deleted
+                && Objects.equals(version, that.version)
+                && Arrays.equals(contentHash, that.contentHash)
+                && Arrays.equals(textHash, that.textHash);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(version, Arrays.hashCode(contentHash), Arrays.hashCode(textHash), deleted);
+    }
+
+    @Override
+    public String toString() {
+        return "DedupState(version=" + version + ", deleted=" + deleted + ")";
+    }
+}
