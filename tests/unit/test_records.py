@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime
+from typing import Any
 
 import cloudpickle
 import pytest
@@ -77,3 +78,10 @@ def test_a_source_row_becomes_a_source_record(timestamp: object, expected: int |
     record = row_to_source_record(row)
     assert record == SourceRecord("docs", 3, 9, expected, b"k", None, (("h", b"v"), ("n", None)))
     assert isinstance(record.key, bytes)
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_a_source_record_pickles_through_its_constructor(dumps: Any) -> None:
+    copy = pickle.loads(dumps(SOURCE))
+    assert copy == SOURCE and copy.headers == (("h", b"v"), ("n", None))
+    assert SOURCE.__reduce__()[0] is SourceRecord  # not the slow dataclass state path
