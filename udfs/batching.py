@@ -39,6 +39,12 @@ class MicroBatcher(Generic[K, T, R]):
     or when its first item has waited ``linger_s``. ``process(key, items)`` must return one result per item, in
     order; if it raises, every item of the batch fails with that exception. Must be used from one event loop;
     ``submit`` adds the item before its first suspension, so items submitted in order are batched in order.
+
+    ``work_conserving``: a batch waits for more items only while the key's previous batch is being processed. An
+    item that finds the processor idle is sealed after one turn of the event loop (so that items submitted together
+    still share a batch), and when the processor finishes and nothing is queued, the open batch goes at once instead
+    of lingering. For a processor whose cost is per batch *and* which is the bottleneck (the embedding model), this
+    never lets it idle while items wait; under load batches still fill to ``max_items``.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class MicroBatcher(Generic[K, T, R]):
         linger_s: float,
         size_of: Callable[[T], int] | None = None,
         max_bytes: int | None = None,
+        work_conserving: bool = False,
     ) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
@@ -61,6 +68,7 @@ class MicroBatcher(Generic[K, T, R]):
         self._linger_s = linger_s
         self._size_of = size_of
         self._max_bytes = max_bytes
+        self._work_conserving = work_conserving
         self._open: dict[K, _Batch[T, R]] = {}
         self._sealed: dict[K, deque[_Batch[T, R]]] = {}
         self._workers: dict[K, asyncio.Task[None]] = {}
@@ -84,6 +92,8 @@ class MicroBatcher(Generic[K, T, R]):
         batch.size += size
         if len(batch.items) >= self._max_items or self._linger_s == 0:
             self._seal(key)
+        elif self._work_conserving and key not in self._workers and len(batch.items) == 1:
+            loop.call_soon(self._seal_if_idle, key, batch)
         return await future
 
     async def flush(self) -> None:
@@ -101,6 +111,10 @@ class MicroBatcher(Generic[K, T, R]):
 
     def _seal_if_open(self, key: K, batch: _Batch[T, R]) -> None:
         if self._open.get(key) is batch:
+            self._seal(key)
+
+    def _seal_if_idle(self, key: K, batch: _Batch[T, R]) -> None:
+        if self._open.get(key) is batch and key not in self._workers:
             self._seal(key)
 
     def _seal(self, key: K) -> None:
@@ -134,3 +148,5 @@ class MicroBatcher(Generic[K, T, R]):
             del self._workers[key]
             if not queue:
                 del self._sealed[key]
+        if self._work_conserving and key in self._open:
+            self._seal(key)  # the processor is idle now: the open batch goes without lingering

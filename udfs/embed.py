@@ -155,8 +155,15 @@ class Embedder:
         self.stats = EmbedStats()
         # One worker thread: encodes run one at a time and off the event loop (torch releases the GIL).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-encode")
+        # Work-conserving: the model never idles while texts wait for a batch to fill (see MicroBatcher). Flink ends
+        # a bundle every python.fn-execution.bundle.time and waits for every in-flight text then, so at model speed
+        # a bundle holds a few dozen texts; lingering for more would idle the model once per bundle.
         self._batcher: MicroBatcher[str, tuple[bytes, str], Vector | EmbeddingError] = MicroBatcher(
-            self._process, key=lambda _: _BATCH_KEY, max_items=config.batch_size, linger_s=config.linger_ms / 1000
+            self._process,
+            key=lambda _: _BATCH_KEY,
+            max_items=config.batch_size,
+            linger_s=config.linger_ms / 1000,
+            work_conserving=True,
         )
 
     async def embed(self, change: Change) -> Change | DeadLetter:
