@@ -55,6 +55,9 @@ bench-embed: setup ## benchmark the embedding model: one at a time vs batched, a
 bench-ingest: setup ## benchmark the ingest job (vectors and text to embed) next to raw model and upsert throughput
 	@$(PY) benchmarks/ingest_bench.py
 
+bench-pyflink: setup ## what PyFlink itself costs here: bare pipelines (source, decode, keyed, Python vs JVM state)
+	@$(PY) benchmarks/pyflink_ceiling.py
+
 bench: setup ## compare this job with a tutorial loop, a hand-made consumer and the raw limits (~25 min; BENCH_ARGS=--quick)
 	@$(PY) benchmarks/compare.py $(BENCH_ARGS)
 
