@@ -3,14 +3,16 @@
 Run: ``python benchmarks/embed_bench.py [--texts 1024] [--single 200] [--device cpu] [--torch-threads 0]``
 
 Texts are realistic product descriptions of 30-60 words, generated deterministically (fixed seed) and all
-distinct, so the stage's first pass measures model work and its second pass measures cache hits. Prints model
-import and load times, peak RSS, and texts/s for each mode side by side.
+distinct, so the stage's first pass measures model work and its second pass measures cache hits. Batched modes run
+the texts in arrival order, batch by batch, and in pools of several batches that the model sorts by length first
+(what the embed stage does). Prints model import and load times, peak RSS, and texts/s for each mode side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import random
 import resource
 import sys
@@ -22,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from udfs.embed import EmbedConfig, Embedder, TextVectorCache
+from udfs.embed import DEFAULT_POOL_BATCHES, EmbedConfig, Embedder, TextVectorCache
 from udfs.records import UPSERT, Change, SourceRecord
 
 SEED = 20_240_611
@@ -134,15 +136,22 @@ def main() -> None:
     for text in single:
         encoder.encode([text])
     print(f"raw model, one at a time:   {rate(len(single), time.perf_counter() - start)}")
+    pool = DEFAULT_POOL_BATCHES
     for size in BATCH_SIZES:
+        sized = dataclasses.replace(encoder, batch_size=size)
         start = time.perf_counter()
         for first in range(0, len(texts), size):
-            encoder.encode(texts[first : first + size])
-        print(f"raw model, batch {size:4d}:     {rate(len(texts), time.perf_counter() - start)}")
+            sized.encode(texts[first : first + size])
+        print(f"raw model, batch {size:4d}:     {rate(len(texts), time.perf_counter() - start)}  (arrival order)")
+        start = time.perf_counter()
+        for first in range(0, len(texts), size * pool):
+            sized.encode(texts[first : first + size * pool])
+        pooled = rate(len(texts), time.perf_counter() - start)
+        print(f"raw model, batch {size:4d}:     {pooled}  (pools of {pool} batches, sorted by length)")
 
     for size in BATCH_SIZES[:2]:
         config = EmbedConfig(batch_size=size, device=args.device)
-        embedder = Embedder(encoder, config)
+        embedder = Embedder(dataclasses.replace(encoder, batch_size=size), config)
         seconds = asyncio.run(run_stage(embedder, stage_changes(texts)))
         print(f"async stage, batch {size:4d}:   {rate(len(texts), seconds)}  (all {len(texts)} submitted at once)")
         hits = asyncio.run(run_stage(embedder, stage_changes(texts)))

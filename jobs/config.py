@@ -379,11 +379,21 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "embedding.batch-size",
         Kind.INT,
-        "Texts per model call",
+        "Texts per batch the model runs (its forward pass); see embedding.pool-batches",
         default=embed_stage.DEFAULT_BATCH_SIZE,
         low=1,
         high=embed_stage.MAX_BATCH_SIZE,
         target="embed.batch_size",
+    ),
+    Option(
+        "embedding.pool-batches",
+        Kind.INT,
+        "Batches of texts per model call: their texts are sorted by length first, so each batch pads less; 1 = one "
+        "batch at a time, in arrival order",
+        default=embed_stage.DEFAULT_POOL_BATCHES,
+        low=1,
+        high=embed_stage.MAX_POOL_BATCHES,
+        target="embed.pool_batches",
     ),
     Option(
         "embedding.linger-ms",
@@ -603,6 +613,7 @@ BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 EMBEDDING_ONLY = (
     "embedding.model",
     "embedding.batch-size",
+    "embedding.pool-batches",
     "embedding.linger-ms",
     "embedding.cache-entries",
     "embedding.device",

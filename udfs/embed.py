@@ -10,10 +10,13 @@
   and the stage is correct after a restart, when it is empty. This is how an update that leaves the embedded text
   unchanged (metadata only, say) is written without computing the embedding again.
 
-Texts missing the cache go through one ``MicroBatcher`` key: a batch is sealed at ``batch_size`` texts or after
-``linger_ms``, and batches are encoded strictly one after another in a single worker thread, so the asyncio loop
-stays responsive and the model never runs twice at once. Identical texts inside a batch are encoded once, and
-the cache is consulted again when a batch is processed (an earlier batch may have embedded the same text).
+Texts missing the cache go through one ``MicroBatcher`` key: a pool is sealed at ``batch_size x pool_batches`` texts
+or after ``linger_ms``, and pools are encoded strictly one after another in a single worker thread, so the asyncio
+loop stays responsive and the model never runs twice at once. The model encodes a pool in batches of ``batch_size``
+after sorting its texts by length (sentence-transformers' ``encode`` does), so each batch pads its texts to a length
+close to their own: with 30-50-word texts, batches of 64 in arrival order ran ~16% slower than the same texts sorted
+in pools of 256 (``python benchmarks/embed_bench.py`` prints both). Identical texts inside a pool are encoded once,
+and the cache is consulted again when a pool is processed (an earlier pool may have embedded the same text).
 
 Failure policy: when a batch fails, its texts are encoded one by one; a text that fails alone becomes a
 ``DeadLetter(stage="embed", error_class="EmbeddingError")`` and the others get their vectors. A vector with NaN or
@@ -45,6 +48,9 @@ from udfs.records import DELETE, Change, DeadLetter
 DEFAULT_BATCH_SIZE = 64
 """Batches of 32-64 gave the best CPU throughput on 2 cores with 30-60-word texts (benchmarks/embed_bench.py)."""
 MAX_BATCH_SIZE = 1024
+DEFAULT_POOL_BATCHES = 4
+"""Batches per model call: the texts of up to 4 batches are sorted by length before they are cut into batches."""
+MAX_POOL_BATCHES = 64
 DEFAULT_LINGER_MS = 20
 MAX_LINGER_MS = 1000
 """The linger bounds how long a partial batch waits, and so how long every bundle end and checkpoint can wait."""
@@ -72,10 +78,13 @@ class EmbedConfig:
     ``auto`` (cuda when available). ``normalize``: False returns the model pipeline's own output (the default model
     normalises to unit length itself); True forces unit length. ``torch_threads``: 0 keeps torch's default (one
     intra-op thread per physical core), N > 0 sets it process-wide. ``cache_entries``: 0 disables the cache.
+    ``pool_batches``: up to this many batches of texts go to the model in one call, sorted by length; 1 = one batch
+    at a time, in arrival order.
     """
 
     model: str = DEFAULT_MODEL
     batch_size: int = DEFAULT_BATCH_SIZE
+    pool_batches: int = DEFAULT_POOL_BATCHES
     linger_ms: int = DEFAULT_LINGER_MS
     cache_entries: int = DEFAULT_CACHE_ENTRIES
     device: str = "cpu"
@@ -84,6 +93,7 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         _check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_range("pool_batches", self.pool_batches, 1, MAX_POOL_BATCHES)
         _check_range("linger_ms", self.linger_ms, 0, MAX_LINGER_MS)
         _check_range("cache_entries", self.cache_entries, 0, MAX_CACHE_ENTRIES)
         _check_range("torch_threads", self.torch_threads, 0, MAX_TORCH_THREADS)
@@ -155,13 +165,13 @@ class Embedder:
         self.stats = EmbedStats()
         # One worker thread: encodes run one at a time and off the event loop (torch releases the GIL).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-encode")
-        # Work-conserving: the model never idles while texts wait for a batch to fill (see MicroBatcher). Flink ends
-        # a bundle every python.fn-execution.bundle.time and waits for every in-flight text then, so at model speed
-        # a bundle holds a few dozen texts; lingering for more would idle the model once per bundle.
+        # Work-conserving: the model never idles while texts wait for a pool to fill (see MicroBatcher). Flink ends
+        # a bundle every python.fn-execution.bundle.time and waits for every in-flight text then; lingering for more
+        # texts would idle the model once per bundle. Under load, pools fill while the model encodes the previous one.
         self._batcher: MicroBatcher[str, tuple[bytes, str], Vector | EmbeddingError] = MicroBatcher(
             self._process,
             key=lambda _: _BATCH_KEY,
-            max_items=config.batch_size,
+            max_items=config.batch_size * config.pool_batches,
             linger_s=config.linger_ms / 1000,
             work_conserving=True,
         )

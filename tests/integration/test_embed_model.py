@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,8 +69,12 @@ def test_the_default_model_gives_384_dimensional_unit_vectors(encoder: SentenceT
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_batched_vectors_equal_one_by_one_vectors(encoder: SentenceTransformerEncoder) -> None:
-    batched = encoder.encode(TEXTS)
+@pytest.mark.parametrize("batch_size", [64, 2])
+def test_batched_vectors_equal_one_by_one_vectors_in_input_order(
+    encoder: SentenceTransformerEncoder, batch_size: int
+) -> None:
+    # batch_size 2: the model sorts the pool of mixed lengths before batching it; rows still come back in input order
+    batched = dataclasses.replace(encoder, batch_size=batch_size).encode(TEXTS)
     single = np.stack([encoder.encode([text])[0] for text in TEXTS])
     np.testing.assert_allclose(batched, single, atol=1e-5)
 

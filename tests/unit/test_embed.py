@@ -137,11 +137,20 @@ def test_identical_texts_in_one_batch_are_encoded_once() -> None:
 def test_texts_are_batched_up_to_batch_size_and_results_keep_submission_order() -> None:
     encoder = FakeEncoder()
     texts = [f"text {i}" for i in range(10)]
-    out, _ = run_stage(encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=4)
+    out, _ = run_stage(encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=4, pool_batches=1)
     assert [len(call) for call in encoder.calls] == [4, 4, 2]
     assert [t for call in encoder.calls for t in call] == texts
     assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
     assert [c.source.offset for c in out] == list(range(10))
+
+
+def test_the_model_gets_pools_of_several_batches_so_that_it_can_sort_them_by_length() -> None:
+    encoder = FakeEncoder()
+    texts = [f"text {'x' * (i % 7)} {i}" for i in range(20)]
+    out, _ = run_stage(encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=3, pool_batches=3)
+    assert [len(call) for call in encoder.calls] == [9, 9, 2]
+    assert [t for call in encoder.calls for t in call] == texts
+    assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
 
 
 def test_a_text_the_model_cannot_embed_becomes_a_dead_letter_and_the_batch_goes_on() -> None:
@@ -207,6 +216,7 @@ def test_a_zero_sized_cache_stores_nothing_and_every_text_is_embedded() -> None:
     ("field", "value", "message"),
     [
         ("batch_size", 0, "embed batch_size must be an integer between 1 and 1024, got 0"),
+        ("pool_batches", 0, "embed pool_batches must be an integer between 1 and 64, got 0"),
         ("linger_ms", 5000, "embed linger_ms must be an integer between 0 and 1000, got 5000"),
         ("cache_entries", -1, "embed cache_entries must be an integer between 0 and 10000000, got -1"),
         ("torch_threads", 1.5, "embed torch_threads must be an integer between 0 and 256, got 1.5"),
