@@ -134,23 +134,25 @@ def test_identical_texts_in_one_batch_are_encoded_once() -> None:
     assert (embedder.stats.embedded, embedder.stats.cache_hits) == (2, 4)
 
 
-def test_texts_are_batched_up_to_batch_size_and_results_keep_submission_order() -> None:
+@pytest.mark.parametrize(
+    ("count", "batch_size", "pool_batches", "calls"),
+    [
+        (10, 4, 1, [4, 4, 2]),  # one batch per model call
+        (20, 3, 3, [9, 9, 2]),  # pools of several batches, which the model sorts by length before batching
+    ],
+)
+def test_the_model_gets_pools_of_batch_size_x_pool_batches_and_results_keep_submission_order(
+    count: int, batch_size: int, pool_batches: int, calls: list[int]
+) -> None:
     encoder = FakeEncoder()
-    texts = [f"text {i}" for i in range(10)]
-    out, _ = run_stage(encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=4, pool_batches=1)
-    assert [len(call) for call in encoder.calls] == [4, 4, 2]
+    texts = [f"text {'x' * (i % 7)} {i}" for i in range(count)]
+    out, _ = run_stage(
+        encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=batch_size, pool_batches=pool_batches
+    )
+    assert [len(call) for call in encoder.calls] == calls
     assert [t for call in encoder.calls for t in call] == texts
     assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
-    assert [c.source.offset for c in out] == list(range(10))
-
-
-def test_the_model_gets_pools_of_several_batches_so_that_it_can_sort_them_by_length() -> None:
-    encoder = FakeEncoder()
-    texts = [f"text {'x' * (i % 7)} {i}" for i in range(20)]
-    out, _ = run_stage(encoder, [upsert(t, i) for i, t in enumerate(texts)], batch_size=3, pool_batches=3)
-    assert [len(call) for call in encoder.calls] == [9, 9, 2]
-    assert [t for call in encoder.calls for t in call] == texts
-    assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
+    assert [c.source.offset for c in out] == list(range(count))
 
 
 def test_a_text_the_model_cannot_embed_becomes_a_dead_letter_and_the_batch_goes_on() -> None:
