@@ -2,14 +2,15 @@
 are measured alone:
 
     python benchmarks/compare_contenders.py tutorial|handmade --bootstrap B --topics T[,T2] --group G \\
-        --controller URL --index NAME [--embed] [--limit N]
+        --controller URL --index NAME [--namespace NS] [--embed] [--limit N]
     python benchmarks/compare_contenders.py raw-upsert --data FILE --controller URL --index NAME --namespace NS
     python benchmarks/compare_contenders.py raw-model --data FILE --result FILE
 
 ``tutorial`` and ``handmade`` are what a user would write without Flink (confluent-kafka, the pinecone SDK,
 sentence-transformers with the packaged all-MiniLM-L6-v2): they run until they are terminated. The namespace of a
-record is its topic and its id is its Kafka key, as the job is configured in the benchmark. ``--limit N`` makes the
-consumer stop reading the first topic after N records (it goes on reading the others: the freshness topic).
+record is ``--namespace`` (default: its topic) and its id is its Kafka key, as the job is configured in the
+benchmark. ``--limit N`` makes the consumer stop reading the first topic after N records (it goes on reading the
+others: the freshness topic).
 ``raw-upsert`` and ``raw-model`` are the limits: upserts alone, ``model.encode`` alone, no Kafka.
 """
 
@@ -84,6 +85,10 @@ class Limit:
         return True
 
 
+def namespace_of(args: argparse.Namespace, topic: str) -> str:
+    return topic if args.namespace is None else str(args.namespace)
+
+
 def tutorial(args: argparse.Namespace) -> None:
     """The tutorial loop: poll one message, embed it if needed, upsert it, next."""
     kafka = consumer(args)
@@ -98,7 +103,8 @@ def tutorial(args: argparse.Namespace) -> None:
         values = doc.pop("values", None)
         if values is None and model is not None:
             values = model.encode(embed_text(doc)).tolist()
-        index.upsert(vectors=[{"id": msg.key().decode(), "values": values, "metadata": doc}], namespace=msg.topic())
+        vector = {"id": msg.key().decode(), "values": values, "metadata": doc}
+        index.upsert(vectors=[vector], namespace=namespace_of(args, msg.topic()))
 
 
 def handmade(args: argparse.Namespace) -> None:
@@ -120,7 +126,9 @@ def handmade(args: argparse.Namespace) -> None:
             values = doc.pop("values", None)
             if values is None:
                 to_embed.append((len(rows), embed_text(doc) or ""))
-            rows.append((msg.topic(), {"id": msg.key().decode(), "values": values, "metadata": doc}))
+            rows.append(
+                (namespace_of(args, msg.topic()), {"id": msg.key().decode(), "values": values, "metadata": doc})
+            )
         if to_embed and model is not None:
             vectors = model.encode([text for _, text in to_embed], batch_size=ENCODE_BATCH)
             for (row, _), vector in zip(to_embed, vectors, strict=True):
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group")
     parser.add_argument("--controller")
     parser.add_argument("--index")
-    parser.add_argument("--namespace", default="")
+    parser.add_argument("--namespace", help="namespace of every record (tutorial, handmade: default its topic)")
     parser.add_argument("--embed", action="store_true", help="embed title and description of records without values")
     parser.add_argument("--limit", type=int, help="read at most this many records of the first topic")
     parser.add_argument("--data")

@@ -95,15 +95,26 @@ def test_texts_to_embed_counts_every_text_or_only_the_changed_ones() -> None:
     assert texts_to_embed(vector_records(3), only_changed=False) == []
 
 
-def test_fresh_records_have_new_ids_and_follow_the_workload() -> None:
-    pool = change_records(100, 4)
-    fresh = fresh_records("changes", 1000, pool)
-    assert [key for key, _ in fresh] == [f"f{n}" for n in range(1000)]
-    known = {embed_text(doc) for _, doc in pool}
-    reused = sum(embed_text(doc) in known for _, doc in fresh)
-    assert 0.75 < reused / 1000 < 0.85
+def test_fresh_records_of_the_change_stream_update_its_ids_and_keep_80_percent_of_texts() -> None:
+    backlog = change_records(100, 4)  # 20 ids
+    fresh = fresh_records("changes", 1000, backlog)
+    ids = sorted({key for key, _ in backlog})
+    keys = [key for key, _ in fresh]
+    assert sorted(keys[:20]) == ids and keys[:20] != ids  # every id once per round, shuffled
+    assert all(keys[n] == keys[n % 20] for n in range(1000))  # each id 20 records apart
+    # As unchanged_text_share counts it over the backlog followed by the phase: exactly 80% of the phase's updates.
+    whole = unchanged_text_share([*backlog, *fresh]) * (80 + 1000)
+    assert whole - unchanged_text_share(backlog) * 80 == pytest.approx(800)
+    last = {key: doc for key, doc in backlog}
+    first_round = dict(fresh[:20])
+    assert all(first_round[key]["price"] == last[key]["price"] + 1 for key in ids)  # a real change every time
+
+
+def test_fresh_records_of_a_and_b_are_new_records() -> None:
     vectors = vector_records(3)
-    assert [doc for _, doc in fresh_records("vectors", 6, vectors)] == [doc for _, doc in vectors * 2]
+    fresh = fresh_records("vectors", 6, vectors)
+    assert [key for key, _ in fresh] == [f"f{n}" for n in range(6)]
+    assert [doc for _, doc in fresh] == [doc for _, doc in vectors * 2]
     texts = text_records(10)
     assert not {embed_text(d) for _, d in fresh_records("text", 10, texts)} & {embed_text(d) for _, d in texts}
 
@@ -158,10 +169,13 @@ def test_steady_rate_times_the_middle_80_percent_of_acknowledgements() -> None:
     assert steady_rate([], 10) == (None, None)
 
 
-def test_latencies_join_kafka_timestamps_with_first_acknowledgements() -> None:
-    found, missing = latencies({"a": 10.0, "b": 11.0, "c": 12.0}, {"a": 10.25, "b": 11.5, "x": 1.0})
-    assert sorted(found) == [0.25, 0.5]
+def test_latencies_take_the_first_acknowledgement_of_the_id_at_or_after_the_record() -> None:
+    produced = [("a", 10.0), ("b", 11.0), ("a", 13.0), ("c", 12.0)]
+    acked = {"a": [1.0, 10.25, 13.75], "b": [11.5], "x": [1.0]}  # a's first ack is the backlog's
+    found, missing = latencies(produced, acked)
+    assert found == [0.25, 0.5, 0.75]
     assert missing == 1
+    assert latencies([("a", 14.0)], acked) == ([], 1)  # acknowledged only before it was produced
 
 
 def test_cpu_seconds_counts_the_window_and_keeps_ended_processes() -> None:
