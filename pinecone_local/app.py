@@ -7,8 +7,11 @@ Routes (one listening socket serves all of them):
   prefix, and the SDK appends its data-plane paths to it);
 * admin: ``/admin/health``, ``/admin/faults`` (GET/PUT), ``/admin/faults/reset`` (POST).
 
-Request flow: read body -> API key -> route -> decode JSON -> fault decision (may sleep, may answer an error) ->
-handler. Handlers are synchronous, so each request's validation and write happen without interleaving.
+Request flow: API key and declared body size (before the body is read; a refusal closes the connection) -> read
+body -> route (on the percent-encoded path, segment by segment) -> decode JSON -> fault decision (may sleep, may
+answer an error) -> handler. Calls Pinecone has but this server does not serve (documents and records APIs, imports,
+collections, backups) are refused as Pinecone refuses what it does not support: 400 "... is not supported".
+Handlers are synchronous, so each request's validation and write happen without interleaving.
 """
 
 from __future__ import annotations
@@ -25,13 +28,20 @@ from urllib.parse import unquote
 import orjson
 
 from .engine import Engine
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, bad_request, not_found, unsupported
 from .faults import FaultState
 from .http import Request, Response, json_response
-from .limits import API_KEY_HEADER, DATA_PATH_PREFIX, DEFAULT_COMPACT_BYTES, MAX_READ_BODY_BYTES
+from .limits import (
+    API_KEY_HEADER,
+    DATA_PATH_PREFIX,
+    DEFAULT_COMPACT_BYTES,
+    MAX_READ_BODY_BYTES,
+    MAX_REQUEST_BYTES,
+)
 from .routes_control import ControlRoutes
 from .routes_data import DataRoutes
 from .store import IndexState
+from .validation import raise_body_too_large
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +50,18 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 DataHandler = Callable[[IndexState, Request, Any], Response]
 
-_WRITE_KINDS = frozenset(("upsert", "delete", "update", "delete_namespace"))
+_WRITE_KINDS = frozenset(("upsert", "delete", "update", "delete_namespace", "create_namespace"))
+_SIZE_LIMITED_PATHS = ("/vectors/upsert", "/vectors/update")
+_UNSERVED_DATA_PREFIXES = (
+    ("/records/", "the records API (integrated embedding)"),
+    ("/bulk/imports", "bulk import"),
+)
+_UNSERVED_CONTROL_PREFIXES = (
+    ("/indexes/create-for-model", "integrated-embedding indexes"),
+    ("/collections", "collections"),
+    ("/backups", "backups"),
+    ("/restore-jobs", "restore jobs"),
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,7 @@ class PineconeLocalApp:
             ("GET", "/describe_index_stats"): ("describe_index_stats", self.data.describe_index_stats),
             ("GET", "/vectors/list"): ("list", self.data.list_ids),
             ("GET", "/namespaces"): ("list_namespaces", self.data.list_namespaces),
+            ("POST", "/namespaces"): ("create_namespace", self.data.create_namespace),
         }
 
     def data_host(self, name: str) -> str:
@@ -102,11 +124,17 @@ class PineconeLocalApp:
             return
         path: str = scope["path"]
         data_plane = path.startswith(DATA_PATH_PREFIX + "/")
+        body_read = False
         try:
-            body = await _read_body(receive)
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            request = Request(scope["method"], path, scope.get("query_string", b""), headers, body)
+            raw_path = scope.get("raw_path") or path.encode("utf-8")
+            request = Request(scope["method"], path, scope.get("query_string", b""), headers, b"", raw_path)
+            # Everything that needs no body is decided before a byte of it is read: a refused request costs the
+            # server its headers only (uvicorn buffers at most 64 KiB of an unread body, then stops reading).
             self._check_api_key(request)
+            self._check_declared_length(request, data_plane)
+            request.body = await _read_body(receive)
+            body_read = True
             response = await self._route(request, data_plane)
         except ApiError as error:
             payload = error.data_plane_body() if data_plane else error.control_plane_body()
@@ -115,8 +143,27 @@ class PineconeLocalApp:
             logger.exception("unhandled error serving %s %s", scope["method"], path)
             internal = ApiError(500, "Internal error in pinecone_local")
             response = json_response(internal.data_plane_body() if data_plane else internal.control_plane_body(), 500)
+        if not body_read:
+            # The body was never read: close the connection rather than drain it.
+            response.headers["connection"] = "close"
         await send({"type": "http.response.start", "status": response.status, "headers": response.raw_headers()})
         await send({"type": "http.response.body", "body": response.body})
+
+    @staticmethod
+    def _check_declared_length(request: Request, data_plane: bool) -> None:
+        """Refuse a body by its ``Content-Length`` before reading it: over the server's buffer cap (413), or an
+        upsert/update over Pinecone's 2 MB request limit (the same 400 the read body would get)."""
+        declared = request.headers.get("content-length")
+        if declared is None:
+            return
+        try:
+            length = int(declared)
+        except ValueError as exc:
+            raise bad_request("Invalid Content-Length header") from exc
+        if length > MAX_READ_BODY_BYTES:
+            raise ApiError(413, f"Request body exceeds {MAX_READ_BODY_BYTES} bytes")
+        if data_plane and length > MAX_REQUEST_BYTES and request.path.rstrip("/").endswith(_SIZE_LIMITED_PATHS):
+            raise_body_too_large(length)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -155,6 +202,10 @@ class PineconeLocalApp:
 
     async def _route_control(self, request: Request) -> Response:
         method, path = request.method, request.path.rstrip("/")
+        index_backups = path.startswith("/indexes/") and path.count("/") == 3 and path.endswith("/backups")
+        for prefix, what in _UNSERVED_CONTROL_PREFIXES:
+            if path.startswith(prefix) or (prefix == "/backups" and index_backups):
+                raise unsupported(what)
         if path == "/indexes":
             if method == "GET":
                 await self._fault_gate("list_indexes", "", "")
@@ -176,14 +227,16 @@ class PineconeLocalApp:
         raise not_found(f"No route for {method} {request.path}")
 
     async def _route_data(self, request: Request) -> Response:
-        rest = request.path[len(DATA_PATH_PREFIX) + 1 :]
-        name, _, sub = rest.partition("/")
-        name = unquote(name)
-        sub = "/" + sub.rstrip("/")
+        # Split the percent-encoded path, then decode each segment: an index or namespace name may contain "/".
+        raw = request.raw_path.decode("utf-8", "replace")[len(DATA_PATH_PREFIX) + 1 :].rstrip("/")
+        name_raw, _, sub_raw = raw.partition("/")
+        name = unquote(name_raw)
+        segments = [unquote(part) for part in sub_raw.split("/")] if sub_raw else []
+        sub = "/" + "/".join(segments)
         index = self.engine.store.get(name)
         if index is None:
             raise not_found(f"Index '{name}' not found")
-        route = self._data_routes.get((request.method, sub))
+        route = self._data_routes.get((request.method, sub)) if len(segments) <= 2 else None
         if route is not None:
             kind, handler = route
             body = request.json() if request.method == "POST" else {}
@@ -193,16 +246,19 @@ class PineconeLocalApp:
             if kind in _WRITE_KINDS:
                 self.engine.maybe_compact()
             return response
-        if sub.startswith("/namespaces/") and sub.count("/") == 2:
-            namespace = unquote(sub[len("/namespaces/") :])
+        if len(segments) >= 3 and segments[0] == "namespaces" and segments[2] == "documents":
+            raise unsupported("the documents API")
+        for prefix, what in _UNSERVED_DATA_PREFIXES:
+            if sub.startswith(prefix):
+                raise unsupported(what)
+        if len(segments) == 2 and segments[0] == "namespaces":
+            namespace = segments[1]
             if request.method == "GET":
                 await self._fault_gate("describe_namespace", name, namespace)
                 return self.data.describe_namespace(index, request, namespace)
             if request.method == "DELETE":
                 await self._fault_gate("delete_namespace", name, namespace)
                 return self.data.delete_namespace(index, request, namespace)
-        if (request.method, sub) == ("POST", "/namespaces"):
-            raise ApiError(501, "Creating an empty namespace is not supported by pinecone_local; upsert into it")
         raise not_found(f"No route for {request.method} {sub}")
 
     def _route_admin(self, request: Request) -> Response:
@@ -230,8 +286,10 @@ class PineconeLocalApp:
 
 
 def _body_namespace(body: Any) -> str:
-    if isinstance(body, dict) and isinstance(body.get("namespace"), str):
-        return str(body["namespace"])
+    if isinstance(body, dict):
+        for key in ("namespace", "name"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
     return ""
 
 

@@ -35,6 +35,8 @@ OP_DELETE_NAMESPACE = 5
 OP_UPDATE = 6
 OP_CONFIGURE_INDEX = 7
 OP_SET_METADATA_MANY = 8
+OP_CREATE_NAMESPACE = 9
+OP_DELETE_ALL = 10
 
 _U32 = struct.Struct("<I")
 
@@ -123,6 +125,7 @@ class Engine:
         for index in self.store.indexes.values():
             yield encode_frame(OP_CREATE_INDEX, self._create_payload(index.name, index.space, index.description))
             for ns_name, ns in index.namespaces.items():
+                yield encode_frame(OP_CREATE_NAMESPACE, self._namespace_payload(index.name, ns_name, ns.schema))
                 for start in range(0, len(ns), SNAPSHOT_CHUNK_RECORDS):
                     rows = slice(start, min(len(ns), start + SNAPSHOT_CHUNK_RECORDS))
                     batch = UpsertBatch(
@@ -157,6 +160,10 @@ class Engine:
             self._apply_delete_ids(self.store.indexes[op["i"]], op["n"], op["ids"])
         elif kind == OP_DELETE_NAMESPACE:
             self.store.indexes[op["i"]].namespaces.pop(op["n"], None)
+        elif kind == OP_CREATE_NAMESPACE:
+            self._apply_create_namespace(self.store.indexes[op["i"]], op["n"], op.get("schema"))
+        elif kind == OP_DELETE_ALL:
+            self._apply_delete_all(self.store.indexes[op["i"]], op["n"])
         elif kind == OP_UPDATE:
             new_values = None if op["v"] is None else np.asarray(op["v"], dtype=np.float32)
             index = self.store.indexes[op["i"]]
@@ -205,8 +212,17 @@ class Engine:
         )
         return _U32.pack(len(header)) + header + np.ascontiguousarray(batch.values, dtype=np.float32).tobytes()
 
+    @staticmethod
+    def _note_sparse(index: IndexState) -> None:
+        """A dense index that receives sparse values gains the ``_sparse_values`` schema field (kept in the
+        description, so the snapshot and every replay carry it)."""
+        if not index.space.sparse and not index.description.get("sparse_field"):
+            index.description["sparse_field"] = True
+
     def _apply_upsert(self, index: IndexState, namespace: str, batch: UpsertBatch) -> None:
         index.namespace_for_write(namespace).upsert(batch)
+        if any(s is not None for s in batch.sparse):
+            self._note_sparse(index)
 
     def upsert(self, index: IndexState, namespace: str, batch: UpsertBatch) -> int:
         """Insert or replace records; returns how many were upserted."""
@@ -220,7 +236,6 @@ class Engine:
         ns = index.namespace(namespace)
         if ns is not None:
             ns.delete(ids)
-            index.drop_if_empty(namespace)
 
     def delete_ids(self, index: IndexState, namespace: str, ids: list[str]) -> None:
         """Delete records by id (unknown ids are ignored)."""
@@ -231,6 +246,33 @@ class Engine:
         """Delete every record of a namespace, and the namespace with them."""
         self._log(OP_DELETE_NAMESPACE, orjson.dumps({"i": index.name, "n": namespace}))
         index.namespaces.pop(namespace, None)
+
+    @staticmethod
+    def _apply_delete_all(index: IndexState, namespace: str) -> None:
+        current = index.namespace(namespace)
+        if current is not None:
+            index.namespaces[namespace] = type(current)(index.space, current.schema)
+
+    def delete_all(self, index: IndexState, namespace: str) -> None:
+        """Delete every record of a namespace and keep the (now empty) namespace."""
+        if index.namespace(namespace) is None:
+            return
+        self._log(OP_DELETE_ALL, orjson.dumps({"i": index.name, "n": namespace}))
+        self._apply_delete_all(index, namespace)
+
+    @staticmethod
+    def _namespace_payload(index: str, namespace: str, schema: dict[str, Any] | None) -> bytes:
+        return orjson.dumps({"i": index, "n": namespace, "schema": schema})
+
+    @staticmethod
+    def _apply_create_namespace(index: IndexState, namespace: str, schema: dict[str, Any] | None) -> None:
+        index.namespace_for_write(namespace).schema = schema
+
+    def create_namespace(self, index: IndexState, namespace: str, schema: dict[str, Any] | None) -> Namespace:
+        """Create an empty namespace (the caller checked that it does not exist)."""
+        self._log(OP_CREATE_NAMESPACE, self._namespace_payload(index.name, namespace, schema))
+        self._apply_create_namespace(index, namespace, schema)
+        return index.namespaces[namespace]
 
     def _apply_update(
         self,
@@ -244,6 +286,8 @@ class Engine:
         ns: Namespace | None = index.namespace(namespace)
         if ns is not None and vector_id in ns.rows:
             ns.update(vector_id, values, sparse, metadata)
+            if sparse is not None:
+                self._note_sparse(index)
 
     def update(
         self,

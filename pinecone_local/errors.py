@@ -8,6 +8,7 @@ fully before they mutate), and the app turns it into the response.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 # gRPC status codes used by Pinecone's data plane bodies.
@@ -53,6 +54,19 @@ _CONTROL_CODE_BY_STATUS = {
 }
 
 
+_ECHO = reprlib.Repr()
+_ECHO.maxlevel = 2
+_ECHO.maxstring = 64
+_ECHO.maxother = 64
+_ECHO.maxlist = _ECHO.maxdict = 4
+
+
+def echo(value: Any) -> str:
+    """A short ``repr`` of request input for an error message: bounded in depth and length, so echoing a deeply
+    nested or huge value can neither recurse nor bloat the response."""
+    return _ECHO.repr(value)
+
+
 def grpc_code_for(status: int) -> int:
     """The gRPC code Pinecone pairs with an HTTP status (UNKNOWN=2 when there is no usual pairing)."""
     return _GRPC_BY_STATUS.get(status, GRPC_INTERNAL if status >= 500 else 2)
@@ -94,3 +108,9 @@ def not_found(message: str) -> ApiError:
 def unprocessable(message: str) -> ApiError:
     """422 UNPROCESSABLE_ENTITY (control plane: a body that does not fit the schema)."""
     return ApiError(422, message)
+
+
+def unsupported(what: str) -> ApiError:
+    """400 for a Pinecone call this server does not serve, in the shape Pinecone gives what it does not support
+    (e.g. 400 "deployment_type 'pod' is not supported on this API version")."""
+    return ApiError(400, f"{what[0].upper()}{what[1:]} is not supported by pinecone_local")

@@ -16,6 +16,8 @@ Semantics (Pinecone's, plus the choices Pinecone leaves implicit, stated here on
 * Numbers compare as float64 (metadata numbers are stored as float64); booleans are not numbers (``true != 1``).
 * ``$exists: true`` matches records that have the field, ``false`` those that do not.
 * ``$and`` / ``$or`` take a non-empty list of filters. The empty filter ``{}`` matches every record.
+* Size: at most ``MAX_FILTER_DEPTH`` levels of ``$and``/``$or`` and ``MAX_FILTER_CLAUSES`` conditions, checked by an
+  iterative scan before anything recursive runs, so a hostile filter is a 400 and never a RecursionError.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .columns import KeyColumn
-from .errors import ApiError, bad_request
-from .limits import MAX_FILTER_IN_VALUES
+from .errors import ApiError, bad_request, echo
+from .limits import MAX_FILTER_CLAUSES, MAX_FILTER_DEPTH, MAX_FILTER_IN_VALUES
 
 Metadata = Mapping[str, Any] | None
 Predicate = Callable[[Metadata], bool]
@@ -224,40 +226,40 @@ _MATCH_ALL = Filter(_match_all, _match_all_mask)
 def _compile_operator(field: str, op: str, operand: Any) -> Filter:
     if op in _SCALAR_OPS:
         if not _is_scalar(operand):
-            raise _fail(f"{op} on field {field!r} expects a string, number or boolean, got {operand!r}")
+            raise _fail(f"{op} on field {echo(field)} expects a string, number or boolean, got {echo(operand)}")
         predicate = _make_eq(field, operand)
         return predicate if op == "$eq" else _negate(predicate)
     if op in _RANGE_OPS:
         if not _is_number(operand):
-            raise _fail(f"{op} on field {field!r} expects a number, got {operand!r}")
+            raise _fail(f"{op} on field {echo(field)} expects a number, got {echo(operand)}")
         return _make_range(field, op, float(operand))
     if op in _SET_OPS:
         if not isinstance(operand, list):
-            raise _fail(f"{op} on field {field!r} expects an array, got {operand!r}")
+            raise _fail(f"{op} on field {echo(field)} expects an array, got {echo(operand)}")
         if len(operand) > MAX_FILTER_IN_VALUES:
-            raise _fail(f"{op} on field {field!r} has {len(operand)} values; the maximum is {MAX_FILTER_IN_VALUES}")
+            raise _fail(f"{op} on field {echo(field)} has {len(operand)} values; the maximum is {MAX_FILTER_IN_VALUES}")
         for value in operand:
             if not _is_scalar(value):
-                raise _fail(f"{op} on field {field!r} expects strings, numbers or booleans, got {value!r}")
+                raise _fail(f"{op} on field {echo(field)} expects strings, numbers or booleans, got {echo(value)}")
         predicate = _make_in(field, operand)
         return predicate if op == "$in" else _negate(predicate)
     if op == "$exists":
         if not isinstance(operand, bool):
-            raise _fail(f"$exists on field {field!r} expects a boolean, got {operand!r}")
+            raise _fail(f"$exists on field {echo(field)} expects a boolean, got {echo(operand)}")
         return _make_exists(field, operand)
-    raise _fail(f"unknown operator {op!r} on field {field!r}")
+    raise _fail(f"unknown operator {echo(op)} on field {echo(field)}")
 
 
 def _compile_field(field: str, condition: Any) -> Filter:
     if field.startswith("$"):
-        raise _fail(f"unknown operator {field!r}")
+        raise _fail(f"unknown operator {echo(field)}")
     if isinstance(condition, Mapping):
         if not condition:
-            raise _fail(f"empty condition for field {field!r}")
+            raise _fail(f"empty condition for field {echo(field)}")
         return _all_of([_compile_operator(field, str(op), operand) for op, operand in condition.items()])
     if _is_scalar(condition):
         return _make_eq(field, condition)
-    raise _fail(f"field {field!r} must be compared with a string, number, boolean or operator object")
+    raise _fail(f"field {echo(field)} must be compared with a string, number, boolean or operator object")
 
 
 def _compile_logical(op: str, operand: Any) -> Filter:
@@ -266,7 +268,7 @@ def _compile_logical(op: str, operand: Any) -> Filter:
     parts = []
     for sub in operand:
         if not isinstance(sub, Mapping):
-            raise _fail(f"{op} expects filter objects, got {sub!r}")
+            raise _fail(f"{op} expects filter objects, got {echo(sub)}")
         parts.append(_compile_object(sub))
     return _all_of(parts) if op == "$and" else _any_of(parts)
 
@@ -285,6 +287,25 @@ def _compile_object(spec: Mapping[str, Any]) -> Filter:
     return _all_of(parts)
 
 
+def _check_size(spec: Mapping[str, Any]) -> None:
+    """Bound nesting depth and the number of conditions without recursing (the compiler below recurses)."""
+    pending: list[tuple[Any, int]] = [(spec, 0)]
+    clauses = 0
+    while pending:
+        node, depth = pending.pop()
+        if not isinstance(node, Mapping):
+            continue  # the compiler words the grammar error
+        if depth > MAX_FILTER_DEPTH:
+            raise _fail(f"filters may nest $and/$or at most {MAX_FILTER_DEPTH} levels deep")
+        for key, condition in node.items():
+            clauses += 1 + (len(condition) if isinstance(condition, Mapping) else 0)
+            if key in LOGICAL_OPERATORS and isinstance(condition, list):
+                clauses += len(condition)
+                pending.extend((sub, depth + 1) for sub in condition)
+            if clauses > MAX_FILTER_CLAUSES:
+                raise _fail(f"a filter may hold at most {MAX_FILTER_CLAUSES} conditions")
+
+
 def compile_filter(spec: Any) -> Filter:
     """Validate ``spec`` and return it compiled (a predicate over one record's metadata, and a namespace mask).
 
@@ -293,6 +314,7 @@ def compile_filter(spec: Any) -> Filter:
     """
     if not isinstance(spec, Mapping):
         raise _fail(f"a filter must be an object, got {type(spec).__name__}")
+    _check_size(spec)
     return _compile_object(spec)
 
 

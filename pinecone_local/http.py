@@ -23,6 +23,8 @@ class Request:
     query_string: bytes
     headers: dict[str, str]
     body: bytes
+    raw_path: bytes = b""
+    """The path as sent (percent-encoded), for splitting into segments before decoding them."""
     _query: dict[str, list[str]] | None = field(default=None, repr=False)
 
     @property

@@ -24,17 +24,30 @@ MAX_METADATA_BYTES = 40 * 1024
 MIN_TOP_K = 1
 MAX_TOP_K = 10_000
 MAX_FILTER_IN_VALUES = 10_000
+MAX_FILTER_DEPTH = 32
+"""Deepest nesting of ``$and``/``$or`` a filter may have. Pinecone documents no figure; realistic filters nest a
+few levels, and the bound keeps validation and evaluation (both recursive) far from Python's recursion limit."""
+MAX_FILTER_CLAUSES = 10_000
+"""Most conditions (field comparisons plus ``$and``/``$or`` nodes) one filter may hold (own bound, see above)."""
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 100
 DEFAULT_NAMESPACE_LIST_LIMIT = 100
 MAX_NAMESPACE_NAME_LENGTH = 512
+"""Namespace names are 1-512 characters of ASCII code points 1-127 (no NUL); the SDK applies the same rule."""
 MAX_FETCH_BY_METADATA_LIMIT = 10_000
 DEFAULT_FETCH_BY_METADATA_LIMIT = 100
 DEFAULT_NAMESPACE_STATS_NAME = "__default__"
-"""How the empty-string namespace is named in describe_index_stats and the namespace API."""
+"""How the empty-string namespace is named in describe_index_stats and the namespace API; a request that names it
+addresses the default namespace."""
 
 # --- control plane ----------------------------------------------------------------------------------------------------
 MAX_INDEX_NAME_LENGTH = 45
+GENERATED_INDEX_NAME_PREFIX = "index-"
+"""A create without ``name`` gets ``index-<12 hex digits>`` (Pinecone generates a name; its format is undocumented)."""
+MAX_SCHEMA_FIELD_NAME_BYTES = 64
+DENSE_FIELD = "_values"
+SPARSE_FIELD = "_sparse_values"
+"""The reserved schema field names the vectors API addresses; a schema of only these is a vectors-API index."""
 METRICS = ("cosine", "dotproduct", "euclidean")
 DEFAULT_CLOUD = "aws"
 DEFAULT_REGION = "us-east-1"

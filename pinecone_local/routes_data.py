@@ -2,8 +2,9 @@
 
 Each handler validates the whole request first and only then calls the engine, so a 4xx never changes anything.
 Handlers are synchronous and run on the event-loop thread: one request's check-then-write cannot interleave with
-another's. Reads of a namespace that has no records return empty results; deletes there answer 404, as Pinecone
-serverless does.
+another's. A namespace exists from its first write (or ``POST /namespaces``) until it is deleted, empty or not; the
+default namespace always exists. Reads of a namespace that does not exist return empty results; deletes there answer
+404, as Pinecone serverless does. Vector writes to a document-schema index are refused with Pinecone's message.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Engine, merged_metadata
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, bad_request, echo, not_found
 from .filters import compile_filter, is_empty_filter
 from .http import Request, Response, json_response
 from .limits import (
@@ -34,19 +35,63 @@ from .validation import (
     check_ids,
     check_metadata,
     check_metadata_size,
+    check_namespace_name,
     check_sparse,
     check_top_k,
     check_upsert,
     dense_matrix,
     namespace_of,
+    namespace_param,
     require_object,
+    resolve_namespace,
 )
 
 _EMPTY = b"{}"
 
 
+DOCUMENT_SCHEMA_WRITE_REFUSED = (
+    "This index has a document schema, so writes must go through the documents API. Use "
+    "`POST /namespaces/{namespace}/documents/upsert`, `/update` or `/delete` with the `X-Pinecone-API-Version` header "
+    "set to `2026-07` or later. The vectors and records write endpoints do not support document schemas."
+)
+"""Pinecone's answer to a vectors-API write on an index created with named schema fields (quoted in the SDK 10
+migration notes, ``docs/migration/v10-2026-07-vector-models.md``)."""
+
+STATS_FILTER_REFUSED = "Serverless and starter indexes do not support describing index stats with metadata filtering."
+
+
 def _namespace_missing(namespace: str) -> ApiError:
     return not_found(f"Namespace '{namespace}' not found")
+
+
+def _refuse_document_schema_write(index: IndexState) -> None:
+    if index.document_schema:
+        raise bad_request(DOCUMENT_SCHEMA_WRITE_REFUSED)
+
+
+def _namespace_description(name: str, ns: Namespace | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": _wire_namespace(name), "record_count": str(len(ns) if ns is not None else 0)}
+    if ns is not None and ns.schema is not None:
+        out["schema"] = ns.schema
+        out["indexed_fields"] = {"fields": sorted(ns.schema["fields"])}
+    return out
+
+
+def _check_namespace_schema(schema: Any) -> dict[str, Any] | None:
+    """``{"fields": {name: {"filterable": true}}}``; Pinecone accepts only ``filterable: true``."""
+    if schema is None:
+        return None
+    if not isinstance(schema, dict) or set(schema) != {"fields"} or not isinstance(schema["fields"], dict):
+        raise bad_request('schema must be {"fields": {<field>: {"filterable": true}}}')
+    for field, config in schema["fields"].items():
+        if not field or field.startswith("$"):
+            raise bad_request(f"Invalid metadata field name {echo(field)} in schema")
+        if not isinstance(config, dict) or set(config) != {"filterable"} or config["filterable"] is not True:
+            raise bad_request(
+                f"Field '{field}' is set to filterable: false. Only filterable: true is supported. To avoid "
+                "indexing the field, omit it from the list of fields."
+            )
+    return {"fields": {field: {"filterable": True} for field in schema["fields"]}}
 
 
 def _wire_namespace(name: str) -> str:
@@ -76,7 +121,7 @@ def _parse_limit(raw: Any, default: int, maximum: int) -> int:
     try:
         limit = int(raw)
     except (TypeError, ValueError) as exc:
-        raise bad_request(f"limit must be an integer, got {raw!r}") from exc
+        raise bad_request(f"limit must be an integer, got {echo(raw)}") from exc
     if not 1 <= limit <= maximum:
         raise bad_request(f"limit must be between 1 and {maximum}, got {limit}")
     return limit
@@ -94,6 +139,7 @@ class DataRoutes:
 
     def upsert(self, index: IndexState, request: Request, body: Any) -> Response:
         """``POST /vectors/upsert``: atomic per request."""
+        _refuse_document_schema_write(index)
         check_body_size(request.body)
         body = require_object(body)
         namespace = namespace_of(body)
@@ -155,7 +201,7 @@ class DataRoutes:
 
     def fetch(self, index: IndexState, request: Request, body: Any) -> Response:
         """``GET /vectors/fetch?ids=..&namespace=..``: missing ids are simply absent."""
-        namespace = request.param("namespace", "") or ""
+        namespace = namespace_param(request.param("namespace"))
         ids = check_ids(request.query.get("ids"), "ids")
         ns = index.namespace(namespace)
         vectors: dict[str, Any] = {}
@@ -194,7 +240,8 @@ class DataRoutes:
         return json_response(out)
 
     def delete(self, index: IndexState, request: Request, body: Any) -> Response:
-        """``POST /vectors/delete``: exactly one of ids, deleteAll, filter."""
+        """``POST /vectors/delete``: exactly one of ids, deleteAll, filter. The namespace stays, even emptied."""
+        _refuse_document_schema_write(index)
         body = require_object(body)
         namespace = namespace_of(body)
         ids, delete_all, raw_filter = body.get("ids"), check_bool(body, "deleteAll"), body.get("filter")
@@ -208,11 +255,13 @@ class DataRoutes:
             if is_empty_filter(raw_filter):
                 raise bad_request("Delete filter must not be empty; use deleteAll to delete every record")
             predicate = compile_filter(raw_filter)
+        if not index.namespace_exists(namespace):
+            raise _namespace_missing(namespace)
         ns = index.namespace(namespace)
         if ns is None:
-            raise _namespace_missing(namespace)
-        if delete_all:
-            self.engine.delete_namespace(index, namespace)
+            pass  # the default namespace before its first write: nothing to delete
+        elif delete_all:
+            self.engine.delete_all(index, namespace)
         elif predicate is not None:
             doomed = [ns.ids[row] for row in ns.matching_rows(predicate)]
             if doomed:
@@ -223,6 +272,7 @@ class DataRoutes:
 
     def update(self, index: IndexState, request: Request, body: Any) -> Response:
         """``POST /vectors/update``: by id (values, sparseValues, setMetadata merge) or by filter (setMetadata)."""
+        _refuse_document_schema_write(index)
         check_body_size(request.body)
         body = require_object(body)
         namespace = namespace_of(body)
@@ -266,17 +316,17 @@ class DataRoutes:
         return json_response({"matchedRecords": 1})
 
     def describe_index_stats(self, index: IndexState, request: Request, body: Any) -> Response:
-        """``POST /describe_index_stats``: per-namespace counts (optionally of records matching a filter)."""
-        body = require_object(body)
+        """``POST /describe_index_stats``: per-namespace counts, every existing namespace (an emptied one counts 0).
+        A non-empty ``filter`` is refused, as Pinecone refuses it for serverless indexes."""
+        body = require_object(body) if body is not None else {}
         raw_filter = body.get("filter")
-        predicate = None if is_empty_filter(raw_filter) else compile_filter(raw_filter)
+        if not is_empty_filter(raw_filter):
+            raise bad_request(STATS_FILTER_REFUSED)
         namespaces: dict[str, Any] = {}
         total = 0
         for name, ns in sorted(index.namespaces.items()):
-            count = len(ns) if predicate is None else len(ns.matching_rows(predicate))
-            if count:
-                namespaces[_wire_namespace(name)] = {"vectorCount": count}
-                total += count
+            namespaces[_wire_namespace(name)] = {"vectorCount": len(ns)}
+            total += len(ns)
         out: dict[str, Any] = {
             "namespaces": namespaces,
             "indexFullness": 0.0,
@@ -290,7 +340,7 @@ class DataRoutes:
 
     def list_ids(self, index: IndexState, request: Request, body: Any) -> Response:
         """``GET /vectors/list``: ids in byte order, by prefix, paginated; no ``pagination`` on the last page."""
-        namespace = request.param("namespace", "") or ""
+        namespace = namespace_param(request.param("namespace"))
         prefix = request.param("prefix", "") or ""
         limit = _parse_limit(request.param("limit"), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
         after = _decode_token(request.param("paginationToken"))
@@ -314,33 +364,52 @@ class DataRoutes:
         return json_response(out)
 
     def list_namespaces(self, index: IndexState, request: Request, body: Any) -> Response:
-        """``GET /namespaces``: namespaces with records, by name, paginated."""
-        prefix = request.param("prefix", "") or ""
+        """``GET /namespaces``: every existing namespace (empty ones too), by name, paginated."""
+        prefix = check_namespace_name(request.param("prefix", "") or "", "namespace prefix", allow_empty=True)
         limit = _parse_limit(request.param("limit"), DEFAULT_NAMESPACE_LIST_LIMIT, DEFAULT_NAMESPACE_LIST_LIMIT)
         after = _decode_token(request.param("paginationToken"))
-        names = sorted(_wire_namespace(n) for n, ns in index.namespaces.items() if len(ns))
+        names = sorted(_wire_namespace(n) for n in index.namespaces)
         selected = [n for n in names if n.startswith(prefix) and (after is None or n > after)]
         page = selected[:limit]
         out: dict[str, Any] = {
-            "namespaces": [{"name": n, "record_count": str(len(index.namespaces[_path_namespace(n)]))} for n in page],
+            "namespaces": [_namespace_description(n, index.namespaces[_path_namespace(n)]) for n in page],
             "total_count": len(selected) if after is None else len([n for n in names if n.startswith(prefix)]),
         }
         if len(selected) > limit:
             out["pagination"] = {"next": _encode_token(page[-1])}
         return json_response(out)
 
+    def create_namespace(self, index: IndexState, request: Request, body: Any) -> Response:
+        """``POST /namespaces``: an empty namespace, optionally with a metadata schema; 409 if it exists."""
+        body = require_object(body)
+        if "name" not in body:
+            raise bad_request("name is required")
+        name = check_namespace_name(body["name"], "Namespace name")
+        if name == DEFAULT_NAMESPACE_STATS_NAME:
+            raise bad_request(
+                f"'{DEFAULT_NAMESPACE_STATS_NAME}' is reserved: it names the default namespace, which always exists"
+            )
+        unknown = sorted(set(body) - {"name", "schema"})
+        if unknown:
+            raise bad_request(f"Unknown field(s) in request body: {', '.join(unknown)}")
+        schema = _check_namespace_schema(body.get("schema"))
+        if index.namespace(name) is not None:
+            raise ApiError(409, f"Namespace '{name}' already exists")
+        ns = self.engine.create_namespace(index, name, schema)
+        return json_response(_namespace_description(name, ns))
+
     def describe_namespace(self, index: IndexState, request: Request, name: str) -> Response:
-        """``GET /namespaces/{name}``."""
-        namespace = _path_namespace(name)
-        ns = index.namespace(namespace)
-        if ns is None:
+        """``GET /namespaces/{name}`` (``__default__`` names the default namespace, which always exists)."""
+        namespace = resolve_namespace(check_namespace_name(name, "namespace"))
+        if not index.namespace_exists(namespace):
             raise _namespace_missing(namespace)
-        return json_response({"name": _wire_namespace(namespace), "record_count": str(len(ns))})
+        return json_response(_namespace_description(namespace, index.namespace(namespace)))
 
     def delete_namespace(self, index: IndexState, request: Request, name: str) -> Response:
         """``DELETE /namespaces/{name}``: removes the namespace and its records."""
-        namespace = _path_namespace(name)
-        if index.namespace(namespace) is None:
+        namespace = resolve_namespace(check_namespace_name(name, "namespace"))
+        if not index.namespace_exists(namespace):
             raise _namespace_missing(namespace)
-        self.engine.delete_namespace(index, namespace)
+        if index.namespace(namespace) is not None:
+            self.engine.delete_namespace(index, namespace)
         return Response(200, _EMPTY)

@@ -1,5 +1,8 @@
 """In-memory vector store: indexes, namespaces, records, and exact search.
 
+A namespace exists from its first write (or ``POST /namespaces``) until ``DELETE /namespaces/{name}``; deleting its
+records, even all of them, leaves it in place (empty), as in Pinecone.
+
 A namespace keeps its dense vectors in one float32 matrix that grows by doubling, plus parallel Python lists for
 ids, metadata and sparse vectors; deletes move the last row into the hole, so rows stay dense. Metadata keys that
 filters have used also live in columnar form (``columns``), kept in step by every mutator here, so filters are
@@ -35,8 +38,10 @@ class RowFilter(Protocol):
 class Namespace:
     """The records of one namespace of one index."""
 
-    def __init__(self, space: VectorSpace) -> None:
+    def __init__(self, space: VectorSpace, schema: dict[str, Any] | None = None) -> None:
         self.space = space
+        self.schema = schema
+        """The metadata schema given to ``POST /namespaces`` (``{"fields": {name: {"filterable": true}}}``), if any."""
         self.ids: list[str] = []
         self.rows: dict[str, int] = {}
         self.matrix = np.zeros((_INITIAL_CAPACITY, space.dimension), dtype=np.float32)
@@ -208,9 +213,19 @@ class IndexState:
     description: dict[str, Any]
     namespaces: dict[str, Namespace] = field(default_factory=dict)
 
+    @property
+    def document_schema(self) -> bool:
+        """True for an index created with named schema fields (served by the documents API in Pinecone)."""
+        return "schema_fields" in self.description
+
     def namespace(self, name: str) -> Namespace | None:
-        """The namespace, or ``None`` if it has no records."""
+        """The namespace, or ``None`` if it does not exist (it may exist and be empty)."""
         return self.namespaces.get(name)
+
+    def namespace_exists(self, name: str) -> bool:
+        """Whether requests may address the namespace: it was created (by a write or ``POST /namespaces``) and not
+        deleted since; the default namespace ``""`` always exists."""
+        return name == "" or name in self.namespaces
 
     def namespace_for_write(self, name: str) -> Namespace:
         """The namespace, created on first write."""
@@ -218,12 +233,6 @@ class IndexState:
         if namespace is None:
             namespace = self.namespaces[name] = Namespace(self.space)
         return namespace
-
-    def drop_if_empty(self, name: str) -> None:
-        """Forget a namespace whose last record was deleted (it no longer appears in stats or listings)."""
-        namespace = self.namespaces.get(name)
-        if namespace is not None and not len(namespace):
-            del self.namespaces[name]
 
     def total(self) -> int:
         """Records across all namespaces."""

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, echo
 from .limits import (
+    DEFAULT_NAMESPACE_STATS_NAME,
     MAX_ID_LENGTH,
     MAX_IDS_PER_REQUEST,
     MAX_METADATA_BYTES,
+    MAX_NAMESPACE_NAME_LENGTH,
     MAX_REQUEST_BYTES,
     MAX_SPARSE_INDEX,
     MAX_SPARSE_NONZEROS,
@@ -55,11 +57,15 @@ class UpsertBatch:
     sparse: list[SparseVector | None]
 
 
+def raise_body_too_large(size: int) -> None:
+    """The 400 Pinecone gives a write body over its 2 MB request limit."""
+    raise bad_request(f"Request size {size / (1024 * 1024):.1f}MB exceeds the maximum supported size of 2MB")
+
+
 def check_body_size(body: bytes) -> None:
     """Reject write bodies over Pinecone's 2 MB request limit."""
     if len(body) > MAX_REQUEST_BYTES:
-        size_mb = len(body) / (1024 * 1024)
-        raise bad_request(f"Request size {size_mb:.1f}MB exceeds the maximum supported size of 2MB")
+        raise_body_too_large(len(body))
 
 
 def require_object(body: Any) -> dict[str, Any]:
@@ -69,14 +75,40 @@ def require_object(body: Any) -> dict[str, Any]:
     return body
 
 
+def check_namespace_name(name: Any, what: str = "Namespace name", allow_empty: bool = False) -> str:
+    """Pinecone's namespace rule: 1-512 characters, each an ASCII code point 1-127 (so no NUL). ``allow_empty`` admits
+    ``""`` (the default namespace in a request body, or a list prefix matching every name)."""
+    if not isinstance(name, str):
+        raise bad_request(f"{what} must be a string, got {type(name).__name__}")
+    if not name and not allow_empty:
+        raise bad_request(f"{what} must not be empty; namespace names are 1-{MAX_NAMESPACE_NAME_LENGTH} characters")
+    if len(name) > MAX_NAMESPACE_NAME_LENGTH:
+        raise bad_request(
+            f"{what} is {len(name)} characters long; namespace names are at most {MAX_NAMESPACE_NAME_LENGTH} characters"
+        )
+    if not name.isascii() or "\x00" in name:
+        raise bad_request(f"{what} must contain only ASCII characters (code points 1-127) and no NUL, got {echo(name)}")
+    return name
+
+
+def resolve_namespace(name: str) -> str:
+    """A namespace as stored: ``__default__`` names the default namespace ``""``."""
+    return "" if name == DEFAULT_NAMESPACE_STATS_NAME else name
+
+
 def namespace_of(body: dict[str, Any]) -> str:
-    """The ``namespace`` field; absent or null means the default namespace ``""``."""
+    """The checked ``namespace`` field; absent, null, ``""`` and ``__default__`` all mean the default namespace."""
     namespace = body.get("namespace")
     if namespace is None:
         return ""
-    if not isinstance(namespace, str):
-        raise bad_request("namespace must be a string")
-    return namespace
+    return resolve_namespace(check_namespace_name(namespace, "namespace", allow_empty=True))
+
+
+def namespace_param(value: str | None) -> str:
+    """The checked ``namespace`` query parameter (same rules as ``namespace_of``)."""
+    if value is None:
+        return ""
+    return resolve_namespace(check_namespace_name(value, "namespace", allow_empty=True))
 
 
 def check_id(vector_id: Any, what: str = "Vector ID") -> str:
@@ -88,7 +120,7 @@ def check_id(vector_id: Any, what: str = "Vector ID") -> str:
     if len(vector_id) > MAX_ID_LENGTH:
         raise bad_request(f"{what} exceeds the maximum length of {MAX_ID_LENGTH} characters (got {len(vector_id)})")
     if not vector_id.isascii() or "\x00" in vector_id:
-        raise bad_request(f"{what} must contain only ASCII characters and no NUL, got {vector_id[:64]!r}")
+        raise bad_request(f"{what} must contain only ASCII characters and no NUL, got {echo(vector_id[:64])}")
     return vector_id
 
 
@@ -104,7 +136,7 @@ def check_ids(ids: Any, what: str) -> list[str]:
 def check_top_k(value: Any) -> int:
     """topK is an integer in 1..10,000."""
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_TOP_K <= value <= MAX_TOP_K:
-        raise bad_request(f"topK must be an integer between {MIN_TOP_K} and {MAX_TOP_K}, got {value!r}")
+        raise bad_request(f"topK must be an integer between {MIN_TOP_K} and {MAX_TOP_K}, got {echo(value)}")
     return value
 
 
@@ -129,9 +161,7 @@ def _metadata_value(key: str, value: Any) -> Any:
     if isinstance(value, list):
         for element in value:
             if not isinstance(element, str):
-                raise bad_request(
-                    f"Metadata list values must be strings; field '{key}' contains {orjson.dumps(element).decode()}"
-                )
+                raise bad_request(f"Metadata list values must be strings; field '{key}' contains {echo(element)}")
         return list(value)
     if value is None:
         raise bad_request(f"Metadata value for field '{key}' must not be null")
@@ -209,10 +239,10 @@ def check_sparse(sparse: Any, space: VectorSpace) -> SparseVector:
         raise bad_request("Sparse vector must contain at least one non-zero value")
     for index in indices:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_SPARSE_INDEX:
-            raise bad_request(f"Sparse vector indices must be integers in 0..{MAX_SPARSE_INDEX}, got {index!r}")
+            raise bad_request(f"Sparse vector indices must be integers in 0..{MAX_SPARSE_INDEX}, got {echo(index)}")
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad_request(f"Sparse vector values must be finite numbers, got {value!r}")
+            raise bad_request(f"Sparse vector values must be finite numbers, got {echo(value)}")
     if len(set(indices)) != len(indices):
         raise bad_request("Sparse vector indices must be unique")
     index_array = np.asarray(indices, dtype=np.uint32)
