@@ -199,7 +199,9 @@ def test_an_emptied_namespace_and_the_sparse_field_survive_kill_9_and_a_clean_re
         idx.upsert(vectors=[("b", [1.0, 0.0])], namespace="emptied")
         idx.delete(ids=["b"], namespace="emptied")
         idx.create_namespace(name="created")
-        expected = {"__default__": 1, "emptied": 0, "created": 0}
+        idx.upsert(vectors=[("c", [1.0, 0.0])], namespace="wiped")
+        idx.delete(delete_all=True, namespace="wiped")
+        expected = {"__default__": 1, "emptied": 0, "created": 0, "wiped": 0}
         for restart in (server.kill, server.stop):
             restart()
             server.restart()
