@@ -134,13 +134,15 @@ def _check_field(name: str, field: Any) -> tuple[str, dict[str, Any]]:
             "dimension": _check_dimension(field["dimension"]),
             "metric": _check_metric(field["metric"]),
         }
+        if description is not None:
+            shown[_FIELD_DESCRIPTION] = description
         return "dense", shown
     if kind == "sparse_vector":
         # 9.x builders sent ``metric: dotproduct`` here; Pinecone accepts and drops it (SDK 10 migration notes).
         _only_keys(where, field, ("type", "metric", _FIELD_DESCRIPTION))
         if field.get("metric") is not None and _check_metric(field["metric"]) != "dotproduct":
             raise bad_request("Sparse vector fields are scored by dot product; `metric` must be 'dotproduct'")
-        return "sparse", {"type": kind}
+        return "sparse", {"type": kind} if description is None else {"type": kind, _FIELD_DESCRIPTION: description}
     if kind == "string":
         if any(k in field for k in _SEARCH_STRING_KEYS):
             raise bad_request(

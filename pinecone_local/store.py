@@ -224,8 +224,9 @@ class IndexState:
 
     def namespace_exists(self, name: str) -> bool:
         """Whether requests may address the namespace: it was created (by a write or ``POST /namespaces``) and not
-        deleted since; the default namespace ``""`` always exists."""
-        return name == "" or name in self.namespaces
+        deleted since. On a vectors-API index the default namespace ``""`` always exists; on a document index it is an
+        ordinary name (Pinecone SDK 10.2.0, ``Index.describe_namespace``)."""
+        return name in self.namespaces or (name == "" and not self.document_schema)
 
     def namespace_for_write(self, name: str) -> Namespace:
         """The namespace, created on first write."""

@@ -54,7 +54,8 @@ def test_vector_writes_on_a_document_schema_index_are_refused_pointing_at_the_do
 ) -> None:
     """Oracle: python-sdk docs/migration/v10-2026-07-vector-models.md (the 400 quoted from pc-validation) and
     v10-2026-07-db-data-breaking-changes.md ("A vector-API write aimed at a document-schema index is refused");
-    tests/integration/test_data_plane_extended.py (reads succeed and return empty)."""
+    tests/integration/test_data_plane_extended.py (reads succeed and return empty); pinecone/index/__init__.py
+    describe_namespace ("On a document index ``__default__`` is an ordinary name")."""
     pc = pinecone_local_server.client()
     name = unique_index_name()
     host = pc.indexes.create(name=name, schema=named_schema()).host
@@ -73,6 +74,8 @@ def test_vector_writes_on_a_document_schema_index_are_refused_pointing_at_the_do
         assert idx.describe_index_stats().total_vector_count == 0
         assert idx.query(vector=[0.1, 0.2, 0.3, 0.4], top_k=3, namespace="ns").matches == []
         assert idx.fetch(ids=["a"], namespace="ns").vectors == {}
+        with pytest.raises(NotFoundError):  # on a document index __default__ is an ordinary name
+            idx.describe_namespace(name="__default__")
     finally:
         pc.indexes.delete(name)
 
