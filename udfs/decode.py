@@ -174,7 +174,7 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
     if config.sparse_field is not None:
         raw_sparse = row.get(config.sparse_field)
         if raw_sparse is not None:
-            sparse = parse_sparse(raw_sparse, config.sparse_field)
+            sparse = parse_sparse(raw_sparse, config.sparse_field, exact=exact)
     text: str | None = None
     if values is None:
         text = _text(row, config) if config.has_text else None

@@ -139,7 +139,9 @@ def _text_from_key(key: bytes | None, path: FieldPath) -> str:
         raise InvalidIdError(f"the delete's key is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     # Python's json, not orjson: keys are parsed only for deletes, and it keeps integers of any size exact.
     try:
-        parsed: Any = json.loads(text, parse_constant=_reject_constant)
+        parsed: Any = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+    except _DuplicateKey as exc:
+        raise InvalidIdError(f"the delete's key is a JSON object with the key {exc.key!r} more than once") from None
     except (ValueError, RecursionError):
         return text  # not JSON: the key's own text
     if type(parsed) is dict:
@@ -159,11 +161,37 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
 def _format_text(text: str, config: RouteConfig) -> str:
     if not text:
         raise MissingIdError("the id is an empty string")
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Python's json reads "\ud800" (keys are parsed with it) into a str no UTF-8 encoder takes: hashing it, or
+        # handing it to Flink's string coder as a raw id, would fail the job instead of this one record.
+        raise InvalidIdError(
+            f"the id is not valid Unicode (a lone surrogate {text[exc.start]!r} at character {exc.start}); "
+            "ids must be UTF-8 text"
+        ) from None
     if config.id_format == "uuid":
-        return uuid_for(text.encode("utf-8"))
+        return uuid_for(encoded)
     return _check_length(text)
 
 
