@@ -33,6 +33,7 @@ import uuid
 from typing import Any
 
 from udfs.decode_errors import IdTooLongError, InvalidIdError, MissingIdError, UnaddressableDeleteError
+from udfs.json_keys import DuplicateKey, unique_object
 from udfs.metadata import check_exact
 from udfs.route_config import MISSING, FieldPath, RouteConfig
 from udfs.vectors import json_kind
@@ -139,8 +140,8 @@ def _text_from_key(key: bytes | None, path: FieldPath) -> str:
         raise InvalidIdError(f"the delete's key is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     # Python's json, not orjson: keys are parsed only for deletes, and it keeps integers of any size exact.
     try:
-        parsed: Any = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
-    except _DuplicateKey as exc:
+        parsed: Any = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_object)
+    except DuplicateKey as exc:
         raise InvalidIdError(f"the delete's key is a JSON object with the key {exc.key!r} more than once") from None
     except (ValueError, RecursionError):
         return text  # not JSON: the key's own text
@@ -159,23 +160,6 @@ def _text_from_key(key: bytes | None, path: FieldPath) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return obj
 
 
 def _format_text(text: str, config: RouteConfig) -> str:
