@@ -6,12 +6,19 @@ turns that into a dead letter or stops the job. Any other exception would be a b
 
 Record shapes
   - Plain JSON object: the row itself. It must be UTF-8 JSON (``InvalidJsonError``, NaN/Infinity included), not
-    empty (``EmptyValueError``), and an object (``NotAnObjectError``).
+    empty (``EmptyValueError``), and an object (``NotAnObjectError``). No object anywhere in the value may hold a
+    key twice (``DuplicateKeyError``: parsers keep the last, and ``{"__deleted": "true", "__deleted": "false"}``
+    would silently upsert); see ``udfs.json_keys`` for how that costs ~1-2 µs per record. Strings must be valid
+    Unicode (a lone surrogate escape ``"\\ud800"`` is ``InvalidJsonError``: no Flink string field, id, metadata
+    value or text to embed can hold one). Integers are exact at any size up to Python's 4,300 digits (more is
+    ``InvalidJsonError``); a float beyond float64 is ``InvalidJsonError`` ("out of the range of a 64-bit float").
   - Schema-wrapped (Kafka Connect JSON converter with schemas): an object with exactly the keys ``schema`` and
     ``payload`` is replaced by its ``payload``; a null payload is a tombstone.
   - Raw Debezium envelope: an object with the keys ``op``, ``before`` and ``after``. ``op`` ``c``/``r``/``u``
     upserts ``after`` (which must be an object); ``d`` deletes ``before`` (id from ``before``, else from the key);
-    other ops (``t`` truncate, ``m`` message) are ``UnsupportedOperationError``.
+    other ops (``t`` truncate, ``m`` message) are ``UnsupportedOperationError``. An object with ``before`` and
+    ``after`` (objects or null) but no ``op``, that has no id or vector of its own, is ``UnsupportedOperationError``
+    too (the op is what is missing); with an id and a vector it is a row whose columns happen to be so named.
   - Flattened Debezium (ExtractNewRecordState): the row with ``__``-prefixed control fields. ``__deleted`` ``"true"``
     or ``true``, or ``__op`` ``"d"``, makes it a delete of that row; ``__deleted`` must be ``"true"``/``"false"``/a
     boolean and ``__op`` one of ``c r u d``, else ``UnsupportedOperationError``. Control fields are never metadata.

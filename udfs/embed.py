@@ -296,8 +296,8 @@ class EmbedFunction(AsyncFunction):
     barrier; a partial batch waits at most ``linger_ms``.
 
     Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
-    ``embedding_failed``, ``texts_truncated``. Gauges, not counters, because Beam counters only count in the thread that runs the bundle,
-    and ``async_invoke`` runs on the operator's asyncio thread.
+    ``embedding_failed``, ``texts_truncated``. Gauges, not counters, because Beam counters only count in the thread
+    that runs the bundle, and ``async_invoke`` runs on the operator's asyncio thread.
     """
 
     def __init__(self, config: EmbedConfig) -> None:

@@ -126,13 +126,16 @@ class SentenceTransformerEncoder:
         return int(dimension)
 
     @property
-    def window(self) -> int:
-        """How many word pieces of a text the model reads (``max_seq_length``)."""
-        return int(self.model.max_seq_length)
+    def window(self) -> int | None:
+        """How many word pieces of a text the model reads (``max_seq_length``); None if the model does not say."""
+        window = self.model.max_seq_length
+        return None if window is None else int(window)
 
     def cap_text(self, text: str) -> str:
         """``text``, or a prefix of it that gives the model the same word pieces (see the module docstring)."""
         window = self.window
+        if window is None:
+            return text
         return window_prefix(text, window * CHARS_PER_PIECE, window, self._pieces_up_to)
 
     def _pieces_up_to(self, text: str, most: int) -> int:

@@ -23,6 +23,10 @@ Id format (``id_format``):
     Deterministic, so a replay rewrites the same records.
   - ``raw``: the key decoded as UTF-8 (invalid UTF-8 is ``InvalidIdError``) or the field's text, as it is;
     longer than 512 characters is ``IdTooLongError``.
+
+Every id text must be valid Unicode, encodable as UTF-8, under either format: Python's ``json`` (which parses keys)
+reads the JSON string ``"\\ud800"`` into a lone surrogate, which would fail the job where the id is hashed (uuid)
+or handed to Flink as a string (raw). Such an id is ``InvalidIdError``, as is a key object holding a key twice.
 """
 
 from __future__ import annotations

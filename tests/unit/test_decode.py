@@ -566,7 +566,12 @@ def test_a_delete_whose_key_id_is_not_valid_unicode_is_an_invalid_id(cfg: RouteC
 def test_every_change_decode_emits_can_cross_into_flink() -> None:
     # The dedup row's key is a Flink STRING; the pickled change is later sent to Pinecone as UTF-8 JSON.
     keys = [LONE_SURROGATE_KEY, b'{"id": "\\udfff"}', b"\xed\xa0\x80", b'"\\ud83d\\ude00"', b"ok"]
-    values: list[Any] = [None, {"op": "d", "before": None, "after": None}, {"__deleted": True}, {"id": "x", "values": VECTOR}]
+    values: list[Any] = [
+        None,
+        {"op": "d", "before": None, "after": None},
+        {"__deleted": True},
+        {"id": "x", "values": VECTOR},
+    ]
     for cfg in [*FUZZ_CONFIGS, FIELD_UUID]:
         for key in keys:
             for value in values:
@@ -617,7 +622,8 @@ def test_an_integer_beyond_a_double_in_a_vector_says_so() -> None:
 
 @pytest.mark.parametrize("number", [b"1e400", b"-1.5e999", b"1" + b"0" * 400 + b".0"])
 def test_a_float_beyond_a_double_is_out_of_range(number: bytes) -> None:
-    pattern = rf"^the record value holds the number {re.escape(number[:20].decode())}\S*, out of the range of a 64-bit float$"
+    shown = re.escape(number[:20].decode())
+    pattern = rf"^the record value holds the number {shown}\S*, out of the range of a 64-bit float$"
     with pytest.raises(InvalidJsonError, match=pattern):
         decode(record(b'{"values": [0.1, 0.2, 0.3], "n": ' + number + b"}"), DEFAULT)
 
@@ -649,7 +655,8 @@ def test_sparse_and_dense_values_beyond_float32_are_both_rejected(value: float) 
 )  # fmt: skip
 def test_an_envelope_without_op_is_an_unsupported_operation_not_a_missing_vector(value: dict[str, Any]) -> None:
     with pytest.raises(
-        UnsupportedOperationError, match=r"^the record looks like a Debezium envelope \('before'/'after'\) but has no 'op'"
+        UnsupportedOperationError,
+        match=r"^the record looks like a Debezium envelope \('before'/'after'\) but has no 'op'",
     ):
         decode(record(value), BY_FIELD)
 
@@ -679,7 +686,9 @@ def test_a_row_with_before_and_after_columns_and_a_vector_is_still_a_row() -> No
 @pytest.mark.parametrize("padded", [False, True], ids=["short", "long"])
 def test_a_duplicate_key_anywhere_in_the_value_is_rejected(value: bytes, key: str, padded: bool) -> None:
     value = pad(value) if padded else value
-    with pytest.raises(DuplicateKeyError, match=f"^the record value has a JSON object with the key {key!r} more than once$"):
+    with pytest.raises(
+        DuplicateKeyError, match=f"^the record value has a JSON object with the key {key!r} more than once$"
+    ):
         decode(record(value), BY_FIELD)
 
 

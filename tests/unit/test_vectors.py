@@ -135,8 +135,13 @@ def test_dense_values_up_to_the_float32_range_are_accepted(value: float) -> None
 
 @pytest.mark.parametrize(
     ("raw", "shown"),
-    [([3.5e38, 1, 0], "3.5e+38"), ([1, -1e39, 0], "-1e+39"), ([1, 0, FLOAT32_OVERFLOW], "3.4028235677973366e+38"),
-     ([1, 0, 10**39], "1e+39"), ([1e308, 1, 0], "1e+308")],  # fmt: skip
+    [
+        ([3.5e38, 1, 0], "3.5e+38"),
+        ([1, -1e39, 0], "-1e+39"),
+        ([1, 0, FLOAT32_OVERFLOW], "3.4028235677973366e+38"),
+        ([1, 0, 10**39], "1e+39"),
+        ([1e308, 1, 0], "1e+308"),
+    ],
 )
 def test_dense_values_beyond_float32_are_rejected_as_non_finite(raw: list[Any], shown: str) -> None:
     position = next(i for i, v in enumerate(raw) if abs(v) > FLOAT32_MAX)
