@@ -467,14 +467,18 @@ def assert_decodes_or_rejects(source: SourceRecord, cfg: RouteConfig) -> None:
         assert error.message
     else:
         assert isinstance(result, Change | Skip)
-        if isinstance(result, Change):
-            # What crosses into Flink and on to Pinecone must be valid Unicode (Flink strings, UTF-8 JSON).
-            row = dedup_row(result)
-            row[0].encode("utf-8")
-            result.namespace.encode("utf-8")
-            orjson.dumps(result.metadata)  # raises on a str that is not valid UTF-8
-            if result.text is not None:
-                result.text.encode("utf-8")
+        assert_can_cross_into_flink(result)
+
+
+def assert_can_cross_into_flink(result: Change | Skip) -> None:
+    """What crosses into Flink and on to Pinecone must be valid Unicode (Flink strings, UTF-8 JSON)."""
+    if isinstance(result, Change):
+        row = dedup_row(result)
+        row[0].encode("utf-8")
+        result.namespace.encode("utf-8")
+        orjson.dumps(result.metadata)  # raises on a str that is not valid UTF-8
+        if result.text is not None:
+            result.text.encode("utf-8")
 
 
 FUZZ_CONFIGS = [
@@ -526,7 +530,8 @@ def test_random_json_never_raises_anything_but_a_record_error() -> None:
         value = random_json(rng)
         text = json.dumps(value, separators=(",", ":")).encode()  # json: orjson refuses integers beyond 64 bits
         raw = text if rng.random() < 0.9 else text[:-1]
-        key = rng.choice([None, b"k", b'{"id": 5}', b'{"schema": {}, "payload": {"after.id": "x"}}', b"\xff"])
+        keys = [None, b"k", b'{"id": 5}', b'{"schema": {}, "payload": {"after.id": "x"}}', b"\xff", LONE_SURROGATE_KEY]
+        key = rng.choice(keys)
         for cfg in FUZZ_CONFIGS:
             try:
                 result = decode(record(raw, key=key), cfg)
@@ -534,7 +539,8 @@ def test_random_json_never_raises_anything_but_a_record_error() -> None:
                 outcomes.add(error.error_class)
             else:
                 outcomes.add(type(result).__name__)
-    assert {"Change", "Skip", "InvalidJsonError", "NotAnObjectError", "MissingIdError"} <= outcomes
+                assert_can_cross_into_flink(result)
+    assert {"Change", "Skip", "InvalidJsonError", "NotAnObjectError", "MissingIdError", "InvalidIdError"} <= outcomes
 
 
 def test_deeply_nested_json_is_rejected_not_crashed_on() -> None:
