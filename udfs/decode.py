@@ -8,7 +8,7 @@ Record shapes
   - Plain JSON object: the row itself. It must be UTF-8 JSON (``InvalidJsonError``, NaN/Infinity included), not
     empty (``EmptyValueError``), and an object (``NotAnObjectError``). No object anywhere in the value may hold a
     key twice (``DuplicateKeyError``: parsers keep the last, and ``{"__deleted": "true", "__deleted": "false"}``
-    would silently upsert); see ``udfs.json_keys`` for how that costs ~1-2 µs per record. Strings must be valid
+    would silently upsert); ``udfs.json_keys`` finds them for ~3.5 µs per record (1 KB or 8 KB). Strings must be valid
     Unicode (a lone surrogate escape ``"\\ud800"`` is ``InvalidJsonError``: no Flink string field, id, metadata
     value or text to embed can hold one). Integers are exact at any size up to Python's 4,300 digits (more is
     ``InvalidJsonError``); a float beyond float64 is ``InvalidJsonError`` ("out of the range of a 64-bit float").
