@@ -6,12 +6,19 @@ turns that into a dead letter or stops the job. Any other exception would be a b
 
 Record shapes
   - Plain JSON object: the row itself. It must be UTF-8 JSON (``InvalidJsonError``, NaN/Infinity included), not
-    empty (``EmptyValueError``), and an object (``NotAnObjectError``).
+    empty (``EmptyValueError``), and an object (``NotAnObjectError``). No object anywhere in the value may hold a
+    key twice (``DuplicateKeyError``: parsers keep the last, and ``{"__deleted": "true", "__deleted": "false"}``
+    would silently upsert); ``udfs.json_keys`` finds them for ~3.5 µs per record (1 KB or 8 KB). Strings must be valid
+    Unicode (a lone surrogate escape ``"\\ud800"`` is ``InvalidJsonError``: no Flink string field, id, metadata
+    value or text to embed can hold one). Integers are exact at any size up to Python's 4,300 digits (more is
+    ``InvalidJsonError``); a float beyond float64 is ``InvalidJsonError`` ("out of the range of a 64-bit float").
   - Schema-wrapped (Kafka Connect JSON converter with schemas): an object with exactly the keys ``schema`` and
     ``payload`` is replaced by its ``payload``; a null payload is a tombstone.
   - Raw Debezium envelope: an object with the keys ``op``, ``before`` and ``after``. ``op`` ``c``/``r``/``u``
     upserts ``after`` (which must be an object); ``d`` deletes ``before`` (id from ``before``, else from the key);
-    other ops (``t`` truncate, ``m`` message) are ``UnsupportedOperationError``.
+    other ops (``t`` truncate, ``m`` message) are ``UnsupportedOperationError``. An object with ``before`` and
+    ``after`` (objects or null) but no ``op``, that has no id or vector of its own, is ``UnsupportedOperationError``
+    too (the op is what is missing); with an id and a vector it is a row whose columns happen to be so named.
   - Flattened Debezium (ExtractNewRecordState): the row with ``__``-prefixed control fields. ``__deleted`` ``"true"``
     or ``true``, or ``__op`` ``"d"``, makes it a delete of that row; ``__deleted`` must be ``"true"``/``"false"``/a
     boolean and ``__op`` one of ``c r u d``, else ``UnsupportedOperationError``. Control fields are never metadata.
@@ -44,7 +51,10 @@ set only when the record is to be embedded (text set, no vector).
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,15 +65,18 @@ import orjson
 
 from udfs import ids
 from udfs.decode_errors import (
+    DuplicateKeyError,
     EmptyValueError,
     InvalidEnvelopeError,
     InvalidJsonError,
     InvalidVersionError,
+    MissingIdError,
     MissingVectorError,
     MissingVersionError,
     NotAnObjectError,
     UnsupportedOperationError,
 )
+from udfs.json_keys import DuplicateKey, may_repeat_keys, unique_object
 from udfs.metadata import InexactNumberError, check_exact, encode_metadata, flatten_metadata, json_text
 from udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector
 from udfs.route_config import MISSING, RouteConfig
@@ -78,6 +91,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _DELETE_HASH = blake2b(b"delete", digest_size=HASH_BYTES).digest()
 _NON_FINITE_WORDS = (b"NaN", b"Infinity")
+_ORJSON_NUMBER_RANGE = "number is infinity"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _MAX_REASON_CONTEXT = 20
 _PACKERS: dict[int, struct.Struct] = {}
 """Compiled ``struct`` formats by vector length: dense vectors have one length (the dimension)."""
@@ -98,10 +113,13 @@ def decode(record: SourceRecord, config: RouteConfig) -> Change | Skip:
     if not value:
         raise EmptyValueError("the record value is empty (zero bytes); a delete is a null value (tombstone)")
     try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJsonError(_json_reason(value, exc)) from None
-    try:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            # orjson reads no number beyond float64; an integer that is beyond it is read exactly here.
+            return _decode_object(record, _parse_after_orjson_failed(value, exc), config, exact=True)
+        if type(obj) is dict and may_repeat_keys(value, obj):
+            _check_unique_keys(value)
         try:
             return _decode_object(record, obj, config, exact=False)
         except InexactNumberError:
@@ -114,6 +132,87 @@ def decode(record: SourceRecord, config: RouteConfig) -> Change | Skip:
     except RecursionError:
         # orjson accepts 1,024 levels of nesting; walking that deep in Python (e.g. a text field) may not fit.
         raise InvalidJsonError("the record value is nested too deeply to process") from None
+
+
+def _check_unique_keys(value: bytes) -> None:
+    """Raise ``DuplicateKeyError`` if an object in ``value`` (valid JSON: orjson read it) repeats a name."""
+    try:
+        json.loads(value, object_pairs_hook=unique_object)
+    except DuplicateKey as exc:
+        raise DuplicateKeyError(
+            f"the record value has a JSON object with the key {_short(exc.key)} more than once"
+        ) from None
+    except (ValueError, RecursionError):
+        # Python's json refuses what orjson took: an integer of more than 4,300 digits, or nesting deeper than its
+        # recursion limit. Such values are rejected further on (as too deep, as not a number) in almost every
+        # configuration; they are not worth a second kind of error here.
+        pass
+
+
+def _parse_after_orjson_failed(value: bytes, exc: orjson.JSONDecodeError) -> Any:
+    """The value orjson refused, if only for a number beyond float64 that is an integer (Python's ``json`` reads
+    integers exactly); otherwise ``InvalidJsonError`` saying what is wrong."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidJsonError(f"the record value is not valid UTF-8 (byte offset {error.start})") from None
+    if "surrogate" in exc.msg:
+        escape = _SURROGATE_ESCAPE.search(text, max(exc.pos - 1, 0))
+        shown = f" ({escape.group(0)})" if escape is not None else ""
+        raise InvalidJsonError(
+            f"the record value holds a lone UTF-16 surrogate escape{shown} at line {exc.lineno} column {exc.colno}, "
+            "which is not valid Unicode"
+        )
+    if not exc.msg.startswith(_ORJSON_NUMBER_RANGE):
+        raise InvalidJsonError(_json_reason(value, exc))
+    try:
+        obj = json.loads(
+            text, parse_float=_finite_float, parse_constant=_reject_constant, object_pairs_hook=unique_object
+        )
+    except _OutOfRange as error:
+        raise InvalidJsonError(
+            f"the record value holds the number {_short_number(error.text)}, out of the range of a 64-bit float"
+        ) from None
+    except DuplicateKey as error:
+        raise DuplicateKeyError(
+            f"the record value has a JSON object with the key {_short(error.key)} more than once"
+        ) from None
+    except ValueError as error:
+        if "integer string conversion" in str(error):
+            raise InvalidJsonError(
+                f"the record value holds an integer of more than {sys.get_int_max_str_digits()} digits"
+            ) from None
+        raise InvalidJsonError(_json_reason(value, exc)) from None
+    try:
+        # Python's json, unlike orjson, takes lone surrogate escapes: nothing that is not valid Unicode goes on.
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidJsonError(
+            f"the record value holds a lone UTF-16 surrogate escape ({error.object[error.start]!r}), "
+            "which is not valid Unicode"
+        ) from None
+    return obj
+
+
+class _OutOfRange(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _OutOfRange(text)
+    return number
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short_number(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 4] + "..."
 
 
 def _tombstone(record: SourceRecord, config: RouteConfig) -> Change | Skip:
@@ -165,21 +264,30 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
         )
 
     namespace = config.namespace_for(record.topic)
-    record_id = ids.upsert_id(record.key, row, config, exact=exact)
-    values: list[float] | None = None
-    raw_vector = row.get(config.vector_field)
-    if raw_vector is not None:
-        values = parse_dense(raw_vector, config.vector_field, config.dimension, config.metric)
-    sparse: SparseVector | None = None
-    if config.sparse_field is not None:
-        raw_sparse = row.get(config.sparse_field)
-        if raw_sparse is not None:
-            sparse = parse_sparse(raw_sparse, config.sparse_field)
-    text: str | None = None
-    if values is None:
-        text = _text(row, config) if config.has_text else None
-        if text is None:
-            raise MissingVectorError(_missing_vector_message(config))
+    try:
+        record_id = ids.upsert_id(record.key, row, config, exact=exact)
+        values: list[float] | None = None
+        raw_vector = row.get(config.vector_field)
+        if raw_vector is not None:
+            values = parse_dense(raw_vector, config.vector_field, config.dimension, config.metric)
+        sparse: SparseVector | None = None
+        if config.sparse_field is not None:
+            raw_sparse = row.get(config.sparse_field)
+            if raw_sparse is not None:
+                sparse = parse_sparse(raw_sparse, config.sparse_field, exact=exact)
+        text: str | None = None
+        if values is None:
+            text = _text(row, config) if config.has_text else None
+            if text is None:
+                raise MissingVectorError(_missing_vector_message(config))
+    except (MissingIdError, MissingVectorError):
+        if envelope is None and _looks_like_envelope(row):
+            # A row that has no id or vector of its own but Debezium's before/after: the op is what is missing.
+            raise UnsupportedOperationError(
+                "the record looks like a Debezium envelope ('before'/'after') but has no 'op' field; "
+                "without it the change cannot be applied"
+            ) from None
+        raise
     metadata = flatten_metadata(row, config, exact=exact)
     metadata_json = encode_metadata(metadata, config.max_metadata_bytes)
     version = _version(envelope, row, config, exact)
@@ -196,6 +304,10 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
         content_hash=_content_hash(values, sparse, metadata_json, text),
         text_hash=_text_hash(text) if text is not None else None,
     )
+
+
+def _looks_like_envelope(row: dict[str, Any]) -> bool:
+    return all(key in row and (row[key] is None or type(row[key]) is dict) for key in ("before", "after"))
 
 
 def _flattened_delete(row: dict[str, Any]) -> bool:

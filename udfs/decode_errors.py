@@ -15,7 +15,13 @@ class EmptyValueError(RecordError):
 
 
 class InvalidJsonError(RecordError):
-    """The Kafka value is not UTF-8 JSON (NaN and Infinity included: they are not JSON)."""
+    """The Kafka value is not UTF-8 JSON (NaN and Infinity included: they are not JSON), holds a string that is not
+    valid Unicode (a lone surrogate escape such as ``"\\ud800"``), or a number out of range (a float beyond float64,
+    an integer of more than 4,300 digits)."""
+
+
+class DuplicateKeyError(InvalidJsonError):
+    """A JSON object in the Kafka value holds the same name twice (parsers would silently keep the last)."""
 
 
 class NotAnObjectError(RecordError):
@@ -27,7 +33,8 @@ class InvalidEnvelopeError(RecordError):
 
 
 class UnsupportedOperationError(RecordError):
-    """A Debezium operation or delete flag this job cannot map to one record (truncate, message, unknown)."""
+    """A Debezium operation or delete flag this job cannot map to one record (truncate, message, unknown), or an
+    envelope (``before``/``after``) without ``op``."""
 
 
 class MissingIdError(RecordError):
@@ -35,7 +42,8 @@ class MissingIdError(RecordError):
 
 
 class InvalidIdError(RecordError):
-    """The id source cannot become an id: invalid UTF-8 key, a float, an object or an array."""
+    """The id source cannot become an id: invalid UTF-8 key, a float, an object or an array, a text that is not valid
+    Unicode (a lone surrogate escape in a JSON key), a key object with the id field twice."""
 
 
 class IdTooLongError(RecordError):

@@ -18,6 +18,11 @@ close to their own: with 30-50-word texts, batches of 64 in arrival order ran ~1
 in pools of 256 (``python benchmarks/embed_bench.py`` prints both). Identical texts inside a pool are encoded once,
 and the cache is consulted again when a pool is processed (an earlier pool may have embedded the same text).
 
+Long texts: before a text goes to the model, an encoder that offers ``cap_text`` (the sentence-transformers one does)
+cuts it to a prefix that gives the same vector, so that a megabytes-long text costs no more than its first few
+thousand characters (see ``udfs.embed_model``); ``texts_truncated`` counts the texts cut. The cache key stays the
+hash of the whole text.
+
 Failure policy: when a batch fails, its texts are encoded one by one; a text that fails alone becomes a
 ``DeadLetter(stage="embed", error_class="EmbeddingError")`` and the others get their vectors. A vector with NaN or
 infinity is a dead letter too (Pinecone rejects it). If the model then also fails on a fixed probe text, the fault
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -136,11 +141,13 @@ class TextVectorCache:
 @dataclass(slots=True)
 class EmbedStats:
     """Running totals since the stage was created. ``embedded``: texts the model computed; ``cache_hits``: changes
-    whose vector was reused (from the cache or from an identical text in the same batch); ``failed``: dead letters."""
+    whose vector was reused (from the cache or from an identical text in the same batch); ``failed``: dead letters;
+    ``truncated``: texts cut before the model's tokenizer (``cap_text``)."""
 
     embedded: int = 0
     cache_hits: int = 0
     failed: int = 0
+    truncated: int = 0
 
 
 def text_key(change: Change) -> bytes:
@@ -160,6 +167,7 @@ class Embedder:
 
     def __init__(self, encoder: TextEncoder, config: EmbedConfig) -> None:
         self._encoder = encoder
+        self._cap_text: Callable[[str], str] | None = getattr(encoder, "cap_text", None)
         self._config = config
         self.cache = TextVectorCache(config.cache_entries)
         self.stats = EmbedStats()
@@ -229,6 +237,8 @@ class Embedder:
 
     def _encode_isolating(self, texts: list[str]) -> list[Vector | EmbeddingError]:
         """Runs in the worker thread: the whole batch at once, one by one only if the batch fails."""
+        if self._cap_text is not None:
+            texts = self._capped(texts, self._cap_text)
         try:
             return self._checked(self._encode(texts))
         except Exception:  # noqa: BLE001 - isolate the failing texts below; a broken model re-raises there
@@ -247,6 +257,18 @@ class Embedder:
             except Exception as exc:
                 raise RuntimeError(f"embedding model fails on a probe text too: {type(exc).__name__}: {exc}") from exc
         return outcomes
+
+    def _capped(self, texts: list[str], cap_text: Callable[[str], str]) -> list[str]:
+        capped = []
+        for text in texts:
+            try:
+                short = cap_text(text)
+            except Exception:  # noqa: BLE001 - the tokenizer refuses the text: the model call reports it, per text
+                short = text
+            if len(short) < len(text):
+                self.stats.truncated += 1
+            capped.append(short)
+        return capped
 
     def _encode(self, texts: Sequence[str]) -> Vectors:
         vectors = self._encoder.encode(texts)
@@ -274,8 +296,8 @@ class EmbedFunction(AsyncFunction):
     barrier; a partial batch waits at most ``linger_ms``.
 
     Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
-    ``embedding_failed``. Gauges, not counters, because Beam counters only count in the thread that runs the bundle,
-    and ``async_invoke`` runs on the operator's asyncio thread.
+    ``embedding_failed``, ``texts_truncated``. Gauges, not counters, because Beam counters only count in the thread
+    that runs the bundle, and ``async_invoke`` runs on the operator's asyncio thread.
     """
 
     def __init__(self, config: EmbedConfig) -> None:
@@ -297,6 +319,7 @@ class EmbedFunction(AsyncFunction):
         metrics.gauge("embedded", lambda: embedder.stats.embedded)
         metrics.gauge("embedding_cache_hits", lambda: embedder.stats.cache_hits)
         metrics.gauge("embedding_failed", lambda: embedder.stats.failed)
+        metrics.gauge("texts_truncated", lambda: embedder.stats.truncated)
 
     async def async_invoke(self, value: Any) -> list[Change | DeadLetter]:
         if self._embedder is None:

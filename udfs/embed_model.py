@@ -13,6 +13,15 @@ Measured on the development machine (2 shared vCPUs, torch 2.15, sentence-transf
 sentence-transformers 9-14 s, loading the default model 0.3-0.5 s; the process RSS is then ~0.95 GB. So the first
 ``open()`` of the embed function in a Python worker takes ~10-15 s.
 
+Long texts: the model reads only the first ``max_seq_length`` word pieces of a text (256 for the default model) and
+ignores the rest, but its tokenizer splits the whole text first: a 20 MB text took 33 s and 3.9 GB in ``encode``.
+``SentenceTransformerEncoder.cap_text`` cuts such a text before the tokenizer, without changing its vector: a text
+longer than ``max_seq_length x CHARS_PER_PIECE`` characters is cut at its last whitespace before that many
+characters, and the cut is kept only if the tokenizer finds more than ``max_seq_length`` word pieces in what is kept
+(so the model's window lies entirely inside complete words of the kept part, and the kept part gives the model the
+very same pieces). Otherwise (long runs without whitespace, pages of blanks) a cut 8 times as long is tried, and
+finally the whole text goes to the model as before.
+
 Torch threads: torch's default is one intra-op thread per core. On 2 shared cores, 2 threads gave the best batched
 throughput but one-text-at-a-time speed collapsed whenever another process took a core (OpenMP threads wait on each
 other); 1 thread gave a steady ~30 texts/s in every mode. Set ``torch_threads=1`` where the embed stage shares few
@@ -22,7 +31,7 @@ cores with the rest of the job.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +43,11 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "default"
+CHARS_PER_PIECE = 16
+"""Characters per word piece a text is first cut at (4,096 for a 256-piece window). English averages 4-5 characters
+per word piece (spaces included); the margin covers long words, numbers and non-Latin scripts."""
+_CAP_GROWTH = 8
+_WHITESPACE = (" ", "\n", "\t", "\r")
 DEVICES = ("cpu", "cuda", "auto")
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 _MODEL_MARKERS = ("modules.json", "config.json")
@@ -96,7 +110,8 @@ class SentenceTransformerEncoder:
     ``normalize=False`` returns exactly what the model's own pipeline returns: for all-MiniLM-L6-v2 that pipeline
     ends with a ``Normalize`` module, so the vectors are already unit length. ``normalize=True`` forces unit length
     for models without one. Texts longer than the model's ``max_seq_length`` (256 word pieces for the default) are
-    truncated by the model. Not thread-safe: call ``encode`` from one thread at a time.
+    truncated by the model; ``cap_text`` cuts very long ones before they reach the tokenizer. Not thread-safe: call
+    ``encode`` and ``cap_text`` from one thread at a time.
     """
 
     model: SentenceTransformer
@@ -110,6 +125,25 @@ class SentenceTransformerEncoder:
             raise ValueError("the embedding model does not declare its output dimension")
         return int(dimension)
 
+    @property
+    def window(self) -> int | None:
+        """How many word pieces of a text the model reads (``max_seq_length``); None if the model does not say."""
+        window = self.model.max_seq_length
+        return None if window is None else int(window)
+
+    def cap_text(self, text: str) -> str:
+        """``text``, or a prefix of it that gives the model the same word pieces (see the module docstring)."""
+        window = self.window
+        if window is None:
+            return text
+        return window_prefix(text, window * CHARS_PER_PIECE, window, self._pieces_up_to)
+
+    def _pieces_up_to(self, text: str, most: int) -> int:
+        # Through the tokenizer's own call (its backend keeps the truncation sentence-transformers last set); at most
+        # ``most`` pieces are returned, which also keeps it from warning about long inputs.
+        pieces = self.model.tokenizer(text, add_special_tokens=False, truncation=True, max_length=most)
+        return len(pieces["input_ids"])
+
     def encode(self, texts: Sequence[str]) -> Vectors:
         vectors: Any = self.model.encode(
             list(texts),
@@ -119,6 +153,24 @@ class SentenceTransformerEncoder:
             normalize_embeddings=self.normalize,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def window_prefix(text: str, max_chars: int, window: int, pieces_up_to: Callable[[str, int], int]) -> str:
+    """``text`` cut at whitespace before ``max_chars`` (then 8x, 64x, ... as many) characters, where the kept part has
+    more than ``window`` word pieces (``pieces_up_to(part, window + 1)``); ``text`` itself when no such cut exists.
+
+    Cutting right before a whitespace character keeps every word of the part whole, so its word pieces are the first
+    pieces of the whole text; with more than ``window`` of them, the model's window is the same for both.
+    """
+    limit = max_chars
+    while limit < len(text):
+        cut = max(text.rfind(space, 0, limit) for space in _WHITESPACE)
+        if cut > 0:
+            part = text[:cut]
+            if pieces_up_to(part, window + 1) > window:
+                return part
+        limit *= _CAP_GROWTH
+    return text
 
 
 def load_encoder(

@@ -23,6 +23,10 @@ Id format (``id_format``):
     Deterministic, so a replay rewrites the same records.
   - ``raw``: the key decoded as UTF-8 (invalid UTF-8 is ``InvalidIdError``) or the field's text, as it is;
     longer than 512 characters is ``IdTooLongError``.
+
+Every id text must be valid Unicode, encodable as UTF-8, under either format: Python's ``json`` (which parses keys)
+reads the JSON string ``"\\ud800"`` into a lone surrogate, which would fail the job where the id is hashed (uuid)
+or handed to Flink as a string (raw). Such an id is ``InvalidIdError``, as is a key object holding a key twice.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import uuid
 from typing import Any
 
 from udfs.decode_errors import IdTooLongError, InvalidIdError, MissingIdError, UnaddressableDeleteError
+from udfs.json_keys import DuplicateKey, unique_object
 from udfs.metadata import check_exact
 from udfs.route_config import MISSING, FieldPath, RouteConfig
 from udfs.vectors import json_kind
@@ -139,7 +144,9 @@ def _text_from_key(key: bytes | None, path: FieldPath) -> str:
         raise InvalidIdError(f"the delete's key is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     # Python's json, not orjson: keys are parsed only for deletes, and it keeps integers of any size exact.
     try:
-        parsed: Any = json.loads(text, parse_constant=_reject_constant)
+        parsed: Any = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_object)
+    except DuplicateKey as exc:
+        raise InvalidIdError(f"the delete's key is a JSON object with the key {exc.key!r} more than once") from None
     except (ValueError, RecursionError):
         return text  # not JSON: the key's own text
     if type(parsed) is dict:
@@ -162,8 +169,17 @@ def _reject_constant(name: str) -> Any:
 def _format_text(text: str, config: RouteConfig) -> str:
     if not text:
         raise MissingIdError("the id is an empty string")
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Python's json reads "\ud800" (keys are parsed with it) into a str no UTF-8 encoder takes: hashing it, or
+        # handing it to Flink's string coder as a raw id, would fail the job instead of this one record.
+        raise InvalidIdError(
+            f"the id is not valid Unicode (a lone surrogate {text[exc.start]!r} at character {exc.start}); "
+            "ids must be UTF-8 text"
+        ) from None
     if config.id_format == "uuid":
-        return uuid_for(text.encode("utf-8"))
+        return uuid_for(encoded)
     return _check_length(text)
 
 

@@ -9,6 +9,11 @@ Sparse vectors are a JSON object ``{"indices": [...], "values": [...]}``: indice
 range, as many as the values, at most 2,048; values are finite numbers. An empty sparse vector (no indices) is the
 same as none.
 
+Float32: Pinecone stores vector values as 32-bit floats, so a value must be finite as a float32, not only as a
+float64: a magnitude of 2**128 - 2**103 (~3.4028235677973366e38) or more would be stored as infinity and is rejected
+(``NonFiniteVectorError`` for dense, ``InvalidSparseVectorError`` for sparse values); values up to that round to at
+most float32's largest value, 3.4028234663852886e38.
+
 Finite numbers: the JSON parsers used (orjson; Python's ``json`` with NaN/Infinity refused) never produce NaN or
 infinity, and a JSON text containing them is invalid JSON. The checks here still verify finiteness, so that
 vectors built any other way are held to the same rules.
@@ -29,10 +34,13 @@ from udfs.decode_errors import (
     NonFiniteVectorError,
     ZeroVectorError,
 )
+from udfs.metadata import check_exact
 from udfs.records import SparseVector
 
 MAX_SPARSE_NON_ZEROS = 2048
 MAX_SPARSE_INDEX = 2**32 - 1
+FLOAT32_OVERFLOW = float(2**128 - 2**103)
+"""The smallest magnitude that rounds to infinity as a float32 (round to nearest even): values must stay below it."""
 _NUMBER_KINDS = (float, int)
 _NON_FINITE_WORDS = ("NaN", "Infinity")
 
@@ -75,9 +83,10 @@ def parse_dense(raw: Any, field: str, dimension: int, metric: str) -> list[float
     return values
 
 
-def parse_sparse(raw: Any, field: str) -> SparseVector | None:
+def parse_sparse(raw: Any, field: str, *, exact: bool = True) -> SparseVector | None:
     """The validated sparse vector held in ``raw``, or None if it has no entries; raises
-    ``InvalidSparseVectorError``."""
+    ``InvalidSparseVectorError``. ``exact=False`` says integers beyond 64 bits may have been read as floats: such an
+    index raises ``InexactNumberError`` (decode reads the value again exactly, so the message shows the integer)."""
     if type(raw) is not dict:
         raise InvalidSparseVectorError(
             f'field {field!r} holds a JSON {json_kind(raw)}, not an object {{"indices": [...], "values": [...]}}'
@@ -98,6 +107,8 @@ def parse_sparse(raw: Any, field: str) -> SparseVector | None:
         )
     for position, index in enumerate(indices):
         if type(index) is not int or not 0 <= index <= MAX_SPARSE_INDEX:
+            if not exact and type(index) is float:
+                check_exact(index)
             raise InvalidSparseVectorError(
                 f"field {field!r} index {position} is {_short(index)}, not an integer from 0 to {MAX_SPARSE_INDEX}"
             )
@@ -119,12 +130,19 @@ def _as_floats(
             values = [float(value) for value in values]
         except OverflowError:
             raise error(f"field {field!r} holds an integer too large for a float") from None
-    # A finite sum proves every element finite (NaN and infinities propagate); an infinite sum may be an overflow.
-    if not math.isfinite(sum(values)):
+    # The Euclidean norm bounds every element's magnitude and is NaN or infinite if an element is: a norm below the
+    # float32 limit proves every element finite as a float32, in one C call (as cheap as sum()). A larger norm may
+    # come from many large but valid elements: then each one is checked.
+    if not math.hypot(*values) < FLOAT32_OVERFLOW:
+        kind = NonFiniteVectorError if error is InvalidVectorError else error
         for position, value in enumerate(values):
             if not math.isfinite(value):
-                message = f"field {field!r} element {position} is {value}, not a finite number"
-                raise (NonFiniteVectorError if error is InvalidVectorError else error)(message)
+                raise kind(f"field {field!r} element {position} is {value}, not a finite number")
+            if not -FLOAT32_OVERFLOW < value < FLOAT32_OVERFLOW:
+                raise kind(
+                    f"field {field!r} element {position} is {value}, which is not a finite 32-bit float "
+                    f"(Pinecone stores vectors as float32, largest magnitude ~3.4028235e+38)"
+                )
     return values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from udfs.embed import EmbedConfig, Embedder, EmbedFunction
-from udfs.embed_model import SentenceTransformerEncoder, Vectors, load_encoder
+from udfs.embed_model import CHARS_PER_PIECE, SentenceTransformerEncoder, Vectors, load_encoder
 from udfs.records import UPSERT, Change, DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.integration
@@ -107,6 +108,30 @@ def test_a_text_the_tokenizer_rejects_becomes_a_dead_letter_with_the_real_model(
     assert "TypeError" in out[1].message
 
 
+def test_a_capped_long_text_embeds_exactly_like_the_whole_text(encoder: SentenceTransformerEncoder) -> None:
+    words = " ".join(TEXTS[:4]).split()
+    long_text = " ".join(words[i % len(words)] for i in range(3000))  # ~20,000 characters, ~3,500 word pieces
+    capped = encoder.cap_text(long_text)
+    assert len(capped) < len(long_text) and long_text.startswith(capped)
+    assert encoder.window == 256 and len(capped) <= encoder.window * CHARS_PER_PIECE
+    full, short = encoder.encode([long_text, capped])
+    np.testing.assert_array_equal(full, short)
+    assert encoder.cap_text(TEXTS[0]) is TEXTS[0]
+
+
+def test_a_megabytes_long_text_is_embedded_quickly_and_counted(encoder: SentenceTransformerEncoder) -> None:
+    huge = TEXTS[0] + " " + "word " * 1_000_000  # 5 MB
+    embedder = Embedder(encoder, EmbedConfig())
+    started = time.perf_counter()
+    (out,) = run(embedder, [change(huge, 1)])
+    elapsed = time.perf_counter() - started
+    embedder.close()
+    assert isinstance(out, Change) and out.values is not None
+    np.testing.assert_allclose(out.values, encoder.encode([encoder.cap_text(huge)])[0], atol=1e-6)
+    assert embedder.stats.truncated == 1
+    assert elapsed < 2, f"embedding a 5 MB text took {elapsed:.1f} s"  # uncapped: 5.6 s here
+
+
 class _Metrics:
     def __init__(self) -> None:
         self.gauges: dict[str, Callable[[], int]] = {}
@@ -142,4 +167,5 @@ def test_the_embed_function_loads_the_model_in_open_and_reports_gauges() -> None
         "embedded": 5,
         "embedding_cache_hits": 1,
         "embedding_failed": 0,
+        "texts_truncated": 0,
     }

@@ -297,3 +297,34 @@ def test_topic_pattern_namespace_map_random_ids_sparse_values_metadata_fields_an
     beta = run.snapshot(f"{prefix}-beta")
     assert [metadata for _, metadata in beta.values()] == [{"title": "second"}]
     assert consume(ingest.broker.bootstrap_servers, run.dead_letter_topic, timeout_s=5) == []
+
+
+@pytest.mark.parametrize("id_format", ["raw", "uuid"])
+def test_deletes_whose_key_id_is_not_valid_unicode_are_dead_letters_and_the_job_goes_on(
+    ingest: IngestHarness, id_format: str
+) -> None:
+    # Issue 15: a key holding the JSON string "\ud800" (a lone surrogate escape) used to crash the job: in ids
+    # (uuid: UnicodeEncodeError) or in Flink's string coder between Decode and Dedup (raw).
+    surrogate_key = b'"\\ud800"'
+    records: list[tuple[bytes | None, bytes | None]] = [
+        (b"a", value(id="r1", values=[1, 0, 0, 0])),
+        (surrogate_key, None),  # tombstone
+        (surrogate_key, value(op="d", before=None, after=None)),  # Debezium delete without a before row
+        (surrogate_key, value(__deleted="true", values=[1, 0, 0, 0])),  # flattened delete without the id field
+        (b"b", value(id="r2", values=[0, 1, 0, 0])),
+        (b'"r1"', None),  # a good tombstone after the bad ones: the job is still applying deletes
+        (b"c", value(id="r3", values=[0, 0, 1, 0])),
+    ]
+    run = ingest.run(records, "--id.strategy=field", "--id.field=id", f"--id.format={id_format}")
+    assert run.result.returncode == 0, run.output[-3000:]
+    expected_ids = {"r2", "r3"} if id_format == "raw" else {uuid_for(b"r2"), uuid_for(b"r3")}
+    assert set(run.snapshot(run.topics[0])) == expected_ids
+    dead = run.dead_letters(expected=3)
+    offsets = sorted(int(dead_letter_headers(message)["kpf.source.offset"]) for message in dead)
+    assert offsets == [1, 2, 3]
+    for message in dead:
+        headers = dead_letter_headers(message)
+        assert headers["kpf.error.class"] == "InvalidIdError", headers
+        assert "the id is not valid Unicode" in headers["kpf.error.message"]
+        assert headers["kpf.error.stage"] == "decode"
+        assert message.key == surrogate_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from datetime import UTC, datetime
 from hashlib import blake2b
@@ -15,10 +16,14 @@ import pytest
 from udfs.decode import DELETE_IGNORED, TOMBSTONE_IGNORED, Skip, decode, parse_version
 from udfs.decode_errors import (
     DimensionMismatchError,
+    DuplicateKeyError,
     EmptyValueError,
     InvalidEnvelopeError,
+    InvalidIdError,
     InvalidJsonError,
     InvalidNamespaceError,
+    InvalidSparseVectorError,
+    InvalidVectorError,
     InvalidVersionError,
     MissingIdError,
     MissingVectorError,
@@ -29,6 +34,7 @@ from udfs.decode_errors import (
     UnsupportedOperationError,
     ZeroVectorError,
 )
+from udfs.dedup import dedup_row
 from udfs.errors import RecordError
 from udfs.ids import ID_NAMESPACE
 from udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector
@@ -131,7 +137,7 @@ def test_nan_in_a_vector_string_is_rejected_as_non_finite() -> None:
 
 
 def test_a_number_too_large_for_a_double_is_rejected() -> None:
-    with pytest.raises(InvalidJsonError, match="infinity"):
+    with pytest.raises(InvalidJsonError, match="holds the number 1e400, out of the range of a 64-bit float"):
         decode(record(b'{"values": [1e400, 0.2, 0.3]}'), DEFAULT)
 
 
@@ -461,6 +467,18 @@ def assert_decodes_or_rejects(source: SourceRecord, cfg: RouteConfig) -> None:
         assert error.message
     else:
         assert isinstance(result, Change | Skip)
+        assert_can_cross_into_flink(result)
+
+
+def assert_can_cross_into_flink(result: Change | Skip) -> None:
+    """What crosses into Flink and on to Pinecone must be valid Unicode (Flink strings, UTF-8 JSON)."""
+    if isinstance(result, Change):
+        row = dedup_row(result)
+        row[0].encode("utf-8")
+        result.namespace.encode("utf-8")
+        orjson.dumps(result.metadata)  # raises on a str that is not valid UTF-8
+        if result.text is not None:
+            result.text.encode("utf-8")
 
 
 FUZZ_CONFIGS = [
@@ -512,7 +530,8 @@ def test_random_json_never_raises_anything_but_a_record_error() -> None:
         value = random_json(rng)
         text = json.dumps(value, separators=(",", ":")).encode()  # json: orjson refuses integers beyond 64 bits
         raw = text if rng.random() < 0.9 else text[:-1]
-        key = rng.choice([None, b"k", b'{"id": 5}', b'{"schema": {}, "payload": {"after.id": "x"}}', b"\xff"])
+        keys = [None, b"k", b'{"id": 5}', b'{"schema": {}, "payload": {"after.id": "x"}}', b"\xff", LONE_SURROGATE_KEY]
+        key = rng.choice(keys)
         for cfg in FUZZ_CONFIGS:
             try:
                 result = decode(record(raw, key=key), cfg)
@@ -520,7 +539,8 @@ def test_random_json_never_raises_anything_but_a_record_error() -> None:
                 outcomes.add(error.error_class)
             else:
                 outcomes.add(type(result).__name__)
-    assert {"Change", "Skip", "InvalidJsonError", "NotAnObjectError", "MissingIdError"} <= outcomes
+                assert_can_cross_into_flink(result)
+    assert {"Change", "Skip", "InvalidJsonError", "NotAnObjectError", "MissingIdError", "InvalidIdError"} <= outcomes
 
 
 def test_deeply_nested_json_is_rejected_not_crashed_on() -> None:
@@ -528,3 +548,169 @@ def test_deeply_nested_json_is_rejected_not_crashed_on() -> None:
         value = b'{"values": [0.1, 0.2, 0.3], "t": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"
         for cfg in FUZZ_CONFIGS:
             assert_decodes_or_rejects(record(value), cfg)
+
+
+# --- issue 15: one bad record must never stop the job -------------------------------------------------------------
+
+LONE_SURROGATE_KEY = b'"\\ud800"'
+"""A Kafka key holding the JSON string "\\ud800": Python's json reads it into a str that is not valid Unicode."""
+FIELD_UUID = config(id_strategy="field", id_field="id")
+
+
+@pytest.mark.parametrize("cfg", [BY_FIELD, FIELD_UUID], ids=["raw", "uuid"])
+@pytest.mark.parametrize(
+    "value",
+    [None, {"schema": {}, "payload": None}, {"op": "d", "before": None, "after": None},
+     {"op": "d", "before": {"other": 1}, "after": None}, {"__deleted": "true", "t": 1}, {"__op": "d"}],
+    ids=["tombstone", "schema-tombstone", "debezium-null-before", "debezium-idless-before", "__deleted", "__op"],
+)  # fmt: skip
+def test_a_delete_whose_key_id_is_not_valid_unicode_is_an_invalid_id(cfg: RouteConfig, value: Any) -> None:
+    with pytest.raises(InvalidIdError, match="the id is not valid Unicode"):
+        decode(record(value, key=LONE_SURROGATE_KEY), cfg)
+
+
+def test_every_change_decode_emits_can_cross_into_flink() -> None:
+    # The dedup row's key is a Flink STRING; the pickled change is later sent to Pinecone as UTF-8 JSON.
+    keys = [LONE_SURROGATE_KEY, b'{"id": "\\udfff"}', b"\xed\xa0\x80", b'"\\ud83d\\ude00"', b"ok"]
+    values: list[Any] = [
+        None,
+        {"op": "d", "before": None, "after": None},
+        {"__deleted": True},
+        {"id": "x", "values": VECTOR},
+    ]
+    for cfg in [*FUZZ_CONFIGS, FIELD_UUID]:
+        for key in keys:
+            for value in values:
+                assert_decodes_or_rejects(record(value, key=key), cfg)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b'{"t": "\\ud800", "values": [0.1, 0.2, 0.3]}', b'{"t": "a\\udc00b", "values": [0.1, 0.2, 0.3]}',
+     b'{"\\ud800": 1, "values": [0.1, 0.2, 0.3]}', b'{"id": "\\ud800", "values": [0.1, 0.2, 0.3]}'],
+)  # fmt: skip
+def test_a_lone_surrogate_escape_in_a_value_is_invalid_json_naming_it(value: bytes) -> None:
+    with pytest.raises(InvalidJsonError, match=r"lone UTF-16 surrogate escape .*, which is not valid Unicode"):
+        decode(record(value), BY_FIELD)
+
+
+def test_a_lone_surrogate_after_a_huge_integer_is_still_invalid_json() -> None:
+    # orjson stops at the integer; the exact re-read must not let the surrogate through.
+    value = b'{"id": 1, "big": 1' + b"0" * 400 + b', "t": "\\ud800", "values": [0.1, 0.2, 0.3]}'
+    with pytest.raises(InvalidJsonError, match="not valid Unicode"):
+        decode(record(value), BY_FIELD)
+
+
+@pytest.mark.parametrize(
+    ("value", "offset"), [(b'{"t": "\xff"}', 7), (b'\xfe{"t": 1}', 0), (b'{"t": "\xed\xa0\x80"}', 7)]
+)
+def test_invalid_utf8_names_the_byte_offset(value: bytes, offset: int) -> None:
+    with pytest.raises(InvalidJsonError, match=rf"^the record value is not valid UTF-8 \(byte offset {offset}\)$"):
+        decode(record(value), DEFAULT)
+
+
+def test_an_integer_beyond_a_double_is_kept_exact_like_one_within() -> None:
+    for exponent in (308, 309, 400):
+        result = change(json.dumps({"id": 1, "values": VECTOR, "n": 10**exponent}).encode(), BY_FIELD)
+        assert result.metadata["n"] == str(10**exponent)
+
+
+def test_an_integer_beyond_a_double_can_be_an_id_and_a_version() -> None:
+    cfg = config(id_strategy="field", id_field="id", id_format="raw", version_field="v")
+    result = change(json.dumps({"id": 10**309, "v": 10**320, "values": VECTOR}).encode(), cfg)
+    assert (result.id, result.version) == (str(10**309), 10**320)
+
+
+def test_an_integer_beyond_a_double_in_a_vector_says_so() -> None:
+    with pytest.raises(InvalidVectorError, match="integer too large for a float"):
+        decode(record(b'{"values": [1' + b"0" * 309 + b", 0.2, 0.3]}"), DEFAULT)
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1.5e999", b"1" + b"0" * 400 + b".0"])
+def test_a_float_beyond_a_double_is_out_of_range(number: bytes) -> None:
+    shown = re.escape(number[:20].decode())
+    pattern = rf"^the record value holds the number {shown}\S*, out of the range of a 64-bit float$"
+    with pytest.raises(InvalidJsonError, match=pattern):
+        decode(record(b'{"values": [0.1, 0.2, 0.3], "n": ' + number + b"}"), DEFAULT)
+
+
+def test_an_integer_of_more_digits_than_python_reads_is_too_large() -> None:
+    with pytest.raises(InvalidJsonError, match=r"^the record value holds an integer of more than 4300 digits$"):
+        decode(record(b'{"values": [0.1, 0.2, 0.3], "n": 1' + b"0" * 5000 + b"}"), DEFAULT)
+
+
+def test_a_sparse_index_from_a_big_integer_is_shown_as_that_integer() -> None:
+    cfg = config(sparse_field="s")
+    value = b'{"values": [0.1, 0.2, 0.3], "s": {"indices": [1' + b"0" * 30 + b'], "values": [1.0]}}'
+    with pytest.raises(InvalidSparseVectorError, match=f"index 0 is {10**30}, not an integer from 0 to 4294967295"):
+        decode(record(value), cfg)
+
+
+@pytest.mark.parametrize("value", [1e39, -3.5e38])
+def test_sparse_and_dense_values_beyond_float32_are_both_rejected(value: float) -> None:
+    with pytest.raises(InvalidSparseVectorError, match="not a finite 32-bit float"):
+        decode(record({"values": VECTOR, "s": {"indices": [1], "values": [value]}}), config(sparse_field="s"))
+    with pytest.raises(NonFiniteVectorError, match="not a finite 32-bit float"):
+        decode(record({"values": [0.1, value, 0.3]}), DEFAULT)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"before": None, "after": {"id": 1, "values": VECTOR}}, {"before": {"id": 1}, "after": None},
+     {"before": None, "after": {"id": 1, "t": "x"}, "source": {}, "ts_ms": 1}],
+)  # fmt: skip
+def test_an_envelope_without_op_is_an_unsupported_operation_not_a_missing_vector(value: dict[str, Any]) -> None:
+    with pytest.raises(
+        UnsupportedOperationError,
+        match=r"^the record looks like a Debezium envelope \('before'/'after'\) but has no 'op'",
+    ):
+        decode(record(value), BY_FIELD)
+
+
+def test_a_row_with_before_and_after_columns_and_a_vector_is_still_a_row() -> None:
+    result = change({"id": 1, "before": "x", "after": "y", "values": VECTOR}, BY_FIELD)
+    assert result.metadata == {"id": 1, "before": "x", "after": "y"}
+
+
+# Duplicate keys: orjson keeps the last, silently. {"__deleted": "true", "__deleted": "false"} would upsert.
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        (b'{"__deleted": "true", "__deleted": "false", "id": 1, "values": [0.1, 0.2, 0.3]}', "__deleted"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "id": 2}', "id"),
+        (b'{"op": "d", "before": {"id": 1}, "after": null, "op": "c"}', "op"),
+        (b'{"op": "c", "before": null, "after": {"id": 1, "values": [0.1, 0.2, 0.3], "id": 2}}', "id"),
+        (b'{"schema": {}, "payload": {"id": 1}, "payload": {"id": 1, "values": [0.1, 0.2, 0.3]}}', "payload"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "a": {"b": 1, "b": 2}}', "b"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "a": [{"b": 1, "b": 2}]}', "b"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "t": "x", "t" :"y"}', "t"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "t": "x", "t"\n\t :"y"}', "t"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "t": "x", "\\u0074": "y"}', "t"),
+        (b'{"id": 1, "values": [0.1, 0.2, 0.3], "q": "say \\":", "r": 1, "r": 2}', "r"),
+    ],
+)
+@pytest.mark.parametrize("padded", [False, True], ids=["short", "long"])
+def test_a_duplicate_key_anywhere_in_the_value_is_rejected(value: bytes, key: str, padded: bool) -> None:
+    value = pad(value) if padded else value
+    with pytest.raises(
+        DuplicateKeyError, match=f"^the record value has a JSON object with the key {key!r} more than once$"
+    ):
+        decode(record(value), BY_FIELD)
+
+
+def pad(value: bytes) -> bytes:
+    """``value`` with a leading field that makes it longer than 2 KB (long values are checked another way)."""
+    return b'{"pad": [' + b"0.5, " * 600 + b'0.5], "pad:": "a: b", ' + value[1:]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b'{"id": 1, "values": [0.1, 0.2, 0.3], "q": "say \\": and \\":"}', b'{"id" : 1, "values" :[0.1, 0.2, 0.3]}',
+     b'{"id": 1, "values": [0.1, 0.2, 0.3], "a": {"id": 1}, "b": [{"id": 2}, {"id": 3}], "c": "x:y"}',
+     b'{"id": 1, "values": [0.1, 0.2, 0.3], "k\\"": 1, "k": 2}'],
+)  # fmt: skip
+@pytest.mark.parametrize("padded", [False, True], ids=["short", "long"])
+def test_values_without_duplicate_keys_are_accepted_whatever_their_spacing_and_strings(
+    value: bytes, padded: bool
+) -> None:
+    assert change(pad(value) if padded else value, BY_FIELD).id == "1"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
-from udfs.embed_model import ModelNotFoundError, Vectors, resolve_device, resolve_model_path
+from udfs.embed_model import ModelNotFoundError, Vectors, resolve_device, resolve_model_path, window_prefix
 from udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
@@ -262,3 +262,62 @@ def test_importing_the_stage_does_not_import_torch() -> None:
     code = "import sys, udfs.embed, udfs.dedup; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"
+
+
+# --- long texts are cut before the model's tokenizer ---------------------------------------------------------------
+
+
+class CappingEncoder(FakeEncoder):
+    """Offers ``cap_text`` like the sentence-transformers encoder: keeps the first 3 words of a text."""
+
+    def cap_text(self, text: str) -> str:
+        if text == "untokenizable":
+            raise TypeError("the tokenizer refuses it")
+        return " ".join(text.split(" ")[:3])
+
+
+def test_the_model_gets_capped_texts_and_the_cap_is_counted_but_the_cache_key_is_the_whole_text() -> None:
+    encoder = CappingEncoder()
+    long_text = "one two three four five"
+    outs, embedder = run_stage(encoder, [upsert(long_text, 1), upsert("short", 2), upsert("untokenizable", 3)])
+    assert encoder.calls == [["one two three", "short", "untokenizable"]]
+    assert [o.values for o in outs] == [vector_of(t).tolist() for t in ("one two three", "short", "untokenizable")]
+    assert embedder.stats.truncated == 1
+    key = text_key(upsert(long_text))
+    assert embedder.cache.get(key) is not None  # the whole text's hash: an update with the same text hits
+
+
+def test_texts_are_capped_once_when_a_failing_batch_is_encoded_one_by_one() -> None:
+    encoder = CappingEncoder(bad=["bad text here"])
+    outs, embedder = run_stage(encoder, [upsert("bad text here and more", 1), upsert("a b c d", 2)])
+    assert isinstance(outs[0], DeadLetter) and isinstance(outs[1], Change)
+    assert encoder.calls[1:] == [["bad text here"], ["a b c"], ["probe"]]
+    assert embedder.stats.truncated == 2
+
+
+def pieces_of_words(text: str, most: int) -> int:
+    """A fake tokenizer: one piece per word."""
+    return min(len(text.split()), most)
+
+
+def test_window_prefix_keeps_short_texts_whole() -> None:
+    text = "word " * 10
+    assert window_prefix(text, len(text), 3, pieces_of_words) is text
+
+
+def test_window_prefix_cuts_at_the_last_whitespace_before_the_limit_when_enough_pieces_remain() -> None:
+    text = "aaaa bbbb cccc dddd eeee ffff"
+    assert window_prefix(text, 17, 2, pieces_of_words) == "aaaa bbbb cccc"  # 3 pieces > window of 2
+    assert window_prefix(text, 17, 3, pieces_of_words) == text  # 3 pieces are not more than 3: 8x longer: whole
+
+
+def test_window_prefix_grows_the_cut_past_long_runs_without_whitespace_or_pieces() -> None:
+    text = "x" * 50 + " " + "\n" * 40 + " a b c d e f g h i j" + " tail" * 100
+    cut = window_prefix(text, 16, 5, pieces_of_words)
+    assert text.startswith(cut) and len(cut) < len(text)
+    assert pieces_of_words(cut, 100) > 5 and text[len(cut)] in " \n"
+
+
+def test_window_prefix_keeps_a_text_without_whitespace_whole() -> None:
+    text = "y" * 10_000
+    assert window_prefix(text, 16, 5, pieces_of_words) is text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from udfs.decode_errors import (
     NonFiniteVectorError,
     ZeroVectorError,
 )
+from udfs.metadata import InexactNumberError
 from udfs.records import SparseVector
 from udfs.vectors import MAX_SPARSE_INDEX, MAX_SPARSE_NON_ZEROS, parse_dense, parse_sparse
 
@@ -51,8 +54,8 @@ def test_a_non_finite_element_in_a_list_is_rejected() -> None:
         dense([float("inf"), 0.2, 0.3])
 
 
-def test_finite_values_whose_sum_overflows_are_accepted() -> None:
-    assert dense([1e308, 1e308, 1e308], metric="dotproduct") == [1e308, 1e308, 1e308]
+def test_float32_values_whose_sum_and_norm_overflow_float32_are_accepted() -> None:
+    assert dense([3e38, 3e38, -3e38], metric="dotproduct") == [3e38, 3e38, -3e38]
 
 
 @pytest.mark.parametrize(
@@ -119,8 +122,58 @@ def test_an_integer_too_large_for_a_float_is_rejected() -> None:
         dense([10**400, 1, 2])
 
 
+# Pinecone stores vector values as float32: a finite float64 beyond float32's range would be stored as infinity.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_OVERFLOW = 3.4028235677973366e38
+"""The smallest magnitude that rounds to infinity as float32 (2**128 - 2**103); just below it rounds to FLOAT32_MAX."""
+
+
+@pytest.mark.parametrize("value", [FLOAT32_MAX, -FLOAT32_MAX, 3.4028235e38, math.nextafter(FLOAT32_OVERFLOW, 0)])
+def test_dense_values_up_to_the_float32_range_are_accepted(value: float) -> None:
+    assert dense([value, 1.0, 0.0]) == [value, 1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ([3.5e38, 1, 0], "3.5e+38"),
+        ([1, -1e39, 0], "-1e+39"),
+        ([1, 0, FLOAT32_OVERFLOW], "3.4028235677973366e+38"),
+        ([1, 0, 10**39], "1e+39"),
+        ([1e308, 1, 0], "1e+308"),
+    ],
+)
+def test_dense_values_beyond_float32_are_rejected_as_non_finite(raw: list[Any], shown: str) -> None:
+    position = next(i for i, v in enumerate(raw) if abs(v) > FLOAT32_MAX)
+    with pytest.raises(
+        NonFiniteVectorError,
+        match=f"element {position} is {re.escape(shown)}, which is not a finite 32-bit float",
+    ):
+        dense(raw)
+
+
 def sparse(raw: Any) -> SparseVector | None:
     return parse_sparse(raw, "sparse")
+
+
+@pytest.mark.parametrize(("value", "shown"), [(1e39, "1e+39"), (-3.5e38, "-3.5e+38"), (10**39, "1e+39")])
+def test_sparse_values_beyond_float32_are_rejected_like_dense_ones(value: Any, shown: str) -> None:
+    with pytest.raises(
+        InvalidSparseVectorError, match=f"element 1 is {re.escape(shown)}, which is not a finite 32-bit float"
+    ):
+        sparse({"indices": [1, 2], "values": [0.5, value]})
+
+
+def test_sparse_values_at_the_float32_maximum_are_accepted() -> None:
+    assert sparse({"indices": [1], "values": [FLOAT32_MAX]}) == SparseVector((1,), (FLOAT32_MAX,))
+
+
+def test_a_sparse_index_read_as_a_float_from_a_big_integer_asks_for_an_exact_parse() -> None:
+    # orjson reads 10**30 as the float 1e30; decode re-reads the value exactly, so the message can show the integer.
+    with pytest.raises(InexactNumberError):
+        parse_sparse({"indices": [1e30], "values": [1.0]}, "sparse", exact=False)
+    with pytest.raises(InvalidSparseVectorError, match="index 0 is 1000000000000000000000000000000, not an integer"):
+        parse_sparse({"indices": [10**30], "values": [1.0]}, "sparse", exact=True)
 
 
 def test_a_valid_sparse_vector_is_returned_as_tuples_of_ints_and_floats() -> None:
