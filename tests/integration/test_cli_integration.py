@@ -148,3 +148,51 @@ def test_dlq_replay_of_a_topic_that_does_not_exist_exits_1(
     code = cli.main(["dlq", "replay", "--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", "no-such-dlq"])
     assert code == 1
     assert "dead-letter topic 'no-such-dlq' does not exist" in capsys.readouterr().err
+
+
+# --- the documented command: <clone>/.venv/bin/kpf ----------------------------------------------------------------
+
+VENV_KPF = ROOT / ".venv" / "bin" / "kpf"
+
+
+def _fake_clone(where: Path, says: str) -> Path:
+    """A directory that looks like a clone (jobs/cli.py, scripts/setup.sh, .venv linked to the shared environment)
+    whose kpf prints ``says``: which clone's code a launcher runs is then visible."""
+    (where / "jobs").mkdir(parents=True)
+    (where / "jobs" / "__init__.py").write_text("")
+    (where / "jobs" / "cli.py").write_text(f"import sys\nprint({says!r}, sys.argv[1:])\n")
+    (where / "scripts").mkdir()
+    (where / "scripts" / "setup.sh").write_text("")
+    (where / ".venv").symlink_to((ROOT / ".venv").resolve())
+    return where
+
+
+def _launch(executable: Path, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run(
+        [str(executable), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_after_set_up_the_documented_kpf_command_runs_help(tmp_path: Path) -> None:
+    result = _launch(VENV_KPF, "--help", cwd=tmp_path)  # from outside the clone, as the README shows it
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("usage: kpf") and "dlq" in result.stdout
+    relative = _launch(Path(".venv/bin/kpf"), "validate", "--help", cwd=ROOT)
+    assert relative.returncode == 0, relative.stderr
+    assert "--sink.batch-size" in relative.stdout
+
+
+def test_each_clones_kpf_runs_that_clones_code_though_they_share_one_environment(tmp_path: Path) -> None:
+    clone = _fake_clone(tmp_path / "other-clone", "the other clone")
+    through_its_venv = _launch(clone / ".venv" / "bin" / "kpf", "status", cwd=ROOT)  # ROOT's code must not shadow
+    assert through_its_venv.returncode == 0, through_its_venv.stderr
+    assert through_its_venv.stdout.strip() == "the other clone ['status']"
+    # Called by the environment's own path (an activated venv, PATH=~/.cache/.../bin): the clone of the current
+    # directory.
+    shared = (ROOT / ".venv").resolve() / "bin" / "kpf"
+    from_inside = _launch(shared, "x", cwd=clone / "jobs")
+    assert from_inside.stdout.strip() == "the other clone ['x']", from_inside.stderr
+    nowhere = _launch(shared, "--help", cwd=tmp_path)
+    assert nowhere.returncode == 2
+    assert "cannot tell which kafka-pinecone-flink clone to run" in nowhere.stderr
