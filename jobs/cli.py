@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from jobs.masking import MASK, mask_urls, masked_setting, masked_text
 from stack.paths import ROOT, RUN_DIR
 
 PROG = "kpf"
@@ -54,7 +55,8 @@ DLQ_READ_TIMEOUT_S = 60.0
 """Longest time to read the dead-letter topic to its end."""
 POLL_TIMEOUT_S = 0.5
 PRODUCE_TIMEOUT_S = 60.0
-MASK = "***"
+SETTING_FLAGS = ("--kafka.property", "--flink.conf")
+"""Job options whose values are KEY=VALUE settings, some of them secret by their key."""
 DECODE_VERTEX = "Decode"
 SKIPPED_PREFIX = "skipped_"
 STATUS_COUNTERS = (
@@ -76,7 +78,9 @@ class CommandError(Exception):
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    # Every error goes through here: the credentials of any URL it quotes (a --rest-url, a broker address, a token
+    # endpoint in a client's message) are masked.
+    print(f"{PROG}: error: {mask_urls(message)}", file=sys.stderr)
     return code
 
 
@@ -109,14 +113,17 @@ def _load_config(job_args: Sequence[str]) -> Any:
 
 
 def _masked(job_args: Sequence[str], secrets: Sequence[str]) -> tuple[list[str], bool]:
-    """``job_args`` with every secret value replaced by ``***``, and whether any was."""
-    masked, changed = [], False
+    """``job_args`` with every secret value and every credential inside a URL replaced by ``***``, and whether any
+    was."""
+    masked: list[str] = []
     for arg in job_args:
-        for secret in secrets:
-            if secret and secret in arg:
-                arg, changed = arg.replace(secret, MASK), True
-        masked.append(arg)
-    return masked, changed
+        flag, sep, setting = arg.partition("=")
+        if masked and masked[-1] in SETTING_FLAGS and not arg.startswith("-"):  # --kafka.property KEY=VALUE
+            arg = masked_setting(arg)
+        elif sep and flag in SETTING_FLAGS:  # --kafka.property=KEY=VALUE
+            arg = f"{flag}={masked_setting(setting)}"
+        masked.append(masked_text(arg, secrets))
+    return masked, masked != list(job_args)
 
 
 def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
@@ -139,7 +146,7 @@ def cmd_validate(_: argparse.Namespace, job_args: list[str]) -> int:
     config = _load_config(job_args)
     print("configuration is valid:")
     for item in dataclasses.fields(config):
-        print(f"  {item.name}: {getattr(config, item.name)!r}")
+        print(f"  {item.name}: {masked_text(repr(getattr(config, item.name)), config.secrets())}")
     return EXIT_OK
 
 

@@ -124,6 +124,26 @@ def test_validate_masks_secret_kafka_properties_and_the_api_key(
     assert "'sasl.jaas.config': '***'" in out
 
 
+TOKEN_URL = "https://client-7:s3cr3t-pw@idp.example.com/token?audience=kafka&client_secret=cs-999&sig=sg-777"
+URL_SECRETS = ("s3cr3t-pw", "client-7", "cs-999", "sg-777", "pc-pass-1")
+
+
+def test_validate_masks_credentials_inside_urls_of_any_property(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        capsys,
+        "validate",
+        "--kafka.topics=products",
+        "--pinecone.index=products",
+        "--pinecone.controller-host=http://admin:pc-pass-1@127.0.0.1:5080",
+        "--kafka.property",
+        f"sasl.oauthbearer.token.endpoint.url={TOKEN_URL}",
+    )
+    assert code == 0, err
+    assert not [secret for secret in URL_SECRETS if secret in out + err]
+    assert "https://***@idp.example.com/token?audience=kafka&client_secret=***&sig=***" in out
+    assert "controller_host='http://***@127.0.0.1:5080'" in out
+
+
 def test_validate_rejects_a_bad_option_with_exit_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "validate", *VALID, "--sink.batch-size=5000")
     assert code == 2
@@ -204,6 +224,46 @@ def test_print_flink_run_masks_secret_values(capsys: pytest.CaptureFixture[str],
     assert "topsecret1" not in out + err
     assert "ssl.key.password=***" in out
     assert "secret values are shown as ***" in err
+
+
+def test_print_flink_run_masks_credentials_inside_urls(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        "--archive",
+        str(tmp_path / "a.zip"),
+        "--kafka.topics=products",
+        "--pinecone.index=products",
+        "--pinecone.controller-host=http://admin:pc-pass-1@127.0.0.1:5080",
+        f"--kafka.property=sasl.oauthbearer.token.endpoint.url={TOKEN_URL}",
+        "--flink.conf=s3.secret-key=aws-secret-3",
+    )
+    assert code == 0, err
+    assert not [secret for secret in (*URL_SECRETS, "aws-secret-3") if secret in out + err]
+    assert "--pinecone.controller-host=http://***@127.0.0.1:5080" in shlex.split(out)
+    assert "--flink.conf=s3.secret-key=***" in shlex.split(out)
+    assert "secret values are shown as ***" in err
+
+
+def test_print_flink_run_masks_short_secrets_by_their_key_without_mangling_other_arguments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        "--archive",
+        str(tmp_path / "a.zip"),
+        *VALID,
+        "--kafka.property",
+        "ssl.key.password=pr",
+        "--flink.conf=s3.secret-key=ts",
+    )
+    assert code == 0
+    command = shlex.split(out)
+    tail = command[command.index("--") + 1 :]
+    assert tail == [*VALID, "--kafka.property", "ssl.key.password=***", "--flink.conf=s3.secret-key=***"]
 
 
 def test_print_flink_run_refuses_an_invalid_configuration_with_exit_2(
@@ -365,3 +425,9 @@ def test_status_of_an_unreachable_cluster_exits_1(capsys: pytest.CaptureFixture[
     code, _, err = _run(capsys, "status", "--rest-url", "http://127.0.0.1:9")
     assert code == 1
     assert "not reachable" in err
+
+
+def test_status_never_prints_the_credentials_of_the_rest_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "status", "--rest-url", "http://admin:rest-pw-1@127.0.0.1:9")
+    assert code == 1
+    assert "rest-pw-1" not in out + err and "http://***@127.0.0.1:9" in err
