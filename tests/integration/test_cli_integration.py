@@ -196,3 +196,34 @@ def test_each_clones_kpf_runs_that_clones_code_though_they_share_one_environment
     nowhere = _launch(shared, "--help", cwd=tmp_path)
     assert nowhere.returncode == 2
     assert "cannot tell which kafka-pinecone-flink clone to run" in nowhere.stderr
+
+
+def test_the_launcher_finds_a_transform_module_in_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "kpf_cwd_hook.py").write_text("def fix(dead_letter):\n    return (1,\n")
+    result = _launch(VENV_KPF, "dlq", "replay", "--transform", "kpf_cwd_hook:fix", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"SyntaxError in {tmp_path / 'kpf_cwd_hook.py'}, line 2" in result.stderr
+
+
+def test_dlq_replay_with_a_filter_that_matches_nothing_exits_1_and_produces_nothing(
+    kafka_broker: KafkaBroker, dead_letters: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dlq, source, _ = dead_letters
+    servers = ["--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", dlq]
+    code = cli.main(["dlq", "replay", *servers, "--error-class", "MissingIdErorr"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "no dead letter matched the filter (--error-class MissingIdErorr) (did you mean MissingIdError?)" in err
+    assert "InvalidVectorError (2), MissingIdError (1), PineconeRejectedError (1)" in err
+    assert "replayed" not in out
+    assert consume(kafka_broker.bootstrap_servers, source, timeout_s=3) == []
+
+
+def test_dlq_replay_to_a_topic_that_does_not_exist_fails_before_producing_anything(
+    kafka_broker: KafkaBroker, dead_letters: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dlq, _, _ = dead_letters
+    servers = ["--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", dlq]
+    code = cli.main(["dlq", "replay", *servers, "--to", "kpf-no-such-topic"])
+    assert code == 1
+    assert "topic(s) kpf-no-such-topic do not exist on Kafka" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from jobs import cli
 from jobs.config import OPTIONS
 from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
+from stack.paths import free_port
 from udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
@@ -102,6 +104,122 @@ def test_a_transform_without_a_function_is_a_usage_error(capsys: pytest.CaptureF
     code, _, err = _run(capsys, "dlq", "replay", "--transform", "json")
     assert code == 2
     assert "expected module:function" in err
+
+
+def _hook_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return path
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kpf: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_a_transform_module_with_a_syntax_error_names_the_file_and_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _hook_module(tmp_path, monkeypatch, "kpf_bad_syntax", "def fix(dead_letter):\n    return (1,\n")
+    code, _, err = _run(capsys, "dlq", "replay", "--transform", "kpf_bad_syntax:fix", "--dry-run")
+    assert code == 2
+    line = _one_error_line(err)
+    assert "--transform 'kpf_bad_syntax:fix'" in line and f"{path}, line 2" in line and "SyntaxError" in line
+
+
+def test_a_transform_module_that_raises_on_import_names_the_module_and_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _hook_module(tmp_path, monkeypatch, "kpf_bad_import", "X = 1\nraise RuntimeError('no config here')\n")
+    code, _, err = _run(capsys, "dlq", "replay", "--transform", "kpf_bad_import:fix")
+    assert code == 2
+    line = _one_error_line(err)
+    assert f"importing kpf_bad_import raised RuntimeError: no config here ({path}, line 2)" in line
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [
+        ("(b'k', b'v', b'extra')", "a tuple of 3 items"),
+        ("b'value only'", "bytes"),
+        ("('key', b'v')", "a str as the key"),
+        ("{'key': b'k'}", "a dict"),
+    ],
+)
+def test_a_transform_returning_the_wrong_shape_says_what_was_expected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, returned: str, expected: str
+) -> None:
+    path = _hook_module(tmp_path, monkeypatch, "kpf_bad_shape", f"def fix(dead_letter):\n    return {returned}\n")
+    args = _replay_args(transform="kpf_bad_shape:fix")
+    with pytest.raises(cli.CommandError) as info:
+        cli.plan_replay([_dead_letter(b"{}")], args)
+    message = str(info.value)
+    assert message.startswith("dead letter of products[0]@7: --transform 'kpf_bad_shape:fix' returned ")
+    assert expected in message and "expected None or a (key, value) pair of bytes or None" in message
+    assert str(path) in message
+
+
+def test_a_bad_kafka_property_is_a_one_line_usage_error_without_its_value(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--property", "security.protocol=NOT-A-PROTOCOL-xyz")
+    assert code == 2
+    line = _one_error_line(err)
+    assert "security.protocol" in line and "NOT-A-PROTOCOL-xyz" not in line
+
+
+def test_replay_from_a_broker_that_is_down_is_one_line_and_exit_2_within_the_timeout(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()
+    code = cli.main(["dlq", "replay", "--bootstrap-servers", f"127.0.0.1:{port}", "--timeout-s", "2"])
+    out, err = capfd.readouterr()  # librdkafka writes to the file descriptor itself, not to sys.stderr
+    assert code == 2
+    line = _one_error_line(err)
+    assert line.startswith(f"kpf: error: cannot reach Kafka at 127.0.0.1:{port}: ")
+    assert "Connection refused" in line and out == ""
+
+
+def _with_dead_letters(monkeypatch: pytest.MonkeyPatch, letters: list[DeadLetter]) -> None:
+    monkeypatch.setattr(cli, "read_dead_letters", lambda *_args, **_kwargs: [(None, letter) for letter in letters])
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_a_filter_that_matches_nothing_says_so_and_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, dry_run: list[str]
+) -> None:
+    letters = [_dead_letter(b"{}", error="InvalidVectorError"), _dead_letter(b"{}", error="MissingIdError")] * 2
+    _with_dead_letters(monkeypatch, letters)
+    code, out, err = _run(capsys, "dlq", "replay", "--error-class", "InvalidVectorErorr", *dry_run)
+    assert code == 1
+    assert "no dead letter matched the filter" in err and "nowhere" not in out + err
+    assert "InvalidVectorError (2)" in err and "MissingIdError (2)" in err
+    assert "did you mean InvalidVectorError?" in err
+
+
+def test_an_empty_dead_letter_topic_is_nothing_to_replay_and_exits_0(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_dead_letters(monkeypatch, [])
+    code, out, _ = _run(capsys, "dlq", "replay")
+    assert code == 0
+    assert "no dead letters in pinecone-dead-letter: nothing to replay" in out
+
+
+def test_a_transform_that_leaves_out_every_selected_record_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_dead_letters(monkeypatch, [_dead_letter(b'{"other": 1}')])
+    code, out, _ = _run(capsys, "dlq", "replay", "--transform", f"{__name__}:fix_title")
+    assert code == 0
+    assert "nothing to replay: --transform left out all 1 selected dead letter(s)" in out and "nowhere" not in out
+
+
+def test_replay_help_says_that_transform_runs_the_named_module(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run(capsys, "dlq", "replay", "--help")
+    assert "imports and runs" in " ".join(out.split()) and "even with --dry-run" in " ".join(out.split())
 
 
 # --- validate -----------------------------------------------------------------------------------------------------
@@ -360,8 +478,9 @@ def test_a_transform_hook_fixes_or_leaves_out_each_record() -> None:
 
 def test_a_transform_hook_that_raises_fails_the_replay_naming_the_record() -> None:
     args = _replay_args(transform=f"{__name__}:explode")
-    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: --transform raised KeyError"):
+    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: --transform raised KeyError") as info:
         cli.plan_replay([_dead_letter(b"{}")], args)
+    assert f"({__file__}, line " in str(info.value)
 
 
 def test_filters_select_by_error_class_stage_and_source_topic() -> None:
@@ -421,13 +540,19 @@ def test_status_picks_the_newest_running_job_unless_one_is_named() -> None:
         cli._pick_job([], None)
 
 
-def test_status_of_an_unreachable_cluster_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_of_an_unreachable_cluster_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "status", "--rest-url", "http://127.0.0.1:9")
-    assert code == 1
-    assert "not reachable" in err
+    assert code == 2
+    assert _one_error_line(err).startswith("kpf: error: cannot reach the Flink REST API at http://127.0.0.1:9: ")
+
+
+def test_status_with_a_rest_url_that_is_no_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "status", "--rest-url", "127.0.0.1:8081")
+    assert code == 2
+    assert "--rest-url: expected an http:// or https:// URL" in err
 
 
 def test_status_never_prints_the_credentials_of_the_rest_url(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "status", "--rest-url", "http://admin:rest-pw-1@127.0.0.1:9")
-    assert code == 1
+    assert code == 2
     assert "rest-pw-1" not in out + err and "http://***@127.0.0.1:9" in err
