@@ -2,6 +2,8 @@
 
     kpf run [--print-flink-run] JOB-OPTIONS      run the ingest job here (a Flink mini-cluster), or print the
                                                  ``flink run`` command that submits it to a cluster
+    kpf run --resume-from-latest JOB-OPTIONS     the same, resumed from the run's newest complete checkpoint
+    kpf checkpoints [--run-dir DIR]              list a run's checkpoints, newest complete one first
     kpf validate JOB-OPTIONS                     load and check a configuration; print it, secrets masked
     kpf stack start|stop|status                  the local Kafka broker and Pinecone-compatible server (in .run/)
     kpf status [--rest-url URL] [--job ID]       a running job's state and key metrics, from the Flink REST API
@@ -137,17 +139,47 @@ def _masked(job_args: Sequence[str], secrets: Sequence[str]) -> tuple[list[str],
     return masked, masked != list(job_args)
 
 
+def _latest_checkpoint(args: argparse.Namespace, config: Any) -> Any:
+    """``--resume-from-latest``: the newest complete checkpoint of the run's checkpoint directory, printed."""
+    from jobs.checkpoints import RECOVERY_SETTING, CheckpointError, checkpoint_dir, latest_checkpoint
+
+    if args.savepoint:
+        raise UsageError("--resume-from-latest and --savepoint both name where to resume from: give one of them")
+    if RECOVERY_SETTING in config.flink.conf:
+        raise UsageError(
+            f"--resume-from-latest and --flink.conf={RECOVERY_SETTING}=... both name where to resume from: give one "
+            "of them"
+        )
+    try:
+        directory = (
+            Path(args.checkpoint_dir)
+            if args.checkpoint_dir
+            else checkpoint_dir(Path(config.flink.run_dir), config.flink.conf)
+        )
+        checkpoint = latest_checkpoint(directory)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{PROG}: resuming from the latest complete checkpoint: {checkpoint.describe()}", flush=True)
+    return checkpoint
+
+
 def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
+    from jobs.checkpoints import RECOVERY_SETTING
+
+    resume_from = _latest_checkpoint(args, _load_config(job_args)) if args.resume_from_latest else None
     if not args.print_flink_run:
         from jobs.ingest_job import main as run_job
 
+        if resume_from is not None:
+            job_args = [*job_args, f"--flink.conf={RECOVERY_SETTING}={resume_from.uri}"]
         return run_job(job_args)
     from stack.cluster import ARCHIVE_NAME, build_job_archive, flink_run_command
 
     config = _load_config(job_args)
     archive = build_job_archive(Path(args.archive) if args.archive else Path(config.flink.run_dir) / ARCHIVE_NAME)
     shown, masked = _masked(job_args, config.secrets())
-    print(shlex.join(flink_run_command(shown, archive=archive, savepoint=args.savepoint, flink=args.flink)))
+    savepoint = resume_from.uri if resume_from is not None else args.savepoint
+    print(shlex.join(flink_run_command(shown, archive=archive, savepoint=savepoint, flink=args.flink)))
     if masked:
         print(f"{PROG}: secret values are shown as {MASK}: put them in a --config file instead", file=sys.stderr)
     return EXIT_OK
@@ -158,6 +190,19 @@ def cmd_validate(_: argparse.Namespace, job_args: list[str]) -> int:
     print("configuration is valid:")
     for item in dataclasses.fields(config):
         print(f"  {item.name}: {masked_text(repr(getattr(config, item.name)), config.secrets())}")
+    return EXIT_OK
+
+
+def cmd_checkpoints(args: argparse.Namespace, _: list[str]) -> int:
+    from jobs.checkpoints import checkpoint_dir, find_checkpoints
+
+    directory = Path(args.checkpoint_dir) if args.checkpoint_dir else checkpoint_dir(Path(args.run_dir), {})
+    found = find_checkpoints(directory)
+    for checkpoint in found:
+        print(checkpoint.describe())
+    if not any(checkpoint.complete for checkpoint in found):
+        print(f"no complete checkpoint under {directory}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -716,7 +761,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--archive", help="where to write the job archive (default: <flink.run-dir>/kpf-job.zip)")
     run.add_argument("--flink", help="the flink executable to print (default: the apache-flink package's)")
     run.add_argument("--savepoint", help="resume from this savepoint (adds -s)")
+    run.add_argument(
+        "--resume-from-latest",
+        action="store_true",
+        help="resume from the newest complete checkpoint (chk-N with _metadata, newest by completion time, across "
+        "every job folder) of the run's checkpoint directory, printed; exit 2 if there is none",
+    )
+    run.add_argument(
+        "--checkpoint-dir",
+        help="where --resume-from-latest looks (default: execution.checkpointing.dir of --flink.conf, else "
+        "<flink.run-dir>/checkpoints)",
+    )
     run.set_defaults(func=cmd_run, takes_job_options=True)
+
+    checkpoints = commands.add_parser(
+        "checkpoints",
+        help="list the checkpoints of a run directory, newest complete one first",
+        description="List the checkpoints a local run kept (<job id>/chk-N under the checkpoint directory): the "
+        "complete ones (holding _metadata), newest first, then the incomplete ones. The first line is what "
+        "kpf run --resume-from-latest resumes from. Exit 0 when there is a complete checkpoint, 1 otherwise.",
+        allow_abbrev=False,
+    )
+    where = checkpoints.add_mutually_exclusive_group()
+    where.add_argument("--run-dir", default=str(RUN_DIR), help="the job's --flink.run-dir (default: %(default)s)")
+    where.add_argument("--checkpoint-dir", help="the checkpoint directory itself (default: <run-dir>/checkpoints)")
+    checkpoints.set_defaults(func=cmd_checkpoints)
 
     validate = commands.add_parser(
         "validate",

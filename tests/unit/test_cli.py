@@ -4,6 +4,7 @@ dead-letter fixes and the status summary."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import zipfile
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from jobs import cli
+from jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
 from jobs.config import OPTIONS
 from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
 from stack.paths import free_port
@@ -59,7 +61,7 @@ def test_an_unknown_stack_action_is_a_usage_error(capsys: pytest.CaptureFixture[
     assert "invalid choice: 'restart'" in err
 
 
-HELP_COMMANDS = (["run"], ["validate"], ["stack"], ["status"], ["dlq"], ["dlq", "replay"])
+HELP_COMMANDS = (["run"], ["validate"], ["checkpoints"], ["stack"], ["status"], ["dlq"], ["dlq", "replay"])
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([*command, "--help"] for command in HELP_COMMANDS)])
@@ -556,3 +558,156 @@ def test_status_never_prints_the_credentials_of_the_rest_url(capsys: pytest.Capt
     code, out, err = _run(capsys, "status", "--rest-url", "http://admin:rest-pw-1@127.0.0.1:9")
     assert code == 2
     assert "rest-pw-1" not in out + err and "http://***@127.0.0.1:9" in err
+
+
+# --- checkpoints and --resume-from-latest -------------------------------------------------------------------------
+
+
+def _checkpoint(root: Path, job: str, number: int, completed_at: float | None) -> Path:
+    folder = root / job / f"chk-{number}"
+    folder.mkdir(parents=True)
+    if completed_at is not None:
+        (folder / "_metadata").write_bytes(b"m")
+        os.utime(folder / "_metadata", (completed_at, completed_at))
+    return folder
+
+
+def _run_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A run directory whose checkpoints are: job A's chk-7 (complete, older) and chk-8 (incomplete, the highest
+    number of all), job B's chk-2 (complete, newest: B was started later and counts from 1 again), and the folders
+    Flink keeps next to them."""
+    run_dir = tmp_path / "run"
+    checkpoints = run_dir / "checkpoints"
+    _checkpoint(checkpoints, "a" * 32, 7, 1_000.0)
+    _checkpoint(checkpoints, "a" * 32, 8, None)
+    newest = _checkpoint(checkpoints, "b" * 32, 2, 2_000.0)
+    for extra in ("shared", "taskowned"):
+        (checkpoints / ("b" * 32) / extra).mkdir()
+    (checkpoints / "stray-file").write_text("")
+    return run_dir, newest
+
+
+def test_the_latest_checkpoint_is_the_last_completed_one_of_any_job_not_the_highest_number(tmp_path: Path) -> None:
+    run_dir, newest = _run_dir(tmp_path)
+    latest = latest_checkpoint(run_dir / "checkpoints")
+    assert (latest.path, latest.job_id, latest.number) == (newest, "b" * 32, 2)
+    assert [(c.number, c.complete) for c in find_checkpoints(run_dir / "checkpoints")] == [
+        (2, True),
+        (7, True),
+        (8, False),
+    ]
+
+
+def test_checkpoints_completed_in_the_same_instant_are_told_apart_by_number(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, "job", 9, 5_000.0)
+    ten = _checkpoint(tmp_path, "job", 10, 5_000.0)
+    assert latest_checkpoint(tmp_path).path == ten
+
+
+def test_no_complete_checkpoint_is_an_error_saying_what_is_there(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, "job", 3, None)
+    with pytest.raises(CheckpointError, match=r"no complete checkpoint under .*: 1 checkpoint\(s\) without _metadata"):
+        latest_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="no checkpoint directory"):
+        latest_checkpoint(tmp_path / "absent")
+
+
+def test_run_resume_from_latest_restores_the_job_from_that_checkpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.ingest_job
+
+    run_dir, newest = _run_dir(tmp_path)
+    started: list[list[str]] = []
+    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    code, out, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={run_dir}")
+    assert code == 0, err
+    assert started == [[*VALID, f"--flink.run-dir={run_dir}", f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"]]
+    assert f"resuming from the latest complete checkpoint: {newest} (job {'b' * 32}, checkpoint 2, completed " in out
+
+
+STATE_RECOVERY = "execution.state-recovery.path"
+
+
+def test_the_resume_setting_is_the_one_the_job_hands_to_flink(tmp_path: Path) -> None:
+    from jobs.config import load_job_config
+
+    run_dir, newest = _run_dir(tmp_path)
+    config = load_job_config([*VALID, f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"], {})
+    assert config.flink_overrides()[STATE_RECOVERY] == newest.as_uri()
+
+
+def test_resume_from_latest_with_print_flink_run_adds_it_as_s(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir, newest = _run_dir(tmp_path)
+    archive = ["--archive", str(tmp_path / "a.zip")]
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        *archive,
+        "--resume-from-latest",
+        "--checkpoint-dir",
+        str(run_dir / "checkpoints"),
+        *VALID,
+    )
+    assert code == 0
+    command = shlex.split(out.splitlines()[-1])
+    assert command[command.index("-s") + 1] == newest.as_uri()
+
+
+def test_resume_from_latest_looks_in_the_configured_checkpoint_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.ingest_job
+
+    elsewhere = _checkpoint(tmp_path / "elsewhere", "job", 4, 3_000.0)
+    started: list[list[str]] = []
+    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    setting = f"--flink.conf=execution.checkpointing.dir={(tmp_path / 'elsewhere').as_uri()}"
+    code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, setting)
+    assert code == 0, err
+    assert started[0][-1] == f"--flink.conf={STATE_RECOVERY}={elsewhere.as_uri()}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--savepoint", "file:///sp"], "--resume-from-latest and --savepoint both name where to resume from"),
+        ([f"--flink.conf={STATE_RECOVERY}=file:///x"], "both name where to resume from"),
+        (["--flink.conf=execution.checkpointing.dir=s3://bucket/ckpt"], "only a local directory can be searched"),
+    ],
+)
+def test_resume_from_latest_refuses_a_second_place_to_resume_from(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    run_dir, _ = _run_dir(tmp_path)
+    code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={run_dir}", *extra)
+    assert code == 2
+    assert message in err
+
+
+def test_resume_from_latest_without_a_complete_checkpoint_exits_2_starting_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.ingest_job
+
+    _checkpoint(tmp_path / "run" / "checkpoints", "job", 1, None)
+    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start"))
+    code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={tmp_path / 'run'}")
+    assert code == 2
+    assert "no complete checkpoint under" in _one_error_line(err)
+
+
+def test_checkpoints_lists_the_complete_ones_newest_first_then_the_incomplete(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir, newest = _run_dir(tmp_path)
+    code, out, _ = _run(capsys, "checkpoints", "--run-dir", str(run_dir))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{newest} (job {'b' * 32}, checkpoint 2, completed ")
+    assert "chk-7 (job" in lines[1] and lines[2].endswith("chk-8 (incomplete: no _metadata)")
+    code, _, err = _run(capsys, "checkpoints", "--run-dir", str(tmp_path / "empty"))
+    assert code == 1 and "no complete checkpoint under" in err
