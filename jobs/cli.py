@@ -35,6 +35,7 @@ import difflib
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import shlex
 import sys
@@ -357,6 +358,16 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text.split('=')[0]!r}...")
     return key, value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def _set_item(text: str) -> tuple[list[str], Any]:
@@ -875,7 +886,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--to", help="produce to this topic instead of each record's source topic")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed; produce nothing")
-    replay.add_argument("--timeout-s", type=float, default=DLQ_READ_TIMEOUT_S, help="(default: %(default)s)")
+    replay.add_argument(
+        "--timeout-s",
+        type=_positive_seconds,
+        default=DLQ_READ_TIMEOUT_S,
+        help="longest time to read the dead-letter topic to its end; the wait for Kafka's first answer is at most "
+        f"{KAFKA_CONNECT_TIMEOUT_S:.0f} s of it (default: %(default)s)",
+    )
     replay.set_defaults(func=cmd_dlq_replay)
     return parser
 

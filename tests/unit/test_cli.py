@@ -172,6 +172,15 @@ def test_a_bad_kafka_property_is_a_one_line_usage_error_without_its_value(capsys
     assert "security.protocol" in line and "NOT-A-PROTOCOL-xyz" not in line
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_a_replay_timeout_that_is_not_a_positive_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--timeout-s", value)
+    assert code == 2
+    assert "--timeout-s: expected a positive number of seconds" in err
+
+
 def test_replay_from_a_broker_that_is_down_is_one_line_and_exit_2_within_the_timeout(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -632,7 +641,7 @@ STATE_RECOVERY = "execution.state-recovery.path"
 def test_the_resume_setting_is_the_one_the_job_hands_to_flink(tmp_path: Path) -> None:
     from jobs.config import load_job_config
 
-    run_dir, newest = _run_dir(tmp_path)
+    _, newest = _run_dir(tmp_path)
     config = load_job_config([*VALID, f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"], {})
     assert config.flink_overrides()[STATE_RECOVERY] == newest.as_uri()
 
