@@ -2,21 +2,28 @@
 
     kpf run [--print-flink-run] JOB-OPTIONS      run the ingest job here (a Flink mini-cluster), or print the
                                                  ``flink run`` command that submits it to a cluster
+    kpf run --resume-from-latest JOB-OPTIONS     the same, resumed from the run's newest complete checkpoint
+    kpf checkpoints [--run-dir DIR]              list a run's checkpoints, newest complete one first
     kpf validate JOB-OPTIONS                     load and check a configuration; print it, secrets masked
     kpf stack start|stop|status                  the local Kafka broker and Pinecone-compatible server (in .run/)
     kpf status [--rest-url URL] [--job ID]       a running job's state and key metrics, from the Flink REST API
     kpf dlq replay [filters] [fixes] [--dry-run] re-produce dead letters to their source topic (or --to TOPIC)
 
 Exit codes everywhere: 0 ok, 1 runtime failure (a process, broker, server or job failed), 2 usage or configuration
-error. Secrets (the Pinecone API key, secret Kafka properties) are never printed: ``validate`` masks them and
-``--print-flink-run`` shows them as ``***``.
+error, including an address where nothing answers (``cannot reach Kafka at X``, ``cannot reach the Flink REST API at
+X``, after a bounded wait). Errors are one line (``kpf: error: ...``), never a traceback. Secrets (the Pinecone API
+key, secret Kafka properties and Flink settings, credentials inside URLs) are never printed: ``validate`` masks them
+and ``--print-flink-run`` shows them as ``***``.
 
 Dead-letter replay policy: the whole dead-letter topic is read from its beginning to its end (as it is when the
 command starts); the records matching every given filter are selected; each is fixed (``--set`` first, then
 ``--transform``) and only if every selected record could be fixed is anything produced. A replayed record keeps its
 original key, value (unless fixed) and headers, without the ``kpf.*`` headers the job added. Nothing is committed or
 deleted in the dead-letter topic: a second replay re-sends the same records, which the job's dedup skips when they
-are unchanged (their content hash is in its state).
+are unchanged (their content hash is in its state). Dead letters that exist but match no filter are an error (exit
+1, naming the error classes the topic holds), so a mistyped ``--error-class`` never passes for a replay; an empty
+dead-letter topic is nothing to do (exit 0). ``--transform MODULE:FUNCTION`` imports MODULE, which runs its top-level
+code (also with ``--dry-run``).
 """
 
 from __future__ import annotations
@@ -24,19 +31,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
 import importlib
+import importlib.util
+import logging
+import math
 import os
 import shlex
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
 
+from jobs.masking import MASK, mask_urls, masked_setting, masked_text
 from stack.paths import ROOT, RUN_DIR
 
 PROG = "kpf"
@@ -52,9 +64,13 @@ DEFAULT_KAFKA_CONTROLLER_PORT = 9093
 DEFAULT_PINECONE_PORT = 5080
 DLQ_READ_TIMEOUT_S = 60.0
 """Longest time to read the dead-letter topic to its end."""
+REST_CONNECT_TIMEOUT_S = 5.0
+KAFKA_CONNECT_TIMEOUT_S = 10.0
+"""Longest wait for the Kafka cluster's first answer (its metadata); at most --timeout-s."""
 POLL_TIMEOUT_S = 0.5
 PRODUCE_TIMEOUT_S = 60.0
-MASK = "***"
+SETTING_FLAGS = ("--kafka.property", "--flink.conf")
+"""Job options whose values are KEY=VALUE settings, some of them secret by their key."""
 DECODE_VERTEX = "Decode"
 SKIPPED_PREFIX = "skipped_"
 STATUS_COUNTERS = (
@@ -76,7 +92,9 @@ class CommandError(Exception):
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    # Every error goes through here: the credentials of any URL it quotes (a --rest-url, a broker address, a token
+    # endpoint in a client's message) are masked.
+    print(f"{PROG}: error: {mask_urls(message)}", file=sys.stderr)
     return code
 
 
@@ -109,27 +127,60 @@ def _load_config(job_args: Sequence[str]) -> Any:
 
 
 def _masked(job_args: Sequence[str], secrets: Sequence[str]) -> tuple[list[str], bool]:
-    """``job_args`` with every secret value replaced by ``***``, and whether any was."""
-    masked, changed = [], False
+    """``job_args`` with every secret value and every credential inside a URL replaced by ``***``, and whether any
+    was."""
+    masked: list[str] = []
     for arg in job_args:
-        for secret in secrets:
-            if secret and secret in arg:
-                arg, changed = arg.replace(secret, MASK), True
-        masked.append(arg)
-    return masked, changed
+        flag, sep, setting = arg.partition("=")
+        if masked and masked[-1] in SETTING_FLAGS and not arg.startswith("-"):  # --kafka.property KEY=VALUE
+            arg = masked_setting(arg)
+        elif sep and flag in SETTING_FLAGS:  # --kafka.property=KEY=VALUE
+            arg = f"{flag}={masked_setting(setting)}"
+        masked.append(masked_text(arg, secrets))
+    return masked, masked != list(job_args)
+
+
+def _latest_checkpoint(args: argparse.Namespace, config: Any) -> Any:
+    """``--resume-from-latest``: the newest complete checkpoint of the run's checkpoint directory, printed."""
+    from jobs.checkpoints import RECOVERY_SETTING, CheckpointError, checkpoint_dir, latest_checkpoint
+
+    if args.savepoint:
+        raise UsageError("--resume-from-latest and --savepoint both name where to resume from: give one of them")
+    if RECOVERY_SETTING in config.flink.conf:
+        raise UsageError(
+            f"--resume-from-latest and --flink.conf={RECOVERY_SETTING}=... both name where to resume from: give one "
+            "of them"
+        )
+    try:
+        directory = (
+            Path(args.checkpoint_dir)
+            if args.checkpoint_dir
+            else checkpoint_dir(Path(config.flink.run_dir), config.flink.conf)
+        )
+        checkpoint = latest_checkpoint(directory)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{PROG}: resuming from the latest complete checkpoint: {checkpoint.describe()}", flush=True)
+    return checkpoint
 
 
 def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
+    from jobs.checkpoints import RECOVERY_SETTING
+
+    resume_from = _latest_checkpoint(args, _load_config(job_args)) if args.resume_from_latest else None
     if not args.print_flink_run:
         from jobs.ingest_job import main as run_job
 
+        if resume_from is not None:
+            job_args = [*job_args, f"--flink.conf={RECOVERY_SETTING}={resume_from.uri}"]
         return run_job(job_args)
     from stack.cluster import ARCHIVE_NAME, build_job_archive, flink_run_command
 
     config = _load_config(job_args)
     archive = build_job_archive(Path(args.archive) if args.archive else Path(config.flink.run_dir) / ARCHIVE_NAME)
     shown, masked = _masked(job_args, config.secrets())
-    print(shlex.join(flink_run_command(shown, archive=archive, savepoint=args.savepoint, flink=args.flink)))
+    savepoint = resume_from.uri if resume_from is not None else args.savepoint
+    print(shlex.join(flink_run_command(shown, archive=archive, savepoint=savepoint, flink=args.flink)))
     if masked:
         print(f"{PROG}: secret values are shown as {MASK}: put them in a --config file instead", file=sys.stderr)
     return EXIT_OK
@@ -139,7 +190,20 @@ def cmd_validate(_: argparse.Namespace, job_args: list[str]) -> int:
     config = _load_config(job_args)
     print("configuration is valid:")
     for item in dataclasses.fields(config):
-        print(f"  {item.name}: {getattr(config, item.name)!r}")
+        print(f"  {item.name}: {masked_text(repr(getattr(config, item.name)), config.secrets())}")
+    return EXIT_OK
+
+
+def cmd_checkpoints(args: argparse.Namespace, _: list[str]) -> int:
+    from jobs.checkpoints import checkpoint_dir, find_checkpoints
+
+    directory = Path(args.checkpoint_dir) if args.checkpoint_dir else checkpoint_dir(Path(args.run_dir), {})
+    found = find_checkpoints(directory)
+    for checkpoint in found:
+        print(checkpoint.describe())
+    if not any(checkpoint.complete for checkpoint in found):
+        print(f"no complete checkpoint under {directory}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -238,9 +302,36 @@ def job_summary(client: Any, job_id: str) -> dict[str, float]:
     return totals
 
 
+def _rest_url(text: str) -> str:
+    """``--rest-url``: an http(s) URL with a host."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise argparse.ArgumentTypeError(
+            f"expected an http:// or https:// URL such as {DEFAULT_REST_URL}, got {mask_urls(text)!r}"
+        )
+    return text
+
+
+def _check_rest_api(url: str) -> None:
+    """``UsageError`` unless a Flink REST API answers at ``url`` (``GET /config`` names its Flink version)."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/config", timeout=REST_CONNECT_TIMEOUT_S, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise UsageError(f"cannot reach the Flink REST API at {url}: {exc or type(exc).__name__}") from None
+    try:
+        answer = response.json() if response.status_code == 200 else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "flink-version" not in answer:
+        raise UsageError(f"{url} does not answer as a Flink REST API (GET /config answered {response.status_code})")
+
+
 def cmd_status(args: argparse.Namespace, _: list[str]) -> int:
     from stack.cluster import ClusterError, RestClient
 
+    _check_rest_api(args.rest_url)
     client = RestClient(args.rest_url)
     try:
         job = _pick_job(client.jobs(), args.job)
@@ -269,6 +360,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def _set_item(text: str) -> tuple[list[str], Any]:
     """``--set KEY=JSON``: a dotted path into the value and the parsed JSON to put there."""
     key, raw = _key_value(text)
@@ -283,17 +384,88 @@ def _set_item(text: str) -> tuple[list[str], Any]:
         ) from None
 
 
-def _load_transform(spec: str) -> Callable[[Any], tuple[bytes | None, bytes | None] | None]:
+Transform = Callable[[Any], Any]
+
+
+def _frame_in(exc: BaseException, filename: str | None) -> str:
+    """`` (FILE, line N)`` of the innermost frame of ``exc``'s traceback in ``filename`` (the user's module), or of
+    the innermost frame at all when ``filename`` is unknown; ``""`` without a traceback."""
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if filename is None or code.co_filename == filename:
+            found = f" ({code.co_filename}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+def _load_transform(spec: str) -> Transform:
+    """The ``--transform MODULE:FUNCTION`` hook. Importing the module runs its top-level code; any failure there is
+    a usage error naming the module, the file and the line."""
     module_name, sep, function_name = spec.partition(":")
     if not sep or not module_name or not function_name:
         raise UsageError(f"--transform {spec!r}: expected module:function")
+    # A hook module next to where kpf is called from is found, after the project's own packages (the kpf launcher
+    # keeps the current directory off the path, so that it cannot shadow them).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
+        module = importlib.import_module(module_name)
+    except SyntaxError as exc:  # the module's own text: file, line and what Python could not read
+        raise UsageError(
+            f"--transform {spec!r}: {type(exc).__name__} in {exc.filename}, line {exc.lineno}: {exc.msg}"
+        ) from None
+    except ImportError as exc:
         raise UsageError(f"--transform {spec!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the module's top-level code is the user's: any failure is named
+        where = _frame_in(exc, _module_file(module_name))
+        raise UsageError(
+            f"--transform {spec!r}: importing {module_name} raised {type(exc).__name__}: {exc}{where}"
+        ) from None
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise UsageError(f"--transform {spec!r}: module {module_name!r} ({module.__file__}) has no {function_name!r}")
     if not callable(function):
         raise UsageError(f"--transform {spec!r} is not callable")
     return function
+
+
+def _module_file(module_name: str) -> str | None:
+    with contextlib.suppress(ImportError, ValueError, AttributeError):
+        found = importlib.util.find_spec(module_name)
+        return None if found is None else found.origin
+    return None
+
+
+_PAIR = "None or a (key, value) pair of bytes or None"
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def _checked_result(result: Any, spec: str, function: Transform) -> tuple[bytes | None, bytes | None] | None:
+    """The hook's result if it has the promised shape, else ``CommandError`` saying what came back and what was
+    expected."""
+    if result is None:
+        return None
+    problem = None
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        problem = _shape(result)
+    else:
+        for part, item in zip(("key", "value"), result, strict=True):
+            if item is not None and not isinstance(item, bytes | bytearray):
+                problem = f"a {type(item).__name__} as the {part}{' (encode it)' if isinstance(item, str) else ''}"
+                break
+    if problem is None:
+        key, value = result
+        return (None if key is None else bytes(key)), (None if value is None else bytes(value))
+    code = getattr(function, "__code__", None)
+    where = f" ({code.co_filename}, line {code.co_firstlineno})" if code is not None else ""
+    raise CommandError(f"--transform {spec!r} returned {problem}{where}; expected {_PAIR}")
 
 
 def _apply_sets(value: bytes | None, sets: Sequence[tuple[list[str], Any]], where: str) -> bytes | None:
@@ -325,28 +497,80 @@ class Replay:
     origin: Any  # udfs.records.DeadLetter
 
 
-def _kafka_config(args: argparse.Namespace) -> dict[str, str]:
-    return {"bootstrap.servers": args.bootstrap_servers, **dict(args.property), "log_level": "3"}
+_LIBRDKAFKA_LOG = logging.getLogger("kpf.librdkafka")
+"""Where librdkafka's log lines go instead of stderr (a broker that is down makes it log every retry): nowhere.
+What went wrong is reported once, from the client's errors."""
+_LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+_LIBRDKAFKA_LOG.propagate = False
 
 
-def read_dead_letters(config: Mapping[str, str], topic: str, timeout_s: float) -> list[tuple[Any, Any]]:
+class KafkaClients:
+    """The Kafka clients of one replay: the settings, librdkafka kept quiet, and its errors kept to explain a
+    failure in one line. ``UsageError`` for settings the client refuses (values hidden) and for a cluster that
+    cannot be reached in ``connect_timeout_s``."""
+
+    def __init__(self, servers: str, properties: Sequence[tuple[str, str]], connect_timeout_s: float) -> None:
+        self.servers = servers
+        self.connect_timeout_s = connect_timeout_s
+        self.errors: list[Any] = []
+        self._hidden = [value for _, value in properties]
+        self.config: dict[str, Any] = {
+            "bootstrap.servers": servers,
+            **dict(properties),
+            "logger": _LIBRDKAFKA_LOG,
+            "error_cb": self.errors.append,
+        }
+
+    def _text(self, error: Any) -> str:
+        text = error.str() if hasattr(error, "str") else str(error)
+        return masked_text(text, self._hidden)  # --property values are never printed, even in librdkafka's words
+
+    def create(self, kind: Callable[[dict[str, Any]], Any], **extra: Any) -> Any:
+        from confluent_kafka import KafkaException
+
+        try:
+            return kind({**self.config, **extra})
+        except KafkaException as exc:
+            raise UsageError(f"invalid Kafka client setting: {self._text(exc.args[0])}") from None
+
+    def metadata(self, client: Any, topic: str | None = None) -> Any:
+        """The cluster's metadata (of ``topic`` only, when given), or ``UsageError`` naming why it cannot be had."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return client.list_topics(topic, timeout=self.connect_timeout_s)
+        except KafkaException as exc:
+            client.poll(0)  # serves the error callback: the first error says why (refused, unknown host, TLS...)
+            raise UsageError(f"cannot reach Kafka at {self.servers}: {self.reason(exc.args[0])}") from None
+
+    def reason(self, fallback: Any = None) -> str:
+        """The first error the client reported (the cause; later ones are its consequences), else ``fallback``."""
+        first = self.errors[0] if self.errors else fallback
+        return "no answer" if first is None else self._text(first)
+
+
+def _kafka_clients(args: argparse.Namespace) -> KafkaClients:
+    return KafkaClients(args.bootstrap_servers, args.property, min(args.timeout_s, KAFKA_CONNECT_TIMEOUT_S))
+
+
+def read_dead_letters(clients: KafkaClients, topic: str, timeout_s: float) -> list[tuple[Any, Any]]:
     """Every record of ``topic`` from the beginning to the end it has when called: ``(message, DeadLetter | None)``;
     None for a record that is not a dead letter."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     from sinks.dead_letter import from_kafka
 
-    consumer = Consumer(
-        {
-            **config,
+    consumer = clients.create(
+        Consumer,
+        **{
             "group.id": f"kpf-dlq-replay-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "isolation.level": "read_committed",
-        }
+        },
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
+        metadata = clients.metadata(consumer, topic)
         partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
         if not partitions or metadata.topics[topic].error is not None:
             raise CommandError(f"dead-letter topic {topic!r} does not exist")
@@ -356,7 +580,8 @@ def read_dead_letters(config: Mapping[str, str], topic: str, timeout_s: float) -
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
-                raise CommandError(f"did not reach the end of {topic!r} in {timeout_s:.0f}s")
+                last = f" (Kafka at {clients.servers}: {clients.reason()})" if clients.errors else ""
+                raise CommandError(f"did not reach the end of {topic!r} in {timeout_s:.0f}s{last}")
             message = consumer.poll(POLL_TIMEOUT_S)
             if message is None:
                 continue
@@ -365,7 +590,7 @@ def read_dead_letters(config: Mapping[str, str], topic: str, timeout_s: float) -
                 if error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(message.partition())
                     continue
-                raise CommandError(f"reading {topic!r}: {error}")
+                raise CommandError(f"reading {topic!r}: {clients.reason(error)}")
             try:
                 headers: Any = message.headers() or []
                 dead_letter = from_kafka(message.key(), message.value(), headers)
@@ -391,6 +616,7 @@ def plan_replay(dead_letters: Sequence[Any], args: argparse.Namespace) -> list[R
 
     transform = _load_transform(args.transform) if args.transform else None
     plan: list[Replay] = []
+    transform_file = getattr(getattr(transform, "__code__", None), "co_filename", None)
     for dead_letter in dead_letters:
         source = dead_letter.source
         where = f"dead letter of {source.coordinates}"
@@ -402,24 +628,38 @@ def plan_replay(dead_letters: Sequence[Any], args: argparse.Namespace) -> list[R
             try:
                 result = transform(fixed)
             except Exception as exc:  # noqa: BLE001 - a user's hook: any failure stops the replay, named
-                raise CommandError(f"{where}: --transform raised {type(exc).__name__}: {exc}") from None
-            if result is None:
+                line = _frame_in(exc, transform_file)
+                raise CommandError(f"{where}: --transform raised {type(exc).__name__}: {exc}{line}") from None
+            try:
+                checked = _checked_result(result, args.transform, transform)
+            except CommandError as exc:
+                raise CommandError(f"{where}: {exc}") from None
+            if checked is None:
                 continue  # the hook leaves this record out
-            key, value = result
+            key, value = checked
         headers = [(name, data) for name, data in source.headers if not name.startswith(HEADER_PREFIX)]
         plan.append(Replay(args.to or source.topic, key, value, headers, dead_letter))
     return plan
 
 
-def produce_replays(config: Mapping[str, str], plan: Sequence[Replay]) -> None:
+def missing_topics(clients: KafkaClients, topics: Sequence[str]) -> list[str]:
+    """Those of ``topics`` the cluster does not have (a replay would wait for them until its records expire)."""
     from confluent_kafka import Producer
 
-    producer = Producer({**config, "enable.idempotence": True})
+    producer = clients.create(Producer)
+    metadata = clients.metadata(producer)
+    return sorted(t for t in set(topics) if t not in metadata.topics or metadata.topics[t].error is not None)
+
+
+def produce_replays(clients: KafkaClients, plan: Sequence[Replay]) -> None:
+    from confluent_kafka import Producer
+
+    producer = clients.create(Producer, **{"enable.idempotence": True})
     errors: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:
         if err is not None:
-            errors.append(str(err))
+            errors.append(clients.reason(err) if not clients.errors else str(err.str()))
 
     for replay in plan:
         headers: Any = replay.headers  # confluent-kafka's stubs want str | bytes values; None is allowed at run time
@@ -427,7 +667,35 @@ def produce_replays(config: Mapping[str, str], plan: Sequence[Replay]) -> None:
         producer.poll(0)
     remaining = producer.flush(PRODUCE_TIMEOUT_S)
     if errors or remaining:
-        raise CommandError(f"replay failed: {remaining} records not delivered; errors: {errors[:3]}")
+        cause = errors[0] if errors else f"Kafka at {clients.servers}: {clients.reason()}"
+        raise CommandError(
+            f"replay failed: {remaining + len(errors)} of {len(plan)} record(s) not delivered in "
+            f"{PRODUCE_TIMEOUT_S:.0f}s; first error: {cause}"
+        )
+
+
+def _error_classes(dead_letters: Sequence[Any]) -> str:
+    counts = Counter(dead_letter.error_class for dead_letter in dead_letters)
+    return ", ".join(f"{name} ({count})" for name, count in sorted(counts.items()))
+
+
+def _no_match(dead_letters: Sequence[Any], args: argparse.Namespace) -> str:
+    """Why nothing was selected: the filters, what the topic holds, and the closest error class to a given one."""
+    filters = [f"--error-class {name}" for name in args.error_class]
+    filters += [f"--stage {args.stage}"] if args.stage else []
+    filters += [f"--source-topic {args.source_topic}"] if args.source_topic else []
+    classes = sorted({dead_letter.error_class for dead_letter in dead_letters})
+    hints = [
+        f" (did you mean {close[0]}?)"
+        for name in args.error_class
+        if name not in classes and (close := difflib.get_close_matches(name, classes, n=1))
+    ]
+    sources = sorted({dead_letter.source.topic for dead_letter in dead_letters})
+    return (
+        f"no dead letter matched the filter ({' '.join(filters)}){''.join(hints[:1])}: {args.topic} holds "
+        f"{len(dead_letters)} dead letter(s) of error classes {_error_classes(dead_letters)}; stages "
+        f"{', '.join(sorted({d.stage for d in dead_letters}))}; source topics {', '.join(sources)}"
+    )
 
 
 def cmd_dlq_replay(args: argparse.Namespace, _: list[str]) -> int:
@@ -435,14 +703,32 @@ def cmd_dlq_replay(args: argparse.Namespace, _: list[str]) -> int:
         raise UsageError("--to must not be the dead-letter topic itself (records would loop)")
     if args.transform:
         _load_transform(args.transform)  # a bad hook is a usage error, found before anything is read
-    config = _kafka_config(args)
-    records = read_dead_letters(config, args.topic, args.timeout_s)
+    clients = _kafka_clients(args)
+    records = read_dead_letters(clients, args.topic, args.timeout_s)
     dead_letters = [dead_letter for _, dead_letter in records if dead_letter is not None]
-    selected = [dead_letter for dead_letter in dead_letters if _selected(dead_letter, args)]
-    plan = plan_replay(selected, args)
     not_dead_letters = len(records) - len(dead_letters)
     if not_dead_letters:
         print(f"{not_dead_letters} record(s) of {args.topic} are not dead letters (no kpf.* headers): left out")
+    if not dead_letters:
+        print(f"no dead letters in {args.topic}: nothing to replay")
+        return EXIT_OK
+    selected = [dead_letter for dead_letter in dead_letters if _selected(dead_letter, args)]
+    if not selected:
+        # Not a success: a mistyped --error-class would otherwise look like a replay that had nothing to do.
+        raise CommandError(_no_match(dead_letters, args))
+    plan = plan_replay(selected, args)
+    if not plan:
+        print(
+            f"nothing to replay: --transform left out all {len(selected)} selected dead letter(s) "
+            f"(of {len(dead_letters)} in {args.topic})"
+        )
+        return EXIT_OK
+    missing = missing_topics(clients, [replay.topic for replay in plan])
+    if missing:
+        raise CommandError(
+            f"topic(s) {', '.join(missing)} do not exist on Kafka at {clients.servers}: create them, or replay to "
+            "another topic with --to (nothing was produced)"
+        )
     if args.dry_run:
         for replay in plan:
             origin = replay.origin
@@ -451,9 +737,9 @@ def cmd_dlq_replay(args: argparse.Namespace, _: list[str]) -> int:
             )
         print(f"{len(plan)} of {len(dead_letters)} dead letter(s) would be replayed (dry run: nothing produced)")
         return EXIT_OK
-    produce_replays(config, plan)
+    produce_replays(clients, plan)
     per_topic = Counter(replay.topic for replay in plan)
-    where = ", ".join(f"{topic} ({count})" for topic, count in sorted(per_topic.items())) or "nowhere"
+    where = ", ".join(f"{topic} ({count})" for topic, count in sorted(per_topic.items()))
     print(f"replayed {len(plan)} of {len(dead_letters)} dead letter(s) to {where}")
     return EXIT_OK
 
@@ -486,7 +772,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--archive", help="where to write the job archive (default: <flink.run-dir>/kpf-job.zip)")
     run.add_argument("--flink", help="the flink executable to print (default: the apache-flink package's)")
     run.add_argument("--savepoint", help="resume from this savepoint (adds -s)")
+    run.add_argument(
+        "--resume-from-latest",
+        action="store_true",
+        help="resume from the newest complete checkpoint (chk-N with _metadata, newest by completion time, across "
+        "every job folder) of the run's checkpoint directory, printed; exit 2 if there is none",
+    )
+    run.add_argument(
+        "--checkpoint-dir",
+        help="where --resume-from-latest looks (default: execution.checkpointing.dir of --flink.conf, else "
+        "<flink.run-dir>/checkpoints)",
+    )
     run.set_defaults(func=cmd_run, takes_job_options=True)
+
+    checkpoints = commands.add_parser(
+        "checkpoints",
+        help="list the checkpoints of a run directory, newest complete one first",
+        description="List the checkpoints a local run kept (<job id>/chk-N under the checkpoint directory): the "
+        "complete ones (holding _metadata), newest first, then the incomplete ones. The first line is what "
+        "kpf run --resume-from-latest resumes from. Exit 0 when there is a complete checkpoint, 1 otherwise.",
+        allow_abbrev=False,
+    )
+    where = checkpoints.add_mutually_exclusive_group()
+    where.add_argument("--run-dir", default=str(RUN_DIR), help="the job's --flink.run-dir (default: %(default)s)")
+    where.add_argument("--checkpoint-dir", help="the checkpoint directory itself (default: <run-dir>/checkpoints)")
+    checkpoints.set_defaults(func=cmd_checkpoints)
 
     validate = commands.add_parser(
         "validate",
@@ -520,10 +830,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a running job's state and key metrics (Flink REST API)",
         description="Show a job's state and key metrics: records in, upserted, updated, deleted, dead-lettered, "
         "skipped, and the sink's lag (time since the oldest Kafka timestamp of its last batch). Without --job: the "
-        "newest running job, else the newest job. Exit 1 if the REST API or the job cannot be reached.",
+        "newest running job, else the newest job. Exit 2 if nothing answers as a Flink REST API at --rest-url, 1 if "
+        "the job cannot be found or read.",
         allow_abbrev=False,
     )
-    status.add_argument("--rest-url", default=DEFAULT_REST_URL, help="Flink REST API / Web UI (default: %(default)s)")
+    status.add_argument(
+        "--rest-url", type=_rest_url, default=DEFAULT_REST_URL, help="Flink REST API / Web UI (default: %(default)s)"
+    )
     status.add_argument("--job", help="job id (default: the newest running job)")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
@@ -536,8 +849,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the dead-letter topic to its end, select dead letters by the filters, fix them (--set, "
         "then --transform) and re-produce their original key, value and headers (without kpf.* headers) to the "
         "topic they came from, or to --to. Nothing is produced unless every selected record could be fixed.",
-        epilog="A --transform hook is called as function(dead_letter) with a udfs.records.DeadLetter (its "
-        "source.value already changed by --set) and returns (key, value) to replay, or None to leave it out.",
+        epilog="--transform MODULE:FUNCTION imports and runs MODULE (as Python's import does: its top-level code "
+        "runs, even with --dry-run; only name a module you trust), then calls FUNCTION(dead_letter) for each selected "
+        "record with a udfs.records.DeadLetter (its source.value already changed by --set); it returns (key, value) "
+        "as bytes or None to replay, or None to leave the record out. Exit codes: 0 replayed (or nothing to replay: "
+        "an empty dead-letter topic, or a --transform that left every record out), 1 a failure, also when dead "
+        "letters exist but none matched the filters, 2 a usage error, a bad --transform module, a Kafka setting "
+        "the client refuses or a cluster that cannot be reached (in at most 10 s).",
         allow_abbrev=False,
     )
     replay.add_argument("--bootstrap-servers", default=DEFAULT_BOOTSTRAP_SERVERS, help="(default: %(default)s)")
@@ -561,10 +879,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=JSON",
         help="set a field (dotted path) of the JSON value, e.g. --set 'values=[0.1,0.2]', repeatable",
     )
-    replay.add_argument("--transform", metavar="MODULE:FUNCTION", help="fix each record with this function")
+    replay.add_argument(
+        "--transform",
+        metavar="MODULE:FUNCTION",
+        help="fix each record with this function; imports and runs MODULE, even with --dry-run (see below)",
+    )
     replay.add_argument("--to", help="produce to this topic instead of each record's source topic")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed; produce nothing")
-    replay.add_argument("--timeout-s", type=float, default=DLQ_READ_TIMEOUT_S, help="(default: %(default)s)")
+    replay.add_argument(
+        "--timeout-s",
+        type=_positive_seconds,
+        default=DLQ_READ_TIMEOUT_S,
+        help="longest time to read the dead-letter topic to its end; the wait for Kafka's first answer is at most "
+        f"{KAFKA_CONNECT_TIMEOUT_S:.0f} s of it (default: %(default)s)",
+    )
     replay.set_defaults(func=cmd_dlq_replay)
     return parser
 

@@ -7,8 +7,9 @@ builds each stage's own config (``KafkaSourceOptions``, ``PineconeSinkConfig``, 
 ``RouteConfig``), whose validation is re-used: their errors are re-raised as ``JobConfigError`` naming the flag. The
 Pinecone API key comes only from the environment variable named by ``pinecone.api-key-env``.
 
-Guarantees: a ``JobConfig`` exists only if everything is valid; ``repr``/``str`` of it and of its parts never show
-the API key or a secret Kafka property (``is_secret_kafka_property``): they print as ``'***'``.
+Guarantees: a ``JobConfig`` exists only if everything is valid; ``repr``/``str`` of it never show the API key, a
+secret Kafka property (``is_secret_kafka_property``) or Flink setting (``is_secret_flink_setting``): they print as
+``'***'``; nor a credential inside a URL of any value (``jobs.masking.mask_urls``: ``https://***@host/?token=***``).
 
 ``python -m jobs.config --markdown`` prints the README's options table; ``python -m jobs.config [options]`` checks a
 configuration and prints it, secrets masked.
@@ -20,7 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,13 @@ import sinks.config as sink_config
 import udfs.embed as embed_stage
 from jobs.flink_env import under_flink_run
 from jobs.kafka_io import STARTING_POSITIONS, KafkaSourceOptions
+from jobs.masking import (  # noqa: F401 - SECRET_PROPERTY_MARKERS is re-exported
+    SECRET_PROPERTY_MARKERS,
+    is_secret_flink_setting,
+    is_secret_kafka_property,
+    mask_urls,
+    url_secrets,
+)
 from jobs.options import (
     JobConfigError,
     Kind,
@@ -92,9 +100,6 @@ PROBE_DIMENSION = 1
 so the options are validated early with these placeholders."""
 PROBE_METRIC = METRICS[0]
 
-SECRET_PROPERTY_MARKERS = ("password", "secret", "jaas", "keystore.key", "credentials", "user.info")
-"""A Kafka property whose key contains one of these holds a secret (``sasl.jaas.config``, ``ssl.key.password``,
-``sasl.oauthbearer.client.credentials.client.secret``, ``ssl.keystore.key``, ``basic.auth.user.info``)."""
 RESERVED_KAFKA_PROPERTIES = {
     "bootstrap.servers": "set it with --kafka.bootstrap-servers",
     "group.id": "set it with --kafka.group-id",
@@ -118,12 +123,6 @@ RESERVED_FLINK_SETTINGS = {
 }
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _PROPERTY_KEY_CHARS = _TOPIC_CHARS
-
-
-def is_secret_kafka_property(key: str) -> bool:
-    """Whether a Kafka client property's value is a secret (masked in every repr, never in a message)."""
-    lowered = key.lower()
-    return any(marker in lowered for marker in SECRET_PROPERTY_MARKERS)
 
 
 # --- single-option checks: each returns what is expected when the value is wrong --------------------------------------
@@ -250,7 +249,8 @@ OPTIONS: tuple[Option, ...] = (
         Kind.MAP,
         "Kafka client property for the consumer and the dead-letter producer (security settings, e.g. "
         "security.protocol=SASL_SSL); repeatable. Values of keys containing password, secret, jaas, keystore.key, "
-        "credentials or user.info are masked in every printed config",
+        "credentials or user.info are masked in every printed config, as are credentials inside any URL "
+        "(user:password@, and query parameters such as token=, key=, secret=, sig=)",
         default={},
         secret=True,
         check=_check_kafka_properties,
@@ -596,7 +596,8 @@ OPTIONS: tuple[Option, ...] = (
         "flink.conf",
         Kind.MAP,
         "Any other Flink setting (key=value, repeatable), applied over flink-conf/config.yaml, e.g. "
-        "restart-strategy.type=none",
+        "restart-strategy.type=none. Values of keys Flink deems secret (containing password, secret, token, apikey, "
+        "...) and credentials inside URLs are masked in every printed config",
         default={},
         check=_check_flink_conf,
     ),
@@ -702,12 +703,24 @@ class JobConfig:
         }
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value (the API key, secret Kafka properties): to scrub from dead-letter messages and logs."""
+        """Every secret value (the API key, secret Kafka properties and Flink settings, credentials inside URLs of
+        any value): to scrub from dead-letter messages and logs, and to mask in printed commands."""
         found: list[str] = [] if self.sink.api_key is None else [self.sink.api_key]
-        properties = self.kafka.properties
-        if isinstance(properties, MaskedMapping):
-            found.extend(properties.secret_values())
-        return tuple(found)
+        for values in (self.kafka.properties, self.flink.conf):
+            if isinstance(values, MaskedMapping):
+                found.extend(values.secret_values())
+            for value in values.values():
+                found.extend(url_secrets(value))
+        for host in (self.sink.controller_host, self.sink.index_host):
+            found.extend(url_secrets(host or ""))
+        return tuple(dict.fromkeys(found))
+
+    def __repr__(self) -> str:
+        # The parts mask secrets by name; URLs may hold credentials in any field (a Pinecone host, say).
+        shown = ", ".join(f"{item.name}={getattr(self, item.name)!r}" for item in fields(self))
+        return mask_urls(f"{type(self).__name__}({shown})")
+
+    __str__ = __repr__
 
 
 def load_job_config(argv: Sequence[str], environ: Mapping[str, str]) -> JobConfig:
@@ -872,7 +885,7 @@ def _build(r: Resolved, environ: Mapping[str, str]) -> JobConfig:
             rest_port=r["flink.rest-port"],
             run_dir=RUN_DIR if run_dir is None else Path(run_dir),
             bounded=kafka.bounded,
-            conf=r["flink.conf"],
+            conf=MaskedMapping(r["flink.conf"], is_secret_flink_setting),
         ),
         api_key_env=r["pinecone.api-key-env"],
     )

@@ -30,6 +30,8 @@ from typing import Any, NoReturn
 
 import yaml
 
+from jobs.masking import mask_urls
+
 OptionValue = str | int | float | bool | tuple[str, ...] | Mapping[str, str] | None
 
 CONFIG_FLAG = "--config"
@@ -47,7 +49,12 @@ FALSE_WORDS = ("false",)
 
 
 class JobConfigError(ValueError):
-    """The job's configuration is invalid: the message names the option, the bad value and what is allowed."""
+    """The job's configuration is invalid: the message names the option, the bad value and what is allowed.
+
+    Credentials inside URLs quoted in the message are masked, whoever wrote it (``jobs.masking.mask_urls``)."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(mask_urls(str(message)), *args)
 
 
 class Kind(enum.Enum):
@@ -200,7 +207,7 @@ def show(value: object, secret: bool = False) -> str:
     """``value`` for a message: its repr, cut at ``MAX_SHOWN_CHARS``, or ``(value hidden)`` when secret."""
     if secret:
         return HIDDEN
-    text = repr(tuple(value) if isinstance(value, list) else value)
+    text = mask_urls(repr(tuple(value) if isinstance(value, list) else value))
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
@@ -269,7 +276,8 @@ def _duration_ms(raw: object) -> int | None:
 
 
 class MaskedMapping(Mapping[str, str]):
-    """An immutable ``Mapping[str, str]`` whose ``repr`` shows ``'***'`` for the values of secret keys.
+    """An immutable ``Mapping[str, str]`` whose ``repr`` shows ``'***'`` for the values of secret keys, and the other
+    values with the credentials of their URLs masked (``jobs.masking.mask_urls``).
 
     Iteration, ``items()`` and lookups give the real values (the Kafka client needs them); only the printed form is
     masked, so a config object holding it can be logged. Picklable (``is_secret`` must be a module-level function).
@@ -291,7 +299,7 @@ class MaskedMapping(Mapping[str, str]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        shown = {key: MASK if self._is_secret(key) else value for key, value in self._data.items()}
+        shown = {key: MASK if self._is_secret(key) else mask_urls(value) for key, value in self._data.items()}
         return repr(shown)
 
     __str__ = __repr__

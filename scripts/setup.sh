@@ -47,6 +47,11 @@ else
   touch "$venv/.kpf-complete"
 fi
 ln -sfn "$venv" "$root/.venv"
+# .venv/bin/kpf: the same launcher for every clone (it runs the code of the clone it is called through), written on
+# every set-up so that an environment made before it existed gets it too. The project itself is not installed into
+# the shared environment: an editable install would point every clone's kpf at one clone.
+install -m 0755 "$root/scripts/kpf-launcher.sh" "$venv/bin/.kpf.$$"
+mv -f "$venv/bin/.kpf.$$" "$venv/bin/kpf"
 
 # -- JVM pieces -------------------------------------------------------------------------------------------------
 # Also kept in the cache, keyed by the pom; build/jvm in the clone links to them.

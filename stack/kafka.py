@@ -5,9 +5,11 @@ own data and log directory. Readiness is decided by polling the broker's metadat
 
 Command line::
 
-    python -m stack.kafka start [--dir .run/kafka] [--port 9092]
+    python -m stack.kafka start [--dir .run/kafka] [--port 9092] [--controller-port 9093]
     python -m stack.kafka status | stop
     python -m stack.kafka create-topic NAME [--partitions N]
+
+The options may come before or after the command (``--port X start`` and ``start --port X`` are the same).
 """
 
 from __future__ import annotations
@@ -269,20 +271,45 @@ def _broker_from_args(args: argparse.Namespace) -> KafkaBroker:
     return KafkaBroker(Path(args.dir), port=args.port, controller_port=args.controller_port)
 
 
+def _add_common_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes. They are accepted before the command and after it: the top-level parser
+    holds the defaults, each command's copy has none (``SUPPRESS``), so a value given before the command is kept
+    unless the same option is given again after it."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--dir", default=default(str(RUN_DIR / "kafka")), help=f"working directory (default: {RUN_DIR / 'kafka'})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=default(int(os.environ.get("KPF_KAFKA_PORT", DEFAULT_PORT))),
+        help=f"broker port (default: $KPF_KAFKA_PORT or {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--controller-port",
+        type=int,
+        default=default(int(os.environ.get("KPF_KAFKA_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT))),
+        help=f"controller port (default: $KPF_KAFKA_CONTROLLER_PORT or {DEFAULT_CONTROLLER_PORT})",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.kafka", description="A local single-node Kafka broker.")
-    parser.add_argument("--dir", default=str(RUN_DIR / "kafka"), help="working directory (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("KPF_KAFKA_PORT", DEFAULT_PORT)))
-    parser.add_argument(
-        "--controller-port", type=int, default=int(os.environ.get("KPF_KAFKA_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT))
-    )
+    _add_common_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("start", help="start the broker (if not running) and wait until it is ready")
-    sub.add_parser("stop", help="stop the broker")
-    sub.add_parser("status", help="exit 0 if the broker is running and ready, 1 otherwise")
+    commands = [
+        sub.add_parser("start", help="start the broker (if not running) and wait until it is ready"),
+        sub.add_parser("stop", help="stop the broker"),
+        sub.add_parser("status", help="exit 0 if the broker is running and ready, 1 otherwise"),
+    ]
     create = sub.add_parser("create-topic", help="create a topic on the running broker")
     create.add_argument("name")
     create.add_argument("--partitions", type=int, default=1)
+    for command in [*commands, create]:
+        _add_common_options(command, defaults=False)
     args = parser.parse_args(argv)
     broker = _broker_from_args(args)
     try:

@@ -4,7 +4,9 @@ dead-letter fixes and the status summary."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,10 @@ import orjson
 import pytest
 
 from jobs import cli
+from jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
 from jobs.config import OPTIONS
 from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
+from stack.paths import free_port
 from udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
@@ -57,7 +61,7 @@ def test_an_unknown_stack_action_is_a_usage_error(capsys: pytest.CaptureFixture[
     assert "invalid choice: 'restart'" in err
 
 
-HELP_COMMANDS = (["run"], ["validate"], ["stack"], ["status"], ["dlq"], ["dlq", "replay"])
+HELP_COMMANDS = (["run"], ["validate"], ["checkpoints"], ["stack"], ["status"], ["dlq"], ["dlq", "replay"])
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([*command, "--help"] for command in HELP_COMMANDS)])
@@ -104,6 +108,131 @@ def test_a_transform_without_a_function_is_a_usage_error(capsys: pytest.CaptureF
     assert "expected module:function" in err
 
 
+def _hook_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return path
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kpf: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_a_transform_module_with_a_syntax_error_names_the_file_and_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _hook_module(tmp_path, monkeypatch, "kpf_bad_syntax", "def fix(dead_letter):\n    return (1,\n")
+    code, _, err = _run(capsys, "dlq", "replay", "--transform", "kpf_bad_syntax:fix", "--dry-run")
+    assert code == 2
+    line = _one_error_line(err)
+    assert "--transform 'kpf_bad_syntax:fix'" in line and f"{path}, line 2" in line and "SyntaxError" in line
+
+
+def test_a_transform_module_that_raises_on_import_names_the_module_and_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _hook_module(tmp_path, monkeypatch, "kpf_bad_import", "X = 1\nraise RuntimeError('no config here')\n")
+    code, _, err = _run(capsys, "dlq", "replay", "--transform", "kpf_bad_import:fix")
+    assert code == 2
+    line = _one_error_line(err)
+    assert f"importing kpf_bad_import raised RuntimeError: no config here ({path}, line 2)" in line
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [
+        ("(b'k', b'v', b'extra')", "a tuple of 3 items"),
+        ("b'value only'", "bytes"),
+        ("('key', b'v')", "a str as the key"),
+        ("{'key': b'k'}", "a dict"),
+    ],
+)
+def test_a_transform_returning_the_wrong_shape_says_what_was_expected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, returned: str, expected: str
+) -> None:
+    path = _hook_module(tmp_path, monkeypatch, "kpf_bad_shape", f"def fix(dead_letter):\n    return {returned}\n")
+    args = _replay_args(transform="kpf_bad_shape:fix")
+    with pytest.raises(cli.CommandError) as info:
+        cli.plan_replay([_dead_letter(b"{}")], args)
+    message = str(info.value)
+    assert message.startswith("dead letter of products[0]@7: --transform 'kpf_bad_shape:fix' returned ")
+    assert expected in message and "expected None or a (key, value) pair of bytes or None" in message
+    assert str(path) in message
+
+
+def test_a_bad_kafka_property_is_a_one_line_usage_error_without_its_value(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--property", "security.protocol=NOT-A-PROTOCOL-xyz")
+    assert code == 2
+    line = _one_error_line(err)
+    assert "security.protocol" in line and "NOT-A-PROTOCOL-xyz" not in line
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_a_replay_timeout_that_is_not_a_positive_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    code, _, err = _run(capsys, "dlq", "replay", "--timeout-s", value)
+    assert code == 2
+    assert "--timeout-s: expected a positive number of seconds" in err
+
+
+def test_replay_from_a_broker_that_is_down_is_one_line_and_exit_2_within_the_timeout(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()
+    code = cli.main(["dlq", "replay", "--bootstrap-servers", f"127.0.0.1:{port}", "--timeout-s", "2"])
+    out, err = capfd.readouterr()  # librdkafka writes to the file descriptor itself, not to sys.stderr
+    assert code == 2
+    line = _one_error_line(err)
+    assert line.startswith(f"kpf: error: cannot reach Kafka at 127.0.0.1:{port}: ")
+    assert "Connection refused" in line and out == ""
+
+
+def _with_dead_letters(monkeypatch: pytest.MonkeyPatch, letters: list[DeadLetter]) -> None:
+    monkeypatch.setattr(cli, "read_dead_letters", lambda *_args, **_kwargs: [(None, letter) for letter in letters])
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_a_filter_that_matches_nothing_says_so_and_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, dry_run: list[str]
+) -> None:
+    letters = [_dead_letter(b"{}", error="InvalidVectorError"), _dead_letter(b"{}", error="MissingIdError")] * 2
+    _with_dead_letters(monkeypatch, letters)
+    code, out, err = _run(capsys, "dlq", "replay", "--error-class", "InvalidVectorErorr", *dry_run)
+    assert code == 1
+    assert "no dead letter matched the filter" in err and "nowhere" not in out + err
+    assert "InvalidVectorError (2)" in err and "MissingIdError (2)" in err
+    assert "did you mean InvalidVectorError?" in err
+
+
+def test_an_empty_dead_letter_topic_is_nothing_to_replay_and_exits_0(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_dead_letters(monkeypatch, [])
+    code, out, _ = _run(capsys, "dlq", "replay")
+    assert code == 0
+    assert "no dead letters in pinecone-dead-letter: nothing to replay" in out
+
+
+def test_a_transform_that_leaves_out_every_selected_record_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_dead_letters(monkeypatch, [_dead_letter(b'{"other": 1}')])
+    code, out, _ = _run(capsys, "dlq", "replay", "--transform", f"{__name__}:fix_title")
+    assert code == 0
+    assert "nothing to replay: --transform left out all 1 selected dead letter(s)" in out and "nowhere" not in out
+
+
+def test_replay_help_says_that_transform_runs_the_named_module(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run(capsys, "dlq", "replay", "--help")
+    assert "imports and runs" in " ".join(out.split()) and "even with --dry-run" in " ".join(out.split())
+
+
 # --- validate -----------------------------------------------------------------------------------------------------
 
 
@@ -122,6 +251,26 @@ def test_validate_masks_secret_kafka_properties_and_the_api_key(
     assert code == 0
     assert "hunter2-jaas" not in out + err and "pcsk_very_secret_key" not in out + err
     assert "'sasl.jaas.config': '***'" in out
+
+
+TOKEN_URL = "https://client-7:s3cr3t-pw@idp.example.com/token?audience=kafka&client_secret=cs-999&sig=sg-777"
+URL_SECRETS = ("s3cr3t-pw", "client-7", "cs-999", "sg-777", "pc-pass-1")
+
+
+def test_validate_masks_credentials_inside_urls_of_any_property(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        capsys,
+        "validate",
+        "--kafka.topics=products",
+        "--pinecone.index=products",
+        "--pinecone.controller-host=http://admin:pc-pass-1@127.0.0.1:5080",
+        "--kafka.property",
+        f"sasl.oauthbearer.token.endpoint.url={TOKEN_URL}",
+    )
+    assert code == 0, err
+    assert not [secret for secret in URL_SECRETS if secret in out + err]
+    assert "https://***@idp.example.com/token?audience=kafka&client_secret=***&sig=***" in out
+    assert "controller_host='http://***@127.0.0.1:5080'" in out
 
 
 def test_validate_rejects_a_bad_option_with_exit_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,6 +353,46 @@ def test_print_flink_run_masks_secret_values(capsys: pytest.CaptureFixture[str],
     assert "topsecret1" not in out + err
     assert "ssl.key.password=***" in out
     assert "secret values are shown as ***" in err
+
+
+def test_print_flink_run_masks_credentials_inside_urls(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        "--archive",
+        str(tmp_path / "a.zip"),
+        "--kafka.topics=products",
+        "--pinecone.index=products",
+        "--pinecone.controller-host=http://admin:pc-pass-1@127.0.0.1:5080",
+        f"--kafka.property=sasl.oauthbearer.token.endpoint.url={TOKEN_URL}",
+        "--flink.conf=s3.secret-key=aws-secret-3",
+    )
+    assert code == 0, err
+    assert not [secret for secret in (*URL_SECRETS, "aws-secret-3") if secret in out + err]
+    assert "--pinecone.controller-host=http://***@127.0.0.1:5080" in shlex.split(out)
+    assert "--flink.conf=s3.secret-key=***" in shlex.split(out)
+    assert "secret values are shown as ***" in err
+
+
+def test_print_flink_run_masks_short_secrets_by_their_key_without_mangling_other_arguments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        "--archive",
+        str(tmp_path / "a.zip"),
+        *VALID,
+        "--kafka.property",
+        "ssl.key.password=pr",
+        "--flink.conf=s3.secret-key=ts",
+    )
+    assert code == 0
+    command = shlex.split(out)
+    tail = command[command.index("--") + 1 :]
+    assert tail == [*VALID, "--kafka.property", "ssl.key.password=***", "--flink.conf=s3.secret-key=***"]
 
 
 def test_print_flink_run_refuses_an_invalid_configuration_with_exit_2(
@@ -300,8 +489,9 @@ def test_a_transform_hook_fixes_or_leaves_out_each_record() -> None:
 
 def test_a_transform_hook_that_raises_fails_the_replay_naming_the_record() -> None:
     args = _replay_args(transform=f"{__name__}:explode")
-    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: --transform raised KeyError"):
+    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: --transform raised KeyError") as info:
         cli.plan_replay([_dead_letter(b"{}")], args)
+    assert f"({__file__}, line " in str(info.value)
 
 
 def test_filters_select_by_error_class_stage_and_source_topic() -> None:
@@ -361,7 +551,172 @@ def test_status_picks_the_newest_running_job_unless_one_is_named() -> None:
         cli._pick_job([], None)
 
 
-def test_status_of_an_unreachable_cluster_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_of_an_unreachable_cluster_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "status", "--rest-url", "http://127.0.0.1:9")
-    assert code == 1
-    assert "not reachable" in err
+    assert code == 2
+    assert _one_error_line(err).startswith("kpf: error: cannot reach the Flink REST API at http://127.0.0.1:9: ")
+
+
+def test_status_with_a_rest_url_that_is_no_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "status", "--rest-url", "127.0.0.1:8081")
+    assert code == 2
+    assert "--rest-url: expected an http:// or https:// URL" in err
+
+
+def test_status_never_prints_the_credentials_of_the_rest_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "status", "--rest-url", "http://admin:rest-pw-1@127.0.0.1:9")
+    assert code == 2
+    assert "rest-pw-1" not in out + err and "http://***@127.0.0.1:9" in err
+
+
+# --- checkpoints and --resume-from-latest -------------------------------------------------------------------------
+
+
+def _checkpoint(root: Path, job: str, number: int, completed_at: float | None) -> Path:
+    folder = root / job / f"chk-{number}"
+    folder.mkdir(parents=True)
+    if completed_at is not None:
+        (folder / "_metadata").write_bytes(b"m")
+        os.utime(folder / "_metadata", (completed_at, completed_at))
+    return folder
+
+
+def _run_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A run directory whose checkpoints are: job A's chk-7 (complete, older) and chk-8 (incomplete, the highest
+    number of all), job B's chk-2 (complete, newest: B was started later and counts from 1 again), and the folders
+    Flink keeps next to them."""
+    run_dir = tmp_path / "run"
+    checkpoints = run_dir / "checkpoints"
+    _checkpoint(checkpoints, "a" * 32, 7, 1_000.0)
+    _checkpoint(checkpoints, "a" * 32, 8, None)
+    newest = _checkpoint(checkpoints, "b" * 32, 2, 2_000.0)
+    for extra in ("shared", "taskowned"):
+        (checkpoints / ("b" * 32) / extra).mkdir()
+    (checkpoints / "stray-file").write_text("")
+    return run_dir, newest
+
+
+def test_the_latest_checkpoint_is_the_last_completed_one_of_any_job_not_the_highest_number(tmp_path: Path) -> None:
+    run_dir, newest = _run_dir(tmp_path)
+    latest = latest_checkpoint(run_dir / "checkpoints")
+    assert (latest.path, latest.job_id, latest.number) == (newest, "b" * 32, 2)
+    assert [(c.number, c.complete) for c in find_checkpoints(run_dir / "checkpoints")] == [
+        (2, True),
+        (7, True),
+        (8, False),
+    ]
+
+
+def test_checkpoints_completed_in_the_same_instant_are_told_apart_by_number(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, "job", 9, 5_000.0)
+    ten = _checkpoint(tmp_path, "job", 10, 5_000.0)
+    assert latest_checkpoint(tmp_path).path == ten
+
+
+def test_no_complete_checkpoint_is_an_error_saying_what_is_there(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, "job", 3, None)
+    with pytest.raises(CheckpointError, match=r"no complete checkpoint under .*: 1 checkpoint\(s\) without _metadata"):
+        latest_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="no checkpoint directory"):
+        latest_checkpoint(tmp_path / "absent")
+
+
+def test_run_resume_from_latest_restores_the_job_from_that_checkpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.ingest_job
+
+    run_dir, newest = _run_dir(tmp_path)
+    started: list[list[str]] = []
+    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    code, out, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={run_dir}")
+    assert code == 0, err
+    assert started == [[*VALID, f"--flink.run-dir={run_dir}", f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"]]
+    assert f"resuming from the latest complete checkpoint: {newest} (job {'b' * 32}, checkpoint 2, completed " in out
+
+
+STATE_RECOVERY = "execution.state-recovery.path"
+
+
+def test_the_resume_setting_is_the_one_the_job_hands_to_flink(tmp_path: Path) -> None:
+    from jobs.config import load_job_config
+
+    _, newest = _run_dir(tmp_path)
+    config = load_job_config([*VALID, f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"], {})
+    assert config.flink_overrides()[STATE_RECOVERY] == newest.as_uri()
+
+
+def test_resume_from_latest_with_print_flink_run_adds_it_as_s(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir, newest = _run_dir(tmp_path)
+    archive = ["--archive", str(tmp_path / "a.zip")]
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "--print-flink-run",
+        *archive,
+        "--resume-from-latest",
+        "--checkpoint-dir",
+        str(run_dir / "checkpoints"),
+        *VALID,
+    )
+    assert code == 0
+    command = shlex.split(out.splitlines()[-1])
+    assert command[command.index("-s") + 1] == newest.as_uri()
+
+
+def test_resume_from_latest_looks_in_the_configured_checkpoint_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.ingest_job
+
+    elsewhere = _checkpoint(tmp_path / "elsewhere", "job", 4, 3_000.0)
+    started: list[list[str]] = []
+    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    setting = f"--flink.conf=execution.checkpointing.dir={(tmp_path / 'elsewhere').as_uri()}"
+    code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, setting)
+    assert code == 0, err
+    assert started[0][-1] == f"--flink.conf={STATE_RECOVERY}={elsewhere.as_uri()}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--savepoint", "file:///sp"], "--resume-from-latest and --savepoint both name where to resume from"),
+        ([f"--flink.conf={STATE_RECOVERY}=file:///x"], "both name where to resume from"),
+        (["--flink.conf=execution.checkpointing.dir=s3://bucket/ckpt"], "only a local directory can be searched"),
+    ],
+)
+def test_resume_from_latest_refuses_a_second_place_to_resume_from(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    run_dir, _ = _run_dir(tmp_path)
+    code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={run_dir}", *extra)
+    assert code == 2
+    assert message in err
+
+
+def test_resume_from_latest_without_a_complete_checkpoint_exits_2_starting_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.ingest_job
+
+    _checkpoint(tmp_path / "run" / "checkpoints", "job", 1, None)
+    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start"))
+    code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={tmp_path / 'run'}")
+    assert code == 2
+    assert "no complete checkpoint under" in _one_error_line(err)
+
+
+def test_checkpoints_lists_the_complete_ones_newest_first_then_the_incomplete(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir, newest = _run_dir(tmp_path)
+    code, out, _ = _run(capsys, "checkpoints", "--run-dir", str(run_dir))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{newest} (job {'b' * 32}, checkpoint 2, completed ")
+    assert "chk-7 (job" in lines[1] and lines[2].endswith("chk-8 (incomplete: no _metadata)")
+    code, _, err = _run(capsys, "checkpoints", "--run-dir", str(tmp_path / "empty"))
+    assert code == 1 and "no complete checkpoint under" in err

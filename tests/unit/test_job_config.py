@@ -20,6 +20,7 @@ from jobs.config import (
     parser,
 )
 from jobs.kafka_io import source_table_ddl
+from jobs.masking import mask_urls
 from sinks.config import PineconeSinkConfig
 from udfs.embed import EmbedConfig
 from udfs.route_config import RouteConfig
@@ -500,6 +501,66 @@ def test_the_config_survives_pickling_for_the_job_graph() -> None:
     config = load("--kafka.property", f"sasl.jaas.config={JAAS}", "--embedding.text-fields", "title")
     restored = pickle.loads(pickle.dumps(config))
     assert restored == config and "'***'" in repr(restored.kafka.properties)
+
+
+TOKEN_URL = "https://client-7:s3cr3t-pw@idp.example.com/oauth2/token?audience=kafka&client_secret=cs-999&sig=sg-777"
+
+
+def test_credentials_inside_urls_are_masked_in_every_printed_config_whatever_the_property_name() -> None:
+    config = load(
+        "--kafka.property",
+        f"sasl.oauthbearer.token.endpoint.url={TOKEN_URL}",
+        "--pinecone.controller-host=http://admin:pc-pass-1@127.0.0.1:5080",
+        "--pinecone.host=http://127.0.0.1:5081/?apiKey=ak-555",
+        "--flink.conf=execution.checkpointing.dir=s3://AKIA1:aws-secret-2@bucket/ckpt",
+    )
+    # (PineconeSinkConfig's own repr masks the API key only: the sink does not know jobs.masking; JobConfig's does.)
+    for printed in (repr(config), str(config), repr(config.kafka), repr(config.flink)):
+        for secret in ("s3cr3t-pw", "client-7", "cs-999", "sg-777", "pc-pass-1", "ak-555", "aws-secret-2"):
+            assert secret not in printed, (secret, printed)
+    printed = repr(config)
+    assert "https://***@idp.example.com/oauth2/token?audience=kafka&client_secret=***&sig=***" in printed
+    assert "http://***@127.0.0.1:5080" in printed and "s3://***@bucket/ckpt" in printed
+    # Printed masked only: the clients get the real values, and the secrets are known for scrubbing.
+    assert config.kafka.properties["sasl.oauthbearer.token.endpoint.url"] == TOKEN_URL
+    assert config.sink.controller_host == "http://admin:pc-pass-1@127.0.0.1:5080"
+    assert {"s3cr3t-pw", "cs-999", "sg-777", "pc-pass-1", "ak-555", "aws-secret-2"} <= set(config.secrets())
+
+
+def test_secret_flink_settings_are_masked_by_name_like_flinks_own() -> None:
+    config = load("--flink.conf=s3.secret-key=aws-secret-3", "--flink.conf=s3.endpoint=http://minio:9000")
+    assert "aws-secret-3" not in repr(config) and "'s3.secret-key': '***'" in repr(config.flink)
+    assert "'s3.endpoint': 'http://minio:9000'" in repr(config.flink)
+    assert config.flink_overrides()["s3.secret-key"] == "aws-secret-3"
+    assert "aws-secret-3" in config.secrets()
+
+
+def test_an_error_message_about_a_url_masks_its_credentials() -> None:
+    message = error("--kafka.topic-pattern=http://u:pw-in-pattern@h/x")  # with --kafka.topics: both set
+    assert "pw-in-pattern" not in message and "http://***@h/x" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://u:p@h:443/x?token=t1&a=1#f", "https://***@h:443/x?token=***&a=1#f"),
+        ("sasl_ssl://tok@broker:9093", "sasl_ssl://***@broker:9093"),
+        (
+            "http://h/p?X-Amz-Signature=abc&X-Amz-Credential=c&page=2",
+            "http://h/p?X-Amz-Signature=***&X-Amz-Credential=***&page=2",
+        ),
+        (
+            "http://h/p?apiKey=k&access_token=t&password=&keyspace=ks",
+            "http://h/p?apiKey=***&access_token=***&password=&keyspace=ks",
+        ),
+        ("'http://a:b@h' and http://c:d@e/f", "'http://***@h' and http://***@e/f"),
+        ("http://u:p@ss@h/", "http://***@h/"),
+        ("no url here: user:pw@host", "no url here: user:pw@host"),
+        ("http://127.0.0.1:5080", "http://127.0.0.1:5080"),
+    ],
+)
+def test_mask_urls_masks_userinfo_and_secret_query_values_only(text: str, shown: str) -> None:
+    assert mask_urls(text) == shown
 
 
 # --- the whole thing --------------------------------------------------------------------------------------------------

@@ -60,3 +60,34 @@ def test_a_cluster_id_is_22_url_safe_characters_and_is_passed_so_a_leading_dash_
     assert all(
         len(i) == 22 and set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for i in ids
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--dir", "{dir}", "--port", "1"],
+        ["--dir", "{dir}", "status", "--port", "1"],
+        ["--port", "1", "status", "--dir", "{dir}"],
+    ],
+)
+def test_options_may_come_before_or_after_the_subcommand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert kafka.main([part.replace("{dir}", str(tmp_path)) for part in argv]) == 1
+    assert "Kafka broker at 127.0.0.1:1: not running" in capsys.readouterr().out
+
+
+def test_an_option_after_the_subcommand_wins_over_its_default_and_one_given_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert kafka.main(["--port", "2", "status", "--dir", str(tmp_path), "--port", "1"]) == 1
+    assert "127.0.0.1:1:" in capsys.readouterr().out
+
+
+def test_create_topic_takes_the_common_options_after_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    created: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(
+        KafkaBroker, "create_topics", lambda self, names, partitions=1: created.append((*names, partitions, self.port))
+    )
+    assert kafka.main(["create-topic", "orders", "--partitions", "3", "--port", "7", "--dir", str(tmp_path)]) == 0
+    assert created == [("orders", 3, 7)]
