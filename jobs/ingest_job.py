@@ -17,9 +17,12 @@ import sys
 from pathlib import Path
 
 from jobs.config import JobConfig, JobConfigError, load_job_config
+from jobs.dead_letter_topic import DeadLetterTarget, DeadLetterTopicError, check_dead_letter_topic
 from jobs.flink_env import create_session, under_flink_run
+from jobs.job_run import run_to_end, withhold_secrets_from_workers
 from jobs.pipeline import PipelineSpec, build
 from sinks.client import IndexInfo, open_index
+from sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, scrub
 from sinks.retry import SinkFatalError, SinkUnavailableError
 from sinks.writer import PineconeWriter
 from udfs.route_config import RouteConfig
@@ -101,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         route = startup_checks(config)
-    except StartupError as exc:
+        dead_letters = dead_letter_checks(config)
+    except (StartupError, DeadLetterTopicError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    withhold_secrets_from_workers(config.secrets())
     flink = config.flink
     session = create_session(config.flink_overrides(), run_dir=Path(flink.run_dir), parallelism=flink.parallelism)
     spec = PipelineSpec(
@@ -114,30 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         state_ttl_ms=config.dedup.state_ttl_ms,
         error_tolerance=config.errors_tolerance,
         dead_letter_topic=config.dead_letter_topic,
-        kafka_properties=config.kafka.properties,
+        kafka_properties=dead_letters.producer_properties(config.kafka.properties),
         secrets=config.secrets(),
+        dead_letter_max_bytes=dead_letters.record_max_bytes(config.kafka.properties),
     )
     build(session.env, session.t_env, spec)
     if session.web_ui:
         print(f"Flink Web UI: {session.web_ui}", flush=True)
-    try:
-        session.env.execute(JOB_NAME)
-    except Exception as exc:  # noqa: BLE001 - the Java stack trace is in the log; the cause is what the user needs
-        print(f"error: the job failed: {_root_cause(exc)}", file=sys.stderr)
-        return 1
-    return 0
+    return run_to_end(session, JOB_NAME, config.secrets(), local=not under_flink_run())
 
 
-def _root_cause(exc: BaseException) -> str:
-    """The innermost Python error in a Flink job failure (Flink wraps it in several Java exceptions)."""
-    text = str(exc)
-    marker = "Traceback (most recent call last)"
-    if marker in text:
-        tail = text[text.rindex(marker) :].splitlines()
-        for line in reversed(tail):
-            if line and not line.startswith(" ") and ":" in line and not line.startswith("\tat "):
-                return line.strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def dead_letter_checks(config: JobConfig) -> DeadLetterTarget:
+    """With errors.tolerance=all: the dead-letter topic must exist; its size limit sizes the dead letters."""
+    if config.errors_tolerance != "all":
+        return DeadLetterTarget(KAFKA_DEFAULT_MAX_MESSAGE_BYTES)
+    target = check_dead_letter_topic(config.kafka.bootstrap_servers, config.dead_letter_topic, config.kafka.properties)
+    if target.warning:
+        print(f"warning: {scrub(target.warning, config.secrets())}; assuming it exists", file=sys.stderr)
+    return target
 
 
 if __name__ == "__main__":

@@ -46,16 +46,20 @@ class PipelineSpec:
     kafka_properties: Mapping[str, str]
     secrets: tuple[str, ...] = ()
     """Values to scrub from dead-letter messages (the API key, secret Kafka properties)."""
+    dead_letter_max_bytes: int | None = None
+    """Largest dead letter the dead-letter topic accepts (``sinks.dead_letter.record_size``); larger ones are
+    truncated. None: never truncate."""
 
 
 class _DeadLetterRows:
     """Map function: ``DeadLetter`` → raw Kafka row. A class so that the secrets to scrub travel pickled, not global."""
 
-    def __init__(self, secrets: tuple[str, ...]) -> None:
+    def __init__(self, secrets: tuple[str, ...], max_bytes: int | None = None) -> None:
         self._secrets = secrets
+        self._max_bytes = max_bytes
 
     def __call__(self, dead_letter: DeadLetter) -> Any:
-        key, value, headers = to_kafka(dead_letter, secrets=self._secrets)
+        key, value, headers = to_kafka(dead_letter, secrets=self._secrets, max_bytes=self._max_bytes)
         return raw_row(key, value, list(headers))
 
 
@@ -97,7 +101,9 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     sink_out.name("Pinecone sink").uid("pinecone-sink")
 
     dead_letters = decoded.get_side_output(DEAD_LETTERS).union(sink_out)
-    dlq_rows = dead_letters.map(_DeadLetterRows(spec.secrets), output_type=raw_row_type()).name("Dead-letter records")
+    dlq_rows = dead_letters.map(
+        _DeadLetterRows(spec.secrets, spec.dead_letter_max_bytes), output_type=raw_row_type()
+    ).name("Dead-letter records")
     # Exactly-once: a replay after a crash must not dead-letter the same record twice (found by the chaos harness:
     # at-least-once resent every bad record between the restored checkpoint and the crash).
     table, name = write_raw(

@@ -63,6 +63,8 @@ IDENT = "kpf"
 """``FLINK_IDENT_STRING``: names the pid and log files (the scripts use $USER otherwise, which may be unset)."""
 MARKER_ENV = "KPF_FLINK_CLUSTER"
 """Set to the cluster's working directory in the environment of every process the cluster starts."""
+DAEMON_WITHHELD_VARIABLES = ("PINECONE_API_KEY",)
+"""Never in the daemons' environment (see ``FlinkCluster.daemon_environment``)."""
 JOB_PACKAGES = ("jobs", "udfs", "sinks", "stack")
 """The project's packages the ingest job imports; shipped in a zip with ``-pyfs`` to the driver and the workers."""
 JOB_MODULE = "jobs.ingest_job"
@@ -343,6 +345,15 @@ class FlinkCluster(FlinkRestApi):
         )
         return env
 
+    def daemon_environment(self) -> dict[str, str]:
+        """The environment of the JobManager and TaskManager daemons: ``environment()`` without the Pinecone API
+        key. The job's driver (``flink run``) reads the key and ships it inside the job; a TaskManager's environment
+        is the environment of every Python worker it starts, which Beam logs whole at INFO when a worker stops."""
+        env = self.environment()
+        for name in DAEMON_WITHHELD_VARIABLES:
+            env.pop(name, None)
+        return env
+
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> float:
@@ -481,7 +492,7 @@ class FlinkCluster(FlinkRestApi):
         result = subprocess.run(
             ["bash", str(flink_home() / "bin" / name), *args],
             cwd=self.workdir,
-            env=self.environment(),
+            env=self.daemon_environment(),
             capture_output=True,
             text=True,
             timeout=STOP_TIMEOUT_S * 2,

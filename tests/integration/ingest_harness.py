@@ -37,6 +37,8 @@ class IngestRun:
     dead_letter_topic: str
     result: subprocess.CompletedProcess[str]
     topics: list[str] = field(default_factory=list)
+    run_dir: Path | None = None
+    """The job's --flink.run-dir (rendered configuration, checkpoints, flink-logs/)."""
 
     @property
     def output(self) -> str:
@@ -70,6 +72,7 @@ class RunningJob:
     index: Any
     rest_url: str
     process: subprocess.Popen[str]
+    run_dir: Path | None = None
 
     def vertex_metrics(self, vertex_name: str, names: Iterable[str], timeout_s: float = 120) -> dict[str, str]:
         """Wait until the running job's vertex whose name contains ``vertex_name`` reports every metric whose id
@@ -132,12 +135,14 @@ class IngestHarness:
         during: Callable[[Any], None] | None = None,
         unbounded: bool = False,
         exact_topic_names: bool = False,
+        api_key: str = "local-test-key",
     ) -> IngestRun:
         """Produce ``records`` (to one new topic, or to topics named by the dict's keys), run the job bounded, and
         return the run. In ``args``, ``@topic@`` stands for the (first) topic's name and ``@topic:NAME@`` for the
         topic of key NAME. ``during(job)`` is called in a thread while the job runs, with a ``RunningJob``;
         ``unbounded`` runs the job without an end and stops it (SIGTERM) once ``during`` has returned.
-        ``exact_topic_names`` uses the dict's keys as topic names instead of unique names derived from them."""
+        ``exact_topic_names`` uses the dict's keys as topic names instead of unique names derived from them;
+        ``api_key`` is the job's PINECONE_API_KEY (the local server accepts any)."""
         by_topic = records if isinstance(records, dict) else {"in": records}
         if exact_topic_names:
             self.broker.create_topics(list(by_topic), partitions=partitions)
@@ -155,6 +160,7 @@ class IngestHarness:
                 arg = arg.replace(f"@topic:{name}@", topic)
             formatted.append(arg.replace("@topic@", next(iter(topics.values()))))
         rest_port = free_port()
+        run_dir = self.tmp_path / uuid.uuid4().hex[:6]
         command = [
             sys.executable,
             "-m",
@@ -169,19 +175,19 @@ class IngestHarness:
             f"--errors.dead-letter-topic={dead_letter_topic}",
             "--flink.checkpoint-interval-ms=1000",
             f"--flink.rest-port={rest_port}",
-            f"--flink.run-dir={self.tmp_path / uuid.uuid4().hex[:6]}",
+            f"--flink.run-dir={run_dir}",
             *formatted,
         ]
         if not any(arg.startswith("--kafka.topic-pattern") for arg in formatted):
             command.append(f"--kafka.topics={','.join(topics.values())}")
-        env = job_process_environment({"PINECONE_API_KEY": "local-test-key"})
+        env = job_process_environment({"PINECONE_API_KEY": api_key})
         if during is None:
             result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
         else:
             with subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             ) as job:
-                running = RunningJob(sdk_index, f"http://127.0.0.1:{rest_port}", job)
+                running = RunningJob(sdk_index, f"http://127.0.0.1:{rest_port}", job, run_dir)
                 errors: list[BaseException] = []
 
                 def call() -> None:
@@ -202,4 +208,4 @@ class IngestHarness:
             result = subprocess.CompletedProcess(command, job.returncode, stdout, stderr)
         if expect_success:
             assert result.returncode == 0, f"job failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-        return IngestRun(self.broker, sdk_index, dead_letter_topic, result, list(topics.values()))
+        return IngestRun(self.broker, sdk_index, dead_letter_topic, result, list(topics.values()), run_dir)
