@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from jobs.bounded import BoundedRun
 from jobs.config import JobConfig, JobConfigError, load_job_config
 from jobs.flink_env import create_session, under_flink_run
 from jobs.pipeline import PipelineSpec, build
@@ -105,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     flink = config.flink
+    # A bounded run's end when resumed from a checkpoint is the driver's to decide (issue 15, jobs/bounded.py).
+    bounded = None
+    if config.kafka.bounded and not under_flink_run():
+        bounded = BoundedRun.prepare(config.kafka, config.flink_overrides(), Path(flink.run_dir))
     session = create_session(config.flink_overrides(), run_dir=Path(flink.run_dir), parallelism=flink.parallelism)
     spec = PipelineSpec(
-        source=config.kafka,
+        source=config.kafka if bounded is None else bounded.source_options(),
         route=route,
         sink=config.sink,
         embed=config.embed,
@@ -121,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     if session.web_ui:
         print(f"Flink Web UI: {session.web_ui}", flush=True)
     try:
-        session.env.execute(JOB_NAME)
+        if bounded is None:
+            session.env.execute(JOB_NAME)
+        else:
+            bounded.execute(session.env, JOB_NAME)
     except Exception as exc:  # noqa: BLE001 - the Java stack trace is in the log; the cause is what the user needs
         print(f"error: the job failed: {_root_cause(exc)}", file=sys.stderr)
         return 1
