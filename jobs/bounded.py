@@ -25,17 +25,22 @@ rule needs. The driver already knows everything the rule needs:
    run has the *original* stopping offsets: records produced after the original start are not read, as in an
    undisturbed run (the restored splits carry the same offsets, and stop there). It writes the file again for the new
    job id, so a second crash resumes the same way.
-3. It submits the job (``execute_async``) and watches the consumer group's committed offsets, which the source commits
-   when a checkpoint completes. Once the new job has completed a checkpoint of its own and every partition's
-   committed offset has reached its stopping offset (or only transaction markers are left before it), a completed
-   checkpoint covers every record: the sink flushed every batch before it, and dead letters are in its Kafka
-   transactions. The driver then stops the job with a savepoint and ``--drain`` (stop-with-savepoint, advancing to
-   the end of time): the sources end, every operator's ``finish()`` runs and the savepoint commits the pending
-   dead-letter transactions, as at the natural end of an undisturbed run; then it exits 0. A job that ends by
-   itself (the connector signalled the end after all) or fails is reported as before.
+3. It submits the job (``execute_async``) and watches it. A partition whose split a reader of this run holds (it
+   has the connector's per-partition metrics, read through the job's REST API) is done once the consumer group's
+   committed offset, which the reader commits when a checkpoint completes, reached its stopping offset (or only
+   transaction markers are left before it); a partition no reader holds, once the metrics have settled after the
+   run's first completed checkpoint, had finished before the restored checkpoint (its last commit may have been
+   lost in the crash: measured, so the committed offset alone would never get there). When every partition is done,
+   a completed checkpoint covers every record: the sink flushed every batch before it, and dead letters are in its
+   Kafka transactions. The driver then stops the job with a savepoint and a drain (stop-with-savepoint, advancing
+   to the end of time): the sources end, every operator's ``finish()`` runs and the savepoint commits the pending
+   dead-letter transactions, as at the natural end of an undisturbed run; then it exits 0. A job that ends by itself
+   (the connector signalled the end after all) or fails is reported as before.
 
+Why not a metric of the reader's progress: the connector's ``committedOffset`` gauge stayed at -1 after the split had
+finished though the commit succeeded (measured with the integration test), so only the gauges' presence is used.
 Committed offsets are a sound signal only for the run that wrote them last: resume from the *latest* completed
-checkpoint (what the README prescribes); an older one can be behind offsets the crashed run already committed.
+checkpoint (what the README prescribes); with an older one they can be ahead of the restored position already.
 Under ``flink run`` (a cluster) the driver is detached and none of this applies: stop a resumed bounded job there
 with ``flink stop --drain`` once its committed offsets reached the end.
 """
@@ -48,10 +53,11 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlencode, urlparse
+from urllib.request import urlopen
 
 from jobs.kafka_io import KafkaSourceOptions
 
@@ -164,6 +170,53 @@ def only_markers_between(options: KafkaSourceOptions, partition: Partition, star
         consumer.close()
 
 
+def metric_name(name: str) -> str:
+    """A name as the REST API's metric ids spell it (Flink's metric query service replaces these characters)."""
+    return re.sub(r"[ .:,]", "_", name)
+
+
+def _rest_get(url: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+    query = f"?{urlencode(params)}" if params else ""
+    with urlopen(f"{url}{path}{query}", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def rest_url(client: Any, settings: Mapping[str, str]) -> str | None:
+    """The REST address of the mini-cluster running the job: asked of the mini-cluster itself (exact also with
+    ``rest.port`` 0), else the configured port on loopback."""
+    try:
+        j_client = client._j_job_client
+        handle = j_client.getClass().getDeclaredField("miniCluster")
+        handle.setAccessible(True)
+        return str(handle.get(j_client).getRestAddress().get().toString()).rstrip("/")
+    except Exception:  # noqa: BLE001 - not a mini-cluster client, or another PyFlink: use the setting
+        port = settings.get("rest.port", "")
+        return f"http://127.0.0.1:{port}" if port.isdigit() and port != "0" else None
+
+
+def completed_checkpoints(url: str, job_id: str) -> int:
+    """How many checkpoints the job itself has completed (the one it was restored from not counted)."""
+    return int(_rest_get(url, f"/jobs/{job_id}/checkpoints")["counts"]["completed"])
+
+
+_PARTITION_GAUGE = re.compile(r"\.KafkaSourceReader\.topic\.(.+)\.partition\.(\d+)\.(?:currentOffset|committedOffset)$")
+
+
+def source_partitions(url: str, job_id: str) -> set[Partition]:
+    """The (topic, partition) pairs that the source readers of this run hold or held: those with the connector's
+    per-partition ``currentOffset`` / ``committedOffset`` gauges (registered when a reader takes a split), read
+    through the REST API. Topics are named as Flink's metric ids spell them (``metric_name``). (The gauges' values
+    are no progress signal: ``committedOffset`` stayed at -1 after a split had finished, though the commit
+    succeeded.)"""
+    found: set[Partition] = set()
+    for vertex in _rest_get(url, f"/jobs/{job_id}")["vertices"]:
+        for metric in _rest_get(url, f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"):
+            match = _PARTITION_GAUGE.search(metric["id"])
+            if match is not None:
+                found.add((match.group(1), int(match.group(2))))
+    return found
+
+
 @dataclass(frozen=True)
 class StoppingOffsets:
     """Where a bounded run ends: per (topic, partition), the offset after its last record."""
@@ -210,6 +263,8 @@ class BoundedRun:
     stopping: StoppingOffsets | None
     checkpoint_dir: str
     resumed: bool
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """The job's Flink settings (the REST port, the metrics fetcher's interval)."""
 
     @classmethod
     def prepare(cls, source: KafkaSourceOptions, overrides: Mapping[str, str], run_dir: Path) -> BoundedRun:
@@ -227,13 +282,13 @@ class BoundedRun:
                     f"warning: no {END_FILE} next to {restore}: this bounded run cannot tell where its input ends; "
                     "if it does not end by itself, stop it with a drain once its committed offsets stop advancing"
                 )
-            return cls(source, stopping, checkpoint_dir, resumed=True)
+            return cls(source, stopping, checkpoint_dir, resumed=True, settings=flink_settings)
         try:
             stopping = StoppingOffsets(end_offsets(source))
         except Exception as exc:  # noqa: BLE001 - the run still works; only its resume would not end by itself
             _log(f"warning: the stopping offsets could not be read ({exc}); a resumed run would not end by itself")
             stopping = None
-        return cls(source, stopping, checkpoint_dir, resumed=False)
+        return cls(source, stopping, checkpoint_dir, resumed=False, settings=flink_settings)
 
     def source_options(self) -> KafkaSourceOptions:
         """The source, with the stopping offsets pinned where the connector can take them (one topic)."""
@@ -268,33 +323,55 @@ class BoundedRun:
 
     def _watch(self, client: Any) -> None:
         assert self.stopping is not None
+        job_id = str(client.get_job_id())
+        url = rest_url(client, self.settings)
+        if url is None:
+            _log("warning: the job's REST API is not reachable: this resumed bounded run cannot tell where it ends")
+            client.get_job_execution_result().result()
+            return
+        settle_s = int(self.settings.get("metrics.fetcher.update-interval", "10000").rstrip("ms") or 0) / 1000 + 2
+        first_checkpoint_at: float | None = None
         partitions = sorted(self.stopping.offsets)
-        job_dir = _local_path(self.checkpoint_dir)
-        own_checkpoints = (job_dir / str(client.get_job_id())) if job_dir is not None else None
         last: dict[Partition, int] = {}
         while True:
             status = str(client.get_job_status().result())
             if status.endswith(("FINISHED", "FAILED", "CANCELED")):
                 client.get_job_execution_result().result()  # raises the failure, if any
                 return
-            if own_checkpoints is not None and not any(own_checkpoints.glob("chk-*/_metadata")):
-                time.sleep(POLL_S)
-                continue
+            time.sleep(POLL_S)
             try:
+                if first_checkpoint_at is None:
+                    if completed_checkpoints(url, job_id) > 0:
+                        first_checkpoint_at = time.monotonic()
+                    continue
+                held = {(t, p) for t, p in source_partitions(url, job_id)}
                 committed = committed_offsets(self.source, partitions)
-            except Exception as exc:  # noqa: BLE001 - the broker may be restarting; try again
-                _log(f"warning: reading committed offsets failed ({exc}); retrying")
-                time.sleep(POLL_S)
+            except Exception as exc:  # noqa: BLE001 - the broker or the REST API may be briefly away: try again
+                _log(f"warning: the job's progress could not be read ({exc}); retrying")
                 continue
-            if all(self._reached(p, committed, last) for p in partitions):
+            settled = time.monotonic() - first_checkpoint_at >= settle_s
+            if all(self._reached(p, held, committed, last, settled) for p in partitions):
                 break
             last = committed
-            time.sleep(POLL_S)
         _log("bounded run resumed from a checkpoint: every partition reached its stopping offset; draining")
         self._stop_with_drain(client)
 
-    def _reached(self, partition: Partition, committed: Mapping[Partition, int], last: Mapping[Partition, int]) -> bool:
+    def _reached(
+        self,
+        partition: Partition,
+        held: set[Partition],
+        committed: Mapping[Partition, int],
+        last: Mapping[Partition, int],
+        settled: bool,
+    ) -> bool:
+        """Whether ``partition`` is done. Held by a reader of this run (it has the connector's per-partition
+        metrics): once the group's committed offset, which the reader commits when a checkpoint completes, reached
+        the stopping offset, or only transaction markers are left before it. Held by none once the metrics have
+        settled after the run's first checkpoint: its split had finished before the checkpoint restored (its
+        last commit may have been lost with the crash, so the committed offset does not tell)."""
         assert self.stopping is not None
+        if (metric_name(partition[0]), partition[1]) not in held:
+            return settled
         stop = self.stopping.offsets[partition]
         offset = committed.get(partition, -1)
         if offset >= stop:

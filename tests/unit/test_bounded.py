@@ -63,10 +63,11 @@ def test_several_topics_keep_the_connectors_latest_offsets() -> None:
     assert run.source_options() == source
 
 
-def test_a_partition_is_done_at_its_stopping_offset_or_when_only_markers_are_left(
+def test_a_partition_is_done_at_its_stopping_offset_when_only_markers_are_left_or_when_no_reader_holds_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run = BoundedRun(KafkaSourceOptions("127.0.0.1:9", topics=("t",)), OFFSETS, "file:///tmp/c", resumed=True)
+    stopping = StoppingOffsets({("t.x", 0): 42, ("t.x", 1): 300})
+    run = BoundedRun(KafkaSourceOptions("127.0.0.1:9", topics=("t.x",)), stopping, "", resumed=True)
     markers: list[tuple[int, int]] = []
 
     def only_markers(options: object, partition: object, start: int, stop: int) -> bool:
@@ -74,12 +75,33 @@ def test_a_partition_is_done_at_its_stopping_offset_or_when_only_markers_are_lef
         return True
 
     monkeypatch.setattr(bounded, "only_markers_between", only_markers)
-    assert run._reached(("t", 0), {("t", 0): 42}, {})
-    assert not run._reached(("t", 1), {("t", 1): 298}, {("t", 1): 200}), "still advancing"
+    p0, p1 = ("t.x", 0), ("t.x", 1)
+    held = {("t_x", 0), ("t_x", 1)}  # as the metric ids spell the topic
+    assert run._reached(p0, held, {p0: 42}, {}, settled=False)
+    assert not run._reached(p1, held, {p1: 298}, {p1: 200}, settled=True), "still advancing"
     assert markers == []
-    assert run._reached(("t", 1), {("t", 1): 298}, {("t", 1): 298}), "stuck below: the markers decide"
+    assert run._reached(p1, held, {p1: 298}, {p1: 298}, settled=False), "stuck below: the markers decide"
     assert markers == [(298, 300)]
-    assert not run._reached(("t", 1), {("t", 1): -1}, {("t", 1): -1}), "nothing committed yet"
+    assert not run._reached(p1, held, {p1: -1}, {p1: -1}, settled=True), "nothing committed yet"
+    only_p0 = {("t_x", 0)}
+    assert not run._reached(p1, only_p0, {p1: -1}, {}, settled=False), "held by none: only once the metrics settled"
+    assert run._reached(p1, only_p0, {p1: -1}, {}, settled=True), "held by none: finished before the restore"
+
+
+def test_the_partitions_a_run_holds_are_those_with_the_connectors_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
+    gauge = "{}.Source__kafka_source[1].KafkaSourceReader.topic.t_x.partition.{}.{}"
+    answers = {
+        "/jobs/j": {"vertices": [{"id": "v1"}, {"id": "v2"}]},
+        "/jobs/j/vertices/v1/metrics": [
+            {"id": gauge.format(0, 0, "currentOffset")},
+            {"id": gauge.format(0, 0, "committedOffset")},
+            {"id": gauge.format(1, 3, "committedOffset")},
+            {"id": "0.Source__kafka_source[1].numRecordsIn"},
+        ],
+        "/jobs/j/vertices/v2/metrics": [{"id": "0.Dedup.upserted"}],
+    }
+    monkeypatch.setattr(bounded, "_rest_get", lambda url, path, params=None: answers[path])
+    assert bounded.source_partitions("http://h", "j") == {("t_x", 0), ("t_x", 3)}
 
 
 def test_the_end_detection_consumer_takes_the_security_settings_it_can_and_never_joins_the_group() -> None:
