@@ -309,8 +309,11 @@ class BoundedRun:
             _log(f"warning: checkpoints are not on a local file system; {END_FILE} not written")
             return
         job_dir = base / job_id
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / END_FILE).write_text(self.stopping.to_json())
+        try:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            (job_dir / END_FILE).write_text(self.stopping.to_json())
+        except OSError as exc:  # the run goes on; only a resume of it would not end by itself
+            _log(f"warning: {END_FILE} could not be written ({exc}); a resumed run would not end by itself")
 
     def execute(self, env: Any, job_name: str) -> None:
         """Run the job to its end; raises what ``env.execute`` raises when the job fails."""
