@@ -587,7 +587,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "flink.rest-port",
         Kind.INT,
-        "Port of the local mini-cluster's Web UI and REST API; 0 = any free port (no address printed)",
+        "Port of the local mini-cluster's Web UI and REST API; 0 = any free port (the bound address is printed)",
         default=DEFAULT_REST_PORT,
         low=0,
         high=MAX_PORT,

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from jobs.bounded import BoundedRun
 from jobs.config import JobConfig, JobConfigError, load_job_config
 from jobs.dead_letter_topic import DeadLetterTarget, DeadLetterTopicError, check_dead_letter_topic
 from jobs.flink_env import create_session, under_flink_run
@@ -110,9 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     withhold_secrets_from_workers(config.secrets())
     flink = config.flink
+    # A bounded run's end when resumed from a checkpoint is the driver's to decide (issue 15, jobs/bounded.py).
+    bounded = None
+    if config.kafka.bounded and not under_flink_run():
+        bounded = BoundedRun.prepare(config.kafka, config.flink_overrides(), Path(flink.run_dir))
     session = create_session(config.flink_overrides(), run_dir=Path(flink.run_dir), parallelism=flink.parallelism)
     spec = PipelineSpec(
-        source=config.kafka,
+        source=config.kafka if bounded is None else bounded.source_options(),
         route=route,
         sink=config.sink,
         embed=config.embed,
@@ -126,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     build(session.env, session.t_env, spec)
     if session.web_ui:
         print(f"Flink Web UI: {session.web_ui}", flush=True)
-    return run_to_end(session, JOB_NAME, config.secrets(), local=not under_flink_run())
+    wait = None if bounded is None else bounded.wait
+    return run_to_end(session, JOB_NAME, config.secrets(), local=not under_flink_run(), wait=wait)
 
 
 def dead_letter_checks(config: JobConfig) -> DeadLetterTarget:

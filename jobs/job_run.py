@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sinks.dead_letter import scrub
@@ -113,8 +113,16 @@ def failure_report(exc: BaseException, secrets: Sequence[str] = ()) -> list[str]
     return lines
 
 
-def run_to_end(session: Any, job_name: str, secrets: Sequence[str], local: bool) -> int:
-    """Submit the job built in ``session`` and wait for its end; 0 if it finished, 1 if it failed."""
+def run_to_end(
+    session: Any,
+    job_name: str,
+    secrets: Sequence[str],
+    local: bool,
+    wait: Callable[[Any], None] | None = None,
+) -> int:
+    """Submit the job built in ``session`` and wait for its end; 0 if it finished, 1 if it failed. ``wait`` (given
+    the job client of a local run) replaces the plain wait for the job's result: a resumed bounded run ends itself
+    there (jobs/bounded.py)."""
     try:
         if not local:
             session.env.execute(job_name)
@@ -123,7 +131,10 @@ def run_to_end(session: Any, job_name: str, secrets: Sequence[str], local: bool)
         address = session.web_ui or bound_rest_address(job_client)
         if address and not session.web_ui:
             print(f"Flink Web UI: {address}", flush=True)
-        job_client.get_job_execution_result().result()
+        if wait is not None:
+            wait(job_client)
+        else:
+            job_client.get_job_execution_result().result()
     except Exception as exc:  # noqa: BLE001 - the Java stack trace is in the log; the cause is what the user needs
         for line in failure_report(exc, secrets):
             print(line, file=sys.stderr)

@@ -49,6 +49,8 @@ class KafkaSourceOptions:
     starting_timestamp_ms: int | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
     bounded: bool = False
+    stopping_offsets: Mapping[int, int] | None = None
+    """With ``bounded`` and one topic: the offset to stop at, per partition (``jobs.bounded``); else the latest."""
 
     def __post_init__(self) -> None:
         if bool(self.topics) == bool(self.topic_pattern):
@@ -89,7 +91,12 @@ def source_table_ddl(table: str, options: KafkaSourceOptions) -> str:
         connector["properties.auto.offset.reset"] = "earliest"
     if options.starting_timestamp_ms is not None:
         connector["scan.startup.timestamp-millis"] = str(options.starting_timestamp_ms)
-    if options.bounded:
+    if options.bounded and options.stopping_offsets is not None:
+        connector["scan.bounded.mode"] = "specific-offsets"
+        connector["scan.bounded.specific-offsets"] = ";".join(
+            f"partition:{p},offset:{o}" for p, o in sorted(options.stopping_offsets.items())
+        )
+    elif options.bounded:
         connector["scan.bounded.mode"] = "latest-offset"
     for key, value in options.properties.items():
         connector[f"properties.{key}"] = value
