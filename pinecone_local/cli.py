@@ -31,7 +31,7 @@ API_KEY_ENV = "PINECONE_LOCAL_API_KEY"
 
 def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind; 0 picks a free one")
+    parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port to bind; 0 picks a free one")
     parser.add_argument("--advertise-host", help="host name put in index hosts (default: the bind address)")
     parser.add_argument("--data-dir", type=Path, help="persist to this directory (default: memory only)")
     parser.add_argument(
@@ -229,6 +229,9 @@ def _faults(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m pinecone_local``."""
     parser = argparse.ArgumentParser(prog="python -m pinecone_local", description="Pinecone-compatible local server")
+    # --port goes before or after the command (and after a faults action); each place leaves it unset unless given,
+    # so the one given wins and main() fills in the default.
+    parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help=f"server port (default {DEFAULT_PORT})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run in the foreground")
@@ -236,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     start = sub.add_parser("start", help="run detached; returns when ready (extra flags go to serve)")
-    start.add_argument("--port", type=int, default=DEFAULT_PORT)
+    start.add_argument("--port", type=int, default=argparse.SUPPRESS)
     start.add_argument("--pid-file", type=Path, default=DEFAULT_PID_FILE)
     start.add_argument("--log-file", type=Path)
     start.add_argument("--timeout", type=float, default=DEFAULT_START_TIMEOUT_S)
@@ -249,14 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func in (("status", _status), ("faults", _faults)):
         command = sub.add_parser(name, help=f"{name} of a running server")
-        command.add_argument("--port", type=int, default=DEFAULT_PORT)
-        command.add_argument("--url", help="server URL (default http://127.0.0.1:PORT)")
-        command.add_argument("--api-key", default=os.environ.get(API_KEY_ENV))
+        _add_connection_flags(command, url_default=None, api_key_default=os.environ.get(API_KEY_ENV))
         command.set_defaults(func=func)
         if name == "faults":
             actions = command.add_subparsers(dest="action", required=True)
-            actions.add_parser("show")
-            actions.add_parser("reset")
+            show = actions.add_parser("show")
+            reset = actions.add_parser("reset")
             fail = actions.add_parser("fail-next", help="fail the next COUNT requests of KIND")
             fail.add_argument("kind")
             fail.add_argument("count", type=int)
@@ -267,13 +268,24 @@ def build_parser() -> argparse.ArgumentParser:
             setter.add_argument("--error-kinds")
             setter.add_argument("--latency-ms", type=float)
             setter.add_argument("--rate-limit", action="append", metavar="KIND=RPS")
+            for action in (show, reset, fail, setter):
+                _add_connection_flags(action, url_default=argparse.SUPPRESS, api_key_default=argparse.SUPPRESS)
     return parser
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser, url_default: Any, api_key_default: Any) -> None:
+    """--port, --url and --api-key of a command that talks to a running server."""
+    parser.add_argument("--port", type=int, default=argparse.SUPPRESS)
+    parser.add_argument("--url", default=url_default, help="server URL (default http://127.0.0.1:PORT)")
+    parser.add_argument("--api-key", default=api_key_default)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if not hasattr(args, "port"):
+        args.port = DEFAULT_PORT
     if args.command == "start":
         args.serve_argv = extra
     elif extra:

@@ -39,3 +39,21 @@ def test_start_waits_until_ready_and_stop_ends_the_process(tmp_path: Path) -> No
     assert not pid_file.exists()
     assert run("status", "--port", str(port)).returncode == 1
     assert (tmp_path / "d" / "snapshot.bin").exists()
+
+
+def test_options_are_accepted_before_the_command_and_after_a_faults_action(tmp_path: Path) -> None:
+    """``--port X start`` and ``faults show --port X`` name the same server as ``start --port X`` and
+    ``faults --port X show`` (they failed with "invalid choice" and "unrecognized arguments")."""
+    port, pid_file = free_port(), tmp_path / "server.pid"
+    started = run("--port", str(port), "start", "--pid-file", str(pid_file))
+    try:
+        assert started.returncode == 0, started.stderr
+        assert run("status", "--port", str(port)).returncode == 0
+        shown = run("faults", "show", "--port", str(port))
+        assert shown.returncode == 0, shown.stderr
+        assert run("faults", "--port", str(port), "set", "--latency-ms", "7").returncode == 0
+        assert '"latency_ms": 7' in run("faults", "show", "--port", str(port)).stdout.replace(".0", "")
+        assert run("faults", "reset", "--port", str(port)).returncode == 0
+        assert run("--port", str(port), "status").returncode == 0
+    finally:
+        assert run("stop", "--pid-file", str(pid_file)).returncode == 0
