@@ -249,8 +249,9 @@ class PineconeWriter:
             try:
                 await self._client.delete(request.ids, namespace)
             except NotFoundError as exc:
-                # Pinecone answers 404 "Namespace not found" for a namespace that holds nothing: the ids are absent,
-                # which is what a delete asks for. Any other 404 (a missing index) stays fatal.
+                # Pinecone answers 404 "Namespace not found" for a namespace that never existed (or was deleted); an
+                # emptied one stays and answers 200. Either way the ids are absent, which is what a delete asks for.
+                # Any other 404 (a missing index) stays fatal.
                 if "namespace" not in str(exc.message).lower():
                     raise
 
