@@ -59,7 +59,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlparse
 from urllib.request import urlopen
 
-from jobs.kafka_io import KafkaSourceOptions
+from jobs.kafka_io import KafkaSourceOptions, librdkafka_config
 
 END_FILE = "kpf-bounded-end.json"
 RESTORE_KEYS = ("execution.state-recovery.path", "execution.savepoint.path")
@@ -88,24 +88,15 @@ def _local_path(location: str) -> Path | None:
 def consumer_config(
     bootstrap_servers: str, properties: Mapping[str, str], group_id: str | None = None
 ) -> dict[str, Any]:
-    """A librdkafka consumer configuration from the job's Java client properties: the security protocol, the SASL
-    mechanism and PLAIN/SCRAM credentials of a ``sasl.jaas.config`` carry over; Java-only settings cannot."""
+    """A librdkafka consumer configuration from the job's Java client properties (``librdkafka_config``) that never
+    commits: it only reads offsets."""
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
+        **librdkafka_config(bootstrap_servers, properties),
         "group.id": group_id or f"kpf-bounded-end-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,
         "enable.partition.eof": False,
         "log_level": 3,
     }
-    if "security.protocol" in properties:
-        config["security.protocol"] = properties["security.protocol"]
-    if "sasl.mechanism" in properties:
-        config["sasl.mechanisms"] = properties["sasl.mechanism"]
-    jaas = properties.get("sasl.jaas.config", "")
-    for name in ("username", "password"):
-        found = re.search(rf'{name}\s*=\s*"([^"]*)"', jaas)
-        if found:
-            config[f"sasl.{name}"] = found.group(1)
     return config
 
 

@@ -18,31 +18,14 @@ topics, a Java-only security setting), the job goes on with a warning and the de
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.kafka_io import librdkafka_config
 from sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, RECORD_MARGIN_BYTES, dead_letter_max_bytes
 
 CHECK_TIMEOUT_S = 15.0
-
-_SHARED_PROPERTIES = frozenset(
-    {
-        "security.protocol",
-        "sasl.mechanism",
-        "sasl.kerberos.service.name",
-        "ssl.endpoint.identification.algorithm",
-        "ssl.key.password",
-        "ssl.keystore.location",
-        "ssl.keystore.password",
-        "client.id",
-        "client.dns.lookup",
-    }
-)
-"""Kafka client properties with the same name and meaning in the Java client and in librdkafka."""
-
-_JAAS_CREDENTIALS = re.compile(r"""(username|password)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s;]+))""")
 
 
 class DeadLetterTopicError(RuntimeError):
@@ -74,20 +57,6 @@ class DeadLetterTarget:
         return dead_letter_max_bytes(limit)
 
 
-def admin_config(bootstrap_servers: str, properties: Mapping[str, str]) -> dict[str, str]:
-    """A librdkafka configuration for the brokers and security settings of the job's (Java) Kafka properties."""
-    config = {"bootstrap.servers": bootstrap_servers}
-    for key, value in properties.items():
-        if key in _SHARED_PROPERTIES:
-            config[key] = value
-    jaas = properties.get("sasl.jaas.config", "")
-    if "PlainLoginModule" in jaas or "ScramLoginModule" in jaas:
-        for match in _JAAS_CREDENTIALS.finditer(jaas):
-            text = next(group for group in match.groups()[1:] if group is not None)
-            config[f"sasl.{match.group(1)}"] = text.replace('\\"', '"')
-    return config
-
-
 def create_command(topic: str, bootstrap_servers: str) -> str:
     return (
         f"kafka-topics.sh --bootstrap-server {bootstrap_servers} --create --topic {topic} "
@@ -113,7 +82,7 @@ def check_dead_letter_topic(
     default = KAFKA_DEFAULT_MAX_MESSAGE_BYTES
     try:
         # log_level 0: librdkafka's own connection errors would print to stderr; the outcome is reported below.
-        admin = AdminClient({**admin_config(bootstrap_servers, properties), "log_level": 0})
+        admin = AdminClient({**librdkafka_config(bootstrap_servers, properties), "log_level": 0})
         metadata = admin.list_topics(topic, timeout=timeout_s)
     except KafkaException as exc:
         return DeadLetterTarget(default, f"could not check dead-letter topic {topic!r}: {_describe(exc)}")

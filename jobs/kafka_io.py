@@ -10,6 +10,7 @@ Kafka headers arrive as a map: a header name repeated in one record keeps its la
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -203,3 +204,38 @@ def write_raw(
     """Register a raw Kafka sink table and return the insert (to add to the job's statement set)."""
     t_env.execute_sql(sink_table_ddl(table, bootstrap_servers, topic, properties, transactional_id_prefix))
     return t_env.from_data_stream(rows), table
+
+
+_SHARED_PROPERTIES = frozenset(
+    {
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.kerberos.service.name",
+        "ssl.endpoint.identification.algorithm",
+        "ssl.key.password",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "client.id",
+        "client.dns.lookup",
+    }
+)
+"""Kafka client properties with the same name and meaning in the Java client and in librdkafka."""
+
+_JAAS_CREDENTIALS = re.compile(r"""(username|password)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s;]+))""")
+
+
+def librdkafka_config(bootstrap_servers: str, properties: Mapping[str, str]) -> dict[str, str]:
+    """A librdkafka (``confluent_kafka``) configuration for the brokers and the security settings of the job's (Java)
+    Kafka properties: the ones both clients understand, and the user name and password of a PLAIN or SCRAM
+    ``sasl.jaas.config``; Java-only settings (JKS stores, other login modules) cannot carry over. Used by the
+    driver's own Kafka clients (the dead-letter topic check, the end of a resumed bounded run)."""
+    config = {"bootstrap.servers": bootstrap_servers}
+    for key, value in properties.items():
+        if key in _SHARED_PROPERTIES:
+            config[key] = value
+    jaas = properties.get("sasl.jaas.config", "")
+    if "PlainLoginModule" in jaas or "ScramLoginModule" in jaas:
+        for match in _JAAS_CREDENTIALS.finditer(jaas):
+            text = next(group for group in match.groups()[1:] if group is not None)
+            config[f"sasl.{match.group(1)}"] = text.replace('\\"', '"')
+    return config

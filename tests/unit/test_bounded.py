@@ -115,7 +115,7 @@ def test_the_end_detection_consumer_takes_the_security_settings_it_can_and_never
         },
         "grp",
     )
-    assert config["security.protocol"] == "SASL_SSL" and config["sasl.mechanisms"] == "PLAIN"
+    assert config["security.protocol"] == "SASL_SSL" and config["sasl.mechanism"] == "PLAIN"
     assert (config["sasl.username"], config["sasl.password"]) == ("u", "p w")
     assert config["group.id"] == "grp" and config["enable.auto.commit"] is False
     assert "ssl.truststore.location" not in config

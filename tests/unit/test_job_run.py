@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.dead_letter_topic import DeadLetterTarget, admin_config
+from jobs.dead_letter_topic import DeadLetterTarget
 from jobs.job_run import cause_chain, failure_report, withhold_secrets_from_workers
+from jobs.kafka_io import librdkafka_config
 
 pytestmark = pytest.mark.unit
 
@@ -120,7 +121,7 @@ def test_variables_holding_a_secret_are_removed_from_the_environment(monkeypatch
 
 
 def test_the_admin_check_uses_the_jobs_security_settings_in_librdkafkas_names() -> None:
-    config = admin_config(
+    config = librdkafka_config(
         "b:9093",
         {
             "security.protocol": "SASL_SSL",
