@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sinks.dead_letter import scrub
+from sinks.dead_letter import MIN_SECRET_CHARS, scrub
 
 MAX_CAUSES = 16
 PYTHON_TRACEBACK = "Traceback (most recent call last)"
@@ -32,7 +32,7 @@ def withhold_secrets_from_workers(secrets: Iterable[str]) -> list[str]:
     environment is what the JVM gateway this process starts inherits, and Beam logs the whole environment of a
     Python worker ("Closing environment ... payload") at INFO on every restart, cancel and end of the job.
     """
-    wanted = [secret for secret in secrets if secret and len(secret) >= 4]
+    wanted = [secret for secret in secrets if secret and len(secret) >= MIN_SECRET_CHARS]
     removed = [name for name, value in os.environ.items() if any(secret in value for secret in wanted)]
     for name in removed:
         del os.environ[name]

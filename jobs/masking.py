@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-MASK = "***"
+from sinks.dead_letter import REDACTED, redact
+
+MASK = REDACTED
 
 SECRET_PROPERTY_MARKERS = ("password", "secret", "jaas", "keystore.key", "credentials", "user.info")
 """A Kafka property whose key contains one of these holds a secret (``sasl.jaas.config``, ``ssl.key.password``,
@@ -123,17 +125,10 @@ def url_secrets(text: str) -> list[str]:
     return found
 
 
-MIN_SECRET_CHARS = 4
-"""Shorter secrets are not searched for in free text (replacing every "ab" would destroy it and protect nothing);
-they are masked where their name or URL shows them."""
-
-
 def masked_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every one of ``secrets`` (of at least ``MIN_SECRET_CHARS``) replaced by ``***``, longest
-    first, then its URLs masked."""
-    for secret in sorted((s for s in secrets if len(s) >= MIN_SECRET_CHARS), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return mask_urls(text)
+    """``text`` with every one of ``secrets`` replaced by ``***`` (``sinks.dead_letter.redact``: shorter secrets are
+    masked only where their name or URL shows them), then its URLs masked."""
+    return mask_urls(redact(text, secrets))
 
 
 def masked_setting(text: str) -> str:

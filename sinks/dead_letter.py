@@ -72,11 +72,18 @@ _PINECONE_KEY = re.compile(r"\bpcsk_[A-Za-z0-9_\-]+")
 Headers = list[tuple[str, bytes | None]]
 
 
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every one of ``secrets`` of at least ``MIN_SECRET_CHARS`` replaced by ``***``, longest first (so
+    that a secret holding a shorter one is replaced whole)."""
+    for secret in sorted((s for s in secrets if s and len(s) >= MIN_SECRET_CHARS), key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` without any of ``secrets`` and without anything shaped like a credential, at most 1000 characters."""
-    for secret in secrets:
-        if secret and len(secret) >= MIN_SECRET_CHARS and secret in text:
-            text = text.replace(secret, REDACTED)
+    text = redact(text, secrets)
     if "pcsk_" in text:
         text = _PINECONE_KEY.sub("pcsk_" + REDACTED, text)
     text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}", text)
