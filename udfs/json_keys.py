@@ -5,30 +5,28 @@ silently), so ``{"__deleted": "true", "__deleted": "false"}`` would be an upsert
 name record 2. The job rejects any object with a repeated name rather than guess which one was meant.
 
 orjson does not report repeats, and re-parsing every value with Python's ``json`` and an ``object_pairs_hook`` would
-cost more than the rest of decoding. So decode compares two counts first:
+cost more than the rest of decoding. So decode compares two counts first (``may_repeat_keys``); a repeat drops a
+name (and its value) from the parse but not from the text, so the text's count is larger whenever there is one:
 
-- the names in the text: every name ends with ``"`` then ``:``, maybe with whitespace between them; inside strings
-  a ``"`` is always escaped, so such pairs there only add to this count (``value.count(b'":')`` plus a search for a
-  spaced colon for short values, ``_name_ends`` for long ones);
-- ``key_count(obj)``: the names of the parsed objects, which repeats do not add to (lists that do not start with an
-  object or a list are not walked: they would only make the count smaller).
+- values up to ``_SHORT_VALUE`` bytes: the ``"`` in the text (``bytes.count``) against twice the names and string
+  values of the parsed objects (``string_count``); escaped quotes inside strings only add to the text's count;
+- longer values (vectors): the colons that follow a ``"`` (``_name_ends``; such colons inside strings only add)
+  against the names of the parsed objects (``key_count``; lists that do not start with an object or a list are not
+  walked: they would only make the count smaller).
 
-If the text has no spaced colon and both counts are equal, no object can hold a repeated name (the text holds at
-most as many names as the parse). Otherwise (a repeat, an escaped quote before a colon inside a string, a spaced
-colon, a list of objects after a scalar) the value is parsed again with ``unique_object`` as the hook, which
-finds repeats exactly, at every level.
+If both counts are equal, no object can hold a repeated name. Otherwise (a repeat, an escaped quote, a colon inside
+a string, a list of objects after a scalar) the value is parsed again with ``unique_object`` as the hook, which finds
+repeats exactly, at every level.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
 _QUOTE = ord('"')
 _WHITESPACE = b" \t\r\n"
 _SHORT_VALUE = 2048
-"""Up to this size, ``bytes.count`` and one regex search are cheapest; beyond it (vectors), ``_name_ends``."""
+"""Up to this size, ``bytes.count`` and ``string_count`` are cheapest; beyond it (vectors), ``_name_ends``."""
 _CONTAINERS = (dict, list)
 _MAX_WALK_DEPTH = 64
 """Deeper objects are not counted: the exact check then runs (and the record is rejected as too deep anyway)."""
