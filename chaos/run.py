@@ -63,6 +63,7 @@ from typing import Any
 from chaos.report import FaultRecord, machine, write_markdown
 from chaos.verify import Report, compare, read_dead_letters, read_index
 from chaos.workload import DEFAULT_PARTITIONS, DIMENSION, JOB_ARGS, METRIC, Workload, generate
+from jobs.checkpoints import find_checkpoints
 from stack.cluster import ClusterError
 from stack.kafka import KafkaBroker
 from stack.paths import ROOT, RUN_DIR, free_port
@@ -186,9 +187,10 @@ def running_job(rest_url: str) -> str | None:
 
 
 def latest_checkpoint(checkpoints: Path) -> Path | None:
-    """The newest completed checkpoint (``chk-N`` with ``_metadata``) under ``checkpoints/<job id>/``."""
-    found = [meta.parent for meta in checkpoints.glob("*/chk-*/_metadata")]
-    return max(found, key=lambda p: (p.stat().st_mtime, int(p.name[4:])), default=None)
+    """The newest completed checkpoint (``chk-N`` with ``_metadata``) under ``checkpoints/<job id>/``: the one
+    ``kpf run --resume-from-latest`` takes (``jobs.checkpoints``)."""
+    found = find_checkpoints(checkpoints)
+    return found[0].path if found and found[0].complete else None
 
 
 def python_worker_pids(parent: int, proc: Path = PROC) -> list[int]:
