@@ -9,10 +9,14 @@ prints steady-state records/s (between the 10% and the 90% record, from timestam
 1,000 records) next to the first variant's:
 
 * ``source``: the Kafka table source and one Python map (the floor: one JVM-to-Python hop, nothing decoded);
+* ``source-batched``: the same, with the JVM ``Batcher`` (``udfs.stage_batch``) before the map: Python sees lists;
 * ``decode``: + ``json.loads`` of the value into a pickled object handed to a second (chained) Python map;
 * ``keyed``: + ``key_by`` (a Python key selector) and a Python ``KeyedProcessFunction`` that uses no state;
 * ``python-state``: the same function reading and writing a ``ValueState`` per record (what dedup did in Python);
 * ``jvm-state``: decode hands rows to the project's JVM dedup operator (``udfs.dedup.keyed_dedup``), then Python.
+* ``batched``: the job's shape since the batching redesign: the JVM ``Batcher`` hands lists of records to the Python
+  decode, whose result rows the JVM ``BatchResults`` unpacks for the JVM dedup operator, and a second ``Batcher``
+  hands lists of applied changes to the last Python stage (``udfs.stage_batch``): Python sees groups, never records.
 
 No Pinecone writes: this is the ceiling the job's own work (decode, routing, hashing, the sink) runs under.
 """
@@ -42,7 +46,7 @@ from stack.kafka import KafkaBroker
 from stack.kafka_client import produce
 from stack.paths import free_port
 
-VARIANTS = ("source", "decode", "keyed", "python-state", "jvm-state")
+VARIANTS = ("source", "source-batched", "decode", "keyed", "python-state", "jvm-state", "batched")
 TICK = 1_000
 
 
@@ -57,8 +61,9 @@ class Count(MapFunction):
         self.out = open(self.path, "w")  # noqa: SIM115 - closed with the function
 
     def map(self, value: Any) -> int:
-        self.seen += 1
-        if self.seen % TICK == 0:
+        before = self.seen
+        self.seen += len(value) if isinstance(value, list) else 1
+        if self.seen // TICK != before // TICK:
             self.out.write(f"{self.seen} {time.time()}\n")
             self.out.flush()
         return 1
@@ -91,6 +96,7 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
     from jobs.flink_env import create_session
     from jobs.kafka_io import KafkaSourceOptions, source_table_ddl
     from udfs.dedup import input_type, keyed_dedup
+    from udfs.stage_batch import batch_result, batch_results, batched, result_type
 
     ticks = workdir / f"ticks-{variant}"
     session = create_session(
@@ -127,6 +133,17 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
         stream = keyed_dedup(rows.map(to_dedup_row, output_type=input_type())).map(
             lambda r: pickle.loads(r[0]), output_type=pickled
         )
+    elif variant == "source-batched":
+        stream = batched(rows, 1000, 16 << 20, 50)
+    elif variant == "batched":
+
+        def decode_batch(batch: list[Any]) -> Row:
+            return batch_result([to_dedup_row(row) for row in batch], [], {"records_in": len(batch)})
+
+        decoded = batched(rows, 1000, 16 << 20, 50).map(decode_batch, output_type=result_type(input_type()))
+        changes, _ = batch_results(decoded, "decode", input_type())
+        applied = batched(keyed_dedup(changes), 1000, 16 << 20, 50)
+        stream = applied.map(lambda batch: [pickle.loads(r[0]) for r in batch], output_type=pickled)
     else:
         raise ValueError(variant)
     stream.map(Count(str(ticks)), output_type=Types.INT()).filter(lambda _: False)

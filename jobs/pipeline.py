@@ -1,12 +1,23 @@
 """The ingest pipeline's graph, wired from the stages' own functions:
 
-    Kafka ─► Decode ─► key_by(namespace, id) ─► Dedup ─► Embed (if configured) ─► Pinecone sink
-               │                                           │                         │
-               └──────────── dead letters ─────────────────┴─────────────────────────┴──► dead-letter topic
+    Kafka ─► Batch ─► Decode ─► Decode results ─► key_by(namespace, id) ─► Dedup ─► Batch ─► Embed (if configured)
+                        (Python, groups)   │                          (JVM state)           (Python, groups)
+                                           │                                                     │
+                                           │              dead letters          Pinecone sink ◄──┘
+                                           │                                   (Python, groups)
+                                           │                                         │
+                                           └──────────────────────► dead-letter topic ◄── Pinecone sink results
 
 Nothing here decides anything about records; it only connects stages, names operators for the Web UI and sets
-each operator's types. Decode hands rows to the JVM dedup operator (``udfs.dedup.input_type``), which hands rows of
-(pickled change, replaces) on; every other Python operator's output is a pickled ``Change`` or ``DeadLetter``.
+each operator's types. Python never handles a record on its own: the JVM ``Batcher`` operators hand each Python stage
+lists of records (flushed before every checkpoint barrier, at end of input, and after a short linger), and the JVM
+``BatchResults`` operators unpack what the Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs
+in the JVM on records, between the two groupings, so its per-id order, fencing and state are those of a record-level
+operator.
+
+What PyFlink forces: a Python stage's output is one type, so each stage returns one result row per group (records,
+dead letters, counts) and the JVM splits it; the embed stage hands the sink Python objects (pickled), and the sink
+hands back only dead letters and counts.
 """
 
 from __future__ import annotations
@@ -15,20 +26,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.kafka_io import KafkaSourceOptions, raw_row, raw_row_type, source_table_ddl, write_raw
+from jobs.kafka_io import KafkaSourceOptions, raw_row_type, source_table_ddl, write_raw
 from sinks.config import PineconeSinkConfig
-from sinks.dead_letter import to_kafka
-from udfs.records import DeadLetter
 from udfs.route_config import RouteConfig
+from udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
 
 SOURCE_TABLE = "kafka_source"
 DEAD_LETTER_TABLE = "dead_letters"
-EMBED_MIN_CAPACITY = 1000
-"""Records in flight in the embed stage, at least: one bundle (python.fn-execution.bundle.size). The stage emits in
-order, so a record waits for every earlier one; with less room than a bundle, the records behind the pool the model
-encodes could not enter, the next pool could not fill, and the model would encode a text alone after every pool
-(measured on the change stream, where one record in five needs the model: 203 rec/s with 512, 251 with pools of 1)."""
-SINK_MIN_CAPACITY = 1000
+EMBED_CAPACITY = 2
+"""Groups in flight in the embed stage: one encoding, the next one ready. It emits in order."""
+SINK_CAPACITY = 4
+"""Groups in flight in the sink: the writer keeps the writes of each lane in order across them."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +57,12 @@ class PipelineSpec:
     dead_letter_max_bytes: int | None = None
     """Largest dead letter the dead-letter topic accepts (``sinks.dead_letter.record_size``); larger ones are
     truncated. None: never truncate."""
-
-
-class _DeadLetterRows:
-    """Map function: ``DeadLetter`` → raw Kafka row. A class so that the secrets to scrub travel pickled, not global."""
-
-    def __init__(self, secrets: tuple[str, ...], max_bytes: int | None = None) -> None:
-        self._secrets = secrets
-        self._max_bytes = max_bytes
-
-    def __call__(self, dead_letter: DeadLetter) -> Any:
-        key, value, headers = to_kafka(dead_letter, secrets=self._secrets, max_bytes=self._max_bytes)
-        return raw_row(key, value, list(headers))
+    batch_max_records: int = DEFAULT_MAX_RECORDS
+    """Records per group handed to a Python stage."""
+    batch_max_bytes: int = DEFAULT_MAX_BYTES
+    """Estimated bytes per group handed to a Python stage (a larger record is a group of its own)."""
+    batch_linger_ms: int = DEFAULT_LINGER_MS
+    """Longest wait of a partial group before decode (the group before the sink waits at most ``sink.linger_ms``)."""
 
 
 def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
@@ -69,46 +71,46 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     from pyflink.datastream import AsyncDataStream
 
     from sinks.pinecone_sink import PineconeSinkFunction
-    from udfs.decode_function import DEAD_LETTERS, DecodeFunction
+    from udfs.decode_function import DecodeFunction
     from udfs.dedup import input_type, keyed_dedup
+    from udfs.stage_batch import batch_results, batched, result_type
 
-    pickled = Types.PICKLED_BYTE_ARRAY()
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
     rows = t_env.to_data_stream(t_env.from_path(SOURCE_TABLE))
 
-    decoded = rows.process(DecodeFunction(spec.route, spec.error_tolerance), output_type=input_type()).name("Decode")
-    decoded.uid("decode")
-    deduped = keyed_dedup(decoded, spec.state_ttl_ms).name("Dedup").uid("dedup")
-    to_sink = deduped
+    groups = batched(rows, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms, "Batch for decode")
+    groups.uid("batch-decode")
+    decode = DecodeFunction(spec.route, spec.error_tolerance, spec.secrets, spec.dead_letter_max_bytes)
+    decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
+    changes, decode_dead_letters = batch_results(decoded, "decode", input_type())
+    changes.name("Decode results").uid("decode-results")
+    deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
+    to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
+    to_sink.uid("batch-sink")
     if spec.embed is not None:
         from udfs.embed import EmbedFunction
 
         to_sink = AsyncDataStream.ordered_wait(
-            deduped,
+            to_sink,
             EmbedFunction(spec.embed),
             Time.milliseconds(0),
-            capacity=max(EMBED_MIN_CAPACITY, 2 * spec.embed.batch_size * spec.embed.pool_batches),
-            output_type=pickled,
+            capacity=EMBED_CAPACITY,
+            output_type=Types.PICKLED_BYTE_ARRAY(),
         )
-        to_sink.name("Embed").uid("embed")
+        to_sink.name("Embed").uid("embed-groups")
+    sink = PineconeSinkFunction(spec.sink, spec.secrets, spec.dead_letter_max_bytes)
     sink_out = AsyncDataStream.unordered_wait(
-        to_sink,
-        PineconeSinkFunction(spec.sink),
-        Time.milliseconds(0),
-        capacity=max(SINK_MIN_CAPACITY, spec.sink.batch_size * 4),
-        output_type=pickled,
+        to_sink, sink, Time.milliseconds(0), capacity=SINK_CAPACITY, output_type=result_type(raw_row_type())
     )
-    sink_out.name("Pinecone sink").uid("pinecone-sink")
+    sink_out.name("Pinecone sink").uid("pinecone-sink-groups")
+    sink_results, sink_dead_letters = batch_results(sink_out, "sink", raw_row_type())
+    sink_results.name("Pinecone sink results").uid("pinecone-sink-results")
 
-    dead_letters = decoded.get_side_output(DEAD_LETTERS).union(sink_out)
-    dlq_rows = dead_letters.map(
-        _DeadLetterRows(spec.secrets, spec.dead_letter_max_bytes), output_type=raw_row_type()
-    ).name("Dead-letter records")
     # Exactly-once: a replay after a crash must not dead-letter the same record twice (found by the chaos harness:
     # at-least-once resent every bad record between the restored checkpoint and the crash).
     table, name = write_raw(
         t_env,
-        dlq_rows,
+        decode_dead_letters.union(sink_dead_letters),
         spec.source.bootstrap_servers,
         spec.dead_letter_topic,
         spec.kafka_properties,

@@ -1,18 +1,19 @@
-"""The checkpoint-aware Pinecone sink as a Flink ``AsyncFunction``.
+"""The checkpoint-aware Pinecone sink as a Flink ``AsyncFunction``, on groups of changes.
 
-Each ``async_invoke`` parks its change in a per-namespace micro-batch of the ``PineconeWriter`` and returns once
-that batch is written (or its record dead-lettered). Flink waits for every in-flight ``async_invoke`` at the end of
-each bundle and before each checkpoint barrier, so a completed checkpoint means every earlier record is in Pinecone
-or in the dead-letter output: the sink never holds records that a checkpoint has already covered. The linger
-(``sink.linger-ms``) bounds how long a partial batch, and so a checkpoint, waits.
+The JVM ``Batcher`` before it (``udfs.stage_batch``) hands over the applied changes of its subtask as one list, at
+most ``sink.linger-ms`` after the first of them arrived and always before a checkpoint barrier. Each
+``async_invoke`` writes its group through the ``PineconeWriter`` at once (``submit_group``: per lane, in arrival
+order, in requests of ``sink.batch-size``) and returns once every change of the group is written or dead-lettered.
+Flink waits for every in-flight ``async_invoke`` before it forwards a barrier, so a completed checkpoint means every
+earlier record is in Pinecone or in the dead-letter output: the sink never holds records that a checkpoint has
+already covered.
 
-Apply it with ``AsyncDataStream.unordered_wait`` and a timeout of 0: per-record timers are costly, and every
-Pinecone call is bounded by the writer's own timeout. Order per id is kept by the writer (one batch in flight per
-namespace, in arrival order), not by the output mode.
+Apply it with ``AsyncDataStream.unordered_wait`` and a timeout of 0: every Pinecone call is bounded by the writer's
+own timeout. Order per id is kept by the writer (the writes of one lane go strictly in arrival order, and groups are
+invoked in arrival order), not by the output mode.
 
-Outputs: the ``DeadLetter`` records (its own and those passed through from upstream stages); applied changes emit
-nothing. When the writer gives up (retries exhausted, a fatal error, or a rejected record under fail-fast) the
-exception fails the task, and Flink restarts it from the last checkpoint: nothing is dropped.
+When the writer gives up (retries exhausted, a fatal error, or a rejected record under fail-fast) the exception
+fails the task, and Flink restarts it from the last checkpoint: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import Any
 
 from pyflink.datastream import RuntimeContext
@@ -30,7 +32,8 @@ from sinks.client import open_index
 from sinks.config import PineconeSinkConfig
 from sinks.writer import PineconeWriter
 from udfs.dedup import applied_change
-from udfs.records import DeadLetter
+from udfs.records import Change, DeadLetter
+from udfs.stage_batch import batch_result, dead_letter_row
 
 FLINK_GAUGES = (*stats.COUNTERS, stats.LAG_MS)
 
@@ -65,11 +68,19 @@ class FlinkSinkMetrics(stats.SinkStats):
 
 
 class PineconeSinkFunction(AsyncFunction):
-    """Writes changes (rows of the dedup operator, or ``Change`` records from the embed stage) to Pinecone; passes
-    ``DeadLetter`` records through; emits dead letters only."""
+    """Writes groups of changes to Pinecone and returns one ``batch_result`` row per group (``udfs.stage_batch``):
+    no records, the group's dead letters as raw Kafka rows (its own and those of the embed stage), and the counts
+    ``upserted``, ``updated``, ``deleted``, ``superseded``, ``dead_lettered`` (the sink's), ``embed_dead_lettered``.
 
-    def __init__(self, config: PineconeSinkConfig) -> None:
+    A group is a list of rows of the JVM dedup operator (handed over by the JVM ``Batcher``), or the list the embed
+    stage returns (``Change`` and ``DeadLetter`` records)."""
+
+    def __init__(
+        self, config: PineconeSinkConfig, secrets: tuple[str, ...] = (), dead_letter_max_bytes: int | None = None
+    ) -> None:
         self._config = config
+        self._secrets = secrets
+        self._max_bytes = dead_letter_max_bytes
         self._writer: PineconeWriter | None = None
         self._client: Any = None
 
@@ -83,17 +94,29 @@ class PineconeSinkFunction(AsyncFunction):
         self._client = asyncio.run(open_index(self._config))
         self._writer = PineconeWriter(self._client, self._config, metrics=metrics)
 
-    async def async_invoke(self, value: Any) -> list[DeadLetter]:
-        value = applied_change(value)
-        if isinstance(value, DeadLetter):
-            return [value]
+    async def async_invoke(self, value: Any) -> list[Any]:
         if self._writer is None:
             raise RuntimeError("PineconeSinkFunction.async_invoke called before open()")
-        outcome = await self._writer.submit(value)
-        return [outcome] if isinstance(outcome, DeadLetter) else []
+        changes: list[Change] = []
+        dead_letters = []
+        counts: Counter[str] = Counter()
+        for item in value:
+            item = applied_change(item)
+            if isinstance(item, DeadLetter):
+                counts[f"{item.stage}_dead_lettered"] += 1
+                dead_letters.append(dead_letter_row(item, self._secrets, self._max_bytes))
+            else:
+                changes.append(item)
+        for outcome in await self._writer.submit_group(changes):
+            if isinstance(outcome, DeadLetter):
+                counts["dead_lettered"] += 1
+                dead_letters.append(dead_letter_row(outcome, self._secrets, self._max_bytes))
+            else:
+                counts[outcome.kind] += 1
+        return [batch_result([], dead_letters, counts)]
 
     def close(self) -> None:
-        # The operator's loop is stopped by now; the writer holds nothing unsent (every batch was awaited).
+        # The operator's loop is stopped by now; the writer holds nothing unsent (every group was awaited).
         if self._client is not None:
             with contextlib.suppress(Exception):
                 asyncio.run(self._client.close())

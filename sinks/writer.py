@@ -148,6 +148,11 @@ class PineconeWriter:
         """The change's outcome, once the micro-batch it joined (per lane) has been written."""
         return await self._batcher.submit(change)
 
+    async def submit_group(self, changes: Sequence[Change]) -> list[Outcome]:
+        """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: split
+        into lanes in order, each lane's part written now (no linger), behind any earlier write of the lane."""
+        return await self._batcher.submit_many(changes)
+
     async def flush(self) -> None:
         """Write every open micro-batch now and wait until all are written."""
         await self._batcher.flush()

@@ -74,9 +74,17 @@ class MicroBatcher(Generic[K, T, R]):
         self._workers: dict[K, asyncio.Task[None]] = {}
 
     async def submit(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         key = self._key(item)
+        batch = self._add(key, item, future)
+        if len(batch.items) >= self._max_items or self._linger_s == 0:
+            self._seal(key)
+        elif self._work_conserving and key not in self._workers and len(batch.items) == 1:
+            asyncio.get_running_loop().call_soon(self._seal_if_idle, key, batch)
+        return await future
+
+    def _add(self, key: K, item: T, future: asyncio.Future[R]) -> _Batch[T, R]:
+        """Adds ``item`` to the open batch of ``key`` (sealing it first if the item's bytes would not fit)."""
         size = self._size_of(item) if self._size_of is not None else 0
         batch = self._open.get(key)
         if batch is not None and self._max_bytes is not None and batch.items and batch.size + size > self._max_bytes:
@@ -86,15 +94,33 @@ class MicroBatcher(Generic[K, T, R]):
             batch = _Batch()
             self._open[key] = batch
             if self._linger_s > 0:
-                batch.timer = loop.call_later(self._linger_s, self._seal_if_open, key, batch)
+                batch.timer = asyncio.get_running_loop().call_later(self._linger_s, self._seal_if_open, key, batch)
         batch.items.append(item)
         batch.futures.append(future)
         batch.size += size
-        if len(batch.items) >= self._max_items or self._linger_s == 0:
-            self._seal(key)
-        elif self._work_conserving and key not in self._workers and len(batch.items) == 1:
-            loop.call_soon(self._seal_if_idle, key, batch)
-        return await future
+        return batch
+
+    async def submit_many(self, items: Sequence[T]) -> list[R]:
+        """The results of ``items``, in order, once every batch holding one of them has been processed.
+
+        For callers that already hold a group (a batch handed over by Flink): the items are added in order, as
+        ``submit`` would add them, and every batch they touched is sealed at once instead of lingering, so the group
+        is processed now. Batches still go strictly one after another per key, behind any batch sealed before.
+        """
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = []
+        touched: set[K] = set()
+        for item in items:
+            future: asyncio.Future[R] = loop.create_future()
+            key = self._key(item)
+            if len(self._add(key, item, future).items) >= self._max_items:
+                self._seal(key)
+            touched.add(key)
+            futures.append(future)
+        for key in touched:
+            if key in self._open:
+                self._seal(key)
+        return list(await asyncio.gather(*futures))
 
     async def flush(self) -> None:
         """Seal every open batch and wait until every sealed batch has been processed."""

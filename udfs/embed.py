@@ -201,6 +201,33 @@ class Embedder:
         change.values = vector.tolist()
         return change
 
+    async def embed_group(self, changes: Sequence[Change]) -> list[Change | DeadLetter]:
+        """``embed`` for a group of changes (a batch handed over by Flink): every text of the group the cache does
+        not hold is submitted at once, in pools of ``batch_size * pool_batches``, and the group returns when all are
+        embedded. Results are in order."""
+        waiting: list[tuple[int, bytes, str]] = []
+        out: list[Change | DeadLetter] = list(changes)
+        for position, change in enumerate(changes):
+            if not needs_embedding(change):
+                continue
+            assert change.text is not None
+            key = text_key(change)
+            vector = self.cache.get(key)
+            if vector is None:
+                waiting.append((position, key, change.text))
+            else:
+                self.stats.cache_hits += 1
+                change.values = vector.tolist()
+        if waiting:
+            results = await self._batcher.submit_many([(key, text) for _, key, text in waiting])
+            for (position, _, _), result in zip(waiting, results, strict=True):
+                change = changes[position]
+                if isinstance(result, EmbeddingError):
+                    out[position] = DeadLetter(change.source, result.error_class, result.message, "embed")
+                else:
+                    change.values = result.tolist()
+        return out
+
     async def flush(self) -> None:
         """Wait until every submitted text has been embedded."""
         await self._batcher.flush()
@@ -287,13 +314,15 @@ class Embedder:
 
 
 class EmbedFunction(AsyncFunction):
-    """Flink async function around ``Embedder``: ``async_invoke(change)`` returns ``[change_with_vector]`` or
-    ``[DeadLetter]`` (the job splits the two downstream). The model is loaded in ``open()`` on the worker.
+    """Flink async function around ``Embedder``, on groups: ``async_invoke(group)`` takes a list of applied changes
+    (rows of the JVM dedup operator, handed over as one list by the JVM ``Batcher``, ``udfs.stage_batch``) and returns
+    one element: the list of the group's changes with their vectors set, or a ``DeadLetter`` in place of a change
+    whose text could not be embedded. The model is loaded in ``open()`` on the worker.
 
-    Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0, capacity a few times ``batch_size``): a cache
-    hit completes at once and, unordered, could overtake an earlier version of the same id still waiting for the
-    model. Checkpoint safety: Flink waits for every in-flight ``async_invoke`` at each bundle end and before each
-    barrier; a partial batch waits at most ``linger_ms``.
+    Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0): a group of cache hits completes at once and,
+    unordered, could overtake an earlier group holding an earlier version of the same id. Checkpoint safety: the
+    batcher hands its group on before the barrier, and Flink waits for every in-flight ``async_invoke`` before it
+    forwards the barrier.
 
     Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
     ``embedding_failed``, ``texts_truncated``. Gauges, not counters, because Beam counters only count in the thread
@@ -321,10 +350,10 @@ class EmbedFunction(AsyncFunction):
         metrics.gauge("embedding_failed", lambda: embedder.stats.failed)
         metrics.gauge("texts_truncated", lambda: embedder.stats.truncated)
 
-    async def async_invoke(self, value: Any) -> list[Change | DeadLetter]:
+    async def async_invoke(self, value: Any) -> list[list[Change | DeadLetter]]:
         if self._embedder is None:
             raise RuntimeError("EmbedFunction.async_invoke called before open()")
-        return [await self._embedder.embed(applied_change(value))]
+        return [await self._embedder.embed_group([applied_change(row) for row in value])]
 
     def close(self) -> None:
         if self._embedder is not None:

@@ -1,0 +1,85 @@
+"""Batches across the JVM/Python boundary: the contract between the JVM operators and the Python stages.
+
+Every Python stage of the job works on groups of records, not on records one by one (issue: the per-record cost of
+PyFlink). Before a Python stage, ``batched`` puts the JVM operator ``io.github.kpf.batch.Batcher``: it gathers the
+records of its subtask into a list (by count, by estimated bytes, by a short linger) and hands the list on before
+every checkpoint barrier and at the end of input, so the list is one element for Flink and for Beam's coders. After
+a Python stage, ``batch_results`` puts ``io.github.kpf.batch.BatchResults``: the stage returns one ``batch_result``
+row per group (its output records, its dead letters as raw Kafka rows, and named counts), and the JVM operator
+hands the records on one by one (to ``key_by`` and the JVM dedup operator), the dead letters to a side output (the
+dead-letter topic) and adds the counts to run totals kept in operator state (metric counters, and accumulators that
+the driver reads for the closing summary of a bounded run).
+
+Why the checkpoint stays aligned: the batcher's buffer is empty when its barrier passes (it flushes in
+``prepareSnapshotPreBarrier``); the Python operator after it finishes its bundle, and an async Python stage every
+in-flight call, before it forwards the barrier. So a completed checkpoint covers exactly the groups handed on before
+its barrier, all of them written to Pinecone or to the dead-letter output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+RESULT_FIELDS = ("records", "dead_letters", "counts")
+"""The fields of a stage's result row, in the order ``BatchResults.java`` reads them."""
+
+DEFAULT_MAX_RECORDS = 1000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_LINGER_MS = 50
+
+
+def result_type(record_type: Any) -> Any:
+    """The Flink type of a stage's result row for output records of ``record_type``."""
+    from pyflink.common import Types
+
+    from jobs.kafka_io import raw_row_type
+
+    return Types.ROW_NAMED(
+        list(RESULT_FIELDS),
+        [Types.LIST(record_type), Types.LIST(raw_row_type()), Types.MAP(Types.STRING(), Types.LONG())],
+    )
+
+
+def batch_result(records: Sequence[Any], dead_letters: Sequence[Any], counts: Mapping[str, int]) -> Any:
+    """One result row: ``records`` (of the stage's record type), ``dead_letters`` (raw Kafka rows,
+    ``jobs.kafka_io.raw_row``) and ``counts`` (count name → count; zero counts are left out)."""
+    from pyflink.common import Row
+
+    return Row(list(records), list(dead_letters), {name: int(n) for name, n in counts.items() if n})
+
+
+def dead_letter_row(dead_letter: Any, secrets: tuple[str, ...], max_bytes: int | None) -> Any:
+    """A ``DeadLetter`` as the raw Kafka row of the dead-letter topic (``sinks.dead_letter.to_kafka``: secrets
+    scrubbed, truncated above ``max_bytes``)."""
+    from jobs.kafka_io import raw_row
+    from sinks.dead_letter import to_kafka
+
+    key, value, headers = to_kafka(dead_letter, secrets=secrets, max_bytes=max_bytes)
+    return raw_row(key, value, list(headers))
+
+
+def batched(stream: Any, max_records: int, max_bytes: int, linger_ms: int, name: str = "Batch") -> Any:
+    """``stream`` gathered into lists by the JVM ``Batcher`` (see the module docstring); its type is a list of the
+    stream's type."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    batch = get_gateway().jvm.io.github.kpf.batch
+    j_stream = stream._j_data_stream
+    operator = batch.Batcher(int(max_records), int(max_bytes), int(linger_ms))
+    return DataStream(j_stream.transform(name, batch.Batcher.outputType(j_stream.getType()), operator))
+
+
+def batch_results(results: Any, prefix: str, record_type: Any) -> tuple[Any, Any]:
+    """The records (of ``record_type``) and the dead-letter rows of a stage's ``result_type`` stream, read by the JVM
+    ``BatchResults`` operator; its counts go to the run totals named ``<prefix>.<count>``."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    from jobs.kafka_io import raw_row_type
+
+    batch = get_gateway().jvm.io.github.kpf.batch
+    function = batch.BatchResults(prefix, raw_row_type().get_java_type_info())
+    j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
+    return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))
