@@ -310,22 +310,21 @@ class BoundedRun:
         """Run the job to its end; raises what ``env.execute`` raises when the job fails."""
         self.wait(env.execute_async(job_name))
 
-    def wait(self, client: Any) -> None:
-        """Wait for the end of the job ``client`` submitted (ending it when resumed); raises its failure."""
+    def wait(self, client: Any) -> Any:
+        """Wait for the end of the job ``client`` submitted (ending it when resumed); its ``JobExecutionResult``.
+        Raises its failure."""
         self._record(str(client.get_job_id()))
         if not self.resumed or self.stopping is None:
-            client.get_job_execution_result().result()
-            return
-        self._watch(client)
+            return client.get_job_execution_result().result()
+        return self._watch(client)
 
-    def _watch(self, client: Any) -> None:
+    def _watch(self, client: Any) -> Any:
         assert self.stopping is not None
         job_id = str(client.get_job_id())
         url = rest_url(client, self.settings)
         if url is None:
             _log("warning: the job's REST API is not reachable: this resumed bounded run cannot tell where it ends")
-            client.get_job_execution_result().result()
-            return
+            return client.get_job_execution_result().result()
         settle_s = int(self.settings.get("metrics.fetcher.update-interval", "10000").rstrip("ms") or 0) / 1000 + 2
         first_checkpoint_at: float | None = None
         partitions = sorted(self.stopping.offsets)
@@ -333,8 +332,7 @@ class BoundedRun:
         while True:
             status = str(client.get_job_status().result())
             if status.endswith(("FINISHED", "FAILED", "CANCELED")):
-                client.get_job_execution_result().result()  # raises the failure, if any
-                return
+                return client.get_job_execution_result().result()  # raises the failure, if any
             time.sleep(POLL_S)
             try:
                 if first_checkpoint_at is None:
@@ -351,7 +349,7 @@ class BoundedRun:
                 break
             last = committed
         _log("bounded run resumed from a checkpoint: every partition reached its stopping offset; draining")
-        self._stop_with_drain(client)
+        return self._stop_with_drain(client)
 
     def _reached(
         self,
@@ -376,7 +374,7 @@ class BoundedRun:
         # Below the stopping offset but unchanged since the last look: only transaction markers may be left.
         return 0 <= offset == last.get(partition) and only_markers_between(self.source, partition, offset, stop)
 
-    def _stop_with_drain(self, client: Any) -> None:
+    def _stop_with_drain(self, client: Any) -> Any:
         from pyflink.java_gateway import get_gateway
 
         j_client = client._j_job_client
@@ -388,4 +386,4 @@ class BoundedRun:
             status = str(client.get_job_status().result())
             if not status.endswith("FINISHED"):
                 raise
-        client.get_job_execution_result().result()
+        return client.get_job_execution_result().result()

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from jobs.run_summary import summary_of
 from sinks.dead_letter import MIN_SECRET_CHARS, scrub
 
 MAX_CAUSES = 16
@@ -118,26 +120,27 @@ def run_to_end(
     job_name: str,
     secrets: Sequence[str],
     local: bool,
-    wait: Callable[[Any], None] | None = None,
+    wait: Callable[[Any], Any] | None = None,
 ) -> int:
     """Submit the job built in ``session`` and wait for its end; 0 if it finished, 1 if it failed. ``wait`` (given
-    the job client of a local run) replaces the plain wait for the job's result: a resumed bounded run ends itself
-    there (jobs/bounded.py)."""
+    the job client of a local run) replaces the plain wait for the job's result and returns it: a resumed bounded
+    run ends itself there (jobs/bounded.py). A job that finished prints its closing summary (jobs/run_summary.py)."""
+    started = time.monotonic()
     try:
         if not local:
-            session.env.execute(job_name)
-            return 0
-        job_client = session.env.execute_async(job_name)
-        address = session.web_ui or bound_rest_address(job_client)
-        if address and not session.web_ui:
-            print(f"Flink Web UI: {address}", flush=True)
-        if wait is not None:
-            wait(job_client)
+            result = session.env.execute(job_name)
         else:
-            job_client.get_job_execution_result().result()
+            job_client = session.env.execute_async(job_name)
+            address = session.web_ui or bound_rest_address(job_client)
+            if address and not session.web_ui:
+                print(f"Flink Web UI: {address}", flush=True)
+            result = wait(job_client) if wait is not None else job_client.get_job_execution_result().result()
     except Exception as exc:  # noqa: BLE001 - the Java stack trace is in the log; the cause is what the user needs
         for line in failure_report(exc, secrets):
             print(line, file=sys.stderr)
         sys.stderr.flush()
         return 1
+    summary = summary_of(result, time.monotonic() - started)
+    if summary is not None:
+        print("\n".join(summary.lines()), flush=True)
     return 0

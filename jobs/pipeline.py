@@ -35,6 +35,9 @@ SOURCE_TABLE = "kafka_source"
 DEAD_LETTER_TABLE = "dead_letters"
 EMBED_CAPACITY = 2
 """Groups in flight in the embed stage: one encoding, the next one ready. It emits in order."""
+DECODE_COUNTS = ("records_in", "decoded", "dead_lettered")
+SINK_COUNTS = ("upserted", "updated", "deleted", "superseded", "dead_lettered")
+"""Counts whose metrics exist from the start, at zero (others appear when first counted)."""
 SINK_CAPACITY = 4
 """Groups in flight in the sink: the writer keeps the writes of each lane in order across them."""
 
@@ -82,7 +85,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     groups.uid("batch-decode")
     decode = DecodeFunction(spec.route, spec.error_tolerance, spec.secrets, spec.dead_letter_max_bytes)
     decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
-    changes, decode_dead_letters = batch_results(decoded, "decode", input_type())
+    changes, decode_dead_letters = batch_results(decoded, "decode", input_type(), DECODE_COUNTS)
     changes.name("Decode results").uid("decode-results")
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
     to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
@@ -103,7 +106,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         to_sink, sink, Time.milliseconds(0), capacity=SINK_CAPACITY, output_type=result_type(raw_row_type())
     )
     sink_out.name("Pinecone sink").uid("pinecone-sink-groups")
-    sink_results, sink_dead_letters = batch_results(sink_out, "sink", raw_row_type())
+    sink_results, sink_dead_letters = batch_results(sink_out, "sink", raw_row_type(), SINK_COUNTS)
     sink_results.name("Pinecone sink results").uid("pinecone-sink-results")
 
     # Exactly-once: a replay after a crash must not dead-letter the same record twice (found by the chaos harness:

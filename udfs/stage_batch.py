@@ -71,15 +71,20 @@ def batched(stream: Any, max_records: int, max_bytes: int, linger_ms: int, name:
     return DataStream(j_stream.transform(name, batch.Batcher.outputType(j_stream.getType()), operator))
 
 
-def batch_results(results: Any, prefix: str, record_type: Any) -> tuple[Any, Any]:
+def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequence[str] = ()) -> tuple[Any, Any]:
     """The records (of ``record_type``) and the dead-letter rows of a stage's ``result_type`` stream, read by the JVM
-    ``BatchResults`` operator; its counts go to the run totals named ``<prefix>.<count>``."""
+    ``BatchResults`` operator; its counts go to the run totals named ``<prefix>.<count>`` (those ``declared`` exist
+    as metrics from the start)."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
     from jobs.kafka_io import raw_row_type
 
     batch = get_gateway().jvm.io.github.kpf.batch
-    function = batch.BatchResults(prefix, raw_row_type().get_java_type_info())
+    gateway = get_gateway()
+    names = gateway.new_array(gateway.jvm.java.lang.String, len(declared))
+    for i, name in enumerate(declared):
+        names[i] = name
+    function = batch.BatchResults(prefix, raw_row_type().get_java_type_info(), names)
     j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
     return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))

@@ -29,14 +29,17 @@ public class BatchResults<R> extends ProcessFunction<Row, R> implements Checkpoi
 
     private final String prefix;
     private final OutputTag<Row> deadLetters;
+    private final String[] declared;
     private transient RunTotals totals;
 
     /**
      * @param prefix accumulator prefix: the stage's name ({@code decode}, {@code sink})
      * @param deadLetterType the type of a dead-letter row (the raw Kafka sink row)
+     * @param declared counts whose metrics exist from the start (at zero)
      */
-    public BatchResults(String prefix, TypeInformation<Row> deadLetterType) {
+    public BatchResults(String prefix, TypeInformation<Row> deadLetterType, String... declared) {
         this.prefix = prefix;
+        this.declared = declared.clone();
         this.deadLetters = new OutputTag<>("dead-letters-" + prefix, deadLetterType);
     }
 
@@ -48,6 +51,7 @@ public class BatchResults<R> extends ProcessFunction<Row, R> implements Checkpoi
     @Override
     public void initializeState(FunctionInitializationContext context) throws Exception {
         totals = RunTotals.restore(context, getRuntimeContext(), prefix, "kpf-totals-" + prefix);
+        totals.declare(declared);
     }
 
     @Override

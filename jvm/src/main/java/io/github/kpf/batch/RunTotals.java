@@ -57,18 +57,21 @@ public final class RunTotals {
         return totals;
     }
 
+    /** Registers the named counts now (at zero), so that their metrics exist before the first record. */
+    public void declare(String... names) {
+        for (String name : names) {
+            counter(name);
+            metric(name);
+        }
+    }
+
     /** Adds {@code count} to the named total (and its metric counter). */
     public void add(String name, long count) {
         if (count == 0) {
             return;
         }
         counter(name).add(count);
-        Counter metric = metrics.get(name);
-        if (metric == null) {
-            metric = context.getMetricGroup().counter(name);
-            metrics.put(name, metric);
-        }
-        metric.inc(count);
+        metric(name).inc(count);
     }
 
     /** Writes the totals into the operator state for a checkpoint. */
@@ -77,6 +80,15 @@ public final class RunTotals {
         for (Map.Entry<String, LongCounter> entry : totals.entrySet()) {
             state.add(Tuple2.of(entry.getKey(), entry.getValue().getLocalValue()));
         }
+    }
+
+    private Counter metric(String name) {
+        Counter metric = metrics.get(name);
+        if (metric == null) {
+            metric = context.getMetricGroup().counter(name);
+            metrics.put(name, metric);
+        }
+        return metric;
     }
 
     private LongCounter counter(String name) {

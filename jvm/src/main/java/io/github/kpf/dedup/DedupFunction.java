@@ -8,11 +8,13 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.metrics.Counter;
-import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
+import io.github.kpf.batch.RunTotals;
 
 /**
  * The job's keyed dedup stage, on JVM keyed state: one state read and at most one write per change, in the task
@@ -22,10 +24,10 @@ import org.apache.flink.util.Collector;
  * content hash, text hash, payload (the pickled {@code Change}). Output: for each change to apply, a row of the
  * payload and whether the change replaces a live record. The payload is never looked at here.
  *
- * <p>Metrics (operator scope): counters {@code records_in}, {@code skipped_unchanged}, {@code skipped_stale},
- * {@code text_unchanged}.
+ * <p>Counts ({@link RunTotals}: operator-scope metric counters and run-total accumulators {@code dedup.<name>}):
+ * {@code records_in}, {@code skipped_unchanged}, {@code skipped_stale}, {@code text_unchanged}.
  */
-public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
+public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implements CheckpointedFunction {
     private static final long serialVersionUID = 1L;
 
     /** Name of the keyed value state; part of savepoint compatibility, never rename. */
@@ -40,10 +42,7 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
 
     private final long ttlMillis;
     private transient ValueState<DedupState> state;
-    private transient Counter recordsIn;
-    private transient Counter skippedUnchanged;
-    private transient Counter skippedStale;
-    private transient Counter textUnchanged;
+    private transient RunTotals totals;
 
     /**
      * @param ttlMillis state expiry in milliseconds, counted from the last write (expired state is never read); 0
@@ -84,16 +83,22 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
     @Override
     public void open(OpenContext openContext) {
         state = getRuntimeContext().getState(stateDescriptor(ttlMillis));
-        MetricGroup metrics = getRuntimeContext().getMetricGroup();
-        recordsIn = metrics.counter("records_in");
-        skippedUnchanged = metrics.counter("skipped_unchanged");
-        skippedStale = metrics.counter("skipped_stale");
-        textUnchanged = metrics.counter("text_unchanged");
+    }
+
+    @Override
+    public void initializeState(FunctionInitializationContext context) throws Exception {
+        totals = RunTotals.restore(context, getRuntimeContext(), "dedup", "kpf-totals-dedup");
+        totals.declare("records_in", "skipped_unchanged", "skipped_stale", "text_unchanged");
+    }
+
+    @Override
+    public void snapshotState(FunctionSnapshotContext context) throws Exception {
+        totals.snapshot();
     }
 
     @Override
     public void processElement(Row row, Context ctx, Collector<Row> out) throws Exception {
-        recordsIn.inc();
+        totals.add("records_in", 1);
         Dedup.Decision decision =
                 Dedup.decide(
                         state.value(),
@@ -107,15 +112,15 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
         switch (decision.action) {
             case Dedup.EMIT:
                 if (decision.textUnchanged) {
-                    textUnchanged.inc();
+                    totals.add("text_unchanged", 1);
                 }
                 out.collect(Row.of(row.getField(PAYLOAD), decision.replaces));
                 break;
             case Dedup.SKIP_UNCHANGED:
-                skippedUnchanged.inc();
+                totals.add("skipped_unchanged", 1);
                 break;
             default:
-                skippedStale.inc();
+                totals.add("skipped_stale", 1);
         }
     }
 }
