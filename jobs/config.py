@@ -64,8 +64,11 @@ from udfs.route_config import (
     METRICS,
     RouteConfig,
 )
+from udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
+from udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
+from udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
 
-__all__ = ["OPTIONS", "DedupSettings", "FlinkSettings", "JobConfig", "JobConfigError", "RouteSettings"]
+__all__ = ["OPTIONS", "BatchSettings", "DedupSettings", "FlinkSettings", "JobConfig", "JobConfigError", "RouteSettings"]
 
 PROG = "python -m jobs.ingest_job"
 DESCRIPTION = "Keeps a Pinecone index in step with Kafka topics (Kafka -> decode -> dedup -> embed -> Pinecone)."
@@ -95,6 +98,11 @@ DEFAULT_REST_PORT = 8081
 MAX_PORT = 65_535
 MIN_REQUEST_TIMEOUT_S = 0.1
 """A Pinecone request cannot complete in less; the sink itself only requires > 0."""
+MAX_BATCH_MAX_RECORDS = 100_000
+MIB = 1024 * 1024
+MIN_BATCH_MAX_BYTES = MIB
+MAX_BATCH_MAX_BYTES = 256 * MIB
+MAX_BATCH_LINGER_MS = 10_000
 PROBE_DIMENSION = 1
 """RouteConfig needs the index's dimension and metric, known only at start; none of its other checks depend on them,
 so the options are validated early with these placeholders."""
@@ -484,11 +492,40 @@ OPTIONS: tuple[Option, ...] = (
         high=MAX_METADATA_BYTES,
         target="route.max_metadata_bytes",
     ),
+    # batch
+    Option(
+        "batch.max-records",
+        Kind.INT,
+        "Records per group handed to a Python stage (decode, embed, sink) by the JVM Batcher",
+        default=DEFAULT_BATCH_MAX_RECORDS,
+        low=1,
+        high=MAX_BATCH_MAX_RECORDS,
+        target="batch.max_records",
+    ),
+    Option(
+        "batch.max-bytes",
+        Kind.INT,
+        "Estimated bytes per group handed to a Python stage (a larger record is a group of its own)",
+        default=DEFAULT_BATCH_MAX_BYTES,
+        low=MIN_BATCH_MAX_BYTES,
+        high=MAX_BATCH_MAX_BYTES,
+        target="batch.max_bytes",
+    ),
+    Option(
+        "batch.linger-ms",
+        Kind.INT,
+        "Longest wait of a partial group before decode (groups are also handed on before every checkpoint and at "
+        "the end of input); the group before the sink waits at most sink.linger-ms",
+        default=DEFAULT_BATCH_LINGER_MS,
+        low=0,
+        high=MAX_BATCH_LINGER_MS,
+        target="batch.linger_ms",
+    ),
     # sink
     Option(
         "sink.batch-size",
         Kind.INT,
-        "Records per Pinecone upsert request (a request is also cut at 2 MB)",
+        "Records per Pinecone upsert request inside a group (a request is also cut at 2 MB)",
         default=sink_config.DEFAULT_BATCH_SIZE,
         low=1,
         high=sink_config.PINECONE_MAX_UPSERT_RECORDS,
@@ -524,7 +561,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "sink.linger-ms",
         Kind.INT,
-        "Longest wait for a partial batch before it is sent (batches are also flushed before every checkpoint)",
+        "Longest wait of a partial group of changes before it is handed to the sink (the JVM Batcher before the "
+        "sink; groups are also handed on before every checkpoint), which writes it at once",
         default=sink_config.DEFAULT_LINGER_MS,
         low=0,
         high=sink_config.MAX_LINGER_MS,
@@ -657,6 +695,16 @@ class DedupSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """The groups the JVM ``Batcher`` hands to the Python stages (``udfs.stage_batch``)."""
+
+    max_records: int = DEFAULT_BATCH_MAX_RECORDS
+    max_bytes: int = DEFAULT_BATCH_MAX_BYTES
+    linger_ms: int = DEFAULT_BATCH_LINGER_MS
+    """Of the group before decode; the group before the sink lingers ``sink.linger-ms``."""
+
+
+@dataclass(frozen=True)
 class FlinkSettings:
     parallelism: int
     checkpoint_interval_ms: int
@@ -686,6 +734,7 @@ class JobConfig:
     dead_letter_topic: str
     flink: FlinkSettings
     api_key_env: str
+    batch: BatchSettings = BatchSettings()
 
     def route_config(self, dimension: int, metric: str) -> RouteConfig:
         """The decode/route stage's config for an index of ``dimension`` and ``metric``; ``JobConfigError`` if the
@@ -888,6 +937,7 @@ def _build(r: Resolved, environ: Mapping[str, str]) -> JobConfig:
             conf=MaskedMapping(r["flink.conf"], is_secret_flink_setting),
         ),
         api_key_env=r["pinecone.api-key-env"],
+        batch=BatchSettings(**_stage_values(r, "batch")),
     )
 
 

@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         kafka_properties=dead_letters.producer_properties(config.kafka.properties),
         secrets=config.secrets(),
         dead_letter_max_bytes=dead_letters.record_max_bytes(config.kafka.properties),
+        batch_max_records=config.batch.max_records,
+        batch_max_bytes=config.batch.max_bytes,
+        batch_linger_ms=config.batch.linger_ms,
     )
     build(session.env, session.t_env, spec)
     if session.web_ui:

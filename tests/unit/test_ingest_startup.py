@@ -65,3 +65,31 @@ def test_a_model_whose_dimension_differs_from_the_index_stops_the_job(
     index_of_dimension(768)
     with pytest.raises(StartupError, match="produces 384-dimensional vectors but index 'docs' has dimension 768"):
         startup_checks(config("default"))
+
+
+def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    specs: list[Any] = []
+
+    class Session:
+        env = t_env = None
+        web_ui = None
+
+    monkeypatch.delenv("PYFLINK_GATEWAY_PORT", raising=False)
+    monkeypatch.setattr(ingest_job, "startup_checks", lambda config: config.route_config(3, "cosine"))
+    monkeypatch.setattr(ingest_job, "withhold_secrets_from_workers", lambda secrets: None)
+    monkeypatch.setattr(ingest_job, "create_session", lambda *args, **kwargs: Session())
+    monkeypatch.setattr(ingest_job, "build", lambda env, t_env, spec: specs.append(spec))
+    monkeypatch.setattr(ingest_job, "run_to_end", lambda *args, **kwargs: 0)
+    argv = [
+        "--kafka.topics=docs",
+        "--pinecone.index=docs",
+        "--pinecone.controller-host=http://127.0.0.1:1",
+        "--batch.max-records=250",
+        f"--batch.max-bytes={2 * 1024 * 1024}",
+        "--batch.linger-ms=7",
+        "--sink.linger-ms=9",
+    ]
+    assert ingest_job.main(argv) == 0
+    (spec,) = specs
+    assert (spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms) == (250, 2 * 1024 * 1024, 7)
+    assert spec.sink.linger_ms == 9

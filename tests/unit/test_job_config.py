@@ -24,6 +24,7 @@ from jobs.masking import mask_urls
 from sinks.config import PineconeSinkConfig
 from udfs.embed import EmbedConfig
 from udfs.route_config import RouteConfig
+from udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
 
 pytestmark = pytest.mark.unit
 
@@ -73,6 +74,36 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert (config.flink.parallelism, config.flink.checkpoint_interval_ms, config.flink.rest_port) == (1, 10_000, 8081)
     assert config.flink.run_dir.name == ".run"
     assert config.api_key_env == "PINECONE_API_KEY"
+
+
+def test_the_batch_options_default_to_the_stage_batch_defaults() -> None:
+    batch = load().batch
+    assert (batch.max_records, batch.max_bytes, batch.linger_ms) == (1000, 16 * 1024 * 1024, 50)
+    assert (DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES, DEFAULT_LINGER_MS) == (1000, 16 * 1024 * 1024, 50)
+
+
+def test_the_batch_options_reach_the_config_within_their_bounds() -> None:
+    low = load("--batch.max-records", "1", "--batch.max-bytes", str(1024 * 1024), "--batch.linger-ms", "0").batch
+    assert (low.max_records, low.max_bytes, low.linger_ms) == (1, 1024 * 1024, 0)
+    high = load(
+        "--batch.max-records", "100000", "--batch.max-bytes", str(256 * 1024 * 1024), "--batch.linger-ms", "10000"
+    ).batch
+    assert (high.max_records, high.max_bytes, high.linger_ms) == (100_000, 256 * 1024 * 1024, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--batch.max-records", "0", "from 1 to 100,000"),
+        ("--batch.max-records", "100001", "from 1 to 100,000"),
+        ("--batch.max-bytes", str(1024 * 1024 - 1), "from 1,048,576 to 268,435,456"),
+        ("--batch.max-bytes", str(256 * 1024 * 1024 + 1), "from 1,048,576 to 268,435,456"),
+        ("--batch.linger-ms", "-1", "from 0 to 10,000"),
+        ("--batch.linger-ms", "10001", "from 0 to 10,000"),
+    ],
+)
+def test_a_batch_option_out_of_range_is_rejected(flag: str, value: str, allowed: str) -> None:
+    assert error(flag, value) == f"{flag}: got '{value}'; expected an integer {allowed}"
 
 
 # --- one value at a time ----------------------------------------------------------------------------------------------
