@@ -447,3 +447,86 @@ def test_the_config_defaults_are_valid_and_documented_values() -> None:
     assert (defaults.batch_size, defaults.linger_ms, defaults.max_retries) == (100, 50, 3)
     assert (defaults.retry_interval_ms, defaults.max_retry_interval_ms) == (1_000, 30_000)
     assert defaults.max_request_bytes < 2_000_000 and defaults.api_key is None
+
+
+# --- submit_group: a group handed over by Flink ----------------------------------------------------------------------
+
+
+def write_group(writer: PineconeWriter, changes: list[Change]) -> list[Any]:
+    # sink.linger-ms at its maximum: a group that waited for it would run into the timeout.
+    return asyncio.run(asyncio.wait_for(writer.submit_group(changes), timeout=5))
+
+
+def test_a_group_gets_its_outcomes_in_order_without_waiting_for_the_linger() -> None:
+    fake = FakeIndex()
+    fake.store["b"] = {"gone": UpsertRecord("gone", [1.0])}
+    writer = PineconeWriter(fake, config(linger_ms=10_000, max_concurrency=4), sleep=Sleeps())
+    group = [
+        change("x1", namespace="a"),
+        change("gone", DELETE, namespace="b"),
+        change("x2", namespace="b", replaces=True),
+        change("x3", namespace="a"),
+    ]
+    assert write_group(writer, group) == [UPSERTED, DELETED, UPDATED, UPSERTED]
+    assert fake.ids("a") == {"x1", "x3"} and fake.ids("b") == {"x2"}
+    assert writer.pending == 0
+
+
+def test_a_group_is_written_per_lane_in_requests_of_batch_size() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=3, linger_ms=10_000, max_concurrency=4), sleep=Sleeps())
+    group = [change(f"id{i}") for i in range(40)]
+    assert write_group(writer, group) == [UPSERTED] * 40
+    upserts = [ids for kind, _, ids in fake.calls if kind == "upsert"]
+    assert sorted(i for ids in upserts for i in ids) == sorted(c.id for c in group)
+    assert all(len(ids) <= 3 for ids in upserts)
+    for ids in upserts:  # a request holds the ids of one lane only
+        assert len({lane_of(change(i), 4) for i in ids}) == 1
+    lanes = {lane_of(c, 4) for c in group}
+    assert len(lanes) > 1 and fake.most_in_flight == len(lanes)
+    for lane in lanes:  # each lane's ids are written in the group's order
+        order = [c.id for c in group if lane_of(c, 4) == lane]
+        assert [i for ids in upserts for i in ids if lane_of(change(i), 4) == lane] == order
+
+
+def test_the_last_operation_of_an_id_within_a_group_wins() -> None:
+    fake = FakeIndex()
+    fake.store["ns"] = {"b": UpsertRecord("b", [9.0])}
+    writer, metrics, _ = make_writer(fake, linger_ms=10_000, max_concurrency=1)
+    group = [
+        change("a", values=[1.0], offset=1),
+        change("b", DELETE, offset=2),
+        change("a", values=[2.0], offset=3),
+        change("b", values=[3.0], offset=4, replaces=True),
+    ]
+    assert write_group(writer, group) == [SUPERSEDED, SUPERSEDED, UPSERTED, UPDATED]
+    assert fake.store["ns"]["a"].values == [2.0] and fake.store["ns"]["b"].values == [3.0]
+    assert [(kind, ids) for kind, _, ids in fake.calls] == [("upsert", ["a", "b"])]
+    assert metrics[stats.SUPERSEDED] == 2
+
+
+def test_a_rejected_record_of_a_group_is_its_dead_letter_and_the_rest_is_written() -> None:
+    fake = FakeIndex()
+    fake.bad_ids = {"id3"}
+    writer, _, _ = make_writer(fake, linger_ms=10_000, max_concurrency=1)
+    group = [change(f"id{i}", offset=i) for i in range(6)]
+    outcomes = write_group(writer, group)
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [UPSERTED] * 5
+    letter = outcomes[3]
+    assert isinstance(letter, DeadLetter) and letter.stage == "sink"
+    assert letter.error_class == "PineconeRejectedError" and letter.source is group[3].source
+    assert KEY not in letter.message
+    assert fake.ids() == {f"id{i}" for i in range(6)} - {"id3"}
+
+
+def test_a_later_group_writes_an_id_after_an_earlier_group() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=2, linger_ms=10_000, max_concurrency=2), sleep=Sleeps())
+
+    async def go() -> None:
+        first = writer.submit_group([change(f"id{i}", values=[1.0, 0.0, float(i)]) for i in range(5)])
+        second = writer.submit_group([change(f"id{i}", values=[2.0, 0.0, float(i)]) for i in range(5)])
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+
+    asyncio.run(go())
+    assert all(fake.store["ns"][f"id{i}"].values[0] == 2.0 for i in range(5))
