@@ -179,6 +179,95 @@ def test_a_model_that_fails_on_a_probe_text_too_fails_the_batch_instead_of_dead_
         run_stage(FakeEncoder(broken=True), [upsert("a", 1), upsert("b", 2)])
 
 
+# --- groups: embed_group, and EmbedFunction on a group of dedup rows -----------------------------------------------
+
+
+def run_group(
+    encoder: FakeEncoder, groups: list[list[Change]], **config: Any
+) -> tuple[list[list[Change | DeadLetter]], Embedder]:
+    """``embed_group`` of each group in turn; the longest linger, so a group that waited for it would time out."""
+    embedder = Embedder(encoder, EmbedConfig(**{"linger_ms": 1000, **config}))
+
+    async def main() -> list[list[Change | DeadLetter]]:
+        return [await asyncio.wait_for(embedder.embed_group(group), timeout=10) for group in groups]
+
+    try:
+        return asyncio.run(main()), embedder
+    finally:
+        embedder.close()
+
+
+def test_a_group_is_embedded_in_order_each_distinct_text_once() -> None:
+    encoder = FakeEncoder()
+    group = [upsert("a", 0), upsert("b", 1), upsert("a", 2), upsert("c", 3, with_hash=False), upsert("b", 4)]
+    (out,), embedder = run_group(encoder, [group])
+    assert encoder.calls == [["a", "b", "c"]]
+    assert [c.source.offset for c in out] == [0, 1, 2, 3, 4]
+    assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in "abacb"]
+    assert (embedder.stats.embedded, embedder.stats.cache_hits) == (3, 2)
+
+
+def test_a_group_takes_cached_vectors_without_the_model() -> None:
+    encoder = FakeEncoder()
+    (first, second), embedder = run_group(encoder, [[upsert("red", 0)], [upsert("red", 1), upsert("blue", 2)]])
+    assert encoder.calls == [["red"], ["blue"]]  # "red" came from the cache the second time
+    assert isinstance(second[0], Change) and second[0].values == first[0].values == vector_of("red").tolist()
+    assert (embedder.stats.embedded, embedder.stats.cache_hits) == (2, 1)
+
+
+def test_a_group_of_cache_hits_and_pass_throughs_never_calls_the_model() -> None:
+    encoder = FakeEncoder()
+    delete = Change(op=DELETE, namespace="ns", id="gone", source=source(7))
+    ready = upsert("x", 8, values=[1.0] * DIM)
+    (_, out), _ = run_group(encoder, [[upsert("red", 0)], [upsert("red", 1), delete, ready]])
+    assert encoder.calls == [["red"]]
+    assert out[1] is delete and out[2] is ready and ready.values == [1.0] * DIM
+
+
+def test_a_group_larger_than_a_pool_goes_to_the_model_in_pools() -> None:
+    encoder = FakeEncoder()
+    texts = [f"t{i}" for i in range(10)]
+    (out,), _ = run_group(encoder, [[upsert(t, i) for i, t in enumerate(texts)]], batch_size=2, pool_batches=2)
+    assert [len(call) for call in encoder.calls] == [4, 4, 2]
+    assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
+
+
+def test_a_text_of_a_group_that_fails_is_a_dead_letter_in_its_place() -> None:
+    encoder = FakeEncoder(bad=["\x00bad"])
+    (out,), embedder = run_group(encoder, [[upsert("good 1", 1), upsert("\x00bad", 2), upsert("good 2", 3)]])
+    assert isinstance(out[0], Change) and out[0].values == vector_of("good 1").tolist()
+    assert isinstance(out[2], Change) and out[2].values == vector_of("good 2").tolist()
+    dead = out[1]
+    assert isinstance(dead, DeadLetter)
+    assert (dead.stage, dead.error_class, dead.source.offset) == ("embed", "EmbeddingError", 2)
+    assert "cannot tokenize" in dead.message
+    assert embedder.stats.failed == 1
+
+
+def test_the_embed_function_takes_a_group_of_dedup_rows_and_returns_one_list() -> None:
+    from pyflink.common import Row
+
+    from udfs.dedup import dedup_row
+
+    encoder = FakeEncoder(bad=["bad"])
+    function = EmbedFunction(EmbedConfig(linger_ms=1000))
+    function._embedder = Embedder(encoder, EmbedConfig(linger_ms=1000))
+    changes = [upsert("one", 0), upsert("bad", 1), upsert("two", 2)]
+    rows = [Row(dedup_row(c)[5], i == 2) for i, c in enumerate(changes)]  # what the JVM dedup operator emits
+
+    async def main() -> list[list[Change | DeadLetter]]:
+        return await asyncio.wait_for(function.async_invoke(rows), timeout=10)
+
+    try:
+        (out,) = asyncio.run(main())
+    finally:
+        function.close()
+    assert [o.source.offset for o in out] == [0, 1, 2]
+    assert isinstance(out[0], Change) and out[0].values == vector_of("one").tolist() and not out[0].replaces
+    assert isinstance(out[1], DeadLetter) and out[1].stage == "embed"
+    assert isinstance(out[2], Change) and out[2].values == vector_of("two").tolist() and out[2].replaces
+
+
 def test_a_change_without_text_hash_is_cached_by_a_digest_of_its_text() -> None:
     change = upsert("red shoe", with_hash=False)
     assert text_key(change) == blake2b(b"red shoe", digest_size=16).digest()
