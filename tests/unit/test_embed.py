@@ -211,7 +211,8 @@ def test_a_group_takes_cached_vectors_without_the_model() -> None:
     encoder = FakeEncoder()
     (first, second), embedder = run_group(encoder, [[upsert("red", 0)], [upsert("red", 1), upsert("blue", 2)]])
     assert encoder.calls == [["red"], ["blue"]]  # "red" came from the cache the second time
-    assert isinstance(second[0], Change) and second[0].values == first[0].values == vector_of("red").tolist()
+    assert isinstance(first[0], Change) and isinstance(second[0], Change)
+    assert second[0].values == first[0].values == vector_of("red").tolist()
     assert (embedder.stats.embedded, embedder.stats.cache_hits) == (2, 1)
 
 
