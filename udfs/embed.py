@@ -203,8 +203,8 @@ class Embedder:
 
     async def embed_group(self, changes: Sequence[Change]) -> list[Change | DeadLetter]:
         """``embed`` for a group of changes (a batch handed over by Flink): every text of the group the cache does
-        not hold is submitted at once, in pools of ``batch_size * pool_batches``, and the group returns when all are
-        embedded. Results are in order."""
+        not hold goes to the model in pools of at most ``batch_size * pool_batches`` (shared with the groups in flight
+        behind it), and the group returns when all are embedded. Results are in order."""
         waiting: list[tuple[int, bytes, str]] = []
         out: list[Change | DeadLetter] = list(changes)
         for position, change in enumerate(changes):
@@ -219,7 +219,10 @@ class Embedder:
                 self.stats.cache_hits += 1
                 change.values = vector.tolist()
         if waiting:
-            results = await self._batcher.submit_many([(key, text) for _, key, text in waiting])
+            # One submit per text, not submit_many: the pool batcher is work-conserving, so while the model encodes,
+            # the texts of the groups behind this one join the next pool instead of each small group (at low load,
+            # a few records) becoming a model call of its own.
+            results = await asyncio.gather(*(self._batcher.submit((key, text)) for _, key, text in waiting))
             for (position, _, _), result in zip(waiting, results, strict=True):
                 change = changes[position]
                 if isinstance(result, EmbeddingError):
