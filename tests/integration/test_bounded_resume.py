@@ -66,6 +66,9 @@ def _command(
         f"--errors.dead-letter-topic={dlq}",
         "--sink.batch-size=10",
         "--sink.max-concurrency=1",
+        # Small groups: a checkpoint barrier waits behind the groups ahead of it, and with groups of 1,000 the slowed
+        # run wrote its whole backfill before its first checkpoint completed, so it could not be killed mid-way.
+        "--batch.max-records=20",
         "--flink.checkpoint-interval-ms=1000",
         f"--flink.rest-port={free_port()}",
         f"--flink.run-dir={run_dir}",
