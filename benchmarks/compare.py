@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/compare.py [--quick] [--workloads vectors,text,changes]
         [--contenders tutorial,handmade,job-mini,job-cluster,raw] [--sizes vectors=20000,text=3000,changes=5000]
         [--tutorial-sizes vectors=5000,text=600,changes=600] [--updates-per-id 9] [--fresh-seconds 20]
-        [--out DIR] [--update-benchmarks]
+        [--out DIR] [--update-benchmarks] [--job-option=--batch.max-records=200 ...]
 
 One Kafka broker, one local Pinecone server (``pinecone_local --ack-log``) and, when ``job-cluster`` is chosen, one
 standalone Flink cluster (one TaskManager, 2 slots) serve every contender. Each workload is produced once to a topic
@@ -377,6 +377,7 @@ class Bench:
             f"--flink.parallelism={parallelism}",
             # Every topic writes into the first one's namespace: the freshness phase updates the backlog's ids.
             *(f"--pinecone.namespace-map={topic}={topics[0]}" for topic in topics[1:]),
+            *self.args.job_option,
         ]
         if data.workload != "vectors":
             args.append("--embedding.text-fields=title,description")
@@ -622,6 +623,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tiny sizes (vectors 1,000, text 600, changes 600; 4 s freshness): a smoke run of everything, ~10-15 min",
     )
     parser.add_argument("--update-benchmarks", action="store_true", help="write the results into BENCHMARKS.md")
+    parser.add_argument(
+        "--job-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an option for both job contenders, e.g. --job-option=--batch.max-records=200 (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         args.workloads = parse_choice(args.workloads, WORKLOADS, WORKLOAD_ALIASES)
