@@ -93,3 +93,15 @@ def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPat
     (spec,) = specs
     assert (spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms) == (250, 2 * 1024 * 1024, 7)
     assert spec.sink.linger_ms == 9
+
+
+def test_the_gateway_gets_the_client_options_then_the_users_jvm_args() -> None:
+    from jobs.flink_env import gateway_jvm_args
+
+    assert gateway_jvm_args({"env.java.opts.client": "-Xmx512m"}, None) == "-Xmx512m"
+    assert (
+        gateway_jvm_args({"env.java.opts.client": "-Xmx512m"}, " -Xmx1g -XX:+UseG1GC ")
+        == "-Xmx512m -Xmx1g -XX:+UseG1GC"
+    )
+    assert gateway_jvm_args({}, "-Xmx1g") == "-Xmx1g"
+    assert gateway_jvm_args({}, None) == ""
