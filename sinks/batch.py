@@ -6,30 +6,23 @@ as applied once the operation that supersedes them is applied. ``pack`` then gro
 upsert requests of at most ``max_records`` records and ``max_bytes`` bytes of JSON body, and delete requests of at
 most ``PINECONE_MAX_DELETE_IDS`` ids. Every position passed to ``pack`` ends in exactly one request or in ``rejected``.
 
-Request sizes are a safe upper bound of the body the SDK sends (orjson, camelCase keys, ``namespace`` only when it
-is not empty), computed once per record and summed, so packing never re-encodes a request. Everything but the dense
-values is measured exactly; each dense value is counted as ``MAX_FLOAT_JSON_CHARS`` characters, because encoding 384
-floats costs ~25 us per record (the SDK encodes them again) while the bound costs nothing and overestimates a typical
-embedding's body by about a third. The bound only matters for requests near ``max_bytes``; a record is rejected as too
-large only after its exact size has been measured.
+Each upsert record is sent as its JSON (``udfs.records.upsert_json``): the bytes decode made for a record that
+brought its vector, or made here for one the embed stage filled in. Sizes are therefore exact, and packing never
+re-encodes a request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from sinks.config import PINECONE_MAX_DELETE_IDS
 from udfs.errors import RecordError
-from udfs.records import DELETE, Change, SparseVector
+from udfs.records import DELETE, Change, upsert_json
 
 _BODY_OPEN_CLOSE = len(b'{"vectors":[]}')
-MAX_FLOAT_JSON_CHARS = 24
-"""Longest JSON text orjson writes for one float: the shortest round-trip form of a double, e.g.
-``-2.2250738585072014e-308`` (sign, 17 digits, point, exponent). 64-bit integers need at most 20."""
 _NAMESPACE_KEY = len(b',"namespace":')
 
 
@@ -47,12 +40,10 @@ class UnencodableRecordError(RecordError):
 
 @dataclass(frozen=True, slots=True)
 class UpsertRecord:
-    """One record of an upsert request, in the SDK-independent shape the ``IndexClient`` seam takes."""
+    """One record of an upsert request, as the ``IndexClient`` seam takes it: the id, and the record's JSON."""
 
     id: str
-    values: list[float]
-    sparse: SparseVector | None = None
-    metadata: dict[str, Any] | None = None
+    json: bytes
 
 
 @dataclass(slots=True)
@@ -94,6 +85,15 @@ class Packed:
     rejected: list[tuple[int, RecordError]] = field(default_factory=list)
 
 
+def upsert_body(records: Sequence[UpsertRecord], namespace: str) -> dict[str, object]:
+    """The body of an upsert request, as ``AsyncIndex.upsert`` makes it, with each record's JSON as it is: ``orjson``
+    (the SDK's encoder) writes the body around the records without decoding them."""
+    body: dict[str, object] = {"vectors": [orjson.Fragment(record.json) for record in records]}
+    if namespace:
+        body["namespace"] = namespace
+    return body
+
+
 def body_overhead(namespace: str) -> int:
     """Bytes of an upsert body that are not records or the commas between them."""
     return _BODY_OPEN_CLOSE + (_NAMESPACE_KEY + len(orjson.dumps(namespace)) if namespace else 0)
@@ -119,39 +119,17 @@ def collapse(changes: Sequence[Change]) -> tuple[list[int], dict[str, list[int]]
     return winners, history
 
 
-def _wire(record: UpsertRecord, values: list[float]) -> dict[str, Any]:
-    # The same keys, in the same order, as the SDK's wire encoding.
-    wire: dict[str, Any] = {"id": record.id, "values": values}
-    if record.sparse is not None:
-        wire["sparseValues"] = {"indices": record.sparse.indices, "values": record.sparse.values}
-    if record.metadata is not None:
-        wire["metadata"] = record.metadata
-    return wire
-
-
-def encode_upsert(change: Change) -> tuple[UpsertRecord, int]:
-    """The record to send for an upsert, and an upper bound of the length of its JSON in the request body.
-
-    Raises ``MissingVectorError`` or ``UnencodableRecordError``.
-    """
+def encode_upsert(change: Change) -> UpsertRecord:
+    """The record to send for an upsert. Raises ``MissingVectorError`` or ``UnencodableRecordError``."""
+    if change.json is not None:
+        return UpsertRecord(change.id, change.json)
     if not change.values and change.sparse is None:
         raise MissingVectorError(f"upsert of id {change.id!r} has neither dense values nor sparse values")
-    record = UpsertRecord(change.id, change.values or [], change.sparse, change.metadata or None)
     try:
-        # Everything but the dense values, exactly ("values": [] included), plus the values' worst case.
-        size = len(orjson.dumps(_wire(record, [])))
+        metadata = orjson.dumps(change.metadata) if change.metadata else None
+        return UpsertRecord(change.id, upsert_json(change.id, change.values or [], change.sparse, metadata))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise UnencodableRecordError(f"record {change.id!r} cannot be encoded as JSON: {exc}") from None
-    count = len(record.values)
-    return record, size + count * MAX_FLOAT_JSON_CHARS + max(count - 1, 0)
-
-
-def exact_size(record: UpsertRecord) -> int:
-    """The exact length of the record's JSON in the request body (encodes the dense values: not for the hot path)."""
-    try:
-        return len(orjson.dumps(_wire(record, record.values)))
-    except TypeError as exc:
-        raise UnencodableRecordError(f"record {record.id!r} cannot be encoded as JSON: {exc}") from None
 
 
 def pack(
@@ -164,8 +142,8 @@ def pack(
 ) -> Packed:
     """Requests for ``changes[p]`` for every ``p`` in ``positions`` (which must name distinct ids).
 
-    Upserts fill a request until one more record would pass ``max_records`` or (by its size bound) ``max_bytes``; a
-    record whose exact size exceeds ``max_bytes`` even alone is rejected with ``RecordTooLargeError``.
+    Upserts fill a request until one more record would pass ``max_records`` or ``max_bytes``; a record whose JSON
+    exceeds ``max_bytes`` even alone is rejected with ``RecordTooLargeError``.
     """
     packed = Packed()
     overhead = body_overhead(namespace)
@@ -181,16 +159,11 @@ def pack(
             delete.positions.append(position)
             continue
         try:
-            record, size = encode_upsert(change)
+            record = encode_upsert(change)
         except RecordError as exc:
             packed.rejected.append((position, exc))
             continue
-        if overhead + size > max_bytes:
-            try:
-                size = exact_size(record)
-            except RecordError as exc:
-                packed.rejected.append((position, exc))
-                continue
+        size = len(record.json)
         if overhead + size > max_bytes:
             packed.rejected.append(
                 (

@@ -78,7 +78,7 @@ from udfs.decode_errors import (
 )
 from udfs.json_keys import DuplicateKey, may_repeat_keys, unique_object
 from udfs.metadata import InexactNumberError, check_exact, encode_metadata, flatten_metadata, json_text
-from udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector
+from udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector, upsert_json
 from udfs.route_config import MISSING, RouteConfig
 from udfs.vectors import json_kind, parse_dense, parse_sparse
 
@@ -291,6 +291,10 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
     metadata = flatten_metadata(row, config, exact=exact)
     metadata_json = encode_metadata(metadata, config.max_metadata_bytes)
     version = _version(envelope, row, config, exact)
+    # The vector is final: encode the record for the upsert request once, here (see udfs.records).
+    request_json = None
+    if values is not None:
+        request_json = upsert_json(record_id, values, sparse, metadata_json if metadata else None)
     return Change(
         op=UPSERT,
         namespace=namespace,
@@ -303,6 +307,7 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
         version=version,
         content_hash=_content_hash(values, sparse, metadata_json, text),
         text_hash=_text_hash(text) if text is not None else None,
+        json=request_json,
     )
 
 

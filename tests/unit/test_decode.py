@@ -714,3 +714,23 @@ def test_values_without_duplicate_keys_are_accepted_whatever_their_spacing_and_s
     value: bytes, padded: bool
 ) -> None:
     assert change(pad(value) if padded else value, BY_FIELD).id == "1"
+
+
+def test_a_record_that_brings_its_vector_is_encoded_for_the_upsert_request_once() -> None:
+    change = decode(record({"values": VECTOR, "title": "T", "tags": ["a"], "n": 3}), DEFAULT)
+    assert isinstance(change, Change)
+    assert change.json is not None
+    assert orjson.loads(change.json) == {"id": change.id, "values": VECTOR, "metadata": change.metadata}
+
+
+def test_a_record_without_metadata_sends_none() -> None:
+    change = decode(record({"values": VECTOR}), DEFAULT)
+    assert isinstance(change, Change) and change.json is not None
+    assert orjson.loads(change.json) == {"id": change.id, "values": VECTOR}
+
+
+def test_a_text_to_embed_and_a_delete_have_no_request_json_yet() -> None:
+    text = decode(record({"text": "hello"}), config(text_fields=("text",)))
+    delete = decode(record(None), DEFAULT)
+    assert isinstance(text, Change) and text.json is None
+    assert isinstance(delete, Change) and delete.json is None

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from pyflink.common import Row
 
-from sinks.batch import UpsertRecord
 from sinks.dead_letter import H_ERROR_CLASS, H_OFFSET, H_STAGE
 from sinks.pinecone_sink import PineconeSinkFunction
 from sinks.writer import PineconeWriter
-from tests.unit.test_sink_writer import KEY, FakeIndex, Sleeps, change, config
+from tests.unit.test_sink_writer import KEY, FakeIndex, Sleeps, Stored, change, config
 from udfs.records import DELETE, DeadLetter
 
 pytestmark = pytest.mark.unit
@@ -42,7 +41,7 @@ def dedup_output(record_id: str, op: str = "upsert", *, offset: int = 0, replace
 
 def test_a_group_of_dedup_rows_is_written_and_counted_per_outcome() -> None:
     fake = FakeIndex()
-    fake.store["ns"] = {"old": UpsertRecord("old", [1.0]), "gone": UpsertRecord("gone", [1.0])}
+    fake.store["ns"] = {"old": Stored("old", [1.0]), "gone": Stored("gone", [1.0])}
     group = [
         dedup_output("new", offset=1),
         dedup_output("old", offset=2, replaces=True),

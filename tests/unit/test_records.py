@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cloudpickle
+import orjson
 import pytest
 
-from udfs.records import Change, SourceRecord, SparseVector, row_to_source_record
+from udfs.records import Change, SourceRecord, SparseVector, row_to_source_record, upsert_json
 
 pytestmark = pytest.mark.unit
 
@@ -47,6 +48,42 @@ def test_a_pickled_dense_vector_is_packed_not_a_list_of_floats() -> None:
     change = Change(op="upsert", namespace="", id="x", source=SOURCE, values=vector)
     # 8 bytes per value plus the rest of the record; a list of floats pickles to 9 bytes per value plus framing.
     assert len(pickle.dumps(change)) < 384 * 8 + 300
+
+
+def test_a_change_with_its_request_json_crosses_as_that_json_only() -> None:
+    vector = [float(i) / 7 for i in range(384)]
+    metadata = {"title": "x" * 500}
+    json = upsert_json("x", vector, None, orjson.dumps(metadata))
+    change = Change(op="upsert", namespace="", id="x", source=SOURCE, values=vector, metadata=metadata, json=json)
+    pickled = pickle.dumps(change)
+    assert len(pickled) < len(json) + 300  # neither the packed vector nor the metadata besides the JSON
+    copy = pickle.loads(pickled)
+    assert copy.json == json and copy.values is None and copy.metadata == {} and copy.sparse is None
+    assert (copy.op, copy.namespace, copy.id, copy.source) == ("upsert", "", "x", SOURCE)
+
+
+@pytest.mark.parametrize(
+    ("sparse", "metadata_json", "expected"),
+    [
+        (None, None, {"id": "a", "values": [0.5, -1.0]}),
+        (None, b'{"k":"v"}', {"id": "a", "values": [0.5, -1.0], "metadata": {"k": "v"}}),
+        (
+            SparseVector((3, 9), (0.25, 2.0)),
+            b'{"k":1}',
+            {
+                "id": "a",
+                "values": [0.5, -1.0],
+                "sparseValues": {"indices": [3, 9], "values": [0.25, 2.0]},
+                "metadata": {"k": 1},
+            },
+        ),
+    ],
+    ids=["dense", "metadata", "sparse"],
+)
+def test_upsert_json_is_the_records_json_in_pinecones_shape(
+    sparse: SparseVector | None, metadata_json: bytes | None, expected: dict[str, Any]
+) -> None:
+    assert orjson.loads(upsert_json("a", [0.5, -1.0], sparse, metadata_json)) == expected
 
 
 class _Instant:

@@ -14,6 +14,7 @@ from sinks.batch import (
     collapse,
     encode_upsert,
     pack,
+    upsert_body,
 )
 from sinks.config import DEFAULT_MAX_REQUEST_BYTES, PINECONE_MAX_DELETE_IDS, PINECONE_MAX_UPSERT_RECORDS
 from udfs.records import DELETE, UPSERT, Change, Op, SourceRecord, SparseVector
@@ -46,22 +47,25 @@ def change(
     )
 
 
-def sdk_body(request: UpsertRequest, namespace: str) -> bytes:
-    """The body pinecone 10.2's AsyncIndex.upsert sends for these records (its own encoding path)."""
+def sdk_body(changes: list[Change], request: UpsertRequest, namespace: str) -> bytes:
+    """The body pinecone 10.2's AsyncIndex.upsert sends for the changes of ``request`` (its own encoding path)."""
     vectors = []
-    for r in request.records:
+    for position in request.positions:
+        c = changes[position]
         sparse = (
-            None if r.sparse is None else SparseValues(indices=list(r.sparse.indices), values=list(r.sparse.values))
+            None if c.sparse is None else SparseValues(indices=list(c.sparse.indices), values=list(c.sparse.values))
         )
-        vectors.append(
-            _vector_to_dict(
-                VectorFactory.build(Vector(id=r.id, values=r.values, sparse_values=sparse, metadata=r.metadata))
-            )
-        )
+        vector = Vector(id=c.id, values=c.values or [], sparse_values=sparse, metadata=c.metadata or None)
+        vectors.append(_vector_to_dict(VectorFactory.build(vector)))
     body: dict[str, object] = {"vectors": vectors}
     if namespace:
         body["namespace"] = namespace
     return orjson.dumps(body)
+
+
+def sent_body(request: UpsertRequest, namespace: str) -> bytes:
+    """The body the sink sends for ``request`` (``PineconeIndexClient.upsert``)."""
+    return orjson.dumps(upsert_body(request.records, namespace))
 
 
 def dense(seed: int) -> list[float]:
@@ -90,7 +94,7 @@ def test_an_upsert_after_a_delete_of_the_same_id_leaves_only_the_upsert() -> Non
     assert packed.deletes == []
     assert len(packed.upserts) == 1
     assert packed.upserts[0].positions == [1]
-    assert packed.upserts[0].records[0].values == [9.0, 9.0, 9.0]
+    assert orjson.loads(packed.upserts[0].records[0].json)["values"] == [9.0, 9.0, 9.0]
 
 
 def test_upserts_are_packed_at_most_1000_records_per_request() -> None:
@@ -108,13 +112,13 @@ def test_deletes_are_packed_at_most_1000_ids_per_request() -> None:
     assert [len(d.ids) for d in packed.deletes] == [PINECONE_MAX_DELETE_IDS, PINECONE_MAX_DELETE_IDS, 1]
 
 
-def test_upserts_are_packed_within_the_byte_limit_and_each_request_is_full_by_its_bound() -> None:
+def test_upserts_are_packed_within_the_byte_limit_and_each_request_is_full() -> None:
     changes = [change(f"doc-{i}", values=dense(i), metadata={"title": f"t{i}" * 20}) for i in range(700)]
     packed = pack(changes, range(700), "ns", max_records=1_000, max_bytes=DEFAULT_MAX_REQUEST_BYTES)
     assert len(packed.upserts) >= 2
     for request, following in zip(packed.upserts, packed.upserts[1:], strict=False):
-        assert len(sdk_body(request, "ns")) <= request.body_bytes <= DEFAULT_MAX_REQUEST_BYTES
-        # Full: by its size bound, the next request's first record would not have fitted.
+        assert len(sent_body(request, "ns")) == request.body_bytes <= DEFAULT_MAX_REQUEST_BYTES
+        # Full: the next request's first record would not have fitted.
         assert request.body_bytes + 1 + following.sizes[0] > DEFAULT_MAX_REQUEST_BYTES
     assert sum(len(u.records) for u in packed.upserts) == 700
 
@@ -123,41 +127,45 @@ WORST_FLOAT = -2.2250738585072014e-308  # the longest JSON a double can take: 24
 
 
 @pytest.mark.parametrize("namespace", ["", "ns", 'näme "quoted"'])
-def test_the_measured_body_size_is_exact_for_worst_case_floats(namespace: str) -> None:
+def test_the_sent_body_is_the_sdks_and_its_size_is_exact(namespace: str) -> None:
     worst = [WORST_FLOAT] * DIM
     changes = [
         change("plain", values=worst),
         change("sparse", values=worst, sparse=SparseVector((1, 5, 4_000_000_000), (0.5, -1.25, 3.0))),
         change("meta", values=worst, metadata={"a": "x", "n": 3, "f": 1.5, "b": True, "l": ["p", "q"], "é": "ü"}),
         change("sparse-only", sparse=SparseVector((7,), (1.0,))),
+        change("typical", values=dense(3), metadata={"i": 3}),
     ]
-    packed = pack(changes, range(4), namespace, max_records=100, max_bytes=DEFAULT_MAX_REQUEST_BYTES)
+    packed = pack(changes, range(5), namespace, max_records=100, max_bytes=DEFAULT_MAX_REQUEST_BYTES)
     (request,) = packed.upserts
-    assert request.body_bytes == len(sdk_body(request, namespace))
+    assert sent_body(request, namespace) == sdk_body(changes, request, namespace)
+    assert request.body_bytes == len(sent_body(request, namespace))
 
 
-def test_the_measured_body_size_bounds_typical_embeddings_from_above() -> None:
-    changes = [change(f"doc-{i}", values=dense(i), metadata={"i": i}) for i in range(50)]
-    (request,) = pack(changes, range(50), "ns", max_records=100, max_bytes=DEFAULT_MAX_REQUEST_BYTES).upserts
-    actual = len(sdk_body(request, "ns"))
-    assert actual <= request.body_bytes <= 1.5 * actual
+def test_a_record_decode_encoded_is_sent_as_it_is() -> None:
+    made_by_decode = change("a", values=[0.5, 0.25], metadata={"b": 1, "a": "x"})
+    made_by_decode.json = b'{"id":"a","values":[0.5,0.25],"metadata":{"a":"x","b":1}}'
+    (request,) = pack([made_by_decode], [0], "ns", max_records=100, max_bytes=DEFAULT_MAX_REQUEST_BYTES).upserts
+    assert sent_body(request, "ns") == b'{"vectors":[' + made_by_decode.json + b'],"namespace":"ns"}'
+    assert orjson.loads(sent_body(request, "ns")) == orjson.loads(sdk_body([made_by_decode], request, "ns"))
+    assert request.body_bytes == len(sent_body(request, "ns"))
 
 
-def test_a_split_request_keeps_its_size_bounds() -> None:
+def test_a_split_request_keeps_exact_sizes() -> None:
     changes = [change(f"doc-{i}", values=[WORST_FLOAT] * DIM) for i in range(5)]
     (request,) = pack(changes, range(5), "ns", max_records=100, max_bytes=DEFAULT_MAX_REQUEST_BYTES).upserts
     first, second = request.split("ns")
     assert first.positions == [0, 1] and second.positions == [2, 3, 4]
-    assert first.body_bytes == len(sdk_body(first, "ns"))
-    assert second.body_bytes == len(sdk_body(second, "ns"))
+    assert first.body_bytes == len(sent_body(first, "ns"))
+    assert second.body_bytes == len(sent_body(second, "ns"))
 
 
-def test_a_record_over_the_limit_only_by_its_bound_is_measured_exactly_and_kept() -> None:
-    short_floats = [0.5] * 100  # 3 characters each, bounded as 24
-    packed = pack([change("a", values=short_floats)], [0], "ns", max_records=100, max_bytes=1_024)
+def test_a_record_that_fills_the_limit_exactly_is_kept() -> None:
+    record = encode_upsert(change("a", values=[0.5] * 100))
+    limit = len(sent_body(UpsertRequest([record], [0]), "ns"))
+    packed = pack([change("a", values=[0.5] * 100)], [0], "ns", max_records=100, max_bytes=limit)
     assert packed.rejected == []
-    (request,) = packed.upserts
-    assert request.body_bytes == len(sdk_body(request, "ns")) <= 1_024
+    assert pack([change("a", values=[0.5] * 100)], [0], "ns", max_records=100, max_bytes=limit - 1).upserts == []
 
 
 def test_a_record_larger_than_the_byte_limit_alone_is_rejected_not_sent() -> None:

@@ -3,8 +3,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 from pinecone import ApiError, NotFoundError, RateLimitError, ServiceError, UnauthorizedError
 
@@ -21,6 +23,21 @@ pytestmark = pytest.mark.unit
 KEY = "pcsk_3Zz9writerSECRET_42"
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A record as the fake index keeps it: what the sink's JSON for it says."""
+
+    id: str
+    values: list[float]
+    sparse: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, record: UpsertRecord) -> Stored:
+        sent = orjson.loads(record.json)
+        return cls(sent["id"], sent["values"], sent.get("sparseValues"), sent.get("metadata"))
+
+
 class FakeIndex:
     """An in-memory ``IndexClient`` that can be told to fail.
 
@@ -29,7 +46,7 @@ class FakeIndex:
     """
 
     def __init__(self) -> None:
-        self.store: dict[str, dict[str, UpsertRecord]] = {}
+        self.store: dict[str, dict[str, Stored]] = {}
         self.calls: list[tuple[str, str, list[str]]] = []
         self.fail_with: list[Exception] = []
         self.bad_ids: set[str] = set()
@@ -45,7 +62,7 @@ class FakeIndex:
         ids = [r.id for r in records]
         self.calls.append(("upsert", namespace, ids))
         self._maybe_fail(ids)
-        self.store.setdefault(namespace, {}).update({r.id: r for r in records})
+        self.store.setdefault(namespace, {}).update({r.id: Stored.of(r) for r in records})
 
     async def delete(self, ids: Sequence[str], namespace: str) -> None:
         self.calls.append(("delete", namespace, list(ids)))
@@ -119,7 +136,7 @@ def write(writer: PineconeWriter, changes: list[Change], namespace: str = "ns") 
 # --- happy path and collapsing ----------------------------------------------------------------------------------------
 def test_upserts_and_deletes_are_written_and_each_change_gets_its_outcome() -> None:
     fake = FakeIndex()
-    fake.store["ns"] = {"old": UpsertRecord("old", [1.0])}
+    fake.store["ns"] = {"old": Stored("old", [1.0])}
     writer, metrics, _ = make_writer(fake)
     outcomes = write(writer, [change("a"), change("b", replaces=True), change("old", DELETE)])
     assert outcomes == [UPSERTED, UPDATED, DELETED]
@@ -134,7 +151,7 @@ def test_the_payload_carries_id_values_and_only_non_empty_metadata() -> None:
     with_meta = change("a")
     with_meta.metadata = {"title": "x"}
     write(writer, [with_meta, change("b")])
-    assert fake.store["ns"]["a"] == UpsertRecord("a", [0.1, 0.2, 0.3], None, {"title": "x"})
+    assert fake.store["ns"]["a"] == Stored("a", [0.1, 0.2, 0.3], None, {"title": "x"})
     assert fake.store["ns"]["b"].metadata is None
 
 
@@ -150,7 +167,7 @@ def test_the_last_operation_per_id_wins_and_earlier_ones_are_superseded() -> Non
 
 def test_a_delete_after_an_upsert_in_one_batch_sends_only_the_delete() -> None:
     fake = FakeIndex()
-    fake.store["ns"] = {"a": UpsertRecord("a", [0.0])}
+    fake.store["ns"] = {"a": Stored("a", [0.0])}
     writer, _, _ = make_writer(fake)
     outcomes = write(writer, [change("a"), change("a", DELETE)])
     assert outcomes == [SUPERSEDED, DELETED]
@@ -459,7 +476,7 @@ def write_group(writer: PineconeWriter, changes: list[Change]) -> list[Any]:
 
 def test_a_group_gets_its_outcomes_in_order_without_waiting_for_the_linger() -> None:
     fake = FakeIndex()
-    fake.store["b"] = {"gone": UpsertRecord("gone", [1.0])}
+    fake.store["b"] = {"gone": Stored("gone", [1.0])}
     writer = PineconeWriter(fake, config(linger_ms=10_000, max_concurrency=4), sleep=Sleeps())
     group = [
         change("x1", namespace="a"),
@@ -491,7 +508,7 @@ def test_a_group_is_written_per_lane_in_requests_of_batch_size() -> None:
 
 def test_the_last_operation_of_an_id_within_a_group_wins() -> None:
     fake = FakeIndex()
-    fake.store["ns"] = {"b": UpsertRecord("b", [9.0])}
+    fake.store["ns"] = {"b": Stored("b", [9.0])}
     writer, metrics, _ = make_writer(fake, linger_ms=10_000, max_concurrency=1)
     group = [
         change("a", values=[1.0], offset=1),
