@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 RESULT_FIELDS = ("records", "dead_letters", "counts")
-"""The fields of a stage's result row, in the order ``BatchResults.java`` reads them."""
+"""The fields of a stage's result row (``batch.result`` in jvm/contract/rows.txt, checked against it by
+tests/unit/test_jvm_contract.py), in the order ``BatchResults.java`` reads them."""
 
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -43,10 +44,15 @@ def result_type(record_type: Any) -> Any:
 
 def batch_result(records: Sequence[Any], dead_letters: Sequence[Any], counts: Mapping[str, int]) -> Any:
     """One result row: ``records`` (of the stage's record type), ``dead_letters`` (raw Kafka rows,
-    ``jobs.kafka_io.raw_row``) and ``counts`` (count name → count; zero counts are left out)."""
+    ``jobs.kafka_io.raw_row``) and ``counts`` (count name → count; zero counts are left out). The row's fields are
+    named (``RESULT_FIELDS``), so PyFlink writes them by name into the columns of ``result_type``."""
     from pyflink.common import Row
 
-    return Row(list(records), list(dead_letters), {name: int(n) for name, n in counts.items() if n})
+    return Row(
+        records=list(records),
+        dead_letters=list(dead_letters),
+        counts={name: int(n) for name, n in counts.items() if n},
+    )
 
 
 def dead_letter_row(dead_letter: Any, secrets: tuple[str, ...], max_bytes: int | None) -> Any:
