@@ -8,6 +8,7 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.typeutils.RowTypeInfo;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
@@ -88,7 +89,8 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
      * to another layout would be read wrongly, field by field, without any error.
      */
     public static SingleOutputStreamOperator<Row> apply(DataStream<Row> input, long ttlMillis) {
-        if (!inputType().equals(input.getType())) {
+        // RowTypeInfo.equals ignores field names; schemaEquals compares them too.
+        if (!((RowTypeInfo) inputType()).schemaEquals(input.getType())) {
             throw new IllegalArgumentException(
                     "the dedup operator reads rows of "
                             + inputType()
