@@ -80,7 +80,8 @@ def batched(stream: Any, max_records: int, max_bytes: int, linger_ms: int, name:
 def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequence[str] = ()) -> tuple[Any, Any]:
     """The records (of ``record_type``) and the dead-letter rows of a stage's ``result_type`` stream, read by the JVM
     ``BatchResults`` operator; its counts go to the run totals named ``<prefix>.<count>`` (those ``declared`` exist
-    as metrics from the start)."""
+    as metrics from the start). Refuses a ``results`` stream whose row type is not ``BatchResults.inputType``
+    (names, order and types) for ``record_type``."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
@@ -88,9 +89,13 @@ def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequenc
 
     batch = get_gateway().jvm.io.github.kpf.batch
     gateway = get_gateway()
+    j_dead_letter_type = raw_row_type().get_java_type_info()
+    batch.BatchResults.requireInputType(
+        results._j_data_stream.getType(), record_type.get_java_type_info(), j_dead_letter_type
+    )
     names = gateway.new_array(gateway.jvm.java.lang.String, len(declared))
     for i, name in enumerate(declared):
         names[i] = name
-    function = batch.BatchResults(prefix, raw_row_type().get_java_type_info(), names)
+    function = batch.BatchResults(prefix, j_dead_letter_type, names)
     j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
     return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))

@@ -1,7 +1,9 @@
 package io.github.kpf;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.kpf.batch.BatchResults;
 import io.github.kpf.dedup.DedupFunction;
@@ -141,7 +143,8 @@ class RowContractTest {
 
     @Test
     void theContractParsesAndRendersTypesAsWritten() {
-        Map<String, List<String[]>> sample = parse("a.b  x  BYTES\na.b  y  MAP<STRING,LONG>  # note\nc.d  z  LIST<a.b>\n");
+        Map<String, List<String[]>> sample =
+                parse("a.b  x  BYTES\na.b  y  MAP<STRING,LONG>  # note\nc.d  z  LIST<a.b>\n");
         assertEquals("ROW<z LIST<ROW<x BYTES,y MAP<STRING,LONG>>>>", expand("c.d", sample));
         assertEquals(
                 "ROW<x LONG,y LIST<RECORD>>",
@@ -194,13 +197,33 @@ class RowContractTest {
         swapped[3] = "text_hash";
         swapped[4] = "content_hash";
         TypeInformation<Row> other = new RowTypeInfo(expected.getFieldTypes(), swapped);
+        Row row = Row.of("ns/a", false, null, new byte[0], null, new byte[0]);
+        IllegalArgumentException refused =
+                assertThrows(
+                        IllegalArgumentException.class, () -> DedupFunction.apply(env.fromData(other, row), 0));
+        assertTrue(refused.getMessage().contains("jvm/contract/rows.txt, dedup.input"), refused.getMessage());
+    }
+
+    @Test
+    void batchResultsRefusesResultsWhoseRecordsHaveAnotherLayoutEvenInsideTheList() {
+        TypeInformation<Row> deadLetter = build("kafka.raw");
+        TypeInformation<Row> records = DedupFunction.inputType();
+        BatchResults.requireInputType(BatchResults.inputType(records, deadLetter), records, deadLetter);
+
+        RowTypeInfo expected = (RowTypeInfo) records;
+        String[] swapped = expected.getFieldNames().clone();
+        swapped[3] = "text_hash";
+        swapped[4] = "content_hash";
+        TypeInformation<Row> other = new RowTypeInfo(expected.getFieldTypes(), swapped);
+        // Flink's own comparisons do not see it: RowTypeInfo.equals ignores names, schemaEquals looks one level deep.
+        TypeInformation<Row> results = BatchResults.inputType(other, deadLetter);
+        assertTrue(((RowTypeInfo) results).schemaEquals(BatchResults.inputType(records, deadLetter)));
         IllegalArgumentException refused =
                 assertThrows(
                         IllegalArgumentException.class,
-                        () ->
-                                DedupFunction.apply(
-                                        env.fromData(other, Row.of("ns/a", false, null, new byte[0], null, new byte[0])),
-                                        0));
-        assertEquals(true, refused.getMessage().contains("jvm/contract/rows.txt, dedup.input"), refused.getMessage());
+                        () -> BatchResults.requireInputType(results, records, deadLetter));
+        assertTrue(refused.getMessage().contains("jvm/contract/rows.txt, batch.result"), refused.getMessage());
+        assertFalse(RowTypes.sameSchema(Types.MAP(Types.STRING, Types.LONG), Types.MAP(Types.STRING, Types.INT)));
+        assertTrue(RowTypes.sameSchema(Types.MAP(Types.STRING, other), Types.MAP(Types.STRING, other)));
     }
 }

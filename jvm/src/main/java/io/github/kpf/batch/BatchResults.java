@@ -1,5 +1,6 @@
 package io.github.kpf.batch;
 
+import io.github.kpf.RowTypes;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -18,9 +19,9 @@ import org.apache.flink.util.OutputTag;
  *
  * <p>Input: a row of {@link #inputType} (row {@code batch.result} of jvm/contract/rows.txt: {@code records}: list of
  * the stage's output records, {@code dead_letters}: list of raw Kafka rows for the dead-letter topic, {@code counts}:
- * map of count name to count), written in Python by {@code udfs.stage_batch.batch_result}. Output: each record, in order; each dead letter to the side output {@link
- * #deadLetters}; each count added to the operator's {@link RunTotals} (metric counters and accumulators {@code
- * <prefix>.<name>}).
+ * map of count name to count), written in Python by {@code udfs.stage_batch.batch_result}. Output: each record, in
+ * order; each dead letter to the side output {@link #deadLetters}; each count added to the operator's {@link
+ * RunTotals} (metric counters and accumulators {@code <prefix>.<name>}).
  */
 public class BatchResults<R> extends ProcessFunction<Row, R> implements CheckpointedFunction {
     private static final long serialVersionUID = 1L;
@@ -56,6 +57,17 @@ public class BatchResults<R> extends ProcessFunction<Row, R> implements Checkpoi
                 new ListTypeInfo<>(recordType),
                 new ListTypeInfo<>(deadLetterType),
                 Types.MAP(Types.STRING, Types.LONG));
+    }
+
+    /**
+     * Refuses a stream of results whose row type is not {@link #inputType} for {@code recordType} (field names, order
+     * and types, at every depth: {@link RowTypes#sameSchema}).
+     *
+     * @throws IllegalArgumentException naming both types
+     */
+    public static void requireInputType(
+            TypeInformation<?> actual, TypeInformation<?> recordType, TypeInformation<Row> deadLetterType) {
+        RowTypes.requireInput("BatchResults", "batch.result", inputType(recordType, deadLetterType), actual);
     }
 
     /** The side output of the dead-letter rows. */

@@ -8,7 +8,6 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.java.typeutils.RowTypeInfo;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
@@ -17,6 +16,7 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
+import io.github.kpf.RowTypes;
 import io.github.kpf.batch.RunTotals;
 
 /**
@@ -89,14 +89,7 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
      * to another layout would be read wrongly, field by field, without any error.
      */
     public static SingleOutputStreamOperator<Row> apply(DataStream<Row> input, long ttlMillis) {
-        // RowTypeInfo.equals ignores field names; schemaEquals compares them too.
-        if (!((RowTypeInfo) inputType()).schemaEquals(input.getType())) {
-            throw new IllegalArgumentException(
-                    "the dedup operator reads rows of "
-                            + inputType()
-                            + " (jvm/contract/rows.txt, dedup.input), but its input is "
-                            + input.getType());
-        }
+        RowTypes.requireInput("the dedup operator", "dedup.input", inputType(), input.getType());
         return input.keyBy(new ChangeKey()).process(new DedupFunction(ttlMillis), outputType());
     }
 
