@@ -15,9 +15,13 @@ setup: ## install everything (Python environment, JVM jars); reuses what is alre
 demo: setup ## set up, then run the main job on the embedded default (local Kafka, local Pinecone, Flink mini-cluster)
 	@$(PY) -m jobs.demo
 
-test: setup ## run the whole test suite (lint, unit and integration tests)
+test: setup ## run the whole test suite (lint, the JVM side's JUnit tests, unit and integration tests)
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory test-jvm
 	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-jvm: ## build jvm/src with Maven and run its JUnit tests (offline once ~/.m2 has the build's dependencies)
+	@jvm/test.sh
 
 test-unit: setup ## run the unit tests only
 	@$(PY) -m pytest -p no:cacheprovider -m unit $(PYTEST_ARGS)
@@ -77,4 +81,4 @@ clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean
+.PHONY: help setup demo test test-jvm test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean

@@ -76,10 +76,11 @@ ln -sfn "$jvm" "$root/build/jvm"
 
 # -- the project's JVM operators (jvm/src) ----------------------------------------------------------------------
 # Compiled against the Flink jars of the installed apache-flink package (the release the job runs on), so nothing
-# is downloaded for it; rebuilt when a source, the build script or the Flink release changes.
+# is downloaded for it; rebuilt when a source, the build script or the Flink release changes. (jvm/pom.xml builds
+# the same sources with Maven for the JUnit tests and IDEs: `make test-jvm`.)
 flink_lib=$("$root/.venv/bin/python" -c 'import os, pyflink; print(os.path.join(os.path.dirname(pyflink.__file__), "lib"))')
 kpf_jar="$root/build/kpf-flink.jar"
-jar_key=$( (find "$root/jvm/src" -type f | sort | xargs cat; cat "$root/jvm/build-jar.sh"; ls "$flink_lib") | sha256sum | cut -c1-16)
+jar_key=$( (find "$root/jvm/src/main" -type f | sort | xargs cat; cat "$root/jvm/build-jar.sh"; ls "$flink_lib") | sha256sum | cut -c1-16)
 if [ -f "$kpf_jar" ] && [ "$(cat "$kpf_jar.key" 2>/dev/null)" = "$jar_key" ]; then
   step "JVM operators: reusing build/kpf-flink.jar"
 else

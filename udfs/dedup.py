@@ -8,12 +8,20 @@ dedup and the sink never disagree.
 Why the JVM: keyed state used from a Python function costs a request from the Python worker to the JVM for every
 key its cache has not seen, and a stream of new ids is nothing but such keys. On this project's 2-core machine, a
 Python keyed stage with one state read and write per record ran at ~700 records/s and the same stage without state
-at ~3,400 (BENCHMARKS.md, "Where the time goes"); on JVM state it runs at the second speed. The
-decode stage hands each change over as a row (``dedup_row``: key, delete flag, version as exact decimal text, the
-hashes and the pickled change), the operator hands on the pickled change with ``replaces`` (``applied_change``).
+at ~3,400 (BENCHMARKS.md, "Where the time goes"); on JVM state it runs at the second speed.
 
-The rules below are implemented by ``Dedup.java``; ``decide`` here is their reference model in Python, and the tests
-run both on the same change sequences and require the same decisions.
+The boundary: the decode stage hands each change over as a ``dedup.input`` row (``dedup_row``: key, delete flag,
+version as exact decimal text, the hashes and the pickled change), the operator hands on the pickled change with
+``replaces`` as a ``dedup.output`` row (``applied_change``). Both rows are declared once, in jvm/contract/rows.txt;
+``INPUT_FIELDS``/``input_type`` and ``OUTPUT_FIELDS``/``output_type`` here and the constants and types of
+``DedupFunction.java`` are each checked against it (tests/unit/test_jvm_contract.py, ``RowContractTest.java``), and
+``DedupFunction.apply`` refuses an input stream of any other row type when the job is built.
+
+The rules below are implemented by ``Dedup.java``, and only there for the job. ``decide`` (with ``DedupState``,
+``Decision`` and ``Action``) is their Python *test oracle*: the job never calls it. The JUnit tests
+(jvm/src/test/java/io/github/kpf/dedup, ``mvn test``) pin the rules and the operator on Flink's operator test
+harness; tests/unit/test_dedup.py runs each rule against the JVM rules and the oracle, and
+tests/unit/test_dedup_jvm.py requires both to decide alike on thousands of random change sequences.
 
 Rules of ``decide`` (``state`` is what this id's last applied change left; ``None`` when the id has never been seen):
 
@@ -136,13 +144,26 @@ JVM_PACKAGE = "io.github.kpf.dedup"
 """Java package of the dedup operator (``jvm/src/main/java/io/github/kpf/dedup``, compiled into build/kpf-flink.jar)."""
 
 INPUT_FIELDS = ("key", "delete", "version", "content_hash", "text_hash", "payload")
-"""The fields of a dedup input row, in the order ``DedupFunction.java`` reads them."""
+"""The fields of a dedup input row (``dedup.input`` in jvm/contract/rows.txt), in the order ``DedupFunction.java``
+reads them."""
+
+OUTPUT_FIELDS = ("payload", "replaces")
+"""The fields of a dedup output row (``dedup.output`` in jvm/contract/rows.txt), as ``DedupFunction.java`` writes
+them."""
+
+_PAYLOAD = OUTPUT_FIELDS.index("payload")
+_REPLACES = OUTPUT_FIELDS.index("replaces")
 
 
 def input_type() -> Any:
     """The Flink type of the rows the decode stage hands to the JVM dedup operator (``dedup_row``)."""
     raw = Types.PRIMITIVE_ARRAY(Types.BYTE())
     return Types.ROW_NAMED(list(INPUT_FIELDS), [Types.STRING(), Types.BOOLEAN(), Types.STRING(), raw, raw, raw])
+
+
+def output_type() -> Any:
+    """The Flink type of the rows the JVM dedup operator emits (read by ``applied_change``)."""
+    return Types.ROW_NAMED(list(OUTPUT_FIELDS), [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BOOLEAN()])
 
 
 def version_text(version: Version) -> str | None:
@@ -164,14 +185,15 @@ def version_text(version: Version) -> str | None:
 
 def dedup_row(change: Change) -> Row:
     """The row the JVM dedup operator reads for ``change``: the key and what ``decide`` needs, plus the pickled
-    change itself (the payload, handed on untouched)."""
+    change itself (the payload, handed on untouched). The row's fields are named (``INPUT_FIELDS``): PyFlink then
+    writes them by name into the columns of ``input_type`` and refuses a row whose names it lacks."""
     return Row(
-        change.key,
-        change.op == DELETE,
-        version_text(change.version),
-        change.content_hash,
-        change.text_hash,
-        pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
+        key=change.key,
+        delete=change.op == DELETE,
+        version=version_text(change.version),
+        content_hash=change.content_hash,
+        text_hash=change.text_hash,
+        payload=pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
     )
 
 
@@ -181,8 +203,8 @@ def applied_change(value: Any) -> Any:
     is returned as it is."""
     if isinstance(value, (Change, DeadLetter)):
         return value
-    change: Change = pickle.loads(value[0])
-    change.replaces = bool(value[1])
+    change: Change = pickle.loads(value[_PAYLOAD])
+    change.replaces = bool(value[_REPLACES])
     return change
 
 
@@ -196,14 +218,12 @@ def check_ttl_ms(ttl_ms: int) -> int:
 def keyed_dedup(decoded: DataStream, state_ttl_ms: int = 0) -> DataStream:
     """Keys ``decoded`` (rows of ``input_type``) by namespace and id and runs the JVM dedup operator on it.
 
-    Returns the stream of changes to apply: rows of (payload, replaces), read with ``applied_change``. The operator
-    and its key selector are Java classes (``io.github.kpf.dedup``); the job must have build/kpf-flink.jar (set-up
-    builds it; ``jobs.flink_env`` adds it to every job).
+    Returns the stream of changes to apply: rows of ``output_type`` (payload, replaces), read with
+    ``applied_change``. The operator and its key selector are Java classes (``io.github.kpf.dedup``,
+    ``DedupFunction.apply``, which refuses a ``decoded`` stream whose row type is not its input type); the job must
+    have build/kpf-flink.jar (set-up builds it; ``jobs.flink_env`` adds it to every job).
     """
     from pyflink.java_gateway import get_gateway
 
-    jvm = get_gateway().jvm
-    dedup = jvm.io.github.kpf.dedup
-    function = dedup.DedupFunction(check_ttl_ms(state_ttl_ms))
-    keyed = decoded._j_data_stream.keyBy(dedup.ChangeKey())
-    return DataStream(keyed.process(function, dedup.DedupFunction.outputType()))
+    dedup = get_gateway().jvm.io.github.kpf.dedup
+    return DataStream(dedup.DedupFunction.apply(decoded._j_data_stream, check_ttl_ms(state_ttl_ms)))

@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 RESULT_FIELDS = ("records", "dead_letters", "counts")
-"""The fields of a stage's result row, in the order ``BatchResults.java`` reads them."""
+"""The fields of a stage's result row (``batch.result`` in jvm/contract/rows.txt, checked against it by
+tests/unit/test_jvm_contract.py), in the order ``BatchResults.java`` reads them."""
 
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -43,10 +44,15 @@ def result_type(record_type: Any) -> Any:
 
 def batch_result(records: Sequence[Any], dead_letters: Sequence[Any], counts: Mapping[str, int]) -> Any:
     """One result row: ``records`` (of the stage's record type), ``dead_letters`` (raw Kafka rows,
-    ``jobs.kafka_io.raw_row``) and ``counts`` (count name → count; zero counts are left out)."""
+    ``jobs.kafka_io.raw_row``) and ``counts`` (count name → count; zero counts are left out). The row's fields are
+    named (``RESULT_FIELDS``), so PyFlink writes them by name into the columns of ``result_type``."""
     from pyflink.common import Row
 
-    return Row(list(records), list(dead_letters), {name: int(n) for name, n in counts.items() if n})
+    return Row(
+        records=list(records),
+        dead_letters=list(dead_letters),
+        counts={name: int(n) for name, n in counts.items() if n},
+    )
 
 
 def dead_letter_row(dead_letter: Any, secrets: tuple[str, ...], max_bytes: int | None) -> Any:
@@ -74,7 +80,8 @@ def batched(stream: Any, max_records: int, max_bytes: int, linger_ms: int, name:
 def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequence[str] = ()) -> tuple[Any, Any]:
     """The records (of ``record_type``) and the dead-letter rows of a stage's ``result_type`` stream, read by the JVM
     ``BatchResults`` operator; its counts go to the run totals named ``<prefix>.<count>`` (those ``declared`` exist
-    as metrics from the start)."""
+    as metrics from the start). Refuses a ``results`` stream whose row type is not ``BatchResults.inputType``
+    (names, order and types) for ``record_type``."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
@@ -82,9 +89,13 @@ def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequenc
 
     batch = get_gateway().jvm.io.github.kpf.batch
     gateway = get_gateway()
+    j_dead_letter_type = raw_row_type().get_java_type_info()
+    batch.BatchResults.requireInputType(
+        results._j_data_stream.getType(), record_type.get_java_type_info(), j_dead_letter_type
+    )
     names = gateway.new_array(gateway.jvm.java.lang.String, len(declared))
     for i, name in enumerate(declared):
         names[i] = name
-    function = batch.BatchResults(prefix, raw_row_type().get_java_type_info(), names)
+    function = batch.BatchResults(prefix, j_dead_letter_type, names)
     j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
     return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))

@@ -1,8 +1,14 @@
+"""The dedup rules, each run against the JVM rules the job uses (``Dedup.java``, through the Java gateway) and
+against their Python test oracle (``udfs.dedup.decide``); the operator itself is tested in JUnit
+(jvm/src/test/java/io/github/kpf/dedup, ``make test-jvm``)."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from hashlib import blake2b
+from typing import Any
 
 import pytest
 from pyflink.common import Row
@@ -10,16 +16,36 @@ from pyflink.common import Row
 from udfs.dedup import (
     MAX_STATE_TTL_MS,
     Action,
+    Decision,
     DedupState,
     applied_change,
     check_ttl_ms,
-    decide,
     dedup_row,
     version_text,
 )
+from udfs.dedup import decide as oracle_decide
 from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
+from .jvm_dedup import dedup_package, jvm_decide
+
 pytestmark = pytest.mark.unit
+
+Decide = Callable[[DedupState | None, Change], Decision]
+
+
+@pytest.fixture(scope="module")
+def jvm() -> Any:
+    return dedup_package()
+
+
+@pytest.fixture(params=["jvm", "oracle"])
+def decide(request: pytest.FixtureRequest) -> Decide:
+    """The rules under test: the JVM's, or the Python oracle's."""
+    if request.param == "oracle":
+        return oracle_decide
+    jvm = request.getfixturevalue("jvm")
+    return lambda state, change: jvm_decide(jvm, state, change)
+
 
 SOURCE = SourceRecord(topic="t", partition=0, offset=0, timestamp_ms=None, key=b"k", value=b"{}")
 
@@ -51,7 +77,7 @@ def tombstone(version: int | None = 5) -> DedupState:
     return DedupState(version, _hash("delete"), None, True)
 
 
-def test_a_first_upsert_is_emitted_as_an_insert_and_stored() -> None:
+def test_a_first_upsert_is_emitted_as_an_insert_and_stored(decide: Decide) -> None:
     c = change(version=3)
     decision = decide(None, c)
     assert decision.action is Action.EMIT
@@ -59,7 +85,7 @@ def test_a_first_upsert_is_emitted_as_an_insert_and_stored() -> None:
     assert decision.state == DedupState(3, _hash("c1"), _hash("hello"), False)
 
 
-def test_a_stale_version_never_overwrites_a_newer_one() -> None:
+def test_a_stale_version_never_overwrites_a_newer_one(decide: Decide) -> None:
     c = change(version=4, content="older")
     decision = decide(live(version=5), c)
     assert decision.action is Action.SKIP_STALE
@@ -67,26 +93,26 @@ def test_a_stale_version_never_overwrites_a_newer_one() -> None:
     assert c.replaces is False
 
 
-def test_an_upsert_with_unchanged_content_is_skipped_and_raises_the_stored_version() -> None:
+def test_an_upsert_with_unchanged_content_is_skipped_and_raises_the_stored_version(decide: Decide) -> None:
     decision = decide(live(version=5), change(version=7))
     assert decision.action is Action.SKIP_UNCHANGED
     assert decision.state == live(version=7)
 
 
-def test_an_unchanged_upsert_with_the_same_version_leaves_the_state_as_is() -> None:
+def test_an_unchanged_upsert_with_the_same_version_leaves_the_state_as_is(decide: Decide) -> None:
     decision = decide(live(version=5), change(version=5))
     assert decision.action is Action.SKIP_UNCHANGED
     assert decision.state is None
 
 
-def test_an_upsert_without_content_hash_is_never_skipped_as_unchanged() -> None:
+def test_an_upsert_without_content_hash_is_never_skipped_as_unchanged(decide: Decide) -> None:
     state = DedupState(5, b"", None, False)
     c = change(version=5)
     c.content_hash = b""
     assert decide(state, c).action is Action.EMIT
 
 
-def test_an_update_with_unchanged_text_is_emitted_and_marked_text_unchanged() -> None:
+def test_an_update_with_unchanged_text_is_emitted_and_marked_text_unchanged(decide: Decide) -> None:
     c = change(version=6, content="new metadata", text="hello")
     decision = decide(live(version=5), c)
     assert decision.action is Action.EMIT
@@ -95,21 +121,21 @@ def test_an_update_with_unchanged_text_is_emitted_and_marked_text_unchanged() ->
     assert decision.state is not None and decision.state.text_hash == live().text_hash
 
 
-def test_an_update_with_new_text_is_not_marked_text_unchanged() -> None:
+def test_an_update_with_new_text_is_not_marked_text_unchanged(decide: Decide) -> None:
     decision = decide(live(version=5), change(version=6, content="c2", text="bye"))
     assert decision.action is Action.EMIT
     assert decision.text_unchanged is False
     assert decision.state == DedupState(6, _hash("c2"), _hash("bye"), False)
 
 
-def test_equal_versions_are_not_stale_and_the_content_decides() -> None:
+def test_equal_versions_are_not_stale_and_the_content_decides(decide: Decide) -> None:
     changed = change(version=5, content="c2")
     assert decide(live(version=5), changed).action is Action.EMIT
     assert changed.replaces is True
     assert decide(live(version=5), change(version=5)).action is Action.SKIP_UNCHANGED
 
 
-def test_a_change_without_version_is_ordered_by_arrival_and_keeps_the_stored_version() -> None:
+def test_a_change_without_version_is_ordered_by_arrival_and_keeps_the_stored_version(decide: Decide) -> None:
     decision = decide(live(version=5), change(version=None, content="c2"))
     assert decision.action is Action.EMIT
     assert decision.state is not None and decision.state.version == 5
@@ -117,7 +143,7 @@ def test_a_change_without_version_is_ordered_by_arrival_and_keeps_the_stored_ver
     assert late_older.action is Action.SKIP_STALE
 
 
-def test_a_delete_of_a_live_record_is_emitted_and_leaves_a_tombstone() -> None:
+def test_a_delete_of_a_live_record_is_emitted_and_leaves_a_tombstone(decide: Decide) -> None:
     c = change(DELETE, version=6)
     decision = decide(live(version=5), c)
     assert decision.action is Action.EMIT
@@ -125,25 +151,25 @@ def test_a_delete_of_a_live_record_is_emitted_and_leaves_a_tombstone() -> None:
     assert decision.state == tombstone(version=6)
 
 
-def test_a_delete_tombstone_blocks_a_late_older_update() -> None:
+def test_a_delete_tombstone_blocks_a_late_older_update(decide: Decide) -> None:
     decision = decide(tombstone(version=6), change(version=5, content="c0"))
     assert decision.action is Action.SKIP_STALE
     assert decision.state is None
 
 
-def test_a_repeated_delete_is_skipped_as_unchanged() -> None:
+def test_a_repeated_delete_is_skipped_as_unchanged(decide: Decide) -> None:
     decision = decide(tombstone(version=6), change(DELETE, version=6))
     assert decision.action is Action.SKIP_UNCHANGED
     assert decision.state is None
 
 
-def test_a_repeated_delete_with_a_newer_version_raises_the_tombstone_version() -> None:
+def test_a_repeated_delete_with_a_newer_version_raises_the_tombstone_version(decide: Decide) -> None:
     decision = decide(tombstone(version=6), change(DELETE, version=9))
     assert decision.action is Action.SKIP_UNCHANGED
     assert decision.state == tombstone(version=9)
 
 
-def test_a_delete_of_an_unknown_id_is_emitted_because_pinecone_may_hold_it() -> None:
+def test_a_delete_of_an_unknown_id_is_emitted_because_pinecone_may_hold_it(decide: Decide) -> None:
     c = change(DELETE, version=1)
     decision = decide(None, c)
     assert decision.action is Action.EMIT
@@ -151,7 +177,7 @@ def test_a_delete_of_an_unknown_id_is_emitted_because_pinecone_may_hold_it() -> 
     assert decision.state == tombstone(version=1)
 
 
-def test_an_upsert_after_a_delete_is_a_reinsert_not_a_replacement() -> None:
+def test_an_upsert_after_a_delete_is_a_reinsert_not_a_replacement(decide: Decide) -> None:
     c = change(version=7)  # same content as before the delete
     decision = decide(tombstone(version=6), c)
     assert decision.action is Action.EMIT
@@ -179,13 +205,19 @@ def test_a_version_that_is_not_a_finite_number_is_refused(bad: float) -> None:
 
 def test_a_change_travels_to_the_jvm_operator_and_back_intact() -> None:
     c = change(version=12, text="hello")
-    row = dedup_row(c)
-    assert [row[i] for i in range(5)] == [c.key, False, "12", c.content_hash, c.text_hash]
-    back = applied_change(Row(row[5], True))
+    row = dedup_row(c).as_dict()
+    assert [row[name] for name in ("key", "delete", "version", "content_hash", "text_hash")] == [
+        c.key,
+        False,
+        "12",
+        c.content_hash,
+        c.text_hash,
+    ]
+    back = applied_change(Row(payload=row["payload"], replaces=True))
     assert back.replaces is True
     assert (back.key, back.text, back.version, back.content_hash) == (c.key, "hello", 12, c.content_hash)
-    delete_row = dedup_row(change(DELETE, version=None))
-    assert delete_row[1] is True and delete_row[2] is None and delete_row[4] is None
+    delete_row = dedup_row(change(DELETE, version=None)).as_dict()
+    assert delete_row["delete"] is True and delete_row["version"] is None and delete_row["text_hash"] is None
 
 
 def test_what_comes_after_the_embed_stage_is_passed_through() -> None:

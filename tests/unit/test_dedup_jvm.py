@@ -1,4 +1,4 @@
-"""The JVM dedup operator's rules (``Dedup.java``) against the Python reference model (``udfs.dedup.decide``).
+"""The JVM dedup operator's rules (``Dedup.java``) against their Python test oracle (``udfs.dedup.decide``).
 
 The Java classes are called directly through PyFlink's Java gateway (one JVM for the test session, the jar that
 set-up compiles): thousands of random change sequences, with integer, float, huge and missing versions, deletes,

@@ -6,7 +6,10 @@ import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
 import org.apache.flink.types.Row;
 
-/** Keys a dedup input row by its first field: the record's namespace and id ({@code Change.key} in Python). */
+/**
+ * Keys a dedup input row by its {@code key} field ({@link DedupFunction#KEY}): the record's namespace and id ({@code
+ * udfs.records.Change.key}).
+ */
 public class ChangeKey implements KeySelector<Row, String>, ResultTypeQueryable<String> {
     private static final long serialVersionUID = 1L;
 

@@ -7,10 +7,12 @@ import java.util.Objects;
 /**
  * The dedup rules: what to do with one change of a record given what the record's state says.
  *
- * <p>The rules are documented, and kept as a Python reference model, in {@code udfs/dedup.py}; the tests run this
- * class and the reference on the same change sequences and require the same decisions. In short: a versioned change
- * older than the state's version is stale; an upsert with the content hash of the live state is unchanged; a delete
- * of a tombstone is unchanged; everything else is applied, and the state keeps the highest version seen.
+ * <p>These are the rules the job runs. In short: a versioned change older than the state's version is stale; an
+ * upsert with the content hash of the live state is unchanged; a delete of a tombstone is unchanged; everything else
+ * is applied, and the state keeps the highest version seen. They are documented in the module docstring of {@code
+ * udfs.dedup}, whose {@code udfs.dedup.decide} is their Python test oracle, not used by the job: the JUnit tests
+ * (DedupTest, DedupFunctionTest) pin the rules and the operator, and tests/unit/test_dedup_jvm.py and
+ * tests/unit/test_dedup.py require this class and the oracle to decide alike.
  */
 public final class Dedup {
     /** Apply the change. */

@@ -11,18 +11,23 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
+import io.github.kpf.RowTypes;
 import io.github.kpf.batch.RunTotals;
 
 /**
  * The job's keyed dedup stage, on JVM keyed state: one state read and at most one write per change, in the task
  * thread, instead of a request from the Python worker to the JVM for every record the Python cache has not seen.
  *
- * <p>Input: rows written by the Python decode stage ({@code udfs.records.dedup_row}): key, delete, version,
- * content hash, text hash, payload (the pickled {@code Change}). Output: for each change to apply, a row of the
- * payload and whether the change replaces a live record. The payload is never looked at here.
+ * <p>Input: rows of {@link #inputType} (row {@code dedup.input} of jvm/contract/rows.txt), written by the Python
+ * decode stage ({@code udfs.dedup.dedup_row}): key, delete, version, content hash, text hash, payload (the pickled
+ * {@code udfs.records.Change}). Output: rows of {@link #outputType} (row {@code dedup.output}), read by {@code
+ * udfs.dedup.applied_change}: for each change to apply, the payload and whether the change replaces a live record.
+ * The payload is never looked at here. The rules are those of {@link Dedup}.
  *
  * <p>Counts ({@link RunTotals}: operator-scope metric counters and run-total accumulators {@code dedup.<name>}):
  * {@code records_in}, {@code skipped_unchanged}, {@code skipped_stale}, {@code text_unchanged}.
@@ -33,12 +38,23 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     /** Name of the keyed value state; part of savepoint compatibility, never rename. */
     public static final String STATE_NAME = "dedup";
 
+    /** The fields of an input row, in order: row {@code dedup.input} of jvm/contract/rows.txt. */
+    public static final String[] INPUT_FIELDS = {"key", "delete", "version", "content_hash", "text_hash", "payload"};
+
+    /** Positions of the input row's fields (in {@link #INPUT_FIELDS}). */
     public static final int KEY = 0;
     public static final int DELETE = 1;
     public static final int VERSION = 2;
     public static final int CONTENT_HASH = 3;
     public static final int TEXT_HASH = 4;
     public static final int PAYLOAD = 5;
+
+    /** The fields of an output row, in order: row {@code dedup.output} of jvm/contract/rows.txt. */
+    public static final String[] OUTPUT_FIELDS = {"payload", "replaces"};
+
+    /** Positions of the output row's fields (in {@link #OUTPUT_FIELDS}). */
+    public static final int OUT_PAYLOAD = 0;
+    public static final int OUT_REPLACES = 1;
 
     private final long ttlMillis;
     private transient ValueState<DedupState> state;
@@ -55,12 +71,26 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
         this.ttlMillis = ttlMillis;
     }
 
-    /** The type of the rows this function emits: payload bytes and the replaces flag. */
+    /** The type of the rows this function reads (see {@link #INPUT_FIELDS}). */
+    public static TypeInformation<Row> inputType() {
+        TypeInformation<byte[]> bytes = PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
+        return Types.ROW_NAMED(INPUT_FIELDS.clone(), Types.STRING, Types.BOOLEAN, Types.STRING, bytes, bytes, bytes);
+    }
+
+    /** The type of the rows this function emits: payload bytes and the replaces flag (see {@link #OUTPUT_FIELDS}). */
     public static TypeInformation<Row> outputType() {
         return Types.ROW_NAMED(
-                new String[] {"payload", "replaces"},
-                PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
-                Types.BOOLEAN);
+                OUTPUT_FIELDS.clone(), PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.BOOLEAN);
+    }
+
+    /**
+     * The keyed dedup stage on {@code input}: keyed by {@link ChangeKey}, this function with a state TTL of {@code
+     * ttlMillis}. Refuses an input whose row type is not {@link #inputType} (names, order and types): a row written
+     * to another layout would be read wrongly, field by field, without any error.
+     */
+    public static SingleOutputStreamOperator<Row> apply(DataStream<Row> input, long ttlMillis) {
+        RowTypes.requireInput("the dedup operator", "dedup.input", inputType(), input.getType());
+        return input.keyBy(new ChangeKey()).process(new DedupFunction(ttlMillis), outputType());
     }
 
     /**
@@ -114,7 +144,10 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
                 if (decision.textUnchanged) {
                     totals.add("text_unchanged", 1);
                 }
-                out.collect(Row.of(row.getField(PAYLOAD), decision.replaces));
+                Row applied = new Row(OUTPUT_FIELDS.length);
+                applied.setField(OUT_PAYLOAD, row.getField(PAYLOAD));
+                applied.setField(OUT_REPLACES, decision.replaces);
+                out.collect(applied);
                 break;
             case Dedup.SKIP_UNCHANGED:
                 totals.add("skipped_unchanged", 1);

@@ -9,7 +9,7 @@ import java.util.Objects;
  *
  * <p>A Flink POJO (public fields, public no-argument constructor), so the state serializer is Flink's POJO
  * serializer and the state can evolve by adding fields. The version is kept as the exact decimal text the Python
- * decode stage wrote ({@code udfs.records.version_text}), compared as a {@link java.math.BigDecimal}: Python
+ * decode stage wrote ({@code udfs.dedup.version_text}), compared as a {@link java.math.BigDecimal}: Python
  * versions are integers of any size or floats, and both compare exactly that way.
  */
 public class DedupState {
