@@ -34,7 +34,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from pinecone import NotFoundError
 
@@ -50,6 +50,7 @@ from udfs.records import Change, DeadLetter
 
 T = TypeVar("T")
 AppliedKind = Literal["upserted", "updated", "deleted", "superseded"]
+APPLIED_KINDS: tuple[AppliedKind, ...] = get_args(AppliedKind)
 SINK_STAGE: Literal["sink"] = "sink"
 
 
@@ -288,16 +289,11 @@ class PineconeWriter:
     # --- outcomes -----------------------------------------------------------------------------------------------
     def _applied(self, state: _Round, position: int, outcome: Applied) -> None:
         state.outcomes[position] = outcome
-        self.metrics.count(outcome.kind)
-        superseded = 0
         for earlier in state.history[state.changes[position].id]:
             if earlier >= position:
                 break
             if state.outcomes[earlier] is None:
                 state.outcomes[earlier] = SUPERSEDED
-                superseded += 1
-        if superseded:
-            self.metrics.count(stats.SUPERSEDED, superseded)
 
     def _reject(self, state: _Round, position: int, error: RecordError) -> None:
         change = state.changes[position]
@@ -306,7 +302,6 @@ class PineconeWriter:
             raise RecordRejectedError(change.source.coordinates, error.error_class, message, SINK_STAGE)
         state.outcomes[position] = DeadLetter(change.source, error.error_class, message, SINK_STAGE)
         state.rejected.append(position)
-        self.metrics.count(stats.DEAD_LETTERED)
 
     def _record_batch(self, changes: Sequence[Change], started: float) -> None:
         metrics = self.metrics
@@ -325,6 +320,7 @@ def lane_of(change: Change, lanes: int) -> tuple[str, int]:
 
 
 __all__ = [
+    "APPLIED_KINDS",
     "DELETED",
     "SUPERSEDED",
     "UPDATED",

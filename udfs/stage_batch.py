@@ -24,6 +24,9 @@ from typing import Any
 RESULT_FIELDS = ("records", "dead_letters", "counts")
 """The fields of a stage's result row, in the order ``BatchResults.java`` reads them."""
 
+DEAD_LETTERED = "dead_lettered"
+"""The count every stage keeps of the records it dead-lettered itself."""
+
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_LINGER_MS = 50

@@ -124,7 +124,6 @@ def test_upserts_and_deletes_are_written_and_each_change_gets_its_outcome() -> N
     outcomes = write(writer, [change("a"), change("b", replaces=True), change("old", DELETE)])
     assert outcomes == [UPSERTED, UPDATED, DELETED]
     assert fake.ids() == {"a", "b"}
-    assert metrics[stats.UPSERTED] == 1 and metrics[stats.UPDATED] == 1 and metrics[stats.DELETED] == 1
     assert metrics[stats.REQUESTS] == 2
 
 
@@ -140,12 +139,11 @@ def test_the_payload_carries_id_values_and_only_non_empty_metadata() -> None:
 
 def test_the_last_operation_per_id_wins_and_earlier_ones_are_superseded() -> None:
     fake = FakeIndex()
-    writer, metrics, _ = make_writer(fake)
+    writer, _, _ = make_writer(fake)
     outcomes = write(writer, [change("a", values=[1.0]), change("a", values=[2.0]), change("a", values=[3.0])])
     assert outcomes == [SUPERSEDED, SUPERSEDED, UPSERTED]
     assert fake.store["ns"]["a"].values == [3.0]
     assert fake.calls == [("upsert", "ns", ["a"])]
-    assert metrics[stats.SUPERSEDED] == 2
 
 
 def test_a_delete_after_an_upsert_in_one_batch_sends_only_the_delete() -> None:
@@ -168,9 +166,8 @@ def test_an_upsert_after_a_delete_in_one_batch_sends_only_the_upsert() -> None:
 
 def test_deleting_from_a_namespace_that_does_not_exist_is_a_successful_no_op() -> None:
     fake = FakeIndex()
-    writer, metrics, _ = make_writer(fake)
+    writer, _, _ = make_writer(fake)
     assert write(writer, [change("a", DELETE)]) == [DELETED]
-    assert metrics[stats.DELETED] == 1
 
 
 def test_requests_respect_batch_size() -> None:
@@ -208,14 +205,14 @@ def test_exhausted_retries_raise_sink_unavailable_and_settle_nothing() -> None:
     with pytest.raises(SinkUnavailableError, match="failed after 4 attempts"):
         write(writer, [change("a")])
     assert len(sleeps.delays) == 3
-    assert metrics[stats.UPSERTED] == 0 and metrics[stats.DEAD_LETTERED] == 0
+    assert metrics[stats.REQUESTS] == 4 and fake.ids() == set()
 
 
 # --- poison records --------------------------------------------------------------------------------------------
 def test_a_400_is_narrowed_to_exactly_the_bad_records_and_the_rest_is_written() -> None:
     fake = FakeIndex()
     fake.bad_ids = {"id7", "id42"}
-    writer, metrics, _ = make_writer(fake)
+    writer, _, _ = make_writer(fake)
     changes = [change(f"id{i}", offset=i) for i in range(100)]
     outcomes = write(writer, changes)
     dead = {i: o for i, o in enumerate(outcomes) if isinstance(o, DeadLetter)}
@@ -226,7 +223,6 @@ def test_a_400_is_narrowed_to_exactly_the_bad_records_and_the_rest_is_written() 
     assert letter.stage == "sink" and letter.error_class == "PineconeRejectedError"
     assert letter.source is changes[7].source
     assert "HTTP 400" in letter.message and "Invalid vector 'id7'" in letter.message
-    assert metrics[stats.DEAD_LETTERED] == 2 and metrics[stats.UPSERTED] == 98
 
 
 def test_a_rejected_last_operation_falls_back_to_the_ids_previous_operation() -> None:
@@ -492,7 +488,7 @@ def test_a_group_is_written_per_lane_in_requests_of_batch_size() -> None:
 def test_the_last_operation_of_an_id_within_a_group_wins() -> None:
     fake = FakeIndex()
     fake.store["ns"] = {"b": UpsertRecord("b", [9.0])}
-    writer, metrics, _ = make_writer(fake, linger_ms=10_000, max_concurrency=1)
+    writer, _, _ = make_writer(fake, linger_ms=10_000, max_concurrency=1)
     group = [
         change("a", values=[1.0], offset=1),
         change("b", DELETE, offset=2),
@@ -502,7 +498,6 @@ def test_the_last_operation_of_an_id_within_a_group_wins() -> None:
     assert write_group(writer, group) == [SUPERSEDED, SUPERSEDED, UPSERTED, UPDATED]
     assert fake.store["ns"]["a"].values == [2.0] and fake.store["ns"]["b"].values == [3.0]
     assert [(kind, ids) for kind, _, ids in fake.calls] == [("upsert", ["a", "b"])]
-    assert metrics[stats.SUPERSEDED] == 2
 
 
 def test_a_rejected_record_of_a_group_is_its_dead_letter_and_the_rest_is_written() -> None:
