@@ -20,10 +20,11 @@ Guarantees of ``write_batch(namespace, changes)``:
   namespace created later is picked up. ``require_namespaces`` is the same check for the namespaces known at start.
 
 Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
-matter, and Pinecone rate-limits per namespace). ``submit``/``flush`` wrap ``write_batch`` in a ``MicroBatcher`` keyed
-by lane = (namespace, a stable hash of the id modulo ``max_concurrency``): every write of one id goes to the same lane,
-and the batches of one lane are written strictly in order, so a later write of an id never overtakes an earlier one,
-while up to ``max_concurrency`` requests per namespace are in flight. Use one event loop.
+matter, and Pinecone rate-limits per namespace). ``submit_group`` splits a group of changes (a batch handed over by
+Flink) by lane = (namespace, a stable hash of the id modulo ``max_concurrency``) and writes each lane's part as one
+batch: every write of one id goes to the same lane, and the parts of one lane are written strictly in the order the
+groups were submitted, so a later write of an id never overtakes an earlier one, while up to ``max_concurrency``
+requests per namespace are in flight. Use one event loop.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from sinks.client import IndexClient
 from sinks.config import PineconeSinkConfig
 from sinks.dead_letter import scrub
 from sinks.retry import RequestRejectedError, RetryObserver, RetryPolicy, SinkFatalError, call_with_retries
-from udfs.batching import MicroBatcher
 from udfs.errors import RecordError, RecordRejectedError
 from udfs.records import Change, DeadLetter
 
@@ -134,34 +134,46 @@ class PineconeWriter:
         self._secrets = (config.api_key,)
         self._existing_namespaces: set[str] = set()
         self._lanes = config.max_concurrency
-        self._batcher: MicroBatcher[tuple[str, int], Change, Outcome] = MicroBatcher(
-            self._write_lane, key=self._lane_of, max_items=config.batch_size, linger_s=config.linger_ms / 1000
-        )
+        self._last_write: dict[tuple[str, int], asyncio.Future[list[Outcome]]] = {}
+        """The latest write of each lane with a write in flight: the next one of the lane starts after it."""
 
-    # --- per record, micro-batched ------------------------------------------------------------------------------
-    def _lane_of(self, change: Change) -> tuple[str, int]:
-        return lane_of(change, self._lanes)
-
-    async def _write_lane(self, lane: tuple[str, int], changes: list[Change]) -> Sequence[Outcome]:
-        return await self.write_batch(lane[0], changes)
-
-    async def submit(self, change: Change) -> Outcome:
-        """The change's outcome, once the micro-batch it joined (per lane) has been written."""
-        return await self._batcher.submit(change)
-
+    # --- groups, per lane -----------------------------------------------------------------------------------------
     async def submit_group(self, changes: Sequence[Change]) -> list[Outcome]:
         """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: split
-        into lanes in order, each lane's part written now (no linger), behind any earlier write of the lane."""
-        return await self._batcher.submit_many(changes)
+        into lanes in order, each lane's part written now as one batch, behind any earlier write of the lane."""
+        parts: dict[tuple[str, int], list[int]] = {}
+        for position, change in enumerate(changes):
+            parts.setdefault(lane_of(change, self._lanes), []).append(position)
+        # Every lane's write is queued before the first await, so groups keep their submission order per lane.
+        writes = [self._queue(lane, [changes[p] for p in positions]) for lane, positions in parts.items()]
+        outcomes: list[Outcome | None] = [None] * len(changes)
+        for positions, written in zip(parts.values(), await asyncio.gather(*writes), strict=True):
+            for position, outcome in zip(positions, written, strict=True):
+                outcomes[position] = outcome
+        settled: list[Outcome] = []
+        for maybe in outcomes:
+            if maybe is None:  # unreachable: every position is in one part; never let a change pass unsettled
+                raise RuntimeError("sink bug: a change of the group has no outcome")
+            settled.append(maybe)
+        return settled
 
-    async def flush(self) -> None:
-        """Write every open micro-batch now and wait until all are written."""
-        await self._batcher.flush()
+    def _queue(self, lane: tuple[str, int], changes: list[Change]) -> asyncio.Future[list[Outcome]]:
+        write = asyncio.ensure_future(self._write_after(self._last_write.get(lane), lane[0], changes))
+        self._last_write[lane] = write
 
-    @property
-    def pending(self) -> int:
-        """Changes submitted and not yet settled."""
-        return self._batcher.pending
+        def forget(done: asyncio.Future[list[Outcome]]) -> None:
+            if self._last_write.get(lane) is done:
+                del self._last_write[lane]
+
+        write.add_done_callback(forget)
+        return write
+
+    async def _write_after(
+        self, previous: asyncio.Future[list[Outcome]] | None, namespace: str, changes: list[Change]
+    ) -> list[Outcome]:
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is its own caller's; this write goes on after it
+        return await self.write_batch(namespace, changes)
 
     # --- namespaces ---------------------------------------------------------------------------------------------
     async def require_namespaces(self, namespaces: Iterable[str]) -> None:

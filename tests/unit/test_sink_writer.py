@@ -328,23 +328,6 @@ def test_batch_size_latency_and_lag_are_reported() -> None:
     assert metrics.gauges[stats.LAG_MS] == 1_000.0
 
 
-def test_submitted_changes_are_batched_per_namespace_and_each_gets_its_outcome() -> None:
-    fake = FakeIndex()
-    writer = PineconeWriter(fake, config(batch_size=3, linger_ms=5), sleep=Sleeps())
-
-    async def go() -> list[Any]:
-        submissions = [writer.submit(change(f"id{i}", namespace=f"ns{i % 2}")) for i in range(8)]
-        results = await asyncio.gather(*submissions)
-        await writer.flush()
-        return list(results)
-
-    outcomes = asyncio.run(go())
-    assert outcomes == [UPSERTED] * 8
-    assert fake.ids("ns0") == {"id0", "id2", "id4", "id6"} and fake.ids("ns1") == {"id1", "id3", "id5", "id7"}
-    assert all(len(ids) <= 3 for kind, _, ids in fake.calls if kind == "upsert")
-    assert writer.pending == 0
-
-
 class SlowIndex(FakeIndex):
     """Each request takes a little while; records how many requests were in flight at once."""
 
@@ -364,25 +347,21 @@ class SlowIndex(FakeIndex):
 def test_requests_of_one_namespace_run_concurrently_up_to_max_concurrency() -> None:
     for lanes in (1, 4):
         fake = SlowIndex()
-        writer = PineconeWriter(fake, config(batch_size=2, linger_ms=1, max_concurrency=lanes), sleep=Sleeps())
-
-        async def go(w: PineconeWriter = writer) -> None:
-            await asyncio.gather(*(w.submit(change(f"id{i}")) for i in range(64)))
-
-        asyncio.run(go())
+        writer = PineconeWriter(fake, config(batch_size=2, max_concurrency=lanes), sleep=Sleeps())
+        assert write_group(writer, [change(f"id{i}") for i in range(64)]) == [UPSERTED] * 64
         assert len(fake.ids()) == 64
         assert fake.most_in_flight == lanes
 
 
-def test_the_writes_of_one_id_stay_in_order_across_lanes() -> None:
+def test_the_writes_of_one_id_stay_in_order_across_groups_in_flight() -> None:
     fake = SlowIndex()
-    writer = PineconeWriter(fake, config(batch_size=1, linger_ms=0, max_concurrency=8), sleep=Sleeps())
+    writer = PineconeWriter(fake, config(batch_size=1, max_concurrency=8), sleep=Sleeps())
 
     async def go() -> None:
-        # Ten versions of each of five ids, interleaved; each batch holds one change, so without lanes keyed by id a
-        # later version could be written before an earlier one.
-        submissions = [writer.submit(change(f"id{i % 5}", values=[float(i), 0.0, 1.0])) for i in range(50)]
-        await asyncio.gather(*submissions)
+        # Ten groups in flight at once, each with a new version of five ids, one request per change: without lanes
+        # keyed by id and kept in order across groups, a later version could be written before an earlier one.
+        groups = [[change(f"id{n}", values=[float(g * 5 + n), 0.0, 1.0]) for n in range(5)] for g in range(10)]
+        await asyncio.wait_for(asyncio.gather(*(writer.submit_group(group) for group in groups)), timeout=5)
 
     asyncio.run(go())
     for n in range(5):
@@ -465,7 +444,6 @@ def test_a_group_gets_its_outcomes_in_order_without_waiting_for_the_linger() -> 
     ]
     assert write_group(writer, group) == [UPSERTED, DELETED, UPDATED, UPSERTED]
     assert fake.ids("a") == {"x1", "x3"} and fake.ids("b") == {"x2"}
-    assert writer.pending == 0
 
 
 def test_a_group_is_written_per_lane_in_requests_of_batch_size() -> None:
@@ -483,6 +461,14 @@ def test_a_group_is_written_per_lane_in_requests_of_batch_size() -> None:
     for lane in lanes:  # each lane's ids are written in the group's order
         order = [c.id for c in group if lane_of(c, 4) == lane]
         assert [i for ids in upserts for i in ids if lane_of(change(i), 4) == lane] == order
+
+
+def test_the_changes_of_a_lane_in_a_group_are_collapsed_together_whatever_the_batch_size() -> None:
+    fake = FakeIndex()
+    writer, _, _ = make_writer(fake, batch_size=2, max_concurrency=1)
+    group = [change("a", values=[float(i)], offset=i) for i in range(5)]
+    assert write_group(writer, group) == [SUPERSEDED] * 4 + [UPSERTED]
+    assert fake.calls == [("upsert", "ns", ["a"])] and fake.store["ns"]["a"].values == [4.0]
 
 
 def test_the_last_operation_of_an_id_within_a_group_wins() -> None:
@@ -525,3 +511,18 @@ def test_a_later_group_writes_an_id_after_an_earlier_group() -> None:
 
     asyncio.run(go())
     assert all(fake.store["ns"][f"id{i}"].values[0] == 2.0 for i in range(5))
+
+
+def test_a_failed_write_fails_its_group_and_the_write_queued_behind_it_goes_on() -> None:
+    fake = SlowIndex()
+    fake.fail_with = [UnauthorizedError()]
+    writer = PineconeWriter(fake, config(max_concurrency=1), sleep=Sleeps())
+
+    async def go() -> tuple[BaseException | list[Any], ...]:
+        first = writer.submit_group([change("a", values=[1.0, 0.0, 0.0])])
+        second = writer.submit_group([change("a", values=[2.0, 0.0, 0.0])])
+        return tuple(await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), timeout=5))
+
+    failed, written = asyncio.run(go())
+    assert isinstance(failed, SinkFatalError)
+    assert written == [UPSERTED] and fake.store["ns"]["a"].values[0] == 2.0
