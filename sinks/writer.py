@@ -49,6 +49,7 @@ from udfs.errors import RecordError, RecordRejectedError
 from udfs.records import Change, DeadLetter
 
 T = TypeVar("T")
+RequestT = TypeVar("RequestT", UpsertRequest, DeleteRequest)
 AppliedKind = Literal["upserted", "updated", "deleted", "superseded"]
 APPLIED_KINDS: tuple[AppliedKind, ...] = get_args(AppliedKind)
 SINK_STAGE: Literal["sink"] = "sink"
@@ -247,25 +248,21 @@ class PineconeWriter:
             await self._send_delete(namespace, state, delete)
 
     async def _send_upsert(self, namespace: str, state: _Round, request: UpsertRequest) -> None:
-        async def upsert() -> None:
-            await self._client.upsert(request.records, namespace)
+        async def upsert(part: UpsertRequest) -> None:
+            await self._client.upsert(part.records, namespace)
 
-        try:
-            await self._call(upsert, f"upsert of {len(request.records)} records into namespace {namespace!r}")
-        except RequestRejectedError as exc:
-            if len(request.positions) == 1:
-                self._reject(state, request.positions[0], PineconeRejectedError(f"Pinecone rejected it: {exc.message}"))
-                return
-            for half in request.split(namespace):
-                await self._send_upsert(namespace, state, half)
-            return
-        for position in request.positions:
-            self._applied(state, position, UPDATED if state.changes[position].replaces else UPSERTED)
+        def describe(part: UpsertRequest) -> str:
+            return f"upsert of {len(part.records)} records into namespace {namespace!r}"
+
+        def applied(position: int) -> Applied:
+            return UPDATED if state.changes[position].replaces else UPSERTED
+
+        await self._send(namespace, state, request, upsert, describe, applied)
 
     async def _send_delete(self, namespace: str, state: _Round, request: DeleteRequest) -> None:
-        async def delete() -> None:
+        async def delete(part: DeleteRequest) -> None:
             try:
-                await self._client.delete(request.ids, namespace)
+                await self._client.delete(part.ids, namespace)
             except NotFoundError as exc:
                 # Pinecone answers 404 "Namespace not found" for a namespace that never existed (or was deleted); an
                 # emptied one stays and answers 200. Either way the ids are absent, which is what a delete asks for.
@@ -273,17 +270,33 @@ class PineconeWriter:
                 if "namespace" not in str(exc.message).lower():
                     raise
 
+        def describe(part: DeleteRequest) -> str:
+            return f"delete of {len(part.ids)} ids in namespace {namespace!r}"
+
+        await self._send(namespace, state, request, delete, describe, lambda _: DELETED)
+
+    async def _send(
+        self,
+        namespace: str,
+        state: _Round,
+        request: RequestT,
+        send: Callable[[RequestT], Awaitable[None]],
+        describe: Callable[[RequestT], str],
+        applied: Callable[[int], Applied],
+    ) -> None:
+        """Send ``request`` (with retries); a request Pinecone rejects as malformed is bisected until each rejected
+        record is alone, and rejected (``_reject``); every other record is applied."""
         try:
-            await self._call(delete, f"delete of {len(request.ids)} ids in namespace {namespace!r}")
+            await self._call(lambda: send(request), describe(request))
         except RequestRejectedError as exc:
             if len(request.positions) == 1:
                 self._reject(state, request.positions[0], PineconeRejectedError(f"Pinecone rejected it: {exc.message}"))
                 return
             for half in request.split(namespace):
-                await self._send_delete(namespace, state, half)
+                await self._send(namespace, state, half, send, describe, applied)
             return
         for position in request.positions:
-            self._applied(state, position, DELETED)
+            self._applied(state, position, applied(position))
 
     async def _call(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await call_with_retries(

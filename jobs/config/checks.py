@@ -60,22 +60,23 @@ def check_env_name(name: str) -> str | None:
 
 
 def check_kafka_properties(properties: Mapping[str, str]) -> str | None:
-    for key in properties:
-        if not set(key) <= PROPERTY_KEY_CHARS:
-            return "Kafka client property names (a-z A-Z 0-9 . _ -) as keys"
-        reason = RESERVED_KAFKA_PROPERTIES.get(key)
-        if reason is not None:
-            return f"no {key!r} property ({reason})"
-    return None
+    return _check_settings(properties, RESERVED_KAFKA_PROPERTIES, "Kafka client property names", "as keys", "property")
 
 
 def check_flink_conf(settings: Mapping[str, str]) -> str | None:
+    return _check_settings(settings, RESERVED_FLINK_SETTINGS, "Flink configuration keys", "", "setting")
+
+
+def _check_settings(
+    settings: Mapping[str, str], reserved: Mapping[str, str], names: str, as_keys: str, noun: str
+) -> str | None:
+    """Keys of ``PROPERTY_KEY_CHARS`` only, none of them ``reserved`` (an option of its own, or the job's to set)."""
     for key in settings:
         if not set(key) <= PROPERTY_KEY_CHARS:
-            return "Flink configuration keys (a-z A-Z 0-9 . _ -)"
-        reason = RESERVED_FLINK_SETTINGS.get(key)
+            return " ".join(filter(None, [f"{names} (a-z A-Z 0-9 . _ -)", as_keys]))
+        reason = reserved.get(key)
         if reason is not None:
-            return f"no {key!r} setting ({reason})"
+            return f"no {key!r} {noun} ({reason})"
     return None
 
 

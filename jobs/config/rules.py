@@ -18,13 +18,18 @@ def check_rules(r: Resolved) -> None:
     _check_retries(r)
 
 
+def _not_both(r: Resolved, names: str, text: str, expected: str) -> None:
+    """``JobConfigError`` if both the list option ``names`` and the string option ``text`` are set."""
+    listed, given = r[names], r[text]
+    if listed and given is not None:
+        raise JobConfigError(
+            f"--{names} ({','.join(listed)}) and --{text} ({given!r}) are both set; expected {expected} of them"
+        )
+
+
 def _check_source(r: Resolved) -> None:
     topics, pattern = r["kafka.topics"], r["kafka.topic-pattern"]
-    if topics and pattern is not None:
-        raise JobConfigError(
-            f"--kafka.topics ({','.join(topics)}) and --kafka.topic-pattern ({pattern!r}) are both set; "
-            "expected exactly one of them"
-        )
+    _not_both(r, "kafka.topics", "kafka.topic-pattern", "exactly one")
     if not topics and pattern is None:
         raise JobConfigError(
             "neither --kafka.topics nor --kafka.topic-pattern is set; expected exactly one of them "
@@ -79,13 +84,8 @@ def _check_ids(r: Resolved) -> None:
 
 
 def _check_embedding(r: Resolved) -> None:
-    fields, template = r["embedding.text-fields"], r["embedding.text-template"]
-    if fields and template is not None:
-        raise JobConfigError(
-            f"--embedding.text-fields ({','.join(fields)}) and --embedding.text-template ({template!r}) are both "
-            "set; expected at most one of them"
-        )
-    if not fields and template is None:
+    _not_both(r, "embedding.text-fields", "embedding.text-template", "at most one")
+    if not r["embedding.text-fields"] and r["embedding.text-template"] is None:
         for name in EMBEDDING_ONLY:
             if name in r.given:
                 raise r.error(
