@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs.config import (
+    BY_NAME,
     OPTIONS,
     JobConfig,
     JobConfigError,
@@ -22,6 +23,7 @@ from jobs.config import (
 )
 from jobs.kafka_io import source_table_ddl
 from jobs.masking import mask_urls
+from jobs.options import Kind, Option
 from sinks.config import PineconeSinkConfig
 from udfs.embed import EmbedConfig
 from udfs.route_config import RouteConfig
@@ -768,3 +770,33 @@ def test_each_value_is_stored_once() -> None:
     assert config.route.version_field == "ts_ms" and not hasattr(config.dedup, "version_field")
     assert config.errors_tolerance == config.sink.error_tolerance == "all"
     assert "errors_tolerance" not in {field.name for field in dataclasses.fields(config)}
+
+
+_BOUNDED = [o for o in OPTIONS if o.target and o.low is not None and o.high is not None]
+
+
+@pytest.mark.parametrize("option", _BOUNDED, ids=lambda option: option.name)
+def test_every_bound_an_option_accepts_builds_its_stage_config(option: Option) -> None:
+    # Options check each value once; the stage configs built from them must then accept it (else building would
+    # fail with a stage message, which nothing rewrites into option names any more).
+    extra = ["--embedding.text-fields", "title"] if option.name.startswith("embedding.") else []
+    if option.name == "sink.max-retry-interval-ms":
+        extra += ["--sink.retry-interval-ms", "1"]
+    if option.name == "sink.retry-interval-ms":
+        extra += ["--sink.max-retry-interval-ms", str(int(BY_NAME["sink.max-retry-interval-ms"].high or 0))]
+    for bound in (option.low, option.high):
+        assert bound is not None
+        text = str(int(bound)) if option.kind is Kind.INT else str(bound)
+        load(*extra, option.flag, text)
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.target and o.choices], ids=lambda option: option.name)
+def test_every_choice_an_option_accepts_builds_its_stage_config(option: Option) -> None:
+    extra = ["--embedding.text-fields", "title"] if option.name.startswith("embedding.") else []
+    for choice in option.choices:
+        rules = {
+            ("id.strategy", "field"): ["--id.field", "id"],
+            ("id.strategy", "none"): ["--delete.enabled", "false"],
+            ("kafka.starting-position", "timestamp"): ["--kafka.starting-timestamp-ms", "0"],
+        }.get((option.name, choice), [])
+        load(*extra, *rules, option.flag, choice)
