@@ -725,3 +725,10 @@ def test_checkpoints_lists_the_complete_ones_newest_first_then_the_incomplete(
     assert "chk-7 (job" in lines[1] and lines[2].endswith("chk-8 (incomplete: no _metadata)")
     code, _, err = _run(capsys, "checkpoints", "--run-dir", str(tmp_path / "empty"))
     assert code == 1 and "no complete checkpoint under" in err
+
+
+def test_the_replay_defaults_are_the_job_option_defaults() -> None:
+    # Repeated in jobs.dlq_replay so that kpf dlq replay does not import the job's configuration (a slow import).
+    defaults = {option.name: option.default for option in OPTIONS}
+    assert defaults["errors.dead-letter-topic"] == dlq_replay.DEFAULT_DEAD_LETTER_TOPIC
+    assert defaults["kafka.bootstrap-servers"] == dlq_replay.DEFAULT_BOOTSTRAP_SERVERS
