@@ -25,7 +25,8 @@ INDEX_PROPERTIES = {"dimension": "the index's dimension", "metric": "the index's
 class RouteSettings:
     """Everything ``RouteConfig`` needs except the index's dimension and metric (read from the index at start).
 
-    Already validated against ``RouteConfig``'s own rules when the ``JobConfig`` was loaded."""
+    Its values passed the options' checks and rules when the ``JobConfig`` was loaded, which cover every rule of
+    ``RouteConfig`` that an option can break."""
 
     namespace_template: str
     namespace_map: Mapping[str, str]
