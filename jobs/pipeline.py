@@ -37,9 +37,6 @@ EMBED_CAPACITY = 16
 """Groups in flight in the embed stage (it emits in order). At low load a group holds a few records: with room for
 only one or two, each small group became a model call of its own and text freshness p99 rose from 2.5 to 5.4 s
 (`make bench`, (b) in the mini-cluster); with room for several, their texts share the model's next pool."""
-DECODE_COUNTS = ("records_in", "decoded", "dead_lettered")
-SINK_COUNTS = ("upserted", "updated", "deleted", "superseded", "dead_lettered")
-"""Counts whose metrics exist from the start, at zero (others appear when first counted)."""
 SINK_CAPACITY = 4
 """Groups in flight in the sink: the writer keeps the writes of each lane in order across them."""
 
@@ -75,7 +72,9 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     from pyflink.common import Time, Types
     from pyflink.datastream import AsyncDataStream
 
+    from sinks import pinecone_sink
     from sinks.pinecone_sink import PineconeSinkFunction
+    from udfs import decode_function
     from udfs.decode_function import DecodeFunction
     from udfs.dedup import input_type, keyed_dedup
     from udfs.stage_batch import batch_results, batched, result_type
@@ -87,7 +86,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     groups.uid("batch-decode")
     decode = DecodeFunction(spec.route, spec.error_tolerance, spec.secrets, spec.dead_letter_max_bytes)
     decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
-    changes, decode_dead_letters = batch_results(decoded, "decode", input_type(), DECODE_COUNTS)
+    changes, decode_dead_letters = batch_results(decoded, "decode", input_type(), decode_function.COUNTS)
     changes.name("Decode results").uid("decode-results")
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
     to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
@@ -108,7 +107,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         to_sink, sink, Time.milliseconds(0), capacity=SINK_CAPACITY, output_type=result_type(raw_row_type())
     )
     sink_out.name("Pinecone sink").uid("pinecone-sink-groups")
-    sink_results, sink_dead_letters = batch_results(sink_out, "sink", raw_row_type(), SINK_COUNTS)
+    sink_results, sink_dead_letters = batch_results(sink_out, "sink", raw_row_type(), pinecone_sink.COUNTS)
     sink_results.name("Pinecone sink results").uid("pinecone-sink-results")
 
     # Exactly-once: a replay after a crash must not dead-letter the same record twice (found by the chaos harness:

@@ -55,16 +55,15 @@ def _int_in(name: str, value: object, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}")
 
 
-def _host(name: str, value: str | None) -> None:
-    if value is None:
-        return
+def host_problem(value: object) -> str | None:
+    """What a host override must be, when ``value`` is not one; None when it is fine."""
     if not isinstance(value, str) or not value or value != value.strip() or " " in value:
-        raise ConfigError(
-            f"{name} must be a non-empty URL without spaces (e.g. 'http://127.0.0.1:5080'), got {value!r}"
-        )
+        return "a non-empty URL without spaces (e.g. 'http://127.0.0.1:5080')"
+    return None
 
 
-def _index_name(value: object) -> None:
+def index_name_problem(value: object) -> str | None:
+    """What an index name must be, when ``value`` is not one; None when it is fine."""
     ok = (
         isinstance(value, str)
         and 1 <= len(value) <= PINECONE_MAX_INDEX_NAME_CHARS
@@ -73,11 +72,21 @@ def _index_name(value: object) -> None:
         and not value.startswith("-")
         and not value.endswith("-")
     )
-    if not ok:
-        raise ConfigError(
-            f"index_name must be 1..{PINECONE_MAX_INDEX_NAME_CHARS} lowercase letters, digits or '-' "
-            f"(not starting or ending with '-'), got {value!r}"
-        )
+    if ok:
+        return None
+    return f"1..{PINECONE_MAX_INDEX_NAME_CHARS} lowercase letters, digits or '-' (not starting or ending with '-')"
+
+
+def _host(name: str, value: str | None) -> None:
+    problem = None if value is None else host_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{name} must be {problem}, got {value!r}")
+
+
+def _index_name(value: object) -> None:
+    problem = index_name_problem(value)
+    if problem is not None:
+        raise ConfigError(f"index_name must be {problem}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,15 +30,17 @@ from pyflink.datastream.functions import AsyncFunction
 from sinks import stats
 from sinks.client import open_index
 from sinks.config import PineconeSinkConfig
-from sinks.writer import PineconeWriter
+from sinks.writer import APPLIED_KINDS, PineconeWriter
 from udfs.dedup import applied_change
 from udfs.records import Change, DeadLetter
-from udfs.stage_batch import batch_result, dead_letter_row
+from udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
 
-FLINK_GAUGES = (stats.REQUESTS, stats.RETRIES, stats.LAG_MS)
-"""The writer's figures exposed by the Python operator. The outcome counts (upserted, updated, deleted, superseded,
-dead_lettered) are the JVM run totals of the "Pinecone sink results" operator, chained in the same vertex: exposing
-them here too made every sum over the vertex count each write twice."""
+COUNTS = (*APPLIED_KINDS, DEAD_LETTERED)
+"""The outcome counts of the sink's result rows, which exist from the start, at zero: the JVM run totals of the
+"Pinecone sink results" operator (``<stage>_dead_lettered`` of an earlier stage appear when first counted)."""
+FLINK_GAUGES = (*stats.COUNTERS, *stats.GAUGES)
+"""The writer's figures exposed by the Python operator. The outcome counts are not among them: exposing them here
+too, in the vertex the results operator is chained into, made every sum over the vertex count each write twice."""
 
 
 class FlinkSinkMetrics(stats.SinkStats):
@@ -106,13 +108,13 @@ class PineconeSinkFunction(AsyncFunction):
         for item in value:
             item = applied_change(item)
             if isinstance(item, DeadLetter):
-                counts[f"{item.stage}_dead_lettered"] += 1
+                counts[f"{item.stage}_{DEAD_LETTERED}"] += 1
                 dead_letters.append(dead_letter_row(item, self._secrets, self._max_bytes))
             else:
                 changes.append(item)
         for outcome in await self._writer.submit_group(changes):
             if isinstance(outcome, DeadLetter):
-                counts["dead_lettered"] += 1
+                counts[DEAD_LETTERED] += 1
                 dead_letters.append(dead_letter_row(outcome, self._secrets, self._max_bytes))
             else:
                 counts[outcome.kind] += 1

@@ -1,8 +1,8 @@
 """What the sink counts, behind a three-method protocol that a Flink adapter maps onto Flink metrics.
 
-Counters (monotonic): ``upserted``, ``updated`` (an upsert of an id that held an applied version), ``deleted``,
-``superseded`` (collapsed away by a later operation on the same id in the same batch), ``dead_lettered``,
-``requests`` (every request attempt sent to Pinecone, retries included) and ``retries``.
+Counters (monotonic): ``requests`` (every request attempt sent to Pinecone, retries included) and ``retries``.
+The outcome of each change (upserted, updated, deleted, superseded, dead-lettered) is not counted here: the writer
+returns it, and the counts are the run totals of the JVM "Pinecone sink results" operator (``udfs.stage_batch``).
 Histograms: ``batch_size`` (changes per ``write_batch``) and ``flush_latency_ms`` (wall time of one ``write_batch``).
 Gauge: ``lag_ms``, at each acknowledged batch the time since the oldest Kafka timestamp in it.
 """
@@ -12,14 +12,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-UPSERTED = "upserted"
-UPDATED = "updated"
-DELETED = "deleted"
-SUPERSEDED = "superseded"
-DEAD_LETTERED = "dead_lettered"
 REQUESTS = "requests"
 RETRIES = "retries"
-COUNTERS = (UPSERTED, UPDATED, DELETED, SUPERSEDED, DEAD_LETTERED, REQUESTS, RETRIES)
+COUNTERS = (REQUESTS, RETRIES)
 
 BATCH_SIZE = "batch_size"
 FLUSH_LATENCY_MS = "flush_latency_ms"

@@ -20,10 +20,11 @@ Guarantees of ``write_batch(namespace, changes)``:
   namespace created later is picked up. ``require_namespaces`` is the same check for the namespaces known at start.
 
 Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
-matter, and Pinecone rate-limits per namespace). ``submit``/``flush`` wrap ``write_batch`` in a ``MicroBatcher`` keyed
-by lane = (namespace, a stable hash of the id modulo ``max_concurrency``): every write of one id goes to the same lane,
-and the batches of one lane are written strictly in order, so a later write of an id never overtakes an earlier one,
-while up to ``max_concurrency`` requests per namespace are in flight. Use one event loop.
+matter, and Pinecone rate-limits per namespace). ``submit_group`` splits a group of changes (a batch handed over by
+Flink) by lane = (namespace, a stable hash of the id modulo ``max_concurrency``) and writes each lane's part as one
+batch: every write of one id goes to the same lane, and the parts of one lane are written strictly in the order the
+groups were submitted, so a later write of an id never overtakes an earlier one, while up to ``max_concurrency``
+requests per namespace are in flight. Use one event loop.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from pinecone import NotFoundError
 
@@ -44,12 +45,13 @@ from sinks.client import IndexClient
 from sinks.config import PineconeSinkConfig
 from sinks.dead_letter import scrub
 from sinks.retry import RequestRejectedError, RetryObserver, RetryPolicy, SinkFatalError, call_with_retries
-from udfs.batching import MicroBatcher
 from udfs.errors import RecordError, RecordRejectedError
 from udfs.records import Change, DeadLetter
 
 T = TypeVar("T")
+RequestT = TypeVar("RequestT", UpsertRequest, DeleteRequest)
 AppliedKind = Literal["upserted", "updated", "deleted", "superseded"]
+APPLIED_KINDS: tuple[AppliedKind, ...] = get_args(AppliedKind)
 SINK_STAGE: Literal["sink"] = "sink"
 
 
@@ -133,34 +135,46 @@ class PineconeWriter:
         self._secrets = (config.api_key,)
         self._existing_namespaces: set[str] = set()
         self._lanes = config.max_concurrency
-        self._batcher: MicroBatcher[tuple[str, int], Change, Outcome] = MicroBatcher(
-            self._write_lane, key=self._lane_of, max_items=config.batch_size, linger_s=config.linger_ms / 1000
-        )
+        self._last_write: dict[tuple[str, int], asyncio.Future[list[Outcome]]] = {}
+        """The latest write of each lane with a write in flight: the next one of the lane starts after it."""
 
-    # --- per record, micro-batched ------------------------------------------------------------------------------
-    def _lane_of(self, change: Change) -> tuple[str, int]:
-        return lane_of(change, self._lanes)
-
-    async def _write_lane(self, lane: tuple[str, int], changes: list[Change]) -> Sequence[Outcome]:
-        return await self.write_batch(lane[0], changes)
-
-    async def submit(self, change: Change) -> Outcome:
-        """The change's outcome, once the micro-batch it joined (per lane) has been written."""
-        return await self._batcher.submit(change)
-
+    # --- groups, per lane -----------------------------------------------------------------------------------------
     async def submit_group(self, changes: Sequence[Change]) -> list[Outcome]:
         """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: split
-        into lanes in order, each lane's part written now (no linger), behind any earlier write of the lane."""
-        return await self._batcher.submit_many(changes)
+        into lanes in order, each lane's part written now as one batch, behind any earlier write of the lane."""
+        parts: dict[tuple[str, int], list[int]] = {}
+        for position, change in enumerate(changes):
+            parts.setdefault(lane_of(change, self._lanes), []).append(position)
+        # Every lane's write is queued before the first await, so groups keep their submission order per lane.
+        writes = [self._queue(lane, [changes[p] for p in positions]) for lane, positions in parts.items()]
+        outcomes: list[Outcome | None] = [None] * len(changes)
+        for positions, written in zip(parts.values(), await asyncio.gather(*writes), strict=True):
+            for position, outcome in zip(positions, written, strict=True):
+                outcomes[position] = outcome
+        settled: list[Outcome] = []
+        for maybe in outcomes:
+            if maybe is None:  # unreachable: every position is in one part; never let a change pass unsettled
+                raise RuntimeError("sink bug: a change of the group has no outcome")
+            settled.append(maybe)
+        return settled
 
-    async def flush(self) -> None:
-        """Write every open micro-batch now and wait until all are written."""
-        await self._batcher.flush()
+    def _queue(self, lane: tuple[str, int], changes: list[Change]) -> asyncio.Future[list[Outcome]]:
+        write = asyncio.ensure_future(self._write_after(self._last_write.get(lane), lane[0], changes))
+        self._last_write[lane] = write
 
-    @property
-    def pending(self) -> int:
-        """Changes submitted and not yet settled."""
-        return self._batcher.pending
+        def forget(done: asyncio.Future[list[Outcome]]) -> None:
+            if self._last_write.get(lane) is done:
+                del self._last_write[lane]
+
+        write.add_done_callback(forget)
+        return write
+
+    async def _write_after(
+        self, previous: asyncio.Future[list[Outcome]] | None, namespace: str, changes: list[Change]
+    ) -> list[Outcome]:
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is its own caller's; this write goes on after it
+        return await self.write_batch(namespace, changes)
 
     # --- namespaces ---------------------------------------------------------------------------------------------
     async def require_namespaces(self, namespaces: Iterable[str]) -> None:
@@ -234,25 +248,21 @@ class PineconeWriter:
             await self._send_delete(namespace, state, delete)
 
     async def _send_upsert(self, namespace: str, state: _Round, request: UpsertRequest) -> None:
-        async def upsert() -> None:
-            await self._client.upsert(request.records, namespace)
+        async def upsert(part: UpsertRequest) -> None:
+            await self._client.upsert(part.records, namespace)
 
-        try:
-            await self._call(upsert, f"upsert of {len(request.records)} records into namespace {namespace!r}")
-        except RequestRejectedError as exc:
-            if len(request.positions) == 1:
-                self._reject(state, request.positions[0], PineconeRejectedError(f"Pinecone rejected it: {exc.message}"))
-                return
-            for half in request.split(namespace):
-                await self._send_upsert(namespace, state, half)
-            return
-        for position in request.positions:
-            self._applied(state, position, UPDATED if state.changes[position].replaces else UPSERTED)
+        def describe(part: UpsertRequest) -> str:
+            return f"upsert of {len(part.records)} records into namespace {namespace!r}"
+
+        def applied(position: int) -> Applied:
+            return UPDATED if state.changes[position].replaces else UPSERTED
+
+        await self._send(namespace, state, request, upsert, describe, applied)
 
     async def _send_delete(self, namespace: str, state: _Round, request: DeleteRequest) -> None:
-        async def delete() -> None:
+        async def delete(part: DeleteRequest) -> None:
             try:
-                await self._client.delete(request.ids, namespace)
+                await self._client.delete(part.ids, namespace)
             except NotFoundError as exc:
                 # Pinecone answers 404 "Namespace not found" for a namespace that never existed (or was deleted); an
                 # emptied one stays and answers 200. Either way the ids are absent, which is what a delete asks for.
@@ -260,17 +270,33 @@ class PineconeWriter:
                 if "namespace" not in str(exc.message).lower():
                     raise
 
+        def describe(part: DeleteRequest) -> str:
+            return f"delete of {len(part.ids)} ids in namespace {namespace!r}"
+
+        await self._send(namespace, state, request, delete, describe, lambda _: DELETED)
+
+    async def _send(
+        self,
+        namespace: str,
+        state: _Round,
+        request: RequestT,
+        send: Callable[[RequestT], Awaitable[None]],
+        describe: Callable[[RequestT], str],
+        applied: Callable[[int], Applied],
+    ) -> None:
+        """Send ``request`` (with retries); a request Pinecone rejects as malformed is bisected until each rejected
+        record is alone, and rejected (``_reject``); every other record is applied."""
         try:
-            await self._call(delete, f"delete of {len(request.ids)} ids in namespace {namespace!r}")
+            await self._call(lambda: send(request), describe(request))
         except RequestRejectedError as exc:
             if len(request.positions) == 1:
                 self._reject(state, request.positions[0], PineconeRejectedError(f"Pinecone rejected it: {exc.message}"))
                 return
             for half in request.split(namespace):
-                await self._send_delete(namespace, state, half)
+                await self._send(namespace, state, half, send, describe, applied)
             return
         for position in request.positions:
-            self._applied(state, position, DELETED)
+            self._applied(state, position, applied(position))
 
     async def _call(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await call_with_retries(
@@ -288,16 +314,11 @@ class PineconeWriter:
     # --- outcomes -----------------------------------------------------------------------------------------------
     def _applied(self, state: _Round, position: int, outcome: Applied) -> None:
         state.outcomes[position] = outcome
-        self.metrics.count(outcome.kind)
-        superseded = 0
         for earlier in state.history[state.changes[position].id]:
             if earlier >= position:
                 break
             if state.outcomes[earlier] is None:
                 state.outcomes[earlier] = SUPERSEDED
-                superseded += 1
-        if superseded:
-            self.metrics.count(stats.SUPERSEDED, superseded)
 
     def _reject(self, state: _Round, position: int, error: RecordError) -> None:
         change = state.changes[position]
@@ -306,7 +327,6 @@ class PineconeWriter:
             raise RecordRejectedError(change.source.coordinates, error.error_class, message, SINK_STAGE)
         state.outcomes[position] = DeadLetter(change.source, error.error_class, message, SINK_STAGE)
         state.rejected.append(position)
-        self.metrics.count(stats.DEAD_LETTERED)
 
     def _record_batch(self, changes: Sequence[Change], started: float) -> None:
         metrics = self.metrics
@@ -325,6 +345,7 @@ def lane_of(change: Change, lanes: int) -> tuple[str, int]:
 
 
 __all__ = [
+    "APPLIED_KINDS",
     "DELETED",
     "SUPERSEDED",
     "UPDATED",

@@ -7,8 +7,8 @@ checkpoint implies every earlier record's batch was processed. The linger bounds
 which also bounds how long a checkpoint can wait for it.
 
 ``MicroBatcher`` is that mechanism, independent of Flink: ``submit(item)`` returns the item's result once its batch
-has been processed. Batches are formed per key (e.g. per Pinecone namespace) and processed strictly one after
-another per key, in submission order, so that a later write of an id can never overtake an earlier one.
+has been processed. Batches are formed per key and processed strictly one after another per key, in submission
+order (the embed stage's pool of texts for the model is one key).
 """
 
 from __future__ import annotations
@@ -99,28 +99,6 @@ class MicroBatcher(Generic[K, T, R]):
         batch.futures.append(future)
         batch.size += size
         return batch
-
-    async def submit_many(self, items: Sequence[T]) -> list[R]:
-        """The results of ``items``, in order, once every batch holding one of them has been processed.
-
-        For callers that already hold a group (a batch handed over by Flink): the items are added in order, as
-        ``submit`` would add them, and every batch they touched is sealed at once instead of lingering, so the group
-        is processed now. Batches still go strictly one after another per key, behind any batch sealed before.
-        """
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[R]] = []
-        touched: set[K] = set()
-        for item in items:
-            future: asyncio.Future[R] = loop.create_future()
-            key = self._key(item)
-            if len(self._add(key, item, future).items) >= self._max_items:
-                self._seal(key)
-            touched.add(key)
-            futures.append(future)
-        for key in touched:
-            if key in self._open:
-                self._seal(key)
-        return list(await asyncio.gather(*futures))
 
     async def flush(self) -> None:
         """Seal every open batch and wait until every sealed batch has been processed."""

@@ -20,10 +20,15 @@ from udfs.dedup import dedup_row
 from udfs.errors import RecordError, RecordRejectedError
 from udfs.records import DeadLetter, row_to_source_record
 from udfs.route_config import RouteConfig
-from udfs.stage_batch import batch_result, dead_letter_row
+from udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
 
 ERRORS_NONE = "none"
 ERRORS_ALL = "all"
+RECORDS_IN = "records_in"
+DECODED = "decoded"
+SKIPPED_PREFIX = "skipped_"
+COUNTS = (RECORDS_IN, DECODED, DEAD_LETTERED)
+"""The decode counts that exist from the start, at zero (``skipped_<reason>`` appear when first counted)."""
 
 
 class DecodeFunction(MapFunction):
@@ -61,14 +66,14 @@ class DecodeFunction(MapFunction):
             except RecordError as exc:
                 if self._fail_fast:
                     raise RecordRejectedError(record.coordinates, exc.error_class, exc.message, "decode") from None
-                counts["dead_lettered"] += 1
+                counts[DEAD_LETTERED] += 1
                 letter = DeadLetter(record, exc.error_class, exc.message, "decode")
                 dead_letters.append(dead_letter_row(letter, self._secrets, self._max_bytes))
                 continue
             if isinstance(result, Skip):
-                counts[f"skipped_{result.reason}"] += 1
+                counts[f"{SKIPPED_PREFIX}{result.reason}"] += 1
                 continue
             changes.append(dedup_row(result))
-        counts["records_in"] = len(value)
-        counts["decoded"] = len(changes)
+        counts[RECORDS_IN] = len(value)
+        counts[DECODED] = len(changes)
         return batch_result(changes, dead_letters, counts)

@@ -219,9 +219,9 @@ class Embedder:
                 self.stats.cache_hits += 1
                 change.values = vector.tolist()
         if waiting:
-            # One submit per text, not submit_many: the pool batcher is work-conserving, so while the model encodes,
-            # the texts of the groups behind this one join the next pool instead of each small group (at low load,
-            # a few records) becoming a model call of its own.
+            # One submit per text, not the whole group sealed at once: the pool batcher is work-conserving, so while
+            # the model encodes, the texts of the groups behind this one join the next pool instead of each small
+            # group (at low load, a few records) becoming a model call of its own.
             results = await asyncio.gather(*(self._batcher.submit((key, text)) for _, key, text in waiting))
             for (position, _, _), result in zip(waiting, results, strict=True):
                 change = changes[position]

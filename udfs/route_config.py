@@ -44,7 +44,17 @@ DEFAULT_MAX_METADATA_BYTES = MAX_METADATA_BYTES
 
 
 class RouteConfigError(ValueError):
-    """An invalid option of ``RouteConfig``; the message names the option, the value and what is allowed."""
+    """An invalid option of ``RouteConfig``; the message names the option, the value and what is allowed, which are
+    also its attributes ``option``, ``value`` and ``allowed``."""
+
+    def __init__(self, option: str, value: object, allowed: str) -> None:
+        super().__init__(f"RouteConfig.{option}: {_short(value)} is not allowed; allowed: {allowed}")
+        self.option = option
+        self.value = value
+        self.allowed = allowed
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.option, self.value, self.allowed))
 
 
 class Missing(enum.Enum):
@@ -88,6 +98,20 @@ TemplatePart = tuple[str, FieldPath | None]
 
 def parse_text_template(template: str) -> tuple[TemplatePart, ...]:
     """Split ``"${title}. ${body}"`` into literal/field parts; raises ``RouteConfigError`` if malformed."""
+    parsed = _parse_text_template(template)
+    if isinstance(parsed, str):
+        raise _config_error("text_template", template, parsed)
+    return parsed
+
+
+def text_template_problem(template: str) -> str | None:
+    """What a text template must be, when ``template`` is not one; None when it is fine."""
+    parsed = _parse_text_template(template)
+    return parsed if isinstance(parsed, str) else None
+
+
+def _parse_text_template(template: str) -> tuple[TemplatePart, ...] | str:
+    """The parts of ``template``, or what a template must be when it is malformed."""
     parts: list[TemplatePart] = []
     position = 0
     while True:
@@ -97,15 +121,24 @@ def parse_text_template(template: str) -> tuple[TemplatePart, ...]:
             break
         end = template.find("}", start + 2)
         if end < 0:
-            raise _config_error("text_template", template, "a template whose every '${' is closed by '}'")
+            return "a template whose every '${' is closed by '}'"
         name = template[start + 2 : end]
         if not name:
-            raise _config_error("text_template", template, "placeholders that name a field, e.g. '${title}'")
+            return "placeholders that name a field, e.g. '${title}'"
         parts.append((template[position:start], FieldPath.parse(name)))
         position = end + 1
     if len(parts) == 1:
-        raise _config_error("text_template", template, "a template with at least one '${field}' placeholder")
+        return "a template with at least one '${field}' placeholder"
     return tuple(parts)
+
+
+def namespace_template_problem(template: str) -> str | None:
+    """What a namespace template must be, when ``template`` is not one; None when it is fine."""
+    if "${" in template.replace(TOPIC_PLACEHOLDER, ""):
+        return f"no placeholder other than {TOPIC_PLACEHOLDER}"
+    # The longest topic name must still give a valid namespace.
+    problem = namespace_problem(template.replace(TOPIC_PLACEHOLDER, "t" * MAX_TOPIC_CHARS))
+    return None if problem is None else f"a valid Pinecone namespace for any topic ({problem})"
 
 
 def namespace_problem(namespace: str) -> str | None:
@@ -233,16 +266,9 @@ class RouteConfig:
         template = self.namespace_template
         if not isinstance(template, str):
             raise _config_error("namespace_template", template, "a string")
-        rest = template.replace(TOPIC_PLACEHOLDER, "")
-        if "${" in rest:
-            raise _config_error("namespace_template", template, f"no placeholder other than {TOPIC_PLACEHOLDER}")
-        if TOPIC_PLACEHOLDER not in template:
-            problem = namespace_problem(template)
-        else:
-            # The longest topic name must still give a valid namespace.
-            problem = namespace_problem(template.replace(TOPIC_PLACEHOLDER, "t" * MAX_TOPIC_CHARS))
+        problem = namespace_template_problem(template)
         if problem is not None:
-            raise _config_error("namespace_template", template, f"a valid Pinecone namespace for any topic ({problem})")
+            raise _config_error("namespace_template", template, problem)
         if not isinstance(self.namespace_map, Mapping):
             raise _config_error("namespace_map", self.namespace_map, "a mapping of topic to namespace")
         for topic, namespace in self.namespace_map.items():
@@ -256,7 +282,7 @@ class RouteConfig:
 
 
 def _config_error(option: str, value: object, allowed: str) -> RouteConfigError:
-    return RouteConfigError(f"RouteConfig.{option}: {_short(value)} is not allowed; allowed: {allowed}")
+    return RouteConfigError(option, value, allowed)
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -25,6 +25,9 @@ RESULT_FIELDS = ("records", "dead_letters", "counts")
 """The fields of a stage's result row (``batch.result`` in jvm/contract/rows.txt, checked against it by
 tests/unit/test_jvm_contract.py), in the order ``BatchResults.java`` reads them."""
 
+DEAD_LETTERED = "dead_lettered"
+"""The count every stage keeps of the records it dead-lettered itself."""
+
 DEFAULT_MAX_RECORDS = 1000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_LINGER_MS = 50

@@ -81,80 +81,7 @@ def test_work_conserving_still_fills_batches_to_max_items_under_load() -> None:
     assert recorder.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
-# --- submit_many: a group handed over at once ---------------------------------------------------------------------
-
-
-def test_submit_many_returns_the_results_in_order_across_keys() -> None:
-    seen: list[tuple[int, list[int]]] = []
-
-    async def process(key: int, items: list[int]) -> list[str]:
-        seen.append((key, list(items)))
-        return [f"{key}:{item}" for item in items]
-
-    async def run() -> list[str]:
-        batcher = MicroBatcher(process, key=lambda item: item % 2, max_items=10, linger_s=3600.0)
-        return await asyncio.wait_for(batcher.submit_many([5, 2, 7, 4, 1]), timeout=10)
-
-    assert asyncio.run(run()) == ["1:5", "0:2", "1:7", "0:4", "1:1"]
-    assert sorted(seen) == [(0, [2, 4]), (1, [5, 7, 1])]
-
-
-def test_submit_many_processes_a_group_without_waiting_for_the_linger() -> None:
-    recorder = Recorder()
-
-    async def run() -> list[int]:
-        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=64, linger_s=3600.0)
-        # An hour's linger: the group completes only if its batch is sealed at once.
-        return await asyncio.wait_for(batcher.submit_many([1, 2, 3]), timeout=10)
-
-    assert asyncio.run(run()) == [10, 20, 30]
-    assert recorder.batches == [[1, 2, 3]]
-
-
-def test_submit_many_splits_a_group_larger_than_max_items() -> None:
-    recorder = Recorder()
-
-    async def run() -> list[int]:
-        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=3, linger_s=3600.0)
-        return await asyncio.wait_for(batcher.submit_many(list(range(7))), timeout=10)
-
-    assert asyncio.run(run()) == [i * 10 for i in range(7)]
-    assert recorder.batches == [[0, 1, 2], [3, 4, 5], [6]]
-
-
-def test_a_group_queues_behind_an_earlier_sealed_batch_of_its_key() -> None:
-    started: list[list[int]] = []
-    finished: list[list[int]] = []
-    gates: dict[int, asyncio.Event] = {}
-
-    async def process(_key: str, items: list[int]) -> list[int]:
-        started.append(list(items))
-        await gates[items[0]].wait()
-        finished.append(list(items))
-        return items
-
-    async def run() -> tuple[list[int], list[int]]:
-        gates[1], gates[3] = asyncio.Event(), asyncio.Event()
-        batcher = MicroBatcher(process, key=lambda _: "k", max_items=10, linger_s=3600.0)
-        first = asyncio.ensure_future(batcher.submit_many([1, 2]))
-        for _ in range(1000):
-            if started:
-                break
-            await asyncio.sleep(0)
-        assert started == [[1, 2]], "the first group was not processed at once"
-        second = asyncio.ensure_future(batcher.submit_many([3, 4]))
-        gates[3].set()  # the second group may go as soon as it is its turn
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert started == [[1, 2]] and not second.done()  # it waits for the batch ahead of it
-        gates[1].set()
-        return await asyncio.wait_for(first, timeout=10), await asyncio.wait_for(second, timeout=10)
-
-    assert asyncio.run(run()) == ([1, 2], [3, 4])
-    assert started == [[1, 2], [3, 4]] and finished == [[1, 2], [3, 4]]
-
-
-def test_a_failing_batch_fails_the_items_of_the_group() -> None:
+def test_a_failing_batch_fails_its_items_and_the_batcher_goes_on() -> None:
     async def process(_key: str, items: list[int]) -> list[int]:
         if 4 in items:
             raise ValueError("batch with 4 failed")
@@ -162,12 +89,13 @@ def test_a_failing_batch_fails_the_items_of_the_group() -> None:
 
     async def run() -> None:
         batcher = MicroBatcher(process, key=lambda _: "k", max_items=2, linger_s=3600.0)
-        assert await asyncio.wait_for(batcher.submit_many([1, 2]), timeout=10) == [1, 2]
-        with pytest.raises(ValueError, match="batch with 4 failed"):
-            await asyncio.wait_for(batcher.submit_many([3, 4, 5]), timeout=10)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit(i) for i in (1, 2, 3, 4)), return_exceptions=True), timeout=10
+        )
+        assert results[:2] == [1, 2]
+        assert all(isinstance(r, ValueError) and "batch with 4 failed" in str(r) for r in results[2:])
         assert batcher.pending == 0
-        assert await asyncio.wait_for(batcher.submit_many([6]), timeout=10) == [
-            6
-        ]  # the batcher goes on after the failure
+        # The batcher goes on after the failure.
+        assert await asyncio.wait_for(asyncio.gather(batcher.submit(5), batcher.submit(6)), timeout=10) == [5, 6]
 
     asyncio.run(run())

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from chaos.faults import FAULTS, fault_positions, parse_faults
 from chaos.report import FaultRecord, Machine, memory_gib, render_markdown, write_markdown
-from chaos.run import FAULTS, WORKER_MODULE, fault_positions, latest_checkpoint, parse_faults, python_worker_pids
+from chaos.runners import WORKER_MODULE, latest_checkpoint, python_worker_pids
 from chaos.verify import Report
 
 pytestmark = pytest.mark.unit

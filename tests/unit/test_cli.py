@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from jobs import cli
+from jobs import cli, dlq_replay, status
 from jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
+from jobs.cli_errors import CommandError
 from jobs.config import OPTIONS
 from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
 from stack.paths import free_port
@@ -157,8 +158,8 @@ def test_a_transform_returning_the_wrong_shape_says_what_was_expected(
 ) -> None:
     path = _hook_module(tmp_path, monkeypatch, "kpf_bad_shape", f"def fix(dead_letter):\n    return {returned}\n")
     args = _replay_args(transform="kpf_bad_shape:fix")
-    with pytest.raises(cli.CommandError) as info:
-        cli.plan_replay([_dead_letter(b"{}")], args)
+    with pytest.raises(CommandError) as info:
+        dlq_replay.plan_replay([_dead_letter(b"{}")], args)
     message = str(info.value)
     assert message.startswith("dead letter of products[0]@7: --transform 'kpf_bad_shape:fix' returned ")
     assert expected in message and "expected None or a (key, value) pair of bytes or None" in message
@@ -194,7 +195,9 @@ def test_replay_from_a_broker_that_is_down_is_one_line_and_exit_2_within_the_tim
 
 
 def _with_dead_letters(monkeypatch: pytest.MonkeyPatch, letters: list[DeadLetter]) -> None:
-    monkeypatch.setattr(cli, "read_dead_letters", lambda *_args, **_kwargs: [(None, letter) for letter in letters])
+    monkeypatch.setattr(
+        dlq_replay, "read_dead_letters", lambda *_args, **_kwargs: [(None, letter) for letter in letters]
+    )
 
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
@@ -457,49 +460,51 @@ def explode(_: DeadLetter) -> None:
 
 
 def test_set_replaces_fields_and_creates_nested_ones() -> None:
-    args = _replay_args(set=[cli._set_item("values=[0.5,1]"), cli._set_item('meta.source="replay"')])
-    [replay] = cli.plan_replay([_dead_letter(b'{"values": "oops", "title": "t"}')], args)
+    args = _replay_args(set=[dlq_replay._set_item("values=[0.5,1]"), dlq_replay._set_item('meta.source="replay"')])
+    [replay] = dlq_replay.plan_replay([_dead_letter(b'{"values": "oops", "title": "t"}')], args)
     assert orjson.loads(replay.value or b"") == {"values": [0.5, 1], "title": "t", "meta": {"source": "replay"}}
     assert replay.key == b"k" and replay.topic == "products"
 
 
 def test_replayed_records_keep_their_headers_without_the_kpf_ones() -> None:
-    [replay] = cli.plan_replay([_dead_letter(b"{}")], _replay_args())
+    [replay] = dlq_replay.plan_replay([_dead_letter(b"{}")], _replay_args())
     assert replay.headers == [("trace", b"t1")]
     assert replay.value == b"{}"
 
 
 def test_to_sends_every_record_to_one_topic() -> None:
-    plan = cli.plan_replay([_dead_letter(b"{}", topic="a"), _dead_letter(b"{}", topic="b")], _replay_args(to="c"))
+    plan = dlq_replay.plan_replay(
+        [_dead_letter(b"{}", topic="a"), _dead_letter(b"{}", topic="b")], _replay_args(to="c")
+    )
     assert [replay.topic for replay in plan] == ["c", "c"]
 
 
 def test_set_on_a_value_that_is_not_a_json_object_fails_the_whole_replay() -> None:
-    args = _replay_args(set=[cli._set_item("a=1")])
-    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: the value is not a JSON object"):
-        cli.plan_replay([_dead_letter(b'{"ok": 1}'), _dead_letter(b"[1, 2]")], args)
+    args = _replay_args(set=[dlq_replay._set_item("a=1")])
+    with pytest.raises(CommandError, match=r"products\[0\]@7: the value is not a JSON object"):
+        dlq_replay.plan_replay([_dead_letter(b'{"ok": 1}'), _dead_letter(b"[1, 2]")], args)
 
 
 def test_a_transform_hook_fixes_or_leaves_out_each_record() -> None:
     args = _replay_args(transform=f"{__name__}:fix_title")
-    plan = cli.plan_replay([_dead_letter(b'{"title": "lamp"}'), _dead_letter(b'{"other": 1}')], args)
+    plan = dlq_replay.plan_replay([_dead_letter(b'{"title": "lamp"}'), _dead_letter(b'{"other": 1}')], args)
     assert len(plan) == 1
     assert (plan[0].key, orjson.loads(plan[0].value or b"")) == (b"new-key", {"title": "LAMP"})
 
 
 def test_a_transform_hook_that_raises_fails_the_replay_naming_the_record() -> None:
     args = _replay_args(transform=f"{__name__}:explode")
-    with pytest.raises(cli.CommandError, match=r"products\[0\]@7: --transform raised KeyError") as info:
-        cli.plan_replay([_dead_letter(b"{}")], args)
+    with pytest.raises(CommandError, match=r"products\[0\]@7: --transform raised KeyError") as info:
+        dlq_replay.plan_replay([_dead_letter(b"{}")], args)
     assert f"({__file__}, line " in str(info.value)
 
 
 def test_filters_select_by_error_class_stage_and_source_topic() -> None:
     wanted = _dead_letter(b"{}", topic="a", error="X")
-    assert cli._selected(wanted, _replay_args(error_class=["X", "Y"], stage="decode", source_topic="a"))
-    assert not cli._selected(wanted, _replay_args(error_class=["Y"]))
-    assert not cli._selected(wanted, _replay_args(stage="sink"))
-    assert not cli._selected(wanted, _replay_args(source_topic="b"))
+    assert dlq_replay._selected(wanted, _replay_args(error_class=["X", "Y"], stage="decode", source_topic="a"))
+    assert not dlq_replay._selected(wanted, _replay_args(error_class=["Y"]))
+    assert not dlq_replay._selected(wanted, _replay_args(stage="sink"))
+    assert not dlq_replay._selected(wanted, _replay_args(source_topic="b"))
 
 
 # --- status -------------------------------------------------------------------------------------------------------
@@ -529,7 +534,7 @@ class _FakeRest:
 
 
 def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage() -> None:
-    summary = cli.job_summary(_FakeRest(), "job")
+    summary = status.job_summary(_FakeRest(), "job")
     assert summary == {
         "records_in": 15.0,
         "upserted": 6.0,
@@ -543,12 +548,12 @@ def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage() -> 
 
 def test_status_picks_the_newest_running_job_unless_one_is_named() -> None:
     jobs = [{"jid": "b", "state": "FINISHED"}, {"jid": "a", "state": "RUNNING"}]
-    assert cli._pick_job(jobs, None)["jid"] == "a"
-    assert cli._pick_job(jobs, "b")["jid"] == "b"
-    with pytest.raises(cli.CommandError, match="no job c on this cluster"):
-        cli._pick_job(jobs, "c")
-    with pytest.raises(cli.CommandError, match="no job on this cluster"):
-        cli._pick_job([], None)
+    assert status.pick_job(jobs, None)["jid"] == "a"
+    assert status.pick_job(jobs, "b")["jid"] == "b"
+    with pytest.raises(CommandError, match="no job c on this cluster"):
+        status.pick_job(jobs, "c")
+    with pytest.raises(CommandError, match="no job on this cluster"):
+        status.pick_job([], None)
 
 
 def test_status_of_an_unreachable_cluster_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -720,3 +725,10 @@ def test_checkpoints_lists_the_complete_ones_newest_first_then_the_incomplete(
     assert "chk-7 (job" in lines[1] and lines[2].endswith("chk-8 (incomplete: no _metadata)")
     code, _, err = _run(capsys, "checkpoints", "--run-dir", str(tmp_path / "empty"))
     assert code == 1 and "no complete checkpoint under" in err
+
+
+def test_the_replay_defaults_are_the_job_option_defaults() -> None:
+    # Repeated in jobs.dlq_replay so that kpf dlq replay does not import the job's configuration (a slow import).
+    defaults = {option.name: option.default for option in OPTIONS}
+    assert defaults["errors.dead-letter-topic"] == dlq_replay.DEFAULT_DEAD_LETTER_TOPIC
+    assert defaults["kafka.bootstrap-servers"] == dlq_replay.DEFAULT_BOOTSTRAP_SERVERS

@@ -4,6 +4,7 @@ show."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs.config import (
+    BY_NAME,
     OPTIONS,
     JobConfig,
     JobConfigError,
@@ -21,6 +23,7 @@ from jobs.config import (
 )
 from jobs.kafka_io import source_table_ddl
 from jobs.masking import mask_urls
+from jobs.options import Kind, Option
 from sinks.config import PineconeSinkConfig
 from udfs.embed import EmbedConfig
 from udfs.route_config import RouteConfig
@@ -130,7 +133,7 @@ def test_a_value_outside_the_choices_lists_the_choices() -> None:
 
 def test_a_boolean_flag_alone_means_true_and_takes_true_or_false() -> None:
     assert load("--kafka.bounded").kafka.bounded is True
-    assert load("--kafka.bounded", "false").flink.bounded is False
+    assert load("--kafka.bounded", "false").kafka.bounded is False
     assert error("--kafka.bounded", "maybe") == "--kafka.bounded: got 'maybe'; expected true or false"
 
 
@@ -356,27 +359,39 @@ def test_a_local_server_needs_no_api_key() -> None:
 
 def test_an_api_key_with_surrounding_whitespace_is_rejected_without_showing_it() -> None:
     message = error(env={"PINECONE_API_KEY": API_KEY + "\n"})
-    assert message.startswith("the API key in $PINECONE_API_KEY must be None or a non-empty string")
-    assert "(value hidden)" in message and API_KEY not in message
+    assert message == (
+        "the API key in $PINECONE_API_KEY (named by --pinecone.api-key-env): got (value hidden); "
+        "expected a non-empty string without surrounding whitespace"
+    )
+    assert API_KEY not in message
 
 
-# --- the stages' own validation, translated to flags ------------------------------------------------------------------
+# --- the rules the stages share with the options: one check, one message format ---------------------------------------
 
 
 def test_a_sparse_field_equal_to_the_vector_field_names_both_flags() -> None:
     message = error("--vector.sparse-field", "values")
-    assert message == "--vector.sparse-field: 'values' is not allowed; allowed: a field other than --vector.field"
+    assert message == "--vector.sparse-field: got 'values'; expected a field other than --vector.field ('values')"
 
 
 def test_an_invalid_index_name_names_the_index_flag() -> None:
     message = error("--kafka.topics", "orders", "--pinecone.index", "Products_1", base=False)
-    assert message.startswith("--pinecone.index must be 1..45 lowercase letters, digits or '-'")
-    assert message.endswith("got 'Products_1'")
+    assert message == (
+        "--pinecone.index: got 'Products_1'; expected 1..45 lowercase letters, digits or '-' "
+        "(not starting or ending with '-')"
+    )
+
+
+def test_a_host_with_spaces_names_the_host_flag() -> None:
+    message = error("--pinecone.host", "http://a b")
+    assert message == (
+        "--pinecone.host: got 'http://a b'; expected a non-empty URL without spaces (e.g. 'http://127.0.0.1:5080')"
+    )
 
 
 def test_a_retry_cap_below_the_first_interval_names_the_cap() -> None:
     message = error("--sink.retry-interval-ms", "5000", "--sink.max-retry-interval-ms", "1000")
-    assert message == "--sink.max-retry-interval-ms must be an integer in 5000..600000, got 1000"
+    assert message == "--sink.max-retry-interval-ms: got 1000; expected at least --sink.retry-interval-ms (5000)"
 
 
 def test_an_empty_namespace_template_means_the_default_namespace() -> None:
@@ -386,17 +401,30 @@ def test_an_empty_namespace_template_means_the_default_namespace() -> None:
 
 def test_a_namespace_template_with_another_placeholder_is_rejected() -> None:
     message = error("--pinecone.namespace-template", "${topic}-${env}")
-    assert message.startswith("--pinecone.namespace-template: '${topic}-${env}' is not allowed")
+    assert message == (
+        "--pinecone.namespace-template: got '${topic}-${env}'; expected no placeholder other than ${topic}"
+    )
+
+
+def test_a_namespace_map_value_that_is_not_a_namespace_names_the_map_flag() -> None:
+    message = error("--pinecone.namespace-map", "orders=" + "n" * 513)
+    assert message.startswith("--pinecone.namespace-map: got {'orders': 'nnn")
+    assert message.endswith("expected valid Pinecone namespaces as values (it is 513 characters long, more than 512)")
 
 
 def test_a_text_template_without_placeholders_is_rejected() -> None:
     message = error("--embedding.text-template", "no fields")
-    assert message.startswith("--embedding.text-template: 'no fields' is not allowed")
+    assert message == (
+        "--embedding.text-template: got 'no fields'; expected a template with at least one '${field}' placeholder"
+    )
 
 
 def test_metadata_fields_must_not_include_the_vector_field() -> None:
     message = error("--metadata.fields", "title,values")
-    assert message.startswith("--metadata.fields: ('title', 'values') is not allowed")
+    assert message == (
+        "--metadata.fields: got ('title', 'values'); expected fields other than the vector fields "
+        "(--vector.field, --vector.sparse-field)"
+    )
 
 
 def test_an_embedding_model_must_be_the_bundled_one_or_a_local_model_directory(tmp_path: Path) -> None:
@@ -675,9 +703,9 @@ flink:
         schema_evolution="none",
     )
     assert config.embed == EmbedConfig(model="default", batch_size=32, linger_ms=10, cache_entries=0, device="cpu")
-    assert config.dedup.version_field == "source.lsn" and config.dedup.state_ttl_ms == 30 * 86_400_000
+    assert config.route.version_field == "source.lsn" and config.dedup.state_ttl_ms == 30 * 86_400_000
     assert (config.errors_tolerance, config.dead_letter_topic) == ("all", "ingest-dlq")
-    assert config.flink.parallelism == 4 and config.flink.rest_port == 0 and config.flink.bounded is True
+    assert config.flink.parallelism == 4 and config.flink.rest_port == 0
     assert config.flink.run_dir == Path("/tmp/kpf-run")
     assert config.flink.conf == {"restart-strategy.type": "none"}
     assert config.flink_overrides() == {
@@ -734,3 +762,41 @@ def test_the_readme_options_table_is_the_generated_one() -> None:
         "README.md's options table is out of date: run `python -m jobs.config --markdown` and paste its output "
         f"between {START_MARKER} and {END_MARKER}"
     )
+
+
+def test_each_value_is_stored_once() -> None:
+    config = load("--kafka.bounded", "--dedup.version-field", "ts_ms", "--errors.tolerance", "all")
+    assert config.kafka.bounded is True and not hasattr(config.flink, "bounded")
+    assert config.route.version_field == "ts_ms" and not hasattr(config.dedup, "version_field")
+    assert config.errors_tolerance == config.sink.error_tolerance == "all"
+    assert "errors_tolerance" not in {field.name for field in dataclasses.fields(config)}
+
+
+_BOUNDED = [o for o in OPTIONS if o.target and o.low is not None and o.high is not None]
+
+
+@pytest.mark.parametrize("option", _BOUNDED, ids=lambda option: option.name)
+def test_every_bound_an_option_accepts_builds_its_stage_config(option: Option) -> None:
+    # Options check each value once; the stage configs built from them must then accept it (else building would
+    # fail with a stage message, which nothing rewrites into option names any more).
+    extra = ["--embedding.text-fields", "title"] if option.name.startswith("embedding.") else []
+    if option.name == "sink.max-retry-interval-ms":
+        extra += ["--sink.retry-interval-ms", "1"]
+    if option.name == "sink.retry-interval-ms":
+        extra += ["--sink.max-retry-interval-ms", str(int(BY_NAME["sink.max-retry-interval-ms"].high or 0))]
+    for bound in (option.low, option.high):
+        assert bound is not None
+        text = str(int(bound)) if option.kind is Kind.INT else str(bound)
+        load(*extra, option.flag, text)
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.target and o.choices], ids=lambda option: option.name)
+def test_every_choice_an_option_accepts_builds_its_stage_config(option: Option) -> None:
+    extra = ["--embedding.text-fields", "title"] if option.name.startswith("embedding.") else []
+    for choice in option.choices:
+        rules = {
+            ("id.strategy", "field"): ["--id.field", "id"],
+            ("id.strategy", "none"): ["--delete.enabled", "false"],
+            ("kafka.starting-position", "timestamp"): ["--kafka.starting-timestamp-ms", "0"],
+        }.get((option.name, choice), [])
+        load(*extra, *rules, option.flag, choice)
