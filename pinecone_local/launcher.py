@@ -1,6 +1,6 @@
 """Start a pinecone_local server as a subprocess and control it (kill -9, stop, restart, faults).
 
-Used by the test fixtures (``pinecone_local.pytest_plugin``), the demo, the benchmarks and the chaos harness:
+Used by the test fixtures (``tests/fixtures/pinecone_local.py``), the demo, the benchmarks and the chaos harness:
 ``start_pinecone_local(...)`` returns once the server accepts connections; the returned ``LocalServer`` can
 ``kill()`` (SIGKILL), ``stop()`` and ``restart()`` it on the same port and data directory.
 """

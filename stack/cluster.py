@@ -65,8 +65,11 @@ MARKER_ENV = "KPF_FLINK_CLUSTER"
 """Set to the cluster's working directory in the environment of every process the cluster starts."""
 DAEMON_WITHHELD_VARIABLES = ("PINECONE_API_KEY",)
 """Never in the daemons' environment (see ``FlinkCluster.daemon_environment``)."""
+NAMESPACE = "kafka_pinecone_flink"
+"""The one import name of the project's packages (see ``kafka_pinecone_flink/__init__.py``)."""
 JOB_PACKAGES = ("jobs", "udfs", "sinks", "stack")
-"""The project's packages the ingest job imports; shipped in a zip with ``-pyfs`` to the driver and the workers."""
+"""The project's packages the ingest job imports (folders of the repository, ``NAMESPACE.<folder>`` when imported);
+shipped in a zip with ``-pyfs`` to the driver and the workers."""
 JOB_MODULE = "jobs.ingest_job"
 ARCHIVE_NAME = "kpf-job.zip"
 ARCHIVE_DATE = (2000, 1, 1, 0, 0, 0)
@@ -94,20 +97,25 @@ def build_job_archive(target: Path) -> Path:
     """Write the project's packages (``JOB_PACKAGES``, sources only) to the zip ``target`` and return it.
 
     ``-pyfs`` puts a directory itself, not its parent, on the PYTHONPATH (of the driver and of every Python worker),
-    so passing ``jobs/`` would make ``config`` importable, not ``jobs.config``; a zip with the packages at its top
-    level makes ``import jobs`` work everywhere without installing the project. The archive is byte-for-byte
-    reproducible (sorted entries, fixed timestamps), so the same sources always ship the same blob.
+    so passing ``jobs/`` would make ``config`` importable, not ``kafka_pinecone_flink.jobs.config``; a zip with
+    ``kafka_pinecone_flink/__init__.py`` and the packages under it (the shape ``pip install .`` installs) makes
+    ``import kafka_pinecone_flink.jobs`` work everywhere without installing the project, and puts no generic name
+    on the workers' path. The archive is byte-for-byte reproducible (sorted entries, fixed timestamps), so the same
+    sources always ship the same blob.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    files = [(f"{NAMESPACE}/__init__.py", ROOT / NAMESPACE / "__init__.py")]
+    for package in JOB_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+                files.append((f"{NAMESPACE}/{path.relative_to(ROOT).as_posix()}", path))
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for package in JOB_PACKAGES:
-            for path in sorted((ROOT / package).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-                    entry = zipfile.ZipInfo(str(path.relative_to(ROOT)), date_time=ARCHIVE_DATE)
-                    entry.compress_type = zipfile.ZIP_DEFLATED
-                    entry.external_attr = 0o644 << 16
-                    archive.writestr(entry, path.read_bytes())
+        for name, path in files:
+            entry = zipfile.ZipInfo(name, date_time=ARCHIVE_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, path.read_bytes())
     partial.replace(target)  # never leave a half-written archive where a submission may read it
     return target
 

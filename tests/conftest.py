@@ -1,4 +1,4 @@
-"""Root fixtures: a real Kafka broker (stack.pytest_plugin) and the local Pinecone-compatible server
-(pinecone_local.pytest_plugin), both started as real processes."""
+"""Root fixtures: a real Kafka broker and a standalone Flink cluster (tests/fixtures/stack.py) and the local
+Pinecone-compatible server (tests/fixtures/pinecone_local.py), all started as real processes."""
 
-pytest_plugins = ["stack.pytest_plugin", "pinecone_local.pytest_plugin"]
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.pinecone_local"]

@@ -205,6 +205,19 @@ def test_each_clones_kpf_runs_that_clones_code_though_they_share_one_environment
     assert "cannot tell which kafka-pinecone-flink clone to run" in nowhere.stderr
 
 
+def test_the_launcher_runs_the_cli_under_the_namespace_in_a_clone_that_has_it(tmp_path: Path) -> None:
+    clone = _fake_clone(tmp_path / "namespaced-clone", "unused")
+    (clone / "jobs" / "cli.py").write_text("import sys\nprint(__spec__.name, sys.argv[1:])\n")
+    old_layout = _launch(clone / ".venv" / "bin" / "kpf", "status", cwd=ROOT)
+    assert old_layout.stdout.strip() == "jobs.cli ['status']", old_layout.stderr  # a clone from before the namespace
+    (clone / "kafka_pinecone_flink").mkdir()
+    (clone / "kafka_pinecone_flink" / "__init__.py").write_text("")
+    (clone / "kafka_pinecone_flink" / "jobs").symlink_to(Path("..") / "jobs")
+    result = _launch(clone / ".venv" / "bin" / "kpf", "status", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "kafka_pinecone_flink.jobs.cli ['status']"
+
+
 def test_the_launcher_finds_a_transform_module_in_the_current_directory(tmp_path: Path) -> None:
     (tmp_path / "kpf_cwd_hook.py").write_text("def fix(dead_letter):\n    return (1,\n")
     result = _launch(VENV_KPF, "dlq", "replay", "--transform", "kpf_cwd_hook:fix", cwd=tmp_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from jobs import cli
 from jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
 from jobs.config import OPTIONS
-from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
+from stack.cluster import JOB_MODULE, JOB_PACKAGES, NAMESPACE, build_job_archive
 from stack.paths import free_port
 from udfs.records import DeadLetter, SourceRecord
 
@@ -405,14 +406,26 @@ def test_print_flink_run_refuses_an_invalid_configuration_with_exit_2(
     assert not archive.exists()
 
 
-def test_the_job_archive_holds_the_packages_at_its_top_level_and_is_reproducible(tmp_path: Path) -> None:
+def test_the_job_archive_holds_the_packages_under_the_namespace_and_is_reproducible(tmp_path: Path) -> None:
     first = build_job_archive(tmp_path / "a.zip")
     second = build_job_archive(tmp_path / "b.zip")
     assert first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
-    assert {name.split("/")[0] for name in names} == set(JOB_PACKAGES)
-    assert "jobs/ingest_job.py" in names and "udfs/decode.py" in names and "stack/paths.py" in names
+    assert {name.split("/")[0] for name in names} == {NAMESPACE}
+    assert {name.split("/")[1] for name in names if name.count("/") > 1} == set(JOB_PACKAGES)
+    assert f"{NAMESPACE}/__init__.py" in names
+    assert f"{NAMESPACE}/jobs/ingest_job.py" in names and f"{NAMESPACE}/udfs/decode.py" in names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    # The job module imports from the archive alone (-P: not from the clone), as on a worker.
+    found = subprocess.run(
+        [sys.executable, "-P", "-c", f"import importlib.util; print(importlib.util.find_spec({JOB_MODULE!r}).origin)"],
+        env={**os.environ, "PYTHONPATH": str(first)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == str(first / NAMESPACE / "jobs" / "ingest_job.py")
 
 
 def test_every_printed_job_option_exists() -> None:

@@ -225,3 +225,14 @@ def test_the_pinecone_server_listens_for_containers_and_advertises_its_service_n
     assert args.port in _published(services["pinecone"])
     assert str(args.data_dir) in {volume.split(":")[1] for volume in services["pinecone"]["volumes"]}
     assert "http://pinecone:5080" in services["pinecone-setup"]["command"][2]
+
+
+def test_the_image_copies_the_namespace_and_every_package_folder_its_links_point_at() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+    copied = set(re.findall(r"^COPY (?!--)(\S+) \./\1$", dockerfile, re.MULTILINE))
+    assert cluster.NAMESPACE in copied and f"!{cluster.NAMESPACE}/" in ignore
+    for link in (ROOT / cluster.NAMESPACE).iterdir():
+        if link.is_symlink():
+            assert link.name in copied and f"!{link.name}/" in ignore, link.name
+    assert re.search(r"^WORKDIR /opt/kpf$", dockerfile, re.MULTILINE) and "PYTHONPATH=/opt/kpf " in dockerfile
