@@ -63,10 +63,10 @@ from typing import Any
 from chaos.report import FaultRecord, machine, write_markdown
 from chaos.verify import Report, compare, read_dead_letters, read_index
 from chaos.workload import DEFAULT_PARTITIONS, DIMENSION, JOB_ARGS, METRIC, Workload, generate
-from jobs.checkpoints import find_checkpoints
-from stack.cluster import ClusterError
-from stack.kafka import KafkaBroker
-from stack.paths import ROOT, RUN_DIR, free_port
+from kafka_pinecone_flink.jobs.checkpoints import find_checkpoints
+from kafka_pinecone_flink.stack.cluster import ClusterError
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, free_port
 
 FAULTS = ("throttle", "burst5xx", "server-kill", "broker-restart", "job-kill", "tm-kill", "py-kill", "savepoint")
 MINI_CLUSTER_ONLY = frozenset({"job-kill"})
@@ -267,7 +267,7 @@ class MiniClusterJob:
         with open(log_path, "wb") as out:
             # A session of its own: kill -9 must take the JVM and the Python workers with it, as a crash would.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobs.ingest_job", *args],
+                [sys.executable, "-m", "kafka_pinecone_flink.jobs.ingest_job", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -319,7 +319,7 @@ class ClusterJob:
     kills and stop-with-savepoint / resume. ``job_id`` is the job running now (a resume submits a new one)."""
 
     def __init__(self, run_dir: Path, base_args: list[str], checkpoint_interval_ms: int) -> None:
-        from stack.cluster import FlinkCluster
+        from kafka_pinecone_flink.stack.cluster import FlinkCluster
 
         self.cluster = FlinkCluster(
             run_dir / "cluster",
@@ -509,7 +509,7 @@ class ChaosRun:
         self.production_began = time.monotonic()
 
     def run(self) -> Report:
-        from pinecone_local.pytest_plugin import start_pinecone_local
+        from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
 
         options = self.options
         began = time.monotonic()

@@ -25,18 +25,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sinks.config as sink_config
-import udfs.embed as embed_stage
-from jobs.flink_env import under_flink_run
-from jobs.kafka_io import STARTING_POSITIONS, KafkaSourceOptions
-from jobs.masking import (  # noqa: F401 - SECRET_PROPERTY_MARKERS is re-exported
+import kafka_pinecone_flink.sinks.config as sink_config
+import kafka_pinecone_flink.udfs.embed as embed_stage
+from kafka_pinecone_flink.jobs.flink_env import under_flink_run
+from kafka_pinecone_flink.jobs.kafka_io import STARTING_POSITIONS, KafkaSourceOptions
+from kafka_pinecone_flink.jobs.masking import (  # noqa: F401 - SECRET_PROPERTY_MARKERS is re-exported
     SECRET_PROPERTY_MARKERS,
     is_secret_flink_setting,
     is_secret_kafka_property,
     mask_urls,
     url_secrets,
 )
-from jobs.options import (
+from kafka_pinecone_flink.jobs.options import (
     JobConfigError,
     Kind,
     MaskedMapping,
@@ -47,12 +47,12 @@ from jobs.options import (
     resolve,
     suggestion,
 )
-from sinks.config import PineconeSinkConfig
-from stack.paths import RUN_DIR
-from udfs.dedup import MAX_STATE_TTL_MS
-from udfs.embed import EmbedConfig
-from udfs.embed_model import DEFAULT_MODEL, DEVICES, ModelNotFoundError, resolve_model_path
-from udfs.route_config import (
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.stack.paths import RUN_DIR
+from kafka_pinecone_flink.udfs.dedup import MAX_STATE_TTL_MS
+from kafka_pinecone_flink.udfs.embed import EmbedConfig
+from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES, ModelNotFoundError, resolve_model_path
+from kafka_pinecone_flink.udfs.route_config import (
     DEFAULT_ID_FORMAT,
     DEFAULT_ID_STRATEGY,
     DEFAULT_NAMESPACE_TEMPLATE,
@@ -64,13 +64,13 @@ from udfs.route_config import (
     METRICS,
     RouteConfig,
 )
-from udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
-from udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
-from udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
 
 __all__ = ["OPTIONS", "BatchSettings", "DedupSettings", "FlinkSettings", "JobConfig", "JobConfigError", "RouteSettings"]
 
-PROG = "python -m jobs.ingest_job"
+PROG = "python -m kafka_pinecone_flink.jobs.ingest_job"
 DESCRIPTION = "Keeps a Pinecone index in step with Kafka topics (Kafka -> decode -> dedup -> embed -> Pinecone)."
 EPILOG = (
     "Precedence: defaults < the --config YAML file < flags. The Pinecone API key is never an option: it is read from\n"

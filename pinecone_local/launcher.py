@@ -92,7 +92,16 @@ def _spawn(
 ) -> LocalServer:
     with tempfile.TemporaryDirectory(prefix="pinecone-local-") as tmp:
         port_file = Path(tmp) / "port"
-        argv = [sys.executable, "-m", "pinecone_local", "serve", "--port", str(port), "--port-file", str(port_file)]
+        argv = [
+            sys.executable,
+            "-m",
+            "kafka_pinecone_flink.pinecone_local",
+            "serve",
+            "--port",
+            str(port),
+            "--port-file",
+            str(port_file),
+        ]
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
         argv += list(extra_args)

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from sinks.config import PINECONE_MAX_DELETE_IDS
-from udfs.errors import RecordError
-from udfs.records import DELETE, Change, SparseVector
+from kafka_pinecone_flink.sinks.config import PINECONE_MAX_DELETE_IDS
+from kafka_pinecone_flink.udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.records import DELETE, Change, SparseVector
 
 _BODY_OPEN_CLOSE = len(b'{"vectors":[]}')
 MAX_FLOAT_JSON_CHARS = 24

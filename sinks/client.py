@@ -44,9 +44,16 @@ from pinecone import (
 from pinecone._internal.config import PineconeConfig
 from pinecone.errors.exceptions import PineconeError
 
-from sinks.batch import UpsertRecord
-from sinks.config import PineconeSinkConfig
-from sinks.retry import ErrorKind, SinkFatalError, SinkUnavailableError, classify, describe, fatal_message
+from kafka_pinecone_flink.sinks.batch import UpsertRecord
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.sinks.retry import (
+    ErrorKind,
+    SinkFatalError,
+    SinkUnavailableError,
+    classify,
+    describe,
+    fatal_message,
+)
 
 
 def mark_sniffio_absent() -> bool:

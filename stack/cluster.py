@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stack.flink import render_conf_dir
-from stack.paths import ROOT, RUN_DIR, MissingPrerequisiteError, connector_jar, free_port
-from stack.processes import alive, send_signal, terminate, wait_gone
+from kafka_pinecone_flink.stack.flink import render_conf_dir
+from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, MissingPrerequisiteError, connector_jar, free_port
+from kafka_pinecone_flink.stack.processes import alive, send_signal, terminate, wait_gone
 
 DEFAULT_REST_PORT = 8081
 DEFAULT_RPC_PORT = 6123
@@ -70,7 +70,7 @@ NAMESPACE = "kafka_pinecone_flink"
 JOB_PACKAGES = ("jobs", "udfs", "sinks", "stack")
 """The project's packages the ingest job imports (folders of the repository, ``NAMESPACE.<folder>`` when imported);
 shipped in a zip with ``-pyfs`` to the driver and the workers."""
-JOB_MODULE = "jobs.ingest_job"
+JOB_MODULE = "kafka_pinecone_flink.jobs.ingest_job"
 ARCHIVE_NAME = "kpf-job.zip"
 ARCHIVE_DATE = (2000, 1, 1, 0, 0, 0)
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
@@ -561,7 +561,7 @@ def _cluster_from_args(args: argparse.Namespace) -> FlinkCluster:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stack.cluster",
+        prog="python -m kafka_pinecone_flink.stack.cluster",
         description="A standalone Flink cluster (JobManager + TaskManager) from the apache-flink pip package.",
     )
     parser.add_argument("--dir", default=str(RUN_DIR / "cluster"), help="working directory (default: %(default)s)")

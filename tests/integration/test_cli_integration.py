@@ -15,16 +15,16 @@ from typing import Any
 import orjson
 import pytest
 
-from jobs import cli
-from jobs.checkpoints import find_checkpoints
-from sinks.dead_letter import to_kafka
-from stack.flink import job_process_environment
-from stack.kafka import KafkaBroker
-from stack.kafka_client import Message, consume, produce
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.jobs import cli
+from kafka_pinecone_flink.jobs.checkpoints import find_checkpoints
+from kafka_pinecone_flink.sinks.dead_letter import to_kafka
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
+from kafka_pinecone_flink.udfs.ids import uuid_for
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 from tests.integration.ingest_harness import IngestHarness, value
-from udfs.ids import uuid_for
-from udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ STACK_TIMEOUT_S = 180
 def _kpf(*argv: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *argv],
+        [sys.executable, "-m", "kafka_pinecone_flink.jobs.cli", *argv],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -297,7 +297,7 @@ def test_run_resume_from_latest_restores_a_killed_runs_last_complete_checkpoint(
     command = [
         sys.executable,
         "-m",
-        "jobs.cli",
+        "kafka_pinecone_flink.jobs.cli",
         "run",
         "--resume-from-latest",
         f"--kafka.bootstrap-servers={ingest.broker.bootstrap_servers}",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from udfs.batching import MicroBatcher
+from kafka_pinecone_flink.udfs.batching import MicroBatcher
 
 pytestmark = pytest.mark.unit
 

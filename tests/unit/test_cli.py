@@ -15,12 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from jobs import cli
-from jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
-from jobs.config import OPTIONS
-from stack.cluster import JOB_MODULE, JOB_PACKAGES, NAMESPACE, build_job_archive
-from stack.paths import free_port
-from udfs.records import DeadLetter, SourceRecord
+from kafka_pinecone_flink.jobs import cli
+from kafka_pinecone_flink.jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
+from kafka_pinecone_flink.jobs.config import OPTIONS
+from kafka_pinecone_flink.stack.cluster import JOB_MODULE, JOB_PACKAGES, NAMESPACE, build_job_archive
+from kafka_pinecone_flink.stack.paths import free_port
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -637,11 +637,11 @@ def test_no_complete_checkpoint_is_an_error_saying_what_is_there(tmp_path: Path)
 def test_run_resume_from_latest_restores_the_job_from_that_checkpoint(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jobs.ingest_job
+    import kafka_pinecone_flink.jobs.ingest_job
 
     run_dir, newest = _run_dir(tmp_path)
     started: list[list[str]] = []
-    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    monkeypatch.setattr(kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
     code, out, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={run_dir}")
     assert code == 0, err
     assert started == [[*VALID, f"--flink.run-dir={run_dir}", f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"]]
@@ -652,7 +652,7 @@ STATE_RECOVERY = "execution.state-recovery.path"
 
 
 def test_the_resume_setting_is_the_one_the_job_hands_to_flink(tmp_path: Path) -> None:
-    from jobs.config import load_job_config
+    from kafka_pinecone_flink.jobs.config import load_job_config
 
     _, newest = _run_dir(tmp_path)
     config = load_job_config([*VALID, f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"], {})
@@ -682,11 +682,11 @@ def test_resume_from_latest_with_print_flink_run_adds_it_as_s(
 def test_resume_from_latest_looks_in_the_configured_checkpoint_directory(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jobs.ingest_job
+    import kafka_pinecone_flink.jobs.ingest_job
 
     elsewhere = _checkpoint(tmp_path / "elsewhere", "job", 4, 3_000.0)
     started: list[list[str]] = []
-    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    monkeypatch.setattr(kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
     setting = f"--flink.conf=execution.checkpointing.dir={(tmp_path / 'elsewhere').as_uri()}"
     code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, setting)
     assert code == 0, err
@@ -713,10 +713,12 @@ def test_resume_from_latest_refuses_a_second_place_to_resume_from(
 def test_resume_from_latest_without_a_complete_checkpoint_exits_2_starting_nothing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jobs.ingest_job
+    import kafka_pinecone_flink.jobs.ingest_job
 
     _checkpoint(tmp_path / "run" / "checkpoints", "job", 1, None)
-    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start"))
+    monkeypatch.setattr(
+        kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start")
+    )
     code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={tmp_path / 'run'}")
     assert code == 2
     assert "no complete checkpoint under" in _one_error_line(err)

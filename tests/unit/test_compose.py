@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.config import OPTIONS, load_job_config
-from pinecone_local.cli import build_parser as pinecone_local_parser
-from stack import cluster
-from stack.paths import ROOT
+from kafka_pinecone_flink.jobs.config import OPTIONS, load_job_config
+from kafka_pinecone_flink.pinecone_local.cli import build_parser as pinecone_local_parser
+from kafka_pinecone_flink.stack import cluster
+from kafka_pinecone_flink.stack.paths import ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -173,7 +173,7 @@ def test_the_flink_config_is_mounted_from_flink_conf_and_rendered_by_a_command_t
         assert CONF_MOUNT in services[name]["volumes"], name
         assert "flink-data:/flink-data" in services[name]["volumes"], name
         render = _steps(services[name])[0]
-        assert render[:4] == ["python", "-m", "stack.cluster", "conf"], name
+        assert render[:4] == ["python", "-m", "kafka_pinecone_flink.stack.cluster", "conf"], name
         assert render[render.index("--target") + 1] == "/opt/flink/conf"
         assert render[render.index("--run-dir") + 1] == "/flink-data"
         target = tmp_path / name
@@ -219,7 +219,7 @@ def test_the_pinecone_server_listens_for_containers_and_advertises_its_service_n
     services: dict[str, dict[str, Any]],
 ) -> None:
     command = services["pinecone"]["command"]
-    assert command[:3] == ["python", "-m", "pinecone_local"]
+    assert command[:3] == ["python", "-m", "kafka_pinecone_flink.pinecone_local"]
     args = pinecone_local_parser().parse_args(command[3:])
     assert (args.command, args.host, args.advertise_host) == ("serve", "0.0.0.0", "pinecone")
     assert args.port in _published(services["pinecone"])

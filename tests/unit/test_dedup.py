@@ -7,7 +7,7 @@ from hashlib import blake2b
 import pytest
 from pyflink.common import Row
 
-from udfs.dedup import (
+from kafka_pinecone_flink.udfs.dedup import (
     MAX_STATE_TTL_MS,
     Action,
     DedupState,
@@ -17,7 +17,7 @@ from udfs.dedup import (
     dedup_row,
     version_text,
 )
-from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
 pytestmark = pytest.mark.unit
 

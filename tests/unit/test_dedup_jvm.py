@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from py4j.java_gateway import get_field
 
-from stack.paths import kpf_jar
-from udfs.dedup import Action, DedupState, decide, version_text
-from udfs.records import DELETE, UPSERT, Change, SourceRecord
+from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.udfs.dedup import Action, DedupState, decide, version_text
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,15 @@ import cloudpickle
 import numpy as np
 import pytest
 
-from udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
-from udfs.embed_model import ModelNotFoundError, Vectors, resolve_device, resolve_model_path, window_prefix
-from udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
+from kafka_pinecone_flink.udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
+from kafka_pinecone_flink.udfs.embed_model import (
+    ModelNotFoundError,
+    Vectors,
+    resolve_device,
+    resolve_model_path,
+    window_prefix,
+)
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -248,7 +254,7 @@ def test_a_text_of_a_group_that_fails_is_a_dead_letter_in_its_place() -> None:
 def test_the_embed_function_takes_a_group_of_dedup_rows_and_returns_one_list() -> None:
     from pyflink.common import Row
 
-    from udfs.dedup import dedup_row
+    from kafka_pinecone_flink.udfs.dedup import dedup_row
 
     encoder = FakeEncoder(bad=["bad"])
     function = EmbedFunction(EmbedConfig(linger_ms=1000))

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobs import ingest_job
-from jobs.config import JobConfigError, load_job_config
-from jobs.ingest_job import StartupError, startup_checks
-from sinks.client import IndexInfo
+from kafka_pinecone_flink.jobs import ingest_job
+from kafka_pinecone_flink.jobs.config import JobConfigError, load_job_config
+from kafka_pinecone_flink.jobs.ingest_job import StartupError, startup_checks
+from kafka_pinecone_flink.sinks.client import IndexInfo
 
 pytestmark = pytest.mark.unit
 

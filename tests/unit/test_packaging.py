@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stack.cluster import NAMESPACE
-from stack.paths import ROOT
+from kafka_pinecone_flink.stack.cluster import NAMESPACE
+from kafka_pinecone_flink.stack.paths import ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from udfs.records import Change, SourceRecord, SparseVector, row_to_source_record
+from kafka_pinecone_flink.udfs.records import Change, SourceRecord, SparseVector, row_to_source_record
 
 pytestmark = pytest.mark.unit
 
