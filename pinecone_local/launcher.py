@@ -20,9 +20,12 @@ from typing import Any
 
 import httpx
 
+import kafka_pinecone_flink
+
 from .limits import DEFAULT_START_TIMEOUT_S, READY_POLL_INTERVAL_S
 
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(kafka_pinecone_flink.__file__).resolve().parent.parent
+"""The directory that holds ``kafka_pinecone_flink`` (the clone's root, or site-packages): the server's PYTHONPATH."""
 
 
 @dataclass

@@ -731,6 +731,6 @@ def test_the_readme_options_table_is_the_generated_one() -> None:
     assert START_MARKER in text and END_MARKER in text, f"README.md lost its {START_MARKER} ... {END_MARKER} markers"
     documented = text.split(START_MARKER, 1)[1].split(END_MARKER, 1)[0].strip("\n")
     assert documented == markdown().strip("\n"), (
-        "README.md's options table is out of date: run `python -m kafka_pinecone_flink.jobs.config --markdown` and paste its output "
-        f"between {START_MARKER} and {END_MARKER}"
+        "README.md's options table is out of date: run `python -m kafka_pinecone_flink.jobs.config --markdown` and "
+        f"paste its output between {START_MARKER} and {END_MARKER}"
     )
