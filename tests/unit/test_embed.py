@@ -355,7 +355,10 @@ def test_the_embed_function_pickles_small_without_a_model() -> None:
 
 def test_importing_the_stage_does_not_import_torch() -> None:
     # The driver imports the job's modules to build the graph; torch there would cost ~10 s and ~0.5 GB.
-    code = "import sys, udfs.embed, udfs.dedup; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    code = (
+        "import sys, kafka_pinecone_flink.udfs.embed, kafka_pinecone_flink.udfs.dedup; "
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"
 
