@@ -15,9 +15,13 @@ setup: ## install everything (Python environment, JVM jars); reuses what is alre
 demo: setup ## set up, then run the main job on the embedded default (local Kafka, local Pinecone, Flink mini-cluster)
 	@$(PY) -m kafka_pinecone_flink.jobs.demo
 
-test: setup ## run the whole test suite (lint, unit and integration tests)
+check: setup ## the fast lane (a couple of minutes): lint, types and the unit tests; starts no JVM, broker or Flink
 	@$(MAKE) --no-print-directory lint
-	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(PY) -m pytest -p no:cacheprovider -m unit -q $(PYTEST_ARGS)
+
+test: setup ## run the whole test suite: the fast lane first (make check), then every other test
+	@$(MAKE) --no-print-directory check
+	@$(PY) -m pytest -p no:cacheprovider -m "not unit" $(PYTEST_ARGS)
 
 test-unit: setup ## run the unit tests only
 	@$(PY) -m pytest -p no:cacheprovider -m unit $(PYTEST_ARGS)
@@ -28,7 +32,10 @@ test-integration: setup ## run the integration tests only (real broker, local se
 lint: ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy jobs udfs sinks stack pinecone_local chaos
+	@.venv/bin/mypy kafka_pinecone_flink chaos
+
+hooks: ## have git run `make check` before every commit of this clone (scripts/pre-commit; skip once with --no-verify)
+	@bash scripts/pre-commit --install
 
 format: ## apply ruff's formatting and safe fixes
 	@.venv/bin/ruff format .
@@ -77,4 +84,4 @@ clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m kafka_pinecone_flink.pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean
+.PHONY: help setup demo check hooks test test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean
