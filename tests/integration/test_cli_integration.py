@@ -4,6 +4,7 @@ the session's Kafka broker (dead letters written with the job's own format, repl
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -208,6 +209,14 @@ def test_each_clones_kpf_runs_that_clones_code_though_they_share_one_environment
 def test_the_launcher_runs_the_cli_under_the_namespace_in_a_clone_that_has_it(tmp_path: Path) -> None:
     clone = _fake_clone(tmp_path / "namespaced-clone", "unused")
     (clone / "jobs" / "cli.py").write_text("import sys\nprint(__spec__.name, sys.argv[1:])\n")
+    # This clone's launcher, in an environment of its own: the shared environment's kpf is the one of whichever
+    # clone ran set-up last. Its python is the shared one (the fake cli needs nothing installed).
+    own = tmp_path / "own-env" / "bin"
+    own.mkdir(parents=True)
+    (own / "python").symlink_to(sys.executable)
+    shutil.copy(ROOT / "scripts" / "kpf-launcher.sh", own / "kpf")
+    (clone / ".venv").unlink()
+    (clone / ".venv").symlink_to(own.parent)
     old_layout = _launch(clone / ".venv" / "bin" / "kpf", "status", cwd=ROOT)
     assert old_layout.stdout.strip() == "jobs.cli ['status']", old_layout.stderr  # a clone from before the namespace
     (clone / "kafka_pinecone_flink").mkdir()
