@@ -4,7 +4,6 @@ image and in the job archive; no pytest code in the packages."""
 from __future__ import annotations
 
 import re
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -19,9 +18,16 @@ PACKAGES = ("jobs", "udfs", "sinks", "stack", "pinecone_local")
 BARE_IMPORT = re.compile(rf"^\s*(?:from|import) ({'|'.join(PACKAGES)})\b", re.MULTILINE)
 
 
-def _tracked_python_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [ROOT / name for name in listed.stdout.split() if not (ROOT / name).is_symlink()]
+def _python_files() -> list[Path]:
+    """Every Python file of the project (not the namespace's links, not set-up's or runs' outputs)."""
+    skipped = {".git", ".venv", "build", ".run", NAMESPACE}
+    return [
+        path
+        for top in sorted(ROOT.iterdir())
+        if top.name not in skipped and not top.name.startswith(".")
+        for path in ([top] if top.is_file() else sorted(top.rglob("*.py")))
+        if path.suffix == ".py"
+    ]
 
 
 def test_the_namespace_links_each_package_folder_and_pyproject_installs_exactly_those() -> None:
@@ -42,7 +48,7 @@ def test_nothing_imports_a_package_by_its_bare_folder_name() -> None:
     # In a clone the folders are importable by their bare names too; a module imported both ways would exist twice.
     offenders = [
         f"{path.relative_to(ROOT)}: {match.group(0).strip()}"
-        for path in _tracked_python_files()
+        for path in _python_files()
         for match in BARE_IMPORT.finditer(path.read_text())
     ]
     assert offenders == []
