@@ -13,12 +13,16 @@ setup: ## install everything (Python environment, JVM jars); reuses what is alre
 	@bash scripts/setup.sh
 
 demo: setup ## set up, then run the main job on the embedded default (local Kafka, local Pinecone, Flink mini-cluster)
-	@$(PY) -m jobs.demo
+	@$(PY) -m kafka_pinecone_flink.jobs.demo
 
-test: setup ## run the whole test suite (lint, the JVM side's JUnit tests, unit and integration tests)
+check: setup ## the fast lane (a couple of minutes): lint, types and the unit tests; starts no JVM, broker or Flink
 	@$(MAKE) --no-print-directory lint
+	@$(PY) -m pytest -p no:cacheprovider -m unit -q $(PYTEST_ARGS)
+
+test: setup ## run the whole test suite: the fast lane first (make check), the JVM side's JUnit tests, then every other test
+	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory test-jvm
-	@$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(PY) -m pytest -p no:cacheprovider -m "not unit" $(PYTEST_ARGS)
 
 test-jvm: ## build jvm/src with Maven and run its JUnit tests (offline once ~/.m2 has the build's dependencies)
 	@jvm/test.sh
@@ -32,23 +36,26 @@ test-integration: setup ## run the integration tests only (real broker, local se
 lint: ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy jobs udfs sinks stack pinecone_local chaos
+	@.venv/bin/mypy kafka_pinecone_flink chaos
+
+hooks: ## have git run `make check` before every commit of this clone (scripts/pre-commit; skip once with --no-verify)
+	@bash scripts/pre-commit --install
 
 format: ## apply ruff's formatting and safe fixes
 	@.venv/bin/ruff format .
 	@.venv/bin/ruff check --fix .
 
 kafka-start: setup ## start the local Kafka broker (127.0.0.1:9092, data in .run/kafka)
-	@$(PY) -m stack.kafka start
+	@$(PY) -m kafka_pinecone_flink.stack.kafka start
 
 kafka-stop: ## stop the local Kafka broker
-	@$(PY) -m stack.kafka stop
+	@$(PY) -m kafka_pinecone_flink.stack.kafka stop
 
 pinecone-start: setup ## start the local Pinecone-compatible server (127.0.0.1:5080, data in .run/pinecone)
-	@mkdir -p .run && $(PY) -m pinecone_local start --port 5080 --data-dir .run/pinecone --pid-file .run/pinecone.pid --log-file .run/pinecone.log
+	@mkdir -p .run && $(PY) -m kafka_pinecone_flink.pinecone_local start --port 5080 --data-dir .run/pinecone --pid-file .run/pinecone.pid --log-file .run/pinecone.log
 
 pinecone-stop: ## stop the local Pinecone-compatible server
-	@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid
+	@$(PY) -m kafka_pinecone_flink.pinecone_local stop --pid-file .run/pinecone.pid
 
 bench-pinecone-local: setup ## benchmark the local Pinecone server (upsert throughput, query latency)
 	@$(PY) benchmarks/pinecone_local_bench.py
@@ -77,8 +84,8 @@ lock: ## regenerate requirements.lock from the current environment
 	@mv requirements.lock.new requirements.lock
 
 clean: ## stop local services and remove run data (keeps the cached environment)
-	-@$(PY) -m stack.kafka stop 2>/dev/null
-	-@$(PY) -m pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
+	-@$(PY) -m kafka_pinecone_flink.stack.kafka stop 2>/dev/null
+	-@$(PY) -m kafka_pinecone_flink.pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo test test-jvm test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean
+.PHONY: help setup demo check hooks test test-jvm test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean

@@ -98,7 +98,7 @@ from benchmarks.compare_lib import (
     steady_rate,
     texts_to_embed,
 )
-from stack.paths import ROOT, RUN_DIR, free_port
+from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, free_port
 
 DEFAULT_SIZES = {"vectors": 20_000, "text": 3_000, "changes": 5_000}
 DEFAULT_TUTORIAL_SIZES = {"vectors": 5_000, "text": 600, "changes": 600}
@@ -336,7 +336,7 @@ class Bench:
     # -- data --------------------------------------------------------------------------------------------------
 
     def prepare(self, workload: str) -> Prepared:
-        from stack.kafka_client import produce
+        from kafka_pinecone_flink.stack.kafka_client import produce
 
         size = self.args.sizes[workload]
         records = generate(workload, size, self.args.updates_per_id)
@@ -408,11 +408,13 @@ class Bench:
                 command.append(f"--limit={limit}")
             return ProcessHandle(command, log)
         if contender == "job-mini":
-            from stack.flink import job_process_environment
+            from kafka_pinecone_flink.stack.flink import job_process_environment
 
             run_dir = tempfile.mkdtemp(prefix="run-", dir=self.workdir)
             args = [*self.job_args(data, index, topics, group, 1), "--flink.rest-port=0", f"--flink.run-dir={run_dir}"]
-            return ProcessHandle([sys.executable, "-m", "jobs.ingest_job", *args], log, job_process_environment())
+            return ProcessHandle(
+                [sys.executable, "-m", "kafka_pinecone_flink.jobs.ingest_job", *args], log, job_process_environment()
+            )
         if contender == "job-cluster":
             return ClusterJobHandle(self.cluster, self.job_args(data, index, topics, group, 2))
         raise ValueError(contender)
@@ -650,8 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pinecone import Pinecone
 
-    from pinecone_local.pytest_plugin import start_pinecone_local
-    from stack.kafka import KafkaBroker
+    from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
+    from kafka_pinecone_flink.stack.kafka import KafkaBroker
 
     began = time.time()
     description = machine()
@@ -670,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.log(f"work directory {workdir}; preparing {', '.join(args.workloads)}")
         prepared = [bench.prepare(w) for w in args.workloads]
         if "job-cluster" in args.contenders:
-            from stack.cluster import FlinkCluster
+            from kafka_pinecone_flink.stack.cluster import FlinkCluster
 
             bench.cluster = FlinkCluster(workdir / "cluster", rest_port=free_port(), slots=2, rpc_port=free_port())
             cluster_startup = bench.cluster.start()

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from udfs.embed import DEFAULT_POOL_BATCHES, EmbedConfig, Embedder, TextVectorCache
-from udfs.records import UPSERT, Change, SourceRecord
+from kafka_pinecone_flink.udfs.embed import DEFAULT_POOL_BATCHES, EmbedConfig, Embedder, TextVectorCache
+from kafka_pinecone_flink.udfs.records import UPSERT, Change, SourceRecord
 
 SEED = 20_240_611
 BATCH_SIZES = (32, 64, 128)
@@ -118,7 +118,7 @@ def main() -> None:
     import torch
 
     imported = time.perf_counter()
-    from udfs.embed_model import load_encoder
+    from kafka_pinecone_flink.udfs.embed_model import load_encoder
 
     encoder = load_encoder("default", device=args.device, batch_size=max(BATCH_SIZES), torch_threads=args.torch_threads)
     loaded = time.perf_counter()

@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pinecone_local.pytest_plugin import start_pinecone_local
-from stack.flink import job_process_environment
-from stack.kafka import KafkaBroker
-from stack.kafka_client import produce
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import produce
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
 
 WORDS = (
     "waterproof lightweight durable ergonomic compact insulated adjustable recycled rugged portable wireless "
@@ -75,7 +75,7 @@ def run_job(
     command = [
         sys.executable,
         "-m",
-        "jobs.ingest_job",
+        "kafka_pinecone_flink.jobs.ingest_job",
         f"--kafka.bootstrap-servers={broker.bootstrap_servers}",
         f"--kafka.topics={topic}",
         "--kafka.starting-position=earliest",
@@ -146,7 +146,7 @@ def main() -> int:
             raw_index.upsert(vectors=[(f"{round_}-{i}", v) for i, v in batch])
         raw_upsert = 5000 / (time.monotonic() - began)
 
-        from udfs.embed_model import load_encoder
+        from kafka_pinecone_flink.udfs.embed_model import load_encoder
 
         encoder = load_encoder("default", device="cpu", batch_size=64)
         joined = [f"{t}\n{d}" for t, d in texts]

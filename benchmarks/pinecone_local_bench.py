@@ -32,7 +32,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pinecone_local.pytest_plugin import LocalServer, start_pinecone_local, unique_index_name
+from kafka_pinecone_flink.pinecone_local.launcher import LocalServer, start_pinecone_local, unique_index_name
 
 DIM = 384
 BATCH = 100

@@ -42,9 +42,9 @@ from pyflink.datastream.functions import KeyedProcessFunction, MapFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
 from benchmarks.compare_lib import encode_record, vector_records
-from stack.kafka import KafkaBroker
-from stack.kafka_client import produce
-from stack.paths import free_port
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import produce
+from kafka_pinecone_flink.stack.paths import free_port
 
 VARIANTS = ("source", "source-batched", "decode", "keyed", "python-state", "jvm-state", "batched")
 TICK = 1_000
@@ -93,10 +93,10 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
     """Run one variant to the end of the topic; its steady-state records/s."""
     from pyflink.common import Row, Types
 
-    from jobs.flink_env import create_session
-    from jobs.kafka_io import KafkaSourceOptions, source_table_ddl
-    from udfs.dedup import input_type, keyed_dedup
-    from udfs.stage_batch import batch_result, batch_results, batched, result_type
+    from kafka_pinecone_flink.jobs.flink_env import create_session
+    from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, source_table_ddl
+    from kafka_pinecone_flink.udfs.dedup import input_type, keyed_dedup
+    from kafka_pinecone_flink.udfs.stage_batch import batch_result, batch_results, batched, result_type
 
     ticks = workdir / f"ticks-{variant}"
     session = create_session(

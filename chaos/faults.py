@@ -9,7 +9,7 @@ from typing import Any
 
 from chaos.errors import ChaosError
 from chaos.runners import ClusterJob, MiniClusterJob, latest_checkpoint
-from stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
 
 FAULTS = ("throttle", "burst5xx", "server-kill", "broker-restart", "job-kill", "tm-kill", "py-kill", "savepoint")
 MINI_CLUSTER_ONLY = frozenset({"job-kill"})

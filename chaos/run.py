@@ -69,9 +69,9 @@ from chaos.report import FaultRecord, machine, write_markdown
 from chaos.runners import API_KEY, POLL_S, RECOVERY_TIMEOUT_S, ClusterJob, MiniClusterJob, tail
 from chaos.verify import Report, compare, read_dead_letters, read_index
 from chaos.workload import DEFAULT_PARTITIONS, DIMENSION, JOB_ARGS, METRIC, generate
-from stack.cluster import ClusterError
-from stack.kafka import KafkaBroker
-from stack.paths import RUN_DIR, free_port
+from kafka_pinecone_flink.stack.cluster import ClusterError
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.paths import RUN_DIR, free_port
 
 __all__ = ["ChaosError", "ChaosRun", "Options", "main"]
 
@@ -116,7 +116,7 @@ class ChaosRun:
         self.production_began = time.monotonic()
 
     def run(self) -> Report:
-        from pinecone_local.pytest_plugin import start_pinecone_local
+        from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
 
         options = self.options
         began = time.monotonic()

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from chaos.errors import ChaosError
-from jobs.checkpoints import find_checkpoints
-from stack.cluster import ClusterError
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.jobs.checkpoints import find_checkpoints
+from kafka_pinecone_flink.stack.cluster import ClusterError
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
 
 API_KEY = "chaos-local-key"
 """The local server is started without a key check; the job insists on having one."""
@@ -137,7 +137,7 @@ class MiniClusterJob:
         with open(log_path, "wb") as out:
             # A session of its own: kill -9 must take the JVM and the Python workers with it, as a crash would.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobs.ingest_job", *args],
+                [sys.executable, "-m", "kafka_pinecone_flink.jobs.ingest_job", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -189,7 +189,7 @@ class ClusterJob:
     kills and stop-with-savepoint / resume. ``job_id`` is the job running now (a resume submits a new one)."""
 
     def __init__(self, run_dir: Path, base_args: list[str], checkpoint_interval_ms: int) -> None:
-        from stack.cluster import FlinkCluster
+        from kafka_pinecone_flink.stack.cluster import FlinkCluster
 
         self.cluster = FlinkCluster(
             run_dir / "cluster",

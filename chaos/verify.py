@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chaos.workload import Expectation, ExpectedDeadLetter, ExpectedVector, value_digest
-from sinks.dead_letter import from_kafka
-from stack.kafka_client import Message, consume
+from kafka_pinecone_flink.sinks.dead_letter import from_kafka
+from kafka_pinecone_flink.stack.kafka_client import Message, consume
 
 VECTOR_TOLERANCE = 1e-6
 """Largest difference allowed between a stored value and the expected value rounded to float32 (Pinecone stores

@@ -59,7 +59,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlparse
 from urllib.request import urlopen
 
-from jobs.kafka_io import KafkaSourceOptions, librdkafka_config
+from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, librdkafka_config
 
 END_FILE = "kpf-bounded-end.json"
 RESTORE_KEYS = ("execution.state-recovery.path", "execution.savepoint.path")
@@ -261,7 +261,7 @@ class BoundedRun:
     def prepare(cls, source: KafkaSourceOptions, overrides: Mapping[str, str], run_dir: Path) -> BoundedRun:
         """Find the stopping offsets: recorded ones when resuming, the latest ones otherwise. ``overrides`` are the
         job's Flink settings (``JobConfig.flink_overrides``), on top of this machine's (``stack.flink``)."""
-        from stack.flink import machine_settings
+        from kafka_pinecone_flink.stack.flink import machine_settings
 
         flink_settings = {**machine_settings(run_dir), **overrides}
         restore = restore_path(flink_settings)

@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from jobs import dlq_replay, status
-from jobs.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, CommandError, UsageError
-from jobs.masking import MASK, mask_urls, masked_setting, masked_text
-from stack.paths import ROOT, RUN_DIR
+from kafka_pinecone_flink.jobs import dlq_replay, status
+from kafka_pinecone_flink.jobs.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, CommandError, UsageError
+from kafka_pinecone_flink.jobs.masking import MASK, mask_urls, masked_setting, masked_text
+from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR
 
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_KAFKA_CONTROLLER_PORT = 9093
@@ -60,17 +60,17 @@ class _JobOptionsHelp(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> NoReturn:
-        from jobs.config import parser as job_parser
+        from kafka_pinecone_flink.jobs.config import parser as job_parser
 
         parser.print_help()
-        print("\njob options (the same as python -m jobs.ingest_job):")
+        print("\njob options (the same as python -m kafka_pinecone_flink.jobs.ingest_job):")
         job_help = job_parser().format_help()
         print(job_help[job_help.find("\n\n") + 2 :] if "\n\n" in job_help else job_help)
         parser.exit(EXIT_OK)
 
 
 def _load_config(job_args: Sequence[str]) -> Any:
-    from jobs.config import JobConfigError, load_job_config
+    from kafka_pinecone_flink.jobs.config import JobConfigError, load_job_config
 
     try:
         return load_job_config(job_args, os.environ)
@@ -94,7 +94,12 @@ def _masked(job_args: Sequence[str], secrets: Sequence[str]) -> tuple[list[str],
 
 def _latest_checkpoint(args: argparse.Namespace, config: Any) -> Any:
     """``--resume-from-latest``: the newest complete checkpoint of the run's checkpoint directory, printed."""
-    from jobs.checkpoints import RECOVERY_SETTING, CheckpointError, checkpoint_dir, latest_checkpoint
+    from kafka_pinecone_flink.jobs.checkpoints import (
+        RECOVERY_SETTING,
+        CheckpointError,
+        checkpoint_dir,
+        latest_checkpoint,
+    )
 
     if args.savepoint:
         raise UsageError("--resume-from-latest and --savepoint both name where to resume from: give one of them")
@@ -117,16 +122,16 @@ def _latest_checkpoint(args: argparse.Namespace, config: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
-    from jobs.checkpoints import RECOVERY_SETTING
+    from kafka_pinecone_flink.jobs.checkpoints import RECOVERY_SETTING
 
     resume_from = _latest_checkpoint(args, _load_config(job_args)) if args.resume_from_latest else None
     if not args.print_flink_run:
-        from jobs.ingest_job import main as run_job
+        from kafka_pinecone_flink.jobs.ingest_job import main as run_job
 
         if resume_from is not None:
             job_args = [*job_args, f"--flink.conf={RECOVERY_SETTING}={resume_from.uri}"]
         return run_job(job_args)
-    from stack.cluster import ARCHIVE_NAME, build_job_archive, flink_run_command
+    from kafka_pinecone_flink.stack.cluster import ARCHIVE_NAME, build_job_archive, flink_run_command
 
     config = _load_config(job_args)
     archive = build_job_archive(Path(args.archive) if args.archive else Path(config.flink.run_dir) / ARCHIVE_NAME)
@@ -147,7 +152,7 @@ def cmd_validate(_: argparse.Namespace, job_args: list[str]) -> int:
 
 
 def cmd_checkpoints(args: argparse.Namespace, _: list[str]) -> int:
-    from jobs.checkpoints import checkpoint_dir, find_checkpoints
+    from kafka_pinecone_flink.jobs.checkpoints import checkpoint_dir, find_checkpoints
 
     directory = Path(args.checkpoint_dir) if args.checkpoint_dir else checkpoint_dir(Path(args.run_dir), {})
     found = find_checkpoints(directory)
@@ -163,7 +168,7 @@ def cmd_checkpoints(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def _broker(args: argparse.Namespace) -> Any:
-    from stack.kafka import KafkaBroker
+    from kafka_pinecone_flink.stack.kafka import KafkaBroker
 
     return KafkaBroker(Path(args.dir) / "kafka", port=args.kafka_port, controller_port=args.kafka_controller_port)
 
@@ -182,9 +187,9 @@ def _pinecone_url(args: argparse.Namespace) -> str:
 
 
 def cmd_stack(args: argparse.Namespace, _: list[str]) -> int:
-    from pinecone_local.cli import is_healthy
-    from pinecone_local.cli import main as pinecone_local
-    from stack.paths import MissingPrerequisiteError
+    from kafka_pinecone_flink.pinecone_local.cli import is_healthy
+    from kafka_pinecone_flink.pinecone_local.cli import main as pinecone_local
+    from kafka_pinecone_flink.stack.paths import MissingPrerequisiteError
 
     broker = _broker(args)
     files = _pinecone_files(args)

@@ -21,10 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.flink_env import create_session
-from jobs.kafka_io import STARTING_POSITIONS, KafkaSourceOptions, raw_row, raw_row_type, read_source, write_raw
-from stack.paths import RUN_DIR
-from udfs.records import SourceRecord
+from kafka_pinecone_flink.jobs.flink_env import create_session
+from kafka_pinecone_flink.jobs.kafka_io import (
+    STARTING_POSITIONS,
+    KafkaSourceOptions,
+    raw_row,
+    raw_row_type,
+    read_source,
+    write_raw,
+)
+from kafka_pinecone_flink.stack.paths import RUN_DIR
+from kafka_pinecone_flink.udfs.records import SourceRecord
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -97,7 +104,9 @@ def build(args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.coordinates_job", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kafka_pinecone_flink.jobs.coordinates_job", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--topics", required=True, help="comma-separated source topics")
     parser.add_argument("--output-topic", required=True)

@@ -22,8 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.kafka_io import librdkafka_config
-from sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, RECORD_MARGIN_BYTES, dead_letter_max_bytes
+from kafka_pinecone_flink.jobs.kafka_io import librdkafka_config
+from kafka_pinecone_flink.sinks.dead_letter import (
+    KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+    RECORD_MARGIN_BYTES,
+    dead_letter_max_bytes,
+)
 
 CHECK_TIMEOUT_S = 15.0
 
@@ -60,7 +64,7 @@ class DeadLetterTarget:
 def create_command(topic: str, bootstrap_servers: str) -> str:
     return (
         f"kafka-topics.sh --bootstrap-server {bootstrap_servers} --create --topic {topic} "
-        "(or, for the local broker of this project: .venv/bin/python -m stack.kafka create-topic "
+        "(or, for the local broker of this project: .venv/bin/python -m kafka_pinecone_flink.stack.kafka create-topic "
         f"{topic}); if the source topics may hold records near the brokers' message.max.bytes, also give the "
         "dead-letter topic a larger max.message.bytes (see README.md, Dead letters)"
     )

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stack.flink import job_process_environment
-from stack.kafka import KafkaBroker
-from stack.kafka_client import consume, produce
-from stack.paths import ROOT, RUN_DIR, free_port
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import consume, produce
+from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, free_port
 
 INDEX = "products"
 VECTOR_TOPIC = "catalogue-vectors"
@@ -175,15 +175,17 @@ def job_arguments(broker: KafkaBroker, controller: str, rest_port: int, run_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kafka_pinecone_flink.jobs.demo", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--keep-running", action="store_true", help="leave the broker and the server running")
     args = parser.parse_args(argv)
 
     from pinecone import Pinecone
 
-    from pinecone_local.launcher import start_pinecone_local
-    from udfs.embed_model import load_encoder
+    from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
+    from kafka_pinecone_flink.udfs.embed_model import load_encoder
 
     run_dir = RUN_DIR / "demo"
     began = time.monotonic()
@@ -208,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
 
         rest_port = free_port()
         print(f"• running the ingest job (Flink Web UI while it runs: http://127.0.0.1:{rest_port})", flush=True)
-        command = [sys.executable, "-m", "jobs.ingest_job", *job_arguments(broker, server.url, rest_port, run_dir)]
+        command = [
+            sys.executable,
+            "-m",
+            "kafka_pinecone_flink.jobs.ingest_job",
+            *job_arguments(broker, server.url, rest_port, run_dir),
+        ]
         env = job_process_environment()
         job = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if job.returncode != 0:

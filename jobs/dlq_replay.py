@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from jobs.cli_errors import EXIT_OK, CommandError, UsageError
-from jobs.masking import masked_text
+from kafka_pinecone_flink.jobs.cli_errors import EXIT_OK, CommandError, UsageError
+from kafka_pinecone_flink.jobs.masking import masked_text
 
 DEFAULT_DEAD_LETTER_TOPIC = "pinecone-dead-letter"
 """The job's default ``errors.dead-letter-topic`` (jobs.config is not imported for it: that import is slow)."""
@@ -249,7 +249,7 @@ def read_dead_letters(clients: KafkaClients, topic: str, timeout_s: float) -> li
     None for a record that is not a dead letter."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    from sinks.dead_letter import from_kafka
+    from kafka_pinecone_flink.sinks.dead_letter import from_kafka
 
     consumer = clients.create(
         Consumer,
@@ -303,7 +303,7 @@ def _selected(dead_letter: Any, args: argparse.Namespace) -> bool:
 
 def plan_replay(dead_letters: Sequence[Any], args: argparse.Namespace) -> list[Replay]:
     """The records to produce for the selected dead letters, fixed; ``CommandError`` if any cannot be fixed."""
-    from sinks.dead_letter import HEADER_PREFIX
+    from kafka_pinecone_flink.sinks.dead_letter import HEADER_PREFIX
 
     transform = _load_transform(args.transform) if args.transform else None
     plan: list[Replay] = []

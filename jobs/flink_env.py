@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stack.flink import render_conf_dir
-from stack.paths import RUN_DIR, connector_jar, kpf_jar
+from kafka_pinecone_flink.stack.flink import render_conf_dir
+from kafka_pinecone_flink.stack.paths import RUN_DIR, connector_jar, kpf_jar
 
 
 @dataclass

@@ -16,17 +16,17 @@ import os
 import sys
 from pathlib import Path
 
-from jobs.bounded import BoundedRun
-from jobs.config import JobConfig, JobConfigError, load_job_config
-from jobs.dead_letter_topic import DeadLetterTarget, DeadLetterTopicError, check_dead_letter_topic
-from jobs.flink_env import create_session, under_flink_run
-from jobs.job_run import run_to_end, withhold_secrets_from_workers
-from jobs.pipeline import PipelineSpec, build
-from sinks.client import IndexInfo, open_index
-from sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, scrub
-from sinks.retry import SinkFatalError, SinkUnavailableError
-from sinks.writer import PineconeWriter
-from udfs.route_config import RouteConfig
+from kafka_pinecone_flink.jobs.bounded import BoundedRun
+from kafka_pinecone_flink.jobs.config import JobConfig, JobConfigError, load_job_config
+from kafka_pinecone_flink.jobs.dead_letter_topic import DeadLetterTarget, DeadLetterTopicError, check_dead_letter_topic
+from kafka_pinecone_flink.jobs.flink_env import create_session, under_flink_run
+from kafka_pinecone_flink.jobs.job_run import run_to_end, withhold_secrets_from_workers
+from kafka_pinecone_flink.jobs.pipeline import PipelineSpec, build
+from kafka_pinecone_flink.sinks.client import IndexInfo, open_index
+from kafka_pinecone_flink.sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, scrub
+from kafka_pinecone_flink.sinks.retry import SinkFatalError, SinkUnavailableError
+from kafka_pinecone_flink.sinks.writer import PineconeWriter
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
 JOB_NAME = "kafka-pinecone-ingest"
 
@@ -77,7 +77,7 @@ def startup_checks(config: JobConfig) -> RouteConfig:
     if info.dimension is None or info.metric is None:
         raise StartupError(f"Pinecone index {info.name!r} is not a dense index (no dimension and metric)")
     if config.embed is not None:
-        from udfs.embed_model import ModelNotFoundError, resolve_model_path
+        from kafka_pinecone_flink.udfs.embed_model import ModelNotFoundError, resolve_model_path
 
         try:
             model_path = resolve_model_path(config.embed.model)

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from jobs.run_summary import summary_of
-from sinks.dead_letter import MIN_SECRET_CHARS, scrub
+from kafka_pinecone_flink.jobs.run_summary import summary_of
+from kafka_pinecone_flink.sinks.dead_letter import MIN_SECRET_CHARS, scrub
 
 MAX_CAUSES = 16
 PYTHON_TRACEBACK = "Traceback (most recent call last)"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from udfs.records import row_to_source_record
+from kafka_pinecone_flink.udfs.records import row_to_source_record
 
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream

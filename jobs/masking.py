@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sinks.dead_letter import REDACTED, redact
+from kafka_pinecone_flink.sinks.dead_letter import REDACTED, redact
 
 MASK = REDACTED
 

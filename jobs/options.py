@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from jobs.masking import mask_urls
+from kafka_pinecone_flink.jobs.masking import mask_urls
 
 OptionValue = str | int | float | bool | tuple[str, ...] | Mapping[str, str] | None
 

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.kafka_io import KafkaSourceOptions, raw_row_type, source_table_ddl, write_raw
-from sinks.config import PineconeSinkConfig
-from udfs.route_config import RouteConfig
-from udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
+from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, raw_row_type, source_table_ddl, write_raw
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
 
 SOURCE_TABLE = "kafka_source"
 DEAD_LETTER_TABLE = "dead_letters"
@@ -72,12 +72,12 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     from pyflink.common import Time, Types
     from pyflink.datastream import AsyncDataStream
 
-    from sinks import pinecone_sink
-    from sinks.pinecone_sink import PineconeSinkFunction
-    from udfs import decode_function
-    from udfs.decode_function import DecodeFunction
-    from udfs.dedup import input_type, keyed_dedup
-    from udfs.stage_batch import batch_results, batched, result_type
+    from kafka_pinecone_flink.sinks import pinecone_sink
+    from kafka_pinecone_flink.sinks.pinecone_sink import PineconeSinkFunction
+    from kafka_pinecone_flink.udfs import decode_function
+    from kafka_pinecone_flink.udfs.decode_function import DecodeFunction
+    from kafka_pinecone_flink.udfs.dedup import input_type, keyed_dedup
+    from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
     rows = t_env.to_data_stream(t_env.from_path(SOURCE_TABLE))
@@ -92,7 +92,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
     to_sink.uid("batch-sink")
     if spec.embed is not None:
-        from udfs.embed import EmbedFunction
+        from kafka_pinecone_flink.udfs.embed import EmbedFunction
 
         to_sink = AsyncDataStream.ordered_wait(
             to_sink,

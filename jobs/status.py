@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from jobs.cli_errors import EXIT_OK, CommandError, UsageError
-from jobs.masking import mask_urls
+from kafka_pinecone_flink.jobs.cli_errors import EXIT_OK, CommandError, UsageError
+from kafka_pinecone_flink.jobs.masking import mask_urls
 
 DEFAULT_REST_URL = "http://127.0.0.1:8081"
 REST_CONNECT_TIMEOUT_S = 5.0
@@ -83,7 +83,7 @@ def check_rest_api(url: str) -> None:
 
 
 def cmd_status(args: argparse.Namespace, _: list[str]) -> int:
-    from stack.cluster import ClusterError, RestClient
+    from kafka_pinecone_flink.stack.cluster import ClusterError, RestClient
 
     check_rest_api(args.rest_url)
     client = RestClient(args.rest_url)

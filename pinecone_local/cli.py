@@ -157,7 +157,7 @@ def _start(args: argparse.Namespace) -> int:
     if args.pid_file.exists() and _pid_alive(int(args.pid_file.read_text().split()[0])):
         print(f"pinecone_local already running (pid file {args.pid_file})", file=sys.stderr)
         return 1
-    argv = [sys.executable, "-m", "pinecone_local", "serve", *args.serve_argv]
+    argv = [sys.executable, "-m", "kafka_pinecone_flink.pinecone_local", "serve", *args.serve_argv]
     if args.port != DEFAULT_PORT:
         argv += ["--port", str(args.port)]
     log = open(args.log_file, "ab") if args.log_file else subprocess.DEVNULL  # noqa: SIM115
@@ -228,7 +228,9 @@ def _faults(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m pinecone_local``."""
-    parser = argparse.ArgumentParser(prog="python -m pinecone_local", description="Pinecone-compatible local server")
+    parser = argparse.ArgumentParser(
+        prog="python -m kafka_pinecone_flink.pinecone_local", description="Pinecone-compatible local server"
+    )
     # --port goes before or after the command (and after a faults action); each place leaves it unset unless given,
     # so the one given wins and main() fills in the default.
     parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help=f"server port (default {DEFAULT_PORT})")

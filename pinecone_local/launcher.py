@@ -1,6 +1,6 @@
 """Start a pinecone_local server as a subprocess and control it (kill -9, stop, restart, faults).
 
-Used by the test fixtures (``pinecone_local.pytest_plugin``), the demo, the benchmarks and the chaos harness:
+Used by the test fixtures (``tests/fixtures/pinecone_local.py``), the demo, the benchmarks and the chaos harness:
 ``start_pinecone_local(...)`` returns once the server accepts connections; the returned ``LocalServer`` can
 ``kill()`` (SIGKILL), ``stop()`` and ``restart()`` it on the same port and data directory.
 """
@@ -20,9 +20,12 @@ from typing import Any
 
 import httpx
 
+import kafka_pinecone_flink
+
 from .limits import DEFAULT_START_TIMEOUT_S, READY_POLL_INTERVAL_S
 
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(kafka_pinecone_flink.__file__).resolve().parent.parent
+"""The directory that holds ``kafka_pinecone_flink`` (the clone's root, or site-packages): the server's PYTHONPATH."""
 
 
 @dataclass
@@ -92,7 +95,16 @@ def _spawn(
 ) -> LocalServer:
     with tempfile.TemporaryDirectory(prefix="pinecone-local-") as tmp:
         port_file = Path(tmp) / "port"
-        argv = [sys.executable, "-m", "pinecone_local", "serve", "--port", str(port), "--port-file", str(port_file)]
+        argv = [
+            sys.executable,
+            "-m",
+            "kafka_pinecone_flink.pinecone_local",
+            "serve",
+            "--port",
+            str(port),
+            "--port-file",
+            str(port_file),
+        ]
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
         argv += list(extra_args)

@@ -28,10 +28,13 @@ else
 fi
 if [ -z "$root" ]; then
   echo "kpf: error: cannot tell which kafka-pinecone-flink clone to run: call it as <clone>/.venv/bin/kpf, or from" \
-    "a directory inside a clone (or use <clone>/.venv/bin/python -m jobs.cli)" >&2
+    "a directory inside a clone (or use <clone>/.venv/bin/python -m kafka_pinecone_flink.jobs.cli)" >&2
   exit 2
 fi
 # The environment's interpreter, next to this file wherever it was called from (a link to it included).
 venv_bin=$(dirname -- "$(readlink -f -- "$0")")
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-exec "$venv_bin/python" -P -m jobs.cli "$@"
+# The packages import as kafka_pinecone_flink.* (the clone's kafka_pinecone_flink/ links to the folders); a clone from
+# before that layout has only the bare folders. Both share this environment, so the launcher serves both.
+if [ -f "$root/kafka_pinecone_flink/__init__.py" ]; then module=kafka_pinecone_flink.jobs.cli; else module=jobs.cli; fi
+exec "$venv_bin/python" -P -m "$module" "$@"

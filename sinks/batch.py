@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from sinks.config import PINECONE_MAX_DELETE_IDS
-from udfs.errors import RecordError
-from udfs.records import DELETE, Change, upsert_json
+from kafka_pinecone_flink.sinks.config import PINECONE_MAX_DELETE_IDS
+from kafka_pinecone_flink.udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.records import DELETE, Change, upsert_json
 
 _BODY_OPEN_CLOSE = len(b'{"vectors":[]}')
 _NAMESPACE_KEY = len(b',"namespace":')

@@ -50,9 +50,16 @@ from pinecone import (
 from pinecone._internal.config import PineconeConfig
 from pinecone.errors.exceptions import PineconeError
 
-from sinks.batch import UpsertRecord, upsert_body
-from sinks.config import PineconeSinkConfig
-from sinks.retry import ErrorKind, SinkFatalError, SinkUnavailableError, classify, describe, fatal_message
+from kafka_pinecone_flink.sinks.batch import UpsertRecord, upsert_body
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.sinks.retry import (
+    ErrorKind,
+    SinkFatalError,
+    SinkUnavailableError,
+    classify,
+    describe,
+    fatal_message,
+)
 
 
 def mark_sniffio_absent() -> bool:
@@ -136,7 +143,7 @@ def disable_sdk_retries(index: AsyncIndex) -> None:
         raise SinkFatalError(
             "the installed pinecone SDK's data-plane client is not laid out as pinecone 10.2.0's: the sink cannot "
             "switch off the SDK's retries or send its requests through it; pin pinecone==10.2.0 or update "
-            "sinks.client.disable_sdk_retries"
+            "kafka_pinecone_flink.sinks.client.disable_sdk_retries"
         )
     http._config = dataclasses.replace(config, retry_config=NO_SDK_RETRIES)
 

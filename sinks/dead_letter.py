@@ -25,8 +25,8 @@ import re
 from collections.abc import Iterable
 from typing import cast, get_args
 
-from udfs.errors import MAX_MESSAGE_CHARS
-from udfs.records import DeadLetter, SourceRecord, Stage
+from kafka_pinecone_flink.udfs.errors import MAX_MESSAGE_CHARS
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord, Stage
 
 HEADER_PREFIX = "kpf."
 H_ERROR_CLASS = "kpf.error.class"

@@ -27,13 +27,13 @@ from typing import Any
 from pyflink.datastream import RuntimeContext
 from pyflink.datastream.functions import AsyncFunction
 
-from sinks import stats
-from sinks.client import open_index
-from sinks.config import PineconeSinkConfig
-from sinks.writer import APPLIED_KINDS, PineconeWriter
-from udfs.dedup import applied_change
-from udfs.records import Change, DeadLetter
-from udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
+from kafka_pinecone_flink.sinks import stats
+from kafka_pinecone_flink.sinks.client import open_index
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
+from kafka_pinecone_flink.udfs.dedup import applied_change
+from kafka_pinecone_flink.udfs.records import Change, DeadLetter
+from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
 
 COUNTS = (*APPLIED_KINDS, DEAD_LETTERED)
 """The outcome counts of the sink's result rows, which exist from the start, at zero: the JVM run totals of the

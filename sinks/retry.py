@@ -28,7 +28,7 @@ import httpx
 from pinecone import ApiError, PineconeConnectionError, PineconeTimeoutError, PineconeTypeError, PineconeValueError
 from pinecone.errors.exceptions import PineconeError
 
-from sinks.dead_letter import scrub
+from kafka_pinecone_flink.sinks.dead_letter import scrub
 
 T = TypeVar("T")
 

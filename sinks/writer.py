@@ -39,14 +39,20 @@ from typing import Literal, TypeVar, get_args
 
 from pinecone import NotFoundError
 
-from sinks import stats
-from sinks.batch import DeleteRequest, UpsertRequest, collapse, pack
-from sinks.client import IndexClient
-from sinks.config import PineconeSinkConfig
-from sinks.dead_letter import scrub
-from sinks.retry import RequestRejectedError, RetryObserver, RetryPolicy, SinkFatalError, call_with_retries
-from udfs.errors import RecordError, RecordRejectedError
-from udfs.records import Change, DeadLetter
+from kafka_pinecone_flink.sinks import stats
+from kafka_pinecone_flink.sinks.batch import DeleteRequest, UpsertRequest, collapse, pack
+from kafka_pinecone_flink.sinks.client import IndexClient
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.sinks.dead_letter import scrub
+from kafka_pinecone_flink.sinks.retry import (
+    RequestRejectedError,
+    RetryObserver,
+    RetryPolicy,
+    SinkFatalError,
+    call_with_retries,
+)
+from kafka_pinecone_flink.udfs.errors import RecordError, RecordRejectedError
+from kafka_pinecone_flink.udfs.records import Change, DeadLetter
 
 T = TypeVar("T")
 RequestT = TypeVar("RequestT", UpsertRequest, DeleteRequest)

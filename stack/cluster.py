@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stack.flink import render_conf_dir
-from stack.paths import ROOT, RUN_DIR, MissingPrerequisiteError, connector_jar, free_port
-from stack.processes import alive, send_signal, terminate, wait_gone
+from kafka_pinecone_flink.stack.flink import render_conf_dir
+from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, MissingPrerequisiteError, connector_jar, free_port
+from kafka_pinecone_flink.stack.processes import alive, send_signal, terminate, wait_gone
 
 DEFAULT_REST_PORT = 8081
 DEFAULT_RPC_PORT = 6123
@@ -65,9 +65,12 @@ MARKER_ENV = "KPF_FLINK_CLUSTER"
 """Set to the cluster's working directory in the environment of every process the cluster starts."""
 DAEMON_WITHHELD_VARIABLES = ("PINECONE_API_KEY",)
 """Never in the daemons' environment (see ``FlinkCluster.daemon_environment``)."""
+NAMESPACE = "kafka_pinecone_flink"
+"""The one import name of the project's packages (see ``kafka_pinecone_flink/__init__.py``)."""
 JOB_PACKAGES = ("jobs", "udfs", "sinks", "stack")
-"""The project's packages the ingest job imports; shipped in a zip with ``-pyfs`` to the driver and the workers."""
-JOB_MODULE = "jobs.ingest_job"
+"""The project's packages the ingest job imports (folders of the repository, ``NAMESPACE.<folder>`` when imported);
+shipped in a zip with ``-pyfs`` to the driver and the workers."""
+JOB_MODULE = "kafka_pinecone_flink.jobs.ingest_job"
 ARCHIVE_NAME = "kpf-job.zip"
 ARCHIVE_DATE = (2000, 1, 1, 0, 0, 0)
 TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
@@ -94,20 +97,25 @@ def build_job_archive(target: Path) -> Path:
     """Write the project's packages (``JOB_PACKAGES``, sources only) to the zip ``target`` and return it.
 
     ``-pyfs`` puts a directory itself, not its parent, on the PYTHONPATH (of the driver and of every Python worker),
-    so passing ``jobs/`` would make ``config`` importable, not ``jobs.config``; a zip with the packages at its top
-    level makes ``import jobs`` work everywhere without installing the project. The archive is byte-for-byte
-    reproducible (sorted entries, fixed timestamps), so the same sources always ship the same blob.
+    so passing ``jobs/`` would make ``config`` importable, not ``kafka_pinecone_flink.jobs.config``; a zip with
+    ``kafka_pinecone_flink/__init__.py`` and the packages under it (the shape ``pip install .`` installs) makes
+    ``import kafka_pinecone_flink.jobs`` work everywhere without installing the project, and puts no generic name
+    on the workers' path. The archive is byte-for-byte reproducible (sorted entries, fixed timestamps), so the same
+    sources always ship the same blob.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    files = [(f"{NAMESPACE}/__init__.py", ROOT / NAMESPACE / "__init__.py")]
+    for package in JOB_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+                files.append((f"{NAMESPACE}/{path.relative_to(ROOT).as_posix()}", path))
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for package in JOB_PACKAGES:
-            for path in sorted((ROOT / package).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-                    entry = zipfile.ZipInfo(str(path.relative_to(ROOT)), date_time=ARCHIVE_DATE)
-                    entry.compress_type = zipfile.ZIP_DEFLATED
-                    entry.external_attr = 0o644 << 16
-                    archive.writestr(entry, path.read_bytes())
+        for name, path in files:
+            entry = zipfile.ZipInfo(name, date_time=ARCHIVE_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, path.read_bytes())
     partial.replace(target)  # never leave a half-written archive where a submission may read it
     return target
 
@@ -553,7 +561,7 @@ def _cluster_from_args(args: argparse.Namespace) -> FlinkCluster:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stack.cluster",
+        prog="python -m kafka_pinecone_flink.stack.cluster",
         description="A standalone Flink cluster (JobManager + TaskManager) from the apache-flink pip package.",
     )
     parser.add_argument("--dir", default=str(RUN_DIR / "cluster"), help="working directory (default: %(default)s)")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from stack.paths import FLINK_CONF_DIR, RUN_DIR
+from kafka_pinecone_flink.stack.paths import FLINK_CONF_DIR, RUN_DIR
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -94,7 +94,7 @@ def job_process_environment(extra: Mapping[str, str] | None = None) -> dict[str,
     PyFlink's process-local variables, with the project on ``PYTHONPATH``."""
     import os
 
-    from stack.paths import ROOT
+    from kafka_pinecone_flink.stack.paths import ROOT
 
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED_FLINK_VARIABLES}
     env["PYTHONPATH"] = str(ROOT)

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.paths import KAFKA_CLASSPATH_DIR, RUN_DIR, MissingPrerequisiteError
-from stack.processes import alive, send_signal, terminate
+from kafka_pinecone_flink.stack.paths import KAFKA_CLASSPATH_DIR, RUN_DIR, MissingPrerequisiteError
+from kafka_pinecone_flink.stack.processes import alive, send_signal, terminate
 
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
@@ -297,7 +297,9 @@ def _add_common_options(parser: argparse.ArgumentParser, defaults: bool) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stack.kafka", description="A local single-node Kafka broker.")
+    parser = argparse.ArgumentParser(
+        prog="python -m kafka_pinecone_flink.stack.kafka", description="A local single-node Kafka broker."
+    )
     _add_common_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
     commands = [

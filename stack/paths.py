@@ -9,8 +9,12 @@ import os
 import socket
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-"""The repository root."""
+import kafka_pinecone_flink
+
+ROOT = Path(kafka_pinecone_flink.__file__).resolve().parent.parent
+"""The directory that holds the ``kafka_pinecone_flink`` package: the repository root in a clone (where
+``kafka_pinecone_flink/`` links to the package folders), site-packages when installed, the archive on a worker.
+Subprocesses get it on their ``PYTHONPATH``; the package folders themselves never go there."""
 
 JVM_DIR = Path(os.environ.get("KPF_JVM_DIR", ROOT / "build" / "jvm"))
 """Jars fetched from Maven Central by set-up (see jvm/pom.xml)."""

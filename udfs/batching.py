@@ -9,6 +9,9 @@ which also bounds how long a checkpoint can wait for it.
 ``MicroBatcher`` is that mechanism, independent of Flink: ``submit(item)`` returns the item's result once its batch
 has been processed. Batches are formed per key and processed strictly one after another per key, in submission
 order (the embed stage's pool of texts for the model is one key).
+
+Lingers are timers of a ``Clock`` (``call_later``): by default the running event loop, in tests a fake clock that
+moves only when the test advances it.
 """
 
 from __future__ import annotations
@@ -17,11 +20,31 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
+
+
+class Timer(Protocol):
+    """A timer a ``Clock`` armed (``asyncio.TimerHandle`` is one)."""
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Where a batcher's lingers are timed: ``call_later(delay, callback, *args)`` calls ``callback(*args)`` on the
+    batcher's event loop once ``delay`` seconds have passed, unless the returned timer is cancelled first."""
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer: ...
+
+
+class LoopClock:
+    """The running event loop's clock (the default)."""
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
 
 
 @dataclass
@@ -29,7 +52,7 @@ class _Batch(Generic[T, R]):
     items: list[T] = field(default_factory=list)
     futures: list[asyncio.Future[R]] = field(default_factory=list)
     size: int = 0
-    timer: asyncio.TimerHandle | None = None
+    timer: Timer | None = None
 
 
 class MicroBatcher(Generic[K, T, R]):
@@ -45,6 +68,8 @@ class MicroBatcher(Generic[K, T, R]):
     still share a batch), and when the processor finishes and nothing is queued, the open batch goes at once instead
     of lingering. For a processor whose cost is per batch *and* which is the bottleneck (the embedding model), this
     never lets it idle while items wait; under load batches still fill to ``max_items``.
+
+    ``clock`` times the lingers (default: the running event loop).
     """
 
     def __init__(
@@ -57,6 +82,7 @@ class MicroBatcher(Generic[K, T, R]):
         size_of: Callable[[T], int] | None = None,
         max_bytes: int | None = None,
         work_conserving: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
@@ -69,6 +95,7 @@ class MicroBatcher(Generic[K, T, R]):
         self._size_of = size_of
         self._max_bytes = max_bytes
         self._work_conserving = work_conserving
+        self._clock: Clock = clock if clock is not None else LoopClock()
         self._open: dict[K, _Batch[T, R]] = {}
         self._sealed: dict[K, deque[_Batch[T, R]]] = {}
         self._workers: dict[K, asyncio.Task[None]] = {}
@@ -94,7 +121,7 @@ class MicroBatcher(Generic[K, T, R]):
             batch = _Batch()
             self._open[key] = batch
             if self._linger_s > 0:
-                batch.timer = asyncio.get_running_loop().call_later(self._linger_s, self._seal_if_open, key, batch)
+                batch.timer = self._clock.call_later(self._linger_s, self._seal_if_open, key, batch)
         batch.items.append(item)
         batch.futures.append(future)
         batch.size += size

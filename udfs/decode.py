@@ -63,8 +63,8 @@ from typing import Any
 
 import orjson
 
-from udfs import ids
-from udfs.decode_errors import (
+from kafka_pinecone_flink.udfs import ids
+from kafka_pinecone_flink.udfs.decode_errors import (
     DuplicateKeyError,
     EmptyValueError,
     InvalidEnvelopeError,
@@ -76,11 +76,17 @@ from udfs.decode_errors import (
     NotAnObjectError,
     UnsupportedOperationError,
 )
-from udfs.json_keys import DuplicateKey, may_repeat_keys, unique_object
-from udfs.metadata import InexactNumberError, check_exact, encode_metadata, flatten_metadata, json_text
-from udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector, upsert_json
-from udfs.route_config import MISSING, RouteConfig
-from udfs.vectors import json_kind, parse_dense, parse_sparse
+from kafka_pinecone_flink.udfs.json_keys import DuplicateKey, may_repeat_keys, unique_object
+from kafka_pinecone_flink.udfs.metadata import (
+    InexactNumberError,
+    check_exact,
+    encode_metadata,
+    flatten_metadata,
+    json_text,
+)
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector, upsert_json
+from kafka_pinecone_flink.udfs.route_config import MISSING, RouteConfig
+from kafka_pinecone_flink.udfs.vectors import json_kind, parse_dense, parse_sparse
 
 TOMBSTONE_IGNORED = "tombstone_ignored"
 DELETE_IGNORED = "delete_ignored"

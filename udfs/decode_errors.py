@@ -7,7 +7,7 @@ are part of the job's interface: rename none of them lightly. Messages name the 
 
 from __future__ import annotations
 
-from udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.errors import RecordError
 
 
 class EmptyValueError(RecordError):

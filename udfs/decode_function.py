@@ -15,12 +15,12 @@ from typing import Any
 
 from pyflink.datastream import MapFunction
 
-from udfs.decode import Skip, decode
-from udfs.dedup import dedup_row
-from udfs.errors import RecordError, RecordRejectedError
-from udfs.records import DeadLetter, row_to_source_record
-from udfs.route_config import RouteConfig
-from udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
+from kafka_pinecone_flink.udfs.decode import Skip, decode
+from kafka_pinecone_flink.udfs.dedup import dedup_row
+from kafka_pinecone_flink.udfs.errors import RecordError, RecordRejectedError
+from kafka_pinecone_flink.udfs.records import DeadLetter, row_to_source_record
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
 
 ERRORS_NONE = "none"
 ERRORS_ALL = "all"

@@ -63,7 +63,7 @@ from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import DataStream
 
-from udfs.records import DELETE, Change, DeadLetter
+from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
 
 MAX_STATE_TTL_MS = 36_500 * 86_400_000
 """100 years; 0 keeps dedup state (and tombstones) forever."""

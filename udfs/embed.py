@@ -44,11 +44,11 @@ import numpy as np
 import numpy.typing as npt
 from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 
-from udfs.batching import MicroBatcher
-from udfs.dedup import applied_change
-from udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
-from udfs.errors import RecordError
-from udfs.records import DELETE, Change, DeadLetter
+from kafka_pinecone_flink.udfs.batching import MicroBatcher
+from kafka_pinecone_flink.udfs.dedup import applied_change
+from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
+from kafka_pinecone_flink.udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
 
 DEFAULT_BATCH_SIZE = 64
 """Batches of 32-64 gave the best CPU throughput on 2 cores with 30-60-word texts (benchmarks/embed_bench.py)."""

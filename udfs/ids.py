@@ -36,11 +36,16 @@ import json
 import uuid
 from typing import Any
 
-from udfs.decode_errors import IdTooLongError, InvalidIdError, MissingIdError, UnaddressableDeleteError
-from udfs.json_keys import DuplicateKey, unique_object
-from udfs.metadata import check_exact
-from udfs.route_config import MISSING, FieldPath, RouteConfig
-from udfs.vectors import json_kind
+from kafka_pinecone_flink.udfs.decode_errors import (
+    IdTooLongError,
+    InvalidIdError,
+    MissingIdError,
+    UnaddressableDeleteError,
+)
+from kafka_pinecone_flink.udfs.json_keys import DuplicateKey, unique_object
+from kafka_pinecone_flink.udfs.metadata import check_exact
+from kafka_pinecone_flink.udfs.route_config import MISSING, FieldPath, RouteConfig
+from kafka_pinecone_flink.udfs.vectors import json_kind
 
 ID_NAMESPACE = uuid.UUID("684b84d4-4252-52a8-b16f-14eb0acec78b")
 """The project's UUIDv5 namespace: ``uuid5(NAMESPACE_URL, "urn:kafka-pinecone-flink:record-id")``."""

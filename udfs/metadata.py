@@ -40,13 +40,13 @@ from typing import Any
 
 import orjson
 
-from udfs.decode_errors import (
+from kafka_pinecone_flink.udfs.decode_errors import (
     InvalidMetadataKeyError,
     MetadataKeyCollisionError,
     MetadataTooDeepError,
     MetadataTooLargeError,
 )
-from udfs.route_config import MISSING, RouteConfig
+from kafka_pinecone_flink.udfs.route_config import MISSING, RouteConfig
 
 MAX_EXACT_INT = 2**53
 """Largest integer magnitude float64 (Pinecone's number type) holds exactly; larger ones become strings."""

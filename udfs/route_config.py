@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from udfs.decode_errors import InvalidNamespaceError
+from kafka_pinecone_flink.udfs.decode_errors import InvalidNamespaceError
 
 # Limits of Pinecone (see shared/design/PINECONE.md).
 MAX_DIMENSION = 20_000

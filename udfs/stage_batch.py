@@ -37,7 +37,7 @@ def result_type(record_type: Any) -> Any:
     """The Flink type of a stage's result row for output records of ``record_type``."""
     from pyflink.common import Types
 
-    from jobs.kafka_io import raw_row_type
+    from kafka_pinecone_flink.jobs.kafka_io import raw_row_type
 
     return Types.ROW_NAMED(
         list(RESULT_FIELDS),
@@ -61,8 +61,8 @@ def batch_result(records: Sequence[Any], dead_letters: Sequence[Any], counts: Ma
 def dead_letter_row(dead_letter: Any, secrets: tuple[str, ...], max_bytes: int | None) -> Any:
     """A ``DeadLetter`` as the raw Kafka row of the dead-letter topic (``sinks.dead_letter.to_kafka``: secrets
     scrubbed, truncated above ``max_bytes``)."""
-    from jobs.kafka_io import raw_row
-    from sinks.dead_letter import to_kafka
+    from kafka_pinecone_flink.jobs.kafka_io import raw_row
+    from kafka_pinecone_flink.sinks.dead_letter import to_kafka
 
     key, value, headers = to_kafka(dead_letter, secrets=secrets, max_bytes=max_bytes)
     return raw_row(key, value, list(headers))
@@ -88,7 +88,7 @@ def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequenc
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
-    from jobs.kafka_io import raw_row_type
+    from kafka_pinecone_flink.jobs.kafka_io import raw_row_type
 
     batch = get_gateway().jvm.io.github.kpf.batch
     gateway = get_gateway()

@@ -27,15 +27,15 @@ from typing import Any
 
 import orjson
 
-from udfs.decode_errors import (
+from kafka_pinecone_flink.udfs.decode_errors import (
     DimensionMismatchError,
     InvalidSparseVectorError,
     InvalidVectorError,
     NonFiniteVectorError,
     ZeroVectorError,
 )
-from udfs.metadata import check_exact
-from udfs.records import SparseVector
+from kafka_pinecone_flink.udfs.metadata import check_exact
+from kafka_pinecone_flink.udfs.records import SparseVector
 
 MAX_SPARSE_NON_ZEROS = 2048
 MAX_SPARSE_INDEX = 2**32 - 1

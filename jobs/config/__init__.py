@@ -21,10 +21,16 @@ configuration and prints it, secrets masked.
 
 from __future__ import annotations
 
-from jobs.config.build import load_job_config, main
-from jobs.config.settings import BatchSettings, DedupSettings, FlinkSettings, JobConfig, RouteSettings
-from jobs.config.table import BY_NAME, OPTIONS, markdown, parser
-from jobs.options import JobConfigError
+from kafka_pinecone_flink.jobs.config.build import load_job_config, main
+from kafka_pinecone_flink.jobs.config.settings import (
+    BatchSettings,
+    DedupSettings,
+    FlinkSettings,
+    JobConfig,
+    RouteSettings,
+)
+from kafka_pinecone_flink.jobs.config.table import BY_NAME, OPTIONS, markdown, parser
+from kafka_pinecone_flink.jobs.options import JobConfigError
 
 __all__ = [
     "BY_NAME",

@@ -3,6 +3,6 @@ a configuration and prints it, secrets masked."""
 
 import sys
 
-from jobs.config.build import main
+from kafka_pinecone_flink.jobs.config.build import main
 
 sys.exit(main())

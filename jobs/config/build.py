@@ -15,15 +15,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jobs.config.rules import check_rules
-from jobs.config.settings import BatchSettings, DedupSettings, FlinkSettings, JobConfig, RouteSettings
-from jobs.config.table import OPTIONS, REFUSED, markdown, parser
-from jobs.kafka_io import KafkaSourceOptions
-from jobs.masking import is_secret_flink_setting, is_secret_kafka_property
-from jobs.options import HIDDEN, JobConfigError, MaskedMapping, Resolved, option_message, resolve
-from sinks.config import PineconeSinkConfig
-from stack.paths import RUN_DIR
-from udfs.embed import EmbedConfig
+from kafka_pinecone_flink.jobs.config.rules import check_rules
+from kafka_pinecone_flink.jobs.config.settings import (
+    BatchSettings,
+    DedupSettings,
+    FlinkSettings,
+    JobConfig,
+    RouteSettings,
+)
+from kafka_pinecone_flink.jobs.config.table import OPTIONS, REFUSED, markdown, parser
+from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions
+from kafka_pinecone_flink.jobs.masking import is_secret_flink_setting, is_secret_kafka_property
+from kafka_pinecone_flink.jobs.options import HIDDEN, JobConfigError, MaskedMapping, Resolved, option_message, resolve
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.stack.paths import RUN_DIR
+from kafka_pinecone_flink.udfs.embed import EmbedConfig
 
 
 def load_job_config(argv: Sequence[str], environ: Mapping[str, str]) -> JobConfig:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from jobs.flink_env import under_flink_run
-from udfs.embed_model import DEFAULT_MODEL, ModelNotFoundError, resolve_model_path
-from udfs.route_config import MAX_TOPIC_CHARS, namespace_problem
+from kafka_pinecone_flink.jobs.flink_env import under_flink_run
+from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, ModelNotFoundError, resolve_model_path
+from kafka_pinecone_flink.udfs.route_config import MAX_TOPIC_CHARS, namespace_problem
 
 MAX_PORT = 65_535
 RESERVED_KAFKA_PROPERTIES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from jobs.config.table import BY_NAME, EMBEDDING_ONLY
-from jobs.options import JobConfigError, Resolved, suggestion
+from kafka_pinecone_flink.jobs.config.table import BY_NAME, EMBEDDING_ONLY
+from kafka_pinecone_flink.jobs.options import JobConfigError, Resolved, suggestion
 
 
 def check_rules(r: Resolved) -> None:

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from jobs.kafka_io import KafkaSourceOptions
-from jobs.masking import mask_urls, url_secrets
-from jobs.options import JobConfigError, MaskedMapping, show
-from sinks.config import PineconeSinkConfig
-from udfs.embed import EmbedConfig
-from udfs.route_config import RouteConfig, RouteConfigError
-from udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
-from udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
-from udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
+from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions
+from kafka_pinecone_flink.jobs.masking import mask_urls, url_secrets
+from kafka_pinecone_flink.jobs.options import JobConfigError, MaskedMapping, show
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.udfs.embed import EmbedConfig
+from kafka_pinecone_flink.udfs.route_config import RouteConfig, RouteConfigError
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
 
 INDEX_PROPERTIES = {"dimension": "the index's dimension", "metric": "the index's metric"}
 """The ``RouteConfig`` fields that are not options but read from the index at start, as messages name them."""

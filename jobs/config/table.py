@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import sinks.config as sink_config
-import udfs.embed as embed_stage
-from jobs.config import checks
-from jobs.kafka_io import STARTING_POSITIONS
-from jobs.options import Kind, Option, build_parser, markdown_table
-from sinks.config import host_problem, index_name_problem
-from udfs.dedup import MAX_STATE_TTL_MS
-from udfs.embed import EmbedConfig
-from udfs.embed_model import DEFAULT_MODEL, DEVICES
-from udfs.route_config import (
+import kafka_pinecone_flink.sinks.config as sink_config
+import kafka_pinecone_flink.udfs.embed as embed_stage
+from kafka_pinecone_flink.jobs.config import checks
+from kafka_pinecone_flink.jobs.kafka_io import STARTING_POSITIONS
+from kafka_pinecone_flink.jobs.options import Kind, Option, build_parser, markdown_table
+from kafka_pinecone_flink.sinks.config import host_problem, index_name_problem
+from kafka_pinecone_flink.udfs.dedup import MAX_STATE_TTL_MS
+from kafka_pinecone_flink.udfs.embed import EmbedConfig
+from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES
+from kafka_pinecone_flink.udfs.route_config import (
     DEFAULT_ID_FORMAT,
     DEFAULT_ID_STRATEGY,
     DEFAULT_NAMESPACE_TEMPLATE,
@@ -28,11 +28,11 @@ from udfs.route_config import (
     namespace_template_problem,
     text_template_problem,
 )
-from udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
-from udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
-from udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS as DEFAULT_BATCH_LINGER_MS
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_BATCH_MAX_BYTES
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
 
-PROG = "python -m jobs.ingest_job"
+PROG = "python -m kafka_pinecone_flink.jobs.ingest_job"
 DESCRIPTION = "Keeps a Pinecone index in step with Kafka topics (Kafka -> decode -> dedup -> embed -> Pinecone)."
 EPILOG = (
     "Precedence: defaults < the --config YAML file < flags. The Pinecone API key is never an option: it is read from\n"

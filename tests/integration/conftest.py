@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pinecone_local.pytest_plugin import LocalServer
-from stack.kafka import KafkaBroker
+from kafka_pinecone_flink.pinecone_local.launcher import LocalServer
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from tests.integration.ingest_harness import IngestHarness
 
 

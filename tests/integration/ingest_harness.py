@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stack.flink import job_process_environment
-from stack.kafka import KafkaBroker
-from stack.kafka_client import Message, consume, produce
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
 
 JOB_TIMEOUT_S = 420
 Record = tuple[bytes | None, bytes | None]
@@ -164,7 +164,7 @@ class IngestHarness:
         command = [
             sys.executable,
             "-m",
-            "jobs.ingest_job",
+            "kafka_pinecone_flink.jobs.ingest_job",
             f"--kafka.bootstrap-servers={self.broker.bootstrap_servers}",
             f"--kafka.group-id=test-{uuid.uuid4().hex[:8]}",
             "--kafka.starting-position=earliest",

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pinecone_local.pytest_plugin import LocalServer
-from stack.cluster import FlinkCluster
-from stack.kafka import KafkaBroker
-from stack.kafka_client import produce
-from stack.paths import free_port
+from kafka_pinecone_flink.pinecone_local.launcher import LocalServer
+from kafka_pinecone_flink.stack.cluster import FlinkCluster
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import produce
+from kafka_pinecone_flink.stack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from stack.flink import job_process_environment
-from stack.kafka_client import Message, consume, produce
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
 from tests.integration.ingest_harness import IngestHarness, IngestRun, dead_letter_headers, value
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def _command(
     return [
         sys.executable,
         "-m",
-        "jobs.ingest_job",
+        "kafka_pinecone_flink.jobs.ingest_job",
         f"--kafka.bootstrap-servers={ingest.broker.bootstrap_servers}",
         f"--kafka.topics={topic}",
         f"--kafka.group-id={group}",

@@ -4,6 +4,7 @@ the session's Kafka broker (dead letters written with the job's own format, repl
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,16 +16,16 @@ from typing import Any
 import orjson
 import pytest
 
-from jobs import cli
-from jobs.checkpoints import find_checkpoints
-from sinks.dead_letter import to_kafka
-from stack.flink import job_process_environment
-from stack.kafka import KafkaBroker
-from stack.kafka_client import Message, consume, produce
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.jobs import cli
+from kafka_pinecone_flink.jobs.checkpoints import find_checkpoints
+from kafka_pinecone_flink.sinks.dead_letter import to_kafka
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
+from kafka_pinecone_flink.udfs.ids import uuid_for
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 from tests.integration.ingest_harness import IngestHarness, value
-from udfs.ids import uuid_for
-from udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ STACK_TIMEOUT_S = 180
 def _kpf(*argv: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *argv],
+        [sys.executable, "-m", "kafka_pinecone_flink.jobs.cli", *argv],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -205,6 +206,27 @@ def test_each_clones_kpf_runs_that_clones_code_though_they_share_one_environment
     assert "cannot tell which kafka-pinecone-flink clone to run" in nowhere.stderr
 
 
+def test_the_launcher_runs_the_cli_under_the_namespace_in_a_clone_that_has_it(tmp_path: Path) -> None:
+    clone = _fake_clone(tmp_path / "namespaced-clone", "unused")
+    (clone / "jobs" / "cli.py").write_text("import sys\nprint(__spec__.name, sys.argv[1:])\n")
+    # This clone's launcher, in an environment of its own: the shared environment's kpf is the one of whichever
+    # clone ran set-up last. Its python is the shared one (the fake cli needs nothing installed).
+    own = tmp_path / "own-env" / "bin"
+    own.mkdir(parents=True)
+    (own / "python").symlink_to(sys.executable)
+    shutil.copy(ROOT / "scripts" / "kpf-launcher.sh", own / "kpf")
+    (clone / ".venv").unlink()
+    (clone / ".venv").symlink_to(own.parent)
+    old_layout = _launch(clone / ".venv" / "bin" / "kpf", "status", cwd=ROOT)
+    assert old_layout.stdout.strip() == "jobs.cli ['status']", old_layout.stderr  # a clone from before the namespace
+    (clone / "kafka_pinecone_flink").mkdir()
+    (clone / "kafka_pinecone_flink" / "__init__.py").write_text("")
+    (clone / "kafka_pinecone_flink" / "jobs").symlink_to(Path("..") / "jobs")
+    result = _launch(clone / ".venv" / "bin" / "kpf", "status", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "kafka_pinecone_flink.jobs.cli ['status']"
+
+
 def test_the_launcher_finds_a_transform_module_in_the_current_directory(tmp_path: Path) -> None:
     (tmp_path / "kpf_cwd_hook.py").write_text("def fix(dead_letter):\n    return (1,\n")
     result = _launch(VENV_KPF, "dlq", "replay", "--transform", "kpf_cwd_hook:fix", cwd=tmp_path)
@@ -284,7 +306,7 @@ def test_run_resume_from_latest_restores_a_killed_runs_last_complete_checkpoint(
     command = [
         sys.executable,
         "-m",
-        "jobs.cli",
+        "kafka_pinecone_flink.jobs.cli",
         "run",
         "--resume-from-latest",
         f"--kafka.bootstrap-servers={ingest.broker.bootstrap_servers}",

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from stack.flink import job_process_environment
-from stack.kafka import KafkaBroker
-from stack.kafka_client import Message, consume, produce
-from stack.paths import ROOT, free_port
+from kafka_pinecone_flink.stack.flink import job_process_environment
+from kafka_pinecone_flink.stack.kafka import KafkaBroker
+from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
+from kafka_pinecone_flink.stack.paths import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def run_job(broker: KafkaBroker, run_dir: Path, *args: str) -> subprocess.Comple
     command = [
         sys.executable,
         "-m",
-        "jobs.coordinates_job",
+        "kafka_pinecone_flink.jobs.coordinates_job",
         "--bootstrap-servers",
         broker.bootstrap_servers,
         "--run-dir",

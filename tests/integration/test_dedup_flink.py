@@ -9,9 +9,9 @@ import pytest
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from stack.paths import kpf_jar
-from udfs.dedup import applied_change, dedup_row, input_type, keyed_dedup
-from udfs.records import DELETE, UPSERT, Change, Op, SourceRecord
+from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.udfs.dedup import applied_change, dedup_row, input_type, keyed_dedup
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, Op, SourceRecord
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from pyflink.common.time import Time
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import AsyncDataStream, StreamExecutionEnvironment
 
-from stack.paths import kpf_jar
-from udfs.embed import EmbedConfig, EmbedFunction
-from udfs.records import UPSERT, Change, DeadLetter, SourceRecord
-from udfs.stage_batch import batched
+from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.udfs.embed import EmbedConfig, EmbedFunction
+from kafka_pinecone_flink.udfs.records import UPSERT, Change, DeadLetter, SourceRecord
+from kafka_pinecone_flink.udfs.stage_batch import batched
 
 pytestmark = pytest.mark.integration
 

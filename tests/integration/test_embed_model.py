@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from udfs.embed import EmbedConfig, Embedder, EmbedFunction
-from udfs.embed_model import CHARS_PER_PIECE, SentenceTransformerEncoder, Vectors, load_encoder
-from udfs.records import UPSERT, Change, DeadLetter, SourceRecord
+from kafka_pinecone_flink.udfs.embed import EmbedConfig, Embedder, EmbedFunction
+from kafka_pinecone_flink.udfs.embed_model import CHARS_PER_PIECE, SentenceTransformerEncoder, Vectors, load_encoder
+from kafka_pinecone_flink.udfs.records import UPSERT, Change, DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from stack.kafka_client import consume
+from kafka_pinecone_flink.stack.kafka_client import consume
+from kafka_pinecone_flink.udfs.ids import uuid_for
 from tests.integration.ingest_harness import IngestHarness, dead_letter_headers, value
-from udfs.ids import uuid_for
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_field_ids_versions_and_namespace_template_keep_the_newest_version_and_n
 def test_text_records_are_embedded_with_the_packaged_model_and_updates_keep_vectors_in_step(
     ingest: IngestHarness,
 ) -> None:
-    from udfs.embed_model import load_encoder
+    from kafka_pinecone_flink.udfs.embed_model import load_encoder
 
     rows = [
         {"sku": "s1", "title": "Trail rain jacket", "description": "Waterproof shell", "price": 100},
@@ -242,7 +242,7 @@ def test_a_second_run_with_the_same_group_resumes_from_the_committed_offsets(ing
     assert set(first.snapshot(first.topics[0])) == {uuid_for(b"a")}
     # Remove what the first run wrote: if the second run re-read the topic from the start, "a" would come back.
     index.delete(ids=[uuid_for(b"a")], namespace=first.topics[0])
-    from stack.kafka_client import produce
+    from kafka_pinecone_flink.stack.kafka_client import produce
 
     produce(ingest.broker.bootstrap_servers, first.topics[0], [(b"b", value(values=[0, 1, 0, 0]))])
     second = ingest.run(

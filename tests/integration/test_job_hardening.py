@@ -105,7 +105,7 @@ def test_with_rest_port_zero_the_bound_address_is_printed(ingest: IngestHarness)
 
 
 def _uuid(key: bytes) -> str:
-    from udfs.ids import uuid_for
+    from kafka_pinecone_flink.udfs.ids import uuid_for
 
     return uuid_for(key)
 
@@ -158,12 +158,12 @@ def test_the_api_key_is_in_no_log_file_rest_log_dead_letter_or_printed_output(in
         served.update(_rest_logs(job))
 
     def produce_more(_job: Any) -> None:
-        from stack.kafka_client import produce
+        from kafka_pinecone_flink.stack.kafka_client import produce
 
         produce(ingest.broker.bootstrap_servers, topic, [(b"late", value(values=[0, 0, 1, 0]))])
 
     topic = ingest.topic("in")
-    from stack.kafka_client import produce
+    from kafka_pinecone_flink.stack.kafka_client import produce
 
     produce(ingest.broker.bootstrap_servers, topic, records)
     unbounded = ingest.run(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stack import kafka
-from stack.kafka_client import consume, produce
-from stack.paths import free_port
+from kafka_pinecone_flink.stack import kafka
+from kafka_pinecone_flink.stack.kafka_client import consume, produce
+from kafka_pinecone_flink.stack.paths import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 from pathlib import Path
-from jobs.flink_env import create_session
+from kafka_pinecone_flink.jobs.flink_env import create_session
 from pyflink.java_gateway import get_gateway
 create_session(run_dir=Path(sys.argv[1]))
 print("MAX_HEAP", get_gateway().jvm.java.lang.Runtime.getRuntime().maxMemory())

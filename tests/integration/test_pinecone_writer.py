@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from pinecone_local.pytest_plugin import (
+from kafka_pinecone_flink.sinks import stats
+from kafka_pinecone_flink.sinks.client import PineconeIndexClient, open_index
+from kafka_pinecone_flink.sinks.config import PINECONE_MAX_REQUEST_BYTES, PineconeSinkConfig
+from kafka_pinecone_flink.sinks.retry import SinkFatalError
+from kafka_pinecone_flink.sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, PineconeWriter
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
+from tests.fixtures.pinecone_local import (
     LocalIndex,
     LocalServer,
     pinecone_local_index,
@@ -18,12 +24,6 @@ from pinecone_local.pytest_plugin import (
     pinecone_local_server,
     start_pinecone_local,
 )
-from sinks import stats
-from sinks.client import PineconeIndexClient, open_index
-from sinks.config import PINECONE_MAX_REQUEST_BYTES, PineconeSinkConfig
-from sinks.retry import SinkFatalError
-from sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, PineconeWriter
-from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
 pytestmark = pytest.mark.integration
 
@@ -198,7 +198,7 @@ def test_a_429_is_retried_after_the_servers_retry_after(
 def test_exhausted_retries_raise_sink_unavailable(
     pinecone_local_server: LocalServer, pinecone_local_index: LocalIndex
 ) -> None:
-    from sinks.retry import SinkUnavailableError
+    from kafka_pinecone_flink.sinks.retry import SinkUnavailableError
 
     config = sink_config(pinecone_local_server, pinecone_local_index, max_retries=2)
     pinecone_local_server.set_faults(fail_next=[{"kind": "upsert", "count": 5, "status": 500}])

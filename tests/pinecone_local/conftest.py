@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pinecone_local.pytest_plugin import (  # noqa: F401 - re-exported fixtures
+from tests.fixtures.pinecone_local import (  # noqa: F401 - re-exported fixtures
     LocalServer,
     pinecone_local_index,
     pinecone_local_index_factory,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pinecone_local.pytest_plugin import start_pinecone_local
+from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,11 @@ def free_port() -> int:
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pinecone_local", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "kafka_pinecone_flink.pinecone_local", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from pinecone import NotFoundError, ServerlessSpec
 from pinecone.errors.exceptions import ApiError, ConflictError
 
-from pinecone_local.pytest_plugin import LocalServer, unique_index_name
+from kafka_pinecone_flink.pinecone_local.launcher import LocalServer, unique_index_name
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,7 @@ def test_deletion_protection_blocks_delete_until_disabled(pinecone_local_server:
 def test_api_key_is_enforced_when_configured(tmp_path: object) -> None:
     from pinecone import UnauthorizedError
 
-    from pinecone_local.pytest_plugin import start_pinecone_local
+    from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
 
     server = start_pinecone_local(api_key="s3cret")
     try:

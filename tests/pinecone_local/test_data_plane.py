@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pinecone import NotFoundError
 
-from pinecone_local.pytest_plugin import LocalIndex
+from tests.fixtures.pinecone_local import LocalIndex
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,7 @@ def test_sparse_values_round_trip_and_add_to_dotproduct_scores(pinecone_local_in
 
 def test_sparse_index_accepts_and_scores_sparse_only_records(pinecone_local_server: object) -> None:
     pc = pinecone_local_server.client()  # type: ignore[attr-defined]
-    from pinecone_local.pytest_plugin import unique_index_name
+    from kafka_pinecone_flink.pinecone_local.launcher import unique_index_name
 
     name = unique_index_name()
     model = pc.indexes.create(name=name, metric="dotproduct", vector_type="sparse")

@@ -7,8 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pinecone_local.errors import ApiError
-from pinecone_local.validation import VectorSpace, _reference_dense_matrix, check_upsert, dense_matrix
+from kafka_pinecone_flink.pinecone_local.errors import ApiError
+from kafka_pinecone_flink.pinecone_local.validation import (
+    VectorSpace,
+    _reference_dense_matrix,
+    check_upsert,
+    dense_matrix,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pinecone_local.pytest_plugin import start_pinecone_local, unique_index_name
+from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local, unique_index_name
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pinecone import RateLimitError, ServiceError
 
-from pinecone_local.pytest_plugin import LocalServer, start_pinecone_local, unique_index_name
+from kafka_pinecone_flink.pinecone_local.launcher import LocalServer, start_pinecone_local, unique_index_name
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_cli_faults_subcommand_changes_a_running_server(server: LocalServer) -> 
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pinecone_local", "faults", "--url", server.url, *args],
+            [sys.executable, "-m", "kafka_pinecone_flink.pinecone_local", "faults", "--url", server.url, *args],
             capture_output=True,
             text=True,
             cwd=ROOT,

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pinecone_local.columns import STALE_CODES_SLACK
-from pinecone_local.filters import compile_filter
-from pinecone_local.store import Namespace
-from pinecone_local.validation import UpsertBatch, VectorSpace
+from kafka_pinecone_flink.pinecone_local.columns import STALE_CODES_SLACK
+from kafka_pinecone_flink.pinecone_local.filters import compile_filter
+from kafka_pinecone_flink.pinecone_local.store import Namespace
+from kafka_pinecone_flink.pinecone_local.validation import UpsertBatch, VectorSpace
 
 pytestmark = pytest.mark.unit
 

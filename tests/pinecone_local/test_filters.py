@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pinecone_local.errors import ApiError
-from pinecone_local.filters import compile_filter
+from kafka_pinecone_flink.pinecone_local.errors import ApiError
+from kafka_pinecone_flink.pinecone_local.filters import compile_filter
 
 pytestmark = pytest.mark.unit
 

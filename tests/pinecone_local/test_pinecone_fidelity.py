@@ -19,7 +19,7 @@ import pytest
 from pinecone import NotFoundError
 from pinecone.errors.exceptions import ApiError, ConflictError
 
-from pinecone_local.pytest_plugin import LocalIndex, LocalServer, start_pinecone_local, unique_index_name
+from tests.fixtures.pinecone_local import LocalIndex, LocalServer, start_pinecone_local, unique_index_name
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pinecone_local.filters import compile_filter
+from kafka_pinecone_flink.pinecone_local.filters import compile_filter
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pinecone_local.engine import Engine
-from pinecone_local.store import Namespace
-from pinecone_local.validation import UpsertBatch, VectorSpace
-from pinecone_local.wal import encode_frame, read_frames
+from kafka_pinecone_flink.pinecone_local.engine import Engine
+from kafka_pinecone_flink.pinecone_local.store import Namespace
+from kafka_pinecone_flink.pinecone_local.validation import UpsertBatch, VectorSpace
+from kafka_pinecone_flink.pinecone_local.wal import encode_frame, read_frames
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pinecone.errors.exceptions import ApiError
 
-from pinecone_local.pytest_plugin import LocalIndex
+from tests.fixtures.pinecone_local import LocalIndex
 
 pytestmark = pytest.mark.integration
 

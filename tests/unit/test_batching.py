@@ -1,38 +1,94 @@
-"""MicroBatcher: batches per key, in order, sealed by size or linger; the work-conserving mode of the embed stage."""
+"""MicroBatcher: batches per key, in order, sealed by size or linger; the work-conserving mode of the embed stage.
+
+Time is a ``FakeClock`` handed to the batcher: a linger elapses only when a test advances the clock, and processors
+block on events the test releases, so nothing here measures or depends on wall-clock time.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import heapq
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from udfs.batching import MicroBatcher
+from kafka_pinecone_flink.udfs.batching import MicroBatcher
 
 pytestmark = pytest.mark.unit
 
 
-class Recorder:
-    """A processor that records each batch and takes ``seconds`` per batch."""
+class FakeTimer:
+    def __init__(self) -> None:
+        self.cancelled = False
 
-    def __init__(self, seconds: float = 0.0) -> None:
-        self.seconds = seconds
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    """Timers that fire only when the test calls ``advance``, in the order they fall due."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._timers: list[tuple[float, int, FakeTimer, Callable[..., object], tuple[Any, ...]]] = []
+        self._seq = 0
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> FakeTimer:
+        timer = FakeTimer()
+        self._seq += 1
+        heapq.heappush(self._timers, (self.now + delay, self._seq, timer, callback, args))
+        return timer
+
+    @property
+    def pending(self) -> list[float]:
+        """When each timer that is still armed falls due."""
+        return sorted(due for due, _, timer, _, _ in self._timers if not timer.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        while self._timers and self._timers[0][0] <= self.now:
+            _, _, timer, callback, args = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                callback(*args)
+
+
+async def settle(turns: int = 50) -> None:
+    """Let the event loop run every callback and task that is ready (no time passes)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """A processor that records each batch; with ``gated``, each batch waits until the test opens its gate."""
+
+    def __init__(self, gated: bool = False) -> None:
+        self.gated = gated
         self.batches: list[list[int]] = []
-        self.started: list[float] = []
+        self.finished: list[list[int]] = []
+        self.gates: list[asyncio.Event] = []
 
     async def __call__(self, _key: str, items: list[int]) -> list[int]:
-        self.started.append(time.monotonic())
         self.batches.append(list(items))
-        await asyncio.sleep(self.seconds)
+        if self.gated:
+            gate = asyncio.Event()
+            self.gates.append(gate)
+            await gate.wait()
+        self.finished.append(list(items))
         return [item * 10 for item in items]
 
 
 def test_items_are_batched_up_to_max_items_in_order_and_get_their_own_results() -> None:
     recorder = Recorder()
+    clock = FakeClock()
 
     async def run() -> list[int]:
-        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=3, linger_s=0.05)
-        return await asyncio.gather(*(batcher.submit(i) for i in range(7)))
+        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=3, linger_s=0.05, clock=clock)
+        pending = asyncio.gather(*(batcher.submit(i) for i in range(7)))
+        await settle()
+        assert recorder.batches == [[0, 1, 2], [3, 4, 5]]  # full batches go at once; [6] waits for its linger
+        clock.advance(0.05)
+        return await pending
 
     assert asyncio.run(run()) == [i * 10 for i in range(7)]
     assert recorder.batches == [[0, 1, 2], [3, 4, 5], [6]]
@@ -40,45 +96,101 @@ def test_items_are_batched_up_to_max_items_in_order_and_get_their_own_results() 
 
 def test_a_partial_batch_waits_for_the_linger_without_work_conserving() -> None:
     recorder = Recorder()
+    clock = FakeClock()
 
-    async def run() -> float:
-        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=64, linger_s=0.3)
-        began = time.monotonic()
-        await batcher.submit(1)
-        return time.monotonic() - began
+    async def run() -> int:
+        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=64, linger_s=0.3, clock=clock)
+        result = asyncio.ensure_future(batcher.submit(1))
+        await settle()
+        assert clock.pending == [0.3]
+        clock.advance(0.29)
+        await settle()
+        assert recorder.batches == [] and not result.done()  # not before the linger
+        clock.advance(0.01)
+        await settle()
+        assert recorder.batches == [[1]]  # as soon as it has passed
+        return await result
 
-    assert asyncio.run(run()) >= 0.29
-    assert recorder.batches == [[1]]
+    assert asyncio.run(run()) == 10
+
+
+def test_a_batch_sealed_by_size_cancels_its_linger_timer() -> None:
+    recorder = Recorder()
+    clock = FakeClock()
+
+    async def run() -> None:
+        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=2, linger_s=5.0, clock=clock)
+        await asyncio.gather(batcher.submit(1), batcher.submit(2))
+        assert clock.pending == []
+
+    asyncio.run(run())
+    assert recorder.batches == [[1, 2]]
 
 
 def test_work_conserving_never_lets_the_processor_idle_while_items_wait() -> None:
-    recorder = Recorder(seconds=0.1)
+    recorder = Recorder(gated=True)
+    clock = FakeClock()
 
-    async def run() -> float:
-        # A linger of 10 s: any wait for it would show in the elapsed time.
-        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=64, linger_s=10.0, work_conserving=True)
-        began = time.monotonic()
+    async def run() -> list[int]:
+        # The clock never advances: any wait for the 10 s linger would leave the later items unprocessed.
+        batcher = MicroBatcher(
+            recorder, key=lambda _: "k", max_items=64, linger_s=10.0, work_conserving=True, clock=clock
+        )
         first = [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]  # submitted together: one batch
-        await asyncio.sleep(0.02)  # the processor is busy with them now
+        await settle()
+        assert recorder.batches == [[0, 1, 2]]  # the processor was idle: sealed after one turn, no linger
         later = [asyncio.ensure_future(batcher.submit(i)) for i in range(3, 8)]
-        await asyncio.gather(*first, *later)
-        return time.monotonic() - began
+        await settle()
+        assert recorder.batches == [[0, 1, 2]]  # the processor is busy: the later items gather in one batch
+        recorder.gates[0].set()
+        await settle()
+        assert recorder.batches == [[0, 1, 2], [3, 4, 5, 6, 7]]  # ...which goes the moment it is free
+        recorder.gates[1].set()
+        return list(await asyncio.gather(*first, *later))
 
-    elapsed = asyncio.run(run())
-    assert recorder.batches == [[0, 1, 2], [3, 4, 5, 6, 7]]  # the later items waited only for the busy processor
-    assert elapsed < 0.5
-    assert recorder.started[1] - recorder.started[0] == pytest.approx(0.1, abs=0.05)
+    assert asyncio.run(run()) == [i * 10 for i in range(8)]
+    assert clock.now == 0.0
 
 
 def test_work_conserving_still_fills_batches_to_max_items_under_load() -> None:
-    recorder = Recorder(seconds=0.05)
+    recorder = Recorder(gated=True)
+    clock = FakeClock()
 
     async def run() -> None:
-        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=4, linger_s=10.0, work_conserving=True)
-        await asyncio.gather(*(batcher.submit(i) for i in range(10)))
+        batcher = MicroBatcher(
+            recorder, key=lambda _: "k", max_items=4, linger_s=10.0, work_conserving=True, clock=clock
+        )
+        pending = asyncio.gather(*(batcher.submit(i) for i in range(10)))
+        await settle()
+        while len(recorder.gates) > len(recorder.finished):
+            recorder.gates[len(recorder.finished)].set()
+            await settle()
+        await pending
 
     asyncio.run(run())
     assert recorder.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_batches_of_one_key_never_overlap_and_keys_do_not_wait_for_each_other() -> None:
+    recorder = Recorder(gated=True)
+    clock = FakeClock()
+
+    async def run() -> None:
+        batcher = MicroBatcher(recorder, key=lambda item: item % 2, max_items=1, linger_s=1.0, clock=clock)
+        pending = asyncio.gather(*(batcher.submit(i) for i in range(4)))
+        await settle()
+        assert recorder.batches == [[0], [1]]  # one batch per key at a time; both keys at once
+        recorder.gates[1].set()  # key 1's first batch ends: its next one starts, key 0 still waits
+        await settle()
+        assert recorder.batches == [[0], [1], [3]]
+        recorder.gates[0].set()
+        await settle()
+        assert recorder.batches == [[0], [1], [3], [2]]
+        for gate in recorder.gates[2:]:
+            gate.set()
+        await pending
+
+    asyncio.run(run())
 
 
 def test_a_failing_batch_fails_its_items_and_the_batcher_goes_on() -> None:
@@ -88,14 +200,22 @@ def test_a_failing_batch_fails_its_items_and_the_batcher_goes_on() -> None:
         return items
 
     async def run() -> None:
-        batcher = MicroBatcher(process, key=lambda _: "k", max_items=2, linger_s=3600.0)
-        results = await asyncio.wait_for(
-            asyncio.gather(*(batcher.submit(i) for i in (1, 2, 3, 4)), return_exceptions=True), timeout=10
-        )
+        batcher = MicroBatcher(process, key=lambda _: "k", max_items=2, linger_s=3600.0, clock=FakeClock())
+        results = await asyncio.gather(*(batcher.submit(i) for i in (1, 2, 3, 4)), return_exceptions=True)
         assert results[:2] == [1, 2]
         assert all(isinstance(r, ValueError) and "batch with 4 failed" in str(r) for r in results[2:])
         assert batcher.pending == 0
         # The batcher goes on after the failure.
-        assert await asyncio.wait_for(asyncio.gather(batcher.submit(5), batcher.submit(6)), timeout=10) == [5, 6]
+        assert await asyncio.gather(batcher.submit(5), batcher.submit(6)) == [5, 6]
 
     asyncio.run(run())
+
+
+def test_the_default_clock_is_the_running_event_loop() -> None:
+    recorder = Recorder()
+
+    async def run() -> int:
+        batcher = MicroBatcher(recorder, key=lambda _: "k", max_items=64, linger_s=0.0)
+        return await batcher.submit(7)
+
+    assert asyncio.run(run()) == 70

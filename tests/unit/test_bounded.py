@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from jobs import bounded
-from jobs.bounded import END_FILE, BoundedRun, StoppingOffsets, consumer_config, recorded_offsets, restore_path
-from jobs.kafka_io import KafkaSourceOptions, source_table_ddl
+from kafka_pinecone_flink.jobs import bounded
+from kafka_pinecone_flink.jobs.bounded import (
+    END_FILE,
+    BoundedRun,
+    StoppingOffsets,
+    consumer_config,
+    recorded_offsets,
+    restore_path,
+)
+from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, source_table_ddl
 
 OFFSETS = StoppingOffsets({("t", 0): 42, ("t", 1): 300})
 

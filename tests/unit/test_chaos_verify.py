@@ -21,9 +21,9 @@ from chaos.verify import (
     read_index,
 )
 from chaos.workload import Expectation, ExpectedDeadLetter, ExpectedVector, value_digest
-from sinks.dead_letter import to_kafka
-from stack.kafka_client import Message
-from udfs.records import DeadLetter, SourceRecord
+from kafka_pinecone_flink.sinks.dead_letter import to_kafka
+from kafka_pinecone_flink.stack.kafka_client import Message
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 

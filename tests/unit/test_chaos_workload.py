@@ -30,11 +30,11 @@ from chaos.workload import (
     partition_for,
     value_digest,
 )
-from udfs.decode import Skip, decode
-from udfs.dedup import Action, DedupState, decide
-from udfs.errors import RecordError
-from udfs.records import DELETE, SourceRecord
-from udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.decode import Skip, decode
+from kafka_pinecone_flink.udfs.dedup import Action, DedupState, decide
+from kafka_pinecone_flink.udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.records import DELETE, SourceRecord
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
 pytestmark = pytest.mark.unit
 

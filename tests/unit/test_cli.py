@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -14,13 +15,13 @@ from typing import Any
 import orjson
 import pytest
 
-from jobs import cli, dlq_replay, status
-from jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
-from jobs.cli_errors import CommandError
-from jobs.config import OPTIONS
-from stack.cluster import JOB_MODULE, JOB_PACKAGES, build_job_archive
-from stack.paths import free_port
-from udfs.records import DeadLetter, SourceRecord
+from kafka_pinecone_flink.jobs import cli, dlq_replay, status
+from kafka_pinecone_flink.jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
+from kafka_pinecone_flink.jobs.cli_errors import CommandError
+from kafka_pinecone_flink.jobs.config import OPTIONS
+from kafka_pinecone_flink.stack.cluster import JOB_MODULE, JOB_PACKAGES, NAMESPACE, build_job_archive
+from kafka_pinecone_flink.stack.paths import free_port
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -408,14 +409,26 @@ def test_print_flink_run_refuses_an_invalid_configuration_with_exit_2(
     assert not archive.exists()
 
 
-def test_the_job_archive_holds_the_packages_at_its_top_level_and_is_reproducible(tmp_path: Path) -> None:
+def test_the_job_archive_holds_the_packages_under_the_namespace_and_is_reproducible(tmp_path: Path) -> None:
     first = build_job_archive(tmp_path / "a.zip")
     second = build_job_archive(tmp_path / "b.zip")
     assert first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
-    assert {name.split("/")[0] for name in names} == set(JOB_PACKAGES)
-    assert "jobs/ingest_job.py" in names and "udfs/decode.py" in names and "stack/paths.py" in names
+    assert {name.split("/")[0] for name in names} == {NAMESPACE}
+    assert {name.split("/")[1] for name in names if name.count("/") > 1} == set(JOB_PACKAGES)
+    assert f"{NAMESPACE}/__init__.py" in names
+    assert f"{NAMESPACE}/jobs/ingest_job.py" in names and f"{NAMESPACE}/udfs/decode.py" in names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    # The job module imports from the archive alone (-P: not from the clone), as on a worker.
+    found = subprocess.run(
+        [sys.executable, "-P", "-c", f"import importlib.util; print(importlib.util.find_spec({JOB_MODULE!r}).origin)"],
+        env={**os.environ, "PYTHONPATH": str(first)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == str(first / NAMESPACE / "jobs" / "ingest_job.py")
 
 
 def test_every_printed_job_option_exists() -> None:
@@ -629,11 +642,11 @@ def test_no_complete_checkpoint_is_an_error_saying_what_is_there(tmp_path: Path)
 def test_run_resume_from_latest_restores_the_job_from_that_checkpoint(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jobs.ingest_job
+    import kafka_pinecone_flink.jobs.ingest_job
 
     run_dir, newest = _run_dir(tmp_path)
     started: list[list[str]] = []
-    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    monkeypatch.setattr(kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
     code, out, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={run_dir}")
     assert code == 0, err
     assert started == [[*VALID, f"--flink.run-dir={run_dir}", f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"]]
@@ -644,7 +657,7 @@ STATE_RECOVERY = "execution.state-recovery.path"
 
 
 def test_the_resume_setting_is_the_one_the_job_hands_to_flink(tmp_path: Path) -> None:
-    from jobs.config import load_job_config
+    from kafka_pinecone_flink.jobs.config import load_job_config
 
     _, newest = _run_dir(tmp_path)
     config = load_job_config([*VALID, f"--flink.conf={STATE_RECOVERY}={newest.as_uri()}"], {})
@@ -674,11 +687,11 @@ def test_resume_from_latest_with_print_flink_run_adds_it_as_s(
 def test_resume_from_latest_looks_in_the_configured_checkpoint_directory(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jobs.ingest_job
+    import kafka_pinecone_flink.jobs.ingest_job
 
     elsewhere = _checkpoint(tmp_path / "elsewhere", "job", 4, 3_000.0)
     started: list[list[str]] = []
-    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    monkeypatch.setattr(kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
     setting = f"--flink.conf=execution.checkpointing.dir={(tmp_path / 'elsewhere').as_uri()}"
     code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, setting)
     assert code == 0, err
@@ -705,10 +718,12 @@ def test_resume_from_latest_refuses_a_second_place_to_resume_from(
 def test_resume_from_latest_without_a_complete_checkpoint_exits_2_starting_nothing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jobs.ingest_job
+    import kafka_pinecone_flink.jobs.ingest_job
 
     _checkpoint(tmp_path / "run" / "checkpoints", "job", 1, None)
-    monkeypatch.setattr(jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start"))
+    monkeypatch.setattr(
+        kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start")
+    )
     code, _, err = _run(capsys, "run", "--resume-from-latest", *VALID, f"--flink.run-dir={tmp_path / 'run'}")
     assert code == 2
     assert "no complete checkpoint under" in _one_error_line(err)

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.config import OPTIONS, load_job_config
-from pinecone_local.cli import build_parser as pinecone_local_parser
-from stack import cluster
-from stack.paths import ROOT
+from kafka_pinecone_flink.jobs.config import OPTIONS, load_job_config
+from kafka_pinecone_flink.pinecone_local.cli import build_parser as pinecone_local_parser
+from kafka_pinecone_flink.stack import cluster
+from kafka_pinecone_flink.stack.paths import ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -173,7 +173,7 @@ def test_the_flink_config_is_mounted_from_flink_conf_and_rendered_by_a_command_t
         assert CONF_MOUNT in services[name]["volumes"], name
         assert "flink-data:/flink-data" in services[name]["volumes"], name
         render = _steps(services[name])[0]
-        assert render[:4] == ["python", "-m", "stack.cluster", "conf"], name
+        assert render[:4] == ["python", "-m", "kafka_pinecone_flink.stack.cluster", "conf"], name
         assert render[render.index("--target") + 1] == "/opt/flink/conf"
         assert render[render.index("--run-dir") + 1] == "/flink-data"
         target = tmp_path / name
@@ -219,9 +219,20 @@ def test_the_pinecone_server_listens_for_containers_and_advertises_its_service_n
     services: dict[str, dict[str, Any]],
 ) -> None:
     command = services["pinecone"]["command"]
-    assert command[:3] == ["python", "-m", "pinecone_local"]
+    assert command[:3] == ["python", "-m", "kafka_pinecone_flink.pinecone_local"]
     args = pinecone_local_parser().parse_args(command[3:])
     assert (args.command, args.host, args.advertise_host) == ("serve", "0.0.0.0", "pinecone")
     assert args.port in _published(services["pinecone"])
     assert str(args.data_dir) in {volume.split(":")[1] for volume in services["pinecone"]["volumes"]}
     assert "http://pinecone:5080" in services["pinecone-setup"]["command"][2]
+
+
+def test_the_image_copies_the_namespace_and_every_package_folder_its_links_point_at() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+    copied = set(re.findall(r"^COPY (?!--)(\S+) \./\1$", dockerfile, re.MULTILINE))
+    assert cluster.NAMESPACE in copied and f"!{cluster.NAMESPACE}/" in ignore
+    for link in (ROOT / cluster.NAMESPACE).iterdir():
+        if link.is_symlink():
+            assert link.name in copied and f"!{link.name}/" in ignore, link.name
+    assert re.search(r"^WORKDIR /opt/kpf$", dockerfile, re.MULTILINE) and "PYTHONPATH=/opt/kpf " in dockerfile

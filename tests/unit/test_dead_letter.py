@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.dead_letter import DLQ_HEADER_NAMES, from_kafka, scrub, to_kafka
-from udfs.errors import MAX_MESSAGE_CHARS
-from udfs.records import DeadLetter, SourceRecord
+from kafka_pinecone_flink.sinks.dead_letter import DLQ_HEADER_NAMES, from_kafka, scrub, to_kafka
+from kafka_pinecone_flink.udfs.errors import MAX_MESSAGE_CHARS
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 

@@ -6,14 +6,14 @@ import hashlib
 
 import pytest
 
-from sinks.dead_letter import (
+from kafka_pinecone_flink.sinks.dead_letter import (
     KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
     dead_letter_max_bytes,
     from_kafka,
     record_size,
     to_kafka,
 )
-from udfs.records import DeadLetter, SourceRecord
+from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 

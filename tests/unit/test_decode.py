@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from udfs.decode import DELETE_IGNORED, TOMBSTONE_IGNORED, Skip, decode, parse_version
-from udfs.decode_errors import (
+from kafka_pinecone_flink.udfs.decode import DELETE_IGNORED, TOMBSTONE_IGNORED, Skip, decode, parse_version
+from kafka_pinecone_flink.udfs.decode_errors import (
     DimensionMismatchError,
     DuplicateKeyError,
     EmptyValueError,
@@ -34,11 +34,11 @@ from udfs.decode_errors import (
     UnsupportedOperationError,
     ZeroVectorError,
 )
-from udfs.dedup import dedup_row
-from udfs.errors import RecordError
-from udfs.ids import ID_NAMESPACE
-from udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector
-from udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.dedup import dedup_row
+from kafka_pinecone_flink.udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.ids import ID_NAMESPACE
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord, SparseVector
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
 pytestmark = pytest.mark.unit
 

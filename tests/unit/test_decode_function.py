@@ -7,13 +7,13 @@ from typing import Any
 import orjson
 import pytest
 
-from sinks.dead_letter import H_ERROR_CLASS, H_OFFSET, H_STAGE, H_TOPIC, from_kafka
-from udfs.decode import decode
-from udfs.decode_function import DecodeFunction
-from udfs.dedup import dedup_row
-from udfs.errors import RecordRejectedError
-from udfs.records import Change, row_to_source_record
-from udfs.route_config import RouteConfig
+from kafka_pinecone_flink.sinks.dead_letter import H_ERROR_CLASS, H_OFFSET, H_STAGE, H_TOPIC, from_kafka
+from kafka_pinecone_flink.udfs.decode import decode
+from kafka_pinecone_flink.udfs.decode_function import DecodeFunction
+from kafka_pinecone_flink.udfs.dedup import dedup_row
+from kafka_pinecone_flink.udfs.errors import RecordRejectedError
+from kafka_pinecone_flink.udfs.records import Change, row_to_source_record
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,6 @@
-"""The dedup rules, each run against the JVM rules the job uses (``Dedup.java``, through the Java gateway) and
-against their Python test oracle (``udfs.dedup.decide``); the operator itself is tested in JUnit
+"""The dedup rules, each run against their Python test oracle (``udfs.dedup.decide``) here and against the JVM rules
+the job uses (``Dedup.java``, through the Java gateway) by tests/integration/test_dedup_rules_jvm.py, which runs
+every test of this module that takes ``decide``; the operator itself is tested in JUnit
 (jvm/src/test/java/io/github/kpf/dedup, ``make test-jvm``)."""
 
 from __future__ import annotations
@@ -8,12 +9,11 @@ import math
 from collections.abc import Callable
 from decimal import Decimal
 from hashlib import blake2b
-from typing import Any
 
 import pytest
 from pyflink.common import Row
 
-from udfs.dedup import (
+from kafka_pinecone_flink.udfs.dedup import (
     MAX_STATE_TTL_MS,
     Action,
     Decision,
@@ -23,28 +23,18 @@ from udfs.dedup import (
     dedup_row,
     version_text,
 )
-from udfs.dedup import decide as oracle_decide
-from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
-
-from .jvm_dedup import dedup_package, jvm_decide
+from kafka_pinecone_flink.udfs.dedup import decide as oracle_decide
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
 pytestmark = pytest.mark.unit
 
 Decide = Callable[[DedupState | None, Change], Decision]
 
 
-@pytest.fixture(scope="module")
-def jvm() -> Any:
-    return dedup_package()
-
-
-@pytest.fixture(params=["jvm", "oracle"])
-def decide(request: pytest.FixtureRequest) -> Decide:
-    """The rules under test: the JVM's, or the Python oracle's."""
-    if request.param == "oracle":
-        return oracle_decide
-    jvm = request.getfixturevalue("jvm")
-    return lambda state, change: jvm_decide(jvm, state, change)
+@pytest.fixture
+def decide() -> Decide:
+    """The rules under test: the Python oracle's (tests/integration/test_dedup_rules_jvm.py: the JVM's)."""
+    return oracle_decide
 
 
 SOURCE = SourceRecord(topic="t", partition=0, offset=0, timestamp_ms=None, key=b"k", value=b"{}")

@@ -12,9 +12,15 @@ import cloudpickle
 import numpy as np
 import pytest
 
-from udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
-from udfs.embed_model import ModelNotFoundError, Vectors, resolve_device, resolve_model_path, window_prefix
-from udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
+from kafka_pinecone_flink.udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
+from kafka_pinecone_flink.udfs.embed_model import (
+    ModelNotFoundError,
+    Vectors,
+    resolve_device,
+    resolve_model_path,
+    window_prefix,
+)
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -248,7 +254,7 @@ def test_a_text_of_a_group_that_fails_is_a_dead_letter_in_its_place() -> None:
 def test_the_embed_function_takes_a_group_of_dedup_rows_and_returns_one_list() -> None:
     from pyflink.common import Row
 
-    from udfs.dedup import dedup_row
+    from kafka_pinecone_flink.udfs.dedup import dedup_row
 
     encoder = FakeEncoder(bad=["bad"])
     function = EmbedFunction(EmbedConfig(linger_ms=1000))
@@ -349,7 +355,10 @@ def test_the_embed_function_pickles_small_without_a_model() -> None:
 
 def test_importing_the_stage_does_not_import_torch() -> None:
     # The driver imports the job's modules to build the graph; torch there would cost ~10 s and ~0.5 GB.
-    code = "import sys, udfs.embed, udfs.dedup; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    code = (
+        "import sys, kafka_pinecone_flink.udfs.embed, kafka_pinecone_flink.udfs.dedup; "
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"
 

@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 
-from udfs.decode_errors import IdTooLongError, InvalidIdError, MissingIdError, UnaddressableDeleteError
-from udfs.ids import ID_NAMESPACE, delete_id, field_text, upsert_id, uuid_for
-from udfs.metadata import InexactNumberError
-from udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.decode_errors import (
+    IdTooLongError,
+    InvalidIdError,
+    MissingIdError,
+    UnaddressableDeleteError,
+)
+from kafka_pinecone_flink.udfs.ids import ID_NAMESPACE, delete_id, field_text, upsert_id, uuid_for
+from kafka_pinecone_flink.udfs.metadata import InexactNumberError
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
 pytestmark = pytest.mark.unit
 

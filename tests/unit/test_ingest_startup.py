@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobs import ingest_job
-from jobs.config import JobConfigError, load_job_config
-from jobs.ingest_job import StartupError, startup_checks
-from sinks.client import IndexInfo
+from kafka_pinecone_flink.jobs import ingest_job
+from kafka_pinecone_flink.jobs.config import JobConfigError, load_job_config
+from kafka_pinecone_flink.jobs.ingest_job import StartupError, startup_checks
+from kafka_pinecone_flink.sinks.client import IndexInfo
 
 pytestmark = pytest.mark.unit
 
@@ -96,7 +96,7 @@ def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_gateway_gets_the_client_options_then_the_users_jvm_args() -> None:
-    from jobs.flink_env import gateway_jvm_args
+    from kafka_pinecone_flink.jobs.flink_env import gateway_jvm_args
 
     assert gateway_jvm_args({"env.java.opts.client": "-Xmx512m"}, None) == "-Xmx512m"
     assert (

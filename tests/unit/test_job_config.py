@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import (
+from kafka_pinecone_flink.jobs.config import (
     BY_NAME,
     OPTIONS,
     JobConfig,
@@ -21,13 +21,13 @@ from jobs.config import (
     markdown,
     parser,
 )
-from jobs.kafka_io import source_table_ddl
-from jobs.masking import mask_urls
-from jobs.options import Kind, Option
-from sinks.config import PineconeSinkConfig
-from udfs.embed import EmbedConfig
-from udfs.route_config import RouteConfig
-from udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
+from kafka_pinecone_flink.jobs.kafka_io import source_table_ddl
+from kafka_pinecone_flink.jobs.masking import mask_urls
+from kafka_pinecone_flink.jobs.options import Kind, Option
+from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.udfs.embed import EmbedConfig
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
 
 pytestmark = pytest.mark.unit
 
@@ -759,8 +759,8 @@ def test_the_readme_options_table_is_the_generated_one() -> None:
     assert START_MARKER in text and END_MARKER in text, f"README.md lost its {START_MARKER} ... {END_MARKER} markers"
     documented = text.split(START_MARKER, 1)[1].split(END_MARKER, 1)[0].strip("\n")
     assert documented == markdown().strip("\n"), (
-        "README.md's options table is out of date: run `python -m jobs.config --markdown` and paste its output "
-        f"between {START_MARKER} and {END_MARKER}"
+        "README.md's options table is out of date: run `python -m kafka_pinecone_flink.jobs.config --markdown` "
+        f"and paste its output between {START_MARKER} and {END_MARKER}"
     )
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.dead_letter_topic import DeadLetterTarget
-from jobs.job_run import cause_chain, failure_report, withhold_secrets_from_workers
-from jobs.kafka_io import librdkafka_config
+from kafka_pinecone_flink.jobs.dead_letter_topic import DeadLetterTarget
+from kafka_pinecone_flink.jobs.job_run import cause_chain, failure_report, withhold_secrets_from_workers
+from kafka_pinecone_flink.jobs.kafka_io import librdkafka_config
 
 pytestmark = pytest.mark.unit
 
@@ -150,7 +150,7 @@ def test_the_dead_letter_producer_is_sized_above_the_topics_limit_unless_told_ot
 
 
 def test_the_cluster_daemons_do_not_inherit_the_api_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from stack.cluster import FlinkCluster
+    from kafka_pinecone_flink.stack.cluster import FlinkCluster
 
     monkeypatch.setenv("PINECONE_API_KEY", "kpf-secret-marker-2")
     cluster = FlinkCluster(tmp_path, rest_port=18081, rpc_port=16123)

@@ -22,9 +22,9 @@ from pyflink.common.typeinfo import (
     RowTypeInfo,
 )
 
-from jobs.kafka_io import raw_row_type
-from udfs import dedup, stage_batch
-from udfs.records import DELETE, UPSERT, Change, SourceRecord
+from kafka_pinecone_flink.jobs.kafka_io import raw_row_type
+from kafka_pinecone_flink.udfs import dedup, stage_batch
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -181,33 +181,3 @@ def test_the_python_names_the_java_sources_point_to_exist() -> None:
                 target = getattr(target, part)
             checked += 1
     assert checked >= 8
-
-
-@pytest.fixture(scope="module")
-def env() -> Any:
-    from pyflink.datastream import StreamExecutionEnvironment
-
-    from .jvm_dedup import dedup_package
-
-    dedup_package()  # the project's jar on the gateway's class path
-    return StreamExecutionEnvironment.get_execution_environment()
-
-
-def test_the_job_wires_each_jvm_operator_only_to_rows_of_its_contract(env: Any) -> None:
-    from pyflink.common import Types as T
-
-    decoded = env.from_collection([dedup.dedup_row(_change(UPSERT))], type_info=dedup.input_type())
-    dedup.keyed_dedup(decoded)  # the contract's row: accepted
-    raw = T.PRIMITIVE_ARRAY(T.BYTE())
-    swapped = T.ROW_NAMED(
-        ["key", "delete", "version", "text_hash", "content_hash", "payload"],
-        [T.STRING(), T.BOOLEAN(), T.STRING(), raw, raw, raw],
-    )
-    other = env.from_collection([Row("ns/a", False, None, b"", b"", b"")], type_info=swapped)
-    with pytest.raises(Exception, match=r"jvm/contract/rows.txt, dedup.input"):
-        dedup.keyed_dedup(other)
-
-    results = env.from_collection([], type_info=stage_batch.result_type(dedup.input_type()))
-    stage_batch.batch_results(results, "decode", dedup.input_type())  # accepted
-    with pytest.raises(Exception, match=r"jvm/contract/rows.txt, batch.result"):
-        stage_batch.batch_results(results, "decode", swapped)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import kafka
-from stack.kafka import KafkaBroker, MissingPrerequisiteError
+from kafka_pinecone_flink.stack import kafka
+from kafka_pinecone_flink.stack.kafka import KafkaBroker, MissingPrerequisiteError
 
 pytestmark = pytest.mark.unit
 

@@ -9,14 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
-from udfs.decode_errors import (
+from kafka_pinecone_flink.udfs.decode_errors import (
     InvalidMetadataKeyError,
     MetadataKeyCollisionError,
     MetadataTooDeepError,
     MetadataTooLargeError,
 )
-from udfs.metadata import MAX_DEPTH, InexactNumberError, encode_metadata, flatten_metadata
-from udfs.route_config import RouteConfig
+from kafka_pinecone_flink.udfs.metadata import MAX_DEPTH, InexactNumberError, encode_metadata, flatten_metadata
+from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
 pytestmark = pytest.mark.unit
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pyflink.common import Row
 
-from sinks.dead_letter import H_ERROR_CLASS, H_OFFSET, H_STAGE
-from sinks.pinecone_sink import PineconeSinkFunction
-from sinks.writer import PineconeWriter
+from kafka_pinecone_flink.sinks.dead_letter import H_ERROR_CLASS, H_OFFSET, H_STAGE
+from kafka_pinecone_flink.sinks.pinecone_sink import PineconeSinkFunction
+from kafka_pinecone_flink.sinks.writer import PineconeWriter
+from kafka_pinecone_flink.udfs.records import DELETE, DeadLetter
 from tests.unit.test_sink_writer import KEY, FakeIndex, Sleeps, Stored, change, config
-from udfs.records import DELETE, DeadLetter
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import cloudpickle
 import orjson
 import pytest
 
-from udfs.records import Change, SourceRecord, SparseVector, row_to_source_record, upsert_json
+from kafka_pinecone_flink.udfs.records import Change, SourceRecord, SparseVector, row_to_source_record, upsert_json
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from udfs.decode_errors import InvalidNamespaceError
-from udfs.route_config import (
+from kafka_pinecone_flink.udfs.decode_errors import InvalidNamespaceError
+from kafka_pinecone_flink.udfs.route_config import (
     DEFAULT_ID_FORMAT,
     DEFAULT_ID_STRATEGY,
     DEFAULT_MAX_METADATA_BYTES,

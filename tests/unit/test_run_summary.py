@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jobs.run_summary import RunSummary, summary_of
+from kafka_pinecone_flink.jobs.run_summary import RunSummary, summary_of
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from pinecone import SparseValues, Vector
 from pinecone._internal.data_plane_helpers import _vector_to_dict
 from pinecone._internal.vector_factory import VectorFactory
 
-from sinks.batch import (
+from kafka_pinecone_flink.sinks.batch import (
     MissingVectorError,
     RecordTooLargeError,
     UnencodableRecordError,
@@ -16,8 +16,12 @@ from sinks.batch import (
     pack,
     upsert_body,
 )
-from sinks.config import DEFAULT_MAX_REQUEST_BYTES, PINECONE_MAX_DELETE_IDS, PINECONE_MAX_UPSERT_RECORDS
-from udfs.records import DELETE, UPSERT, Change, Op, SourceRecord, SparseVector
+from kafka_pinecone_flink.sinks.config import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    PINECONE_MAX_DELETE_IDS,
+    PINECONE_MAX_UPSERT_RECORDS,
+)
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, Op, SourceRecord, SparseVector
 
 pytestmark = pytest.mark.unit
 

@@ -19,8 +19,8 @@ from pinecone import (
     UnauthorizedError,
 )
 
-from sinks.client import NO_SDK_RETRIES, disable_sdk_retries
-from sinks.retry import (
+from kafka_pinecone_flink.sinks.client import NO_SDK_RETRIES, disable_sdk_retries
+from kafka_pinecone_flink.sinks.retry import (
     ErrorKind,
     RequestRejectedError,
     RetryObserver,

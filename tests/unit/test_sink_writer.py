@@ -10,13 +10,13 @@ import orjson
 import pytest
 from pinecone import ApiError, NotFoundError, RateLimitError, ServiceError, UnauthorizedError
 
-from sinks import stats
-from sinks.batch import UpsertRecord
-from sinks.config import ConfigError, PineconeSinkConfig
-from sinks.retry import SinkFatalError, SinkUnavailableError
-from sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, Applied, PineconeWriter, lane_of
-from udfs.errors import RecordRejectedError
-from udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
+from kafka_pinecone_flink.sinks import stats
+from kafka_pinecone_flink.sinks.batch import UpsertRecord
+from kafka_pinecone_flink.sinks.config import ConfigError, PineconeSinkConfig
+from kafka_pinecone_flink.sinks.retry import SinkFatalError, SinkUnavailableError
+from kafka_pinecone_flink.sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, Applied, PineconeWriter, lane_of
+from kafka_pinecone_flink.udfs.errors import RecordRejectedError
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
 
 pytestmark = pytest.mark.unit
 

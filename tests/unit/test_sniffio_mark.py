@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sinks import client
+from kafka_pinecone_flink.sinks import client
 
 pytestmark = pytest.mark.unit
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from udfs.decode_errors import (
+from kafka_pinecone_flink.udfs.decode_errors import (
     DimensionMismatchError,
     InvalidSparseVectorError,
     InvalidVectorError,
     NonFiniteVectorError,
     ZeroVectorError,
 )
-from udfs.metadata import InexactNumberError
-from udfs.records import SparseVector
-from udfs.vectors import MAX_SPARSE_INDEX, MAX_SPARSE_NON_ZEROS, parse_dense, parse_sparse
+from kafka_pinecone_flink.udfs.metadata import InexactNumberError
+from kafka_pinecone_flink.udfs.records import SparseVector
+from kafka_pinecone_flink.udfs.vectors import MAX_SPARSE_INDEX, MAX_SPARSE_NON_ZEROS, parse_dense, parse_sparse
 
 pytestmark = pytest.mark.unit
 

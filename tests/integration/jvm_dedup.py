@@ -8,9 +8,9 @@ from typing import Any
 
 from py4j.java_gateway import get_field
 
-from stack.paths import kpf_jar
-from udfs.dedup import Action, Decision, DedupState, Version, version_text
-from udfs.records import DELETE, Change
+from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.udfs.dedup import Action, Decision, DedupState, Version, version_text
+from kafka_pinecone_flink.udfs.records import DELETE, Change
 
 ACTIONS = {0: Action.EMIT, 1: Action.SKIP_UNCHANGED, 2: Action.SKIP_STALE}
 

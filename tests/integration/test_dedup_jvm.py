@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from py4j.java_gateway import get_field
 
-from stack.paths import kpf_jar
-from udfs.dedup import Action, DedupState, decide, version_text
-from udfs.records import DELETE, UPSERT, Change, SourceRecord
+from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.udfs.dedup import Action, DedupState, decide, version_text
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # a JVM (PyFlink's Java gateway) for the module
 
 SOURCE = SourceRecord(topic="t", partition=0, offset=0, timestamp_ms=None, key=b"k", value=b"{}")
 ACTIONS = {0: Action.EMIT, 1: Action.SKIP_UNCHANGED, 2: Action.SKIP_STALE}
