@@ -151,6 +151,8 @@ OUTPUT_FIELDS = ("payload", "replaces")
 """The fields of a dedup output row (``dedup.output`` in jvm/contract/rows.txt), as ``DedupFunction.java`` writes
 them."""
 
+_INPUT_NAMES = list(INPUT_FIELDS)
+"""A list, as PyFlink's row coder holds the type's names: equal lists let it take a row's values as they are."""
 _PAYLOAD = OUTPUT_FIELDS.index("payload")
 _REPLACES = OUTPUT_FIELDS.index("replaces")
 
@@ -186,15 +188,18 @@ def version_text(version: Version) -> str | None:
 def dedup_row(change: Change) -> Row:
     """The row the JVM dedup operator reads for ``change``: the key and what ``decide`` needs, plus the pickled
     change itself (the payload, handed on untouched). The row's fields are named (``INPUT_FIELDS``): PyFlink then
-    writes them by name into the columns of ``input_type`` and refuses a row whose names it lacks."""
-    return Row(
-        key=change.key,
-        delete=change.op == DELETE,
-        version=version_text(change.version),
-        content_hash=change.content_hash,
-        text_hash=change.text_hash,
-        payload=pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
+    writes them by name into the columns of ``input_type`` and refuses a row whose names it lacks. Built by position
+    and then named (a third of the cost of ``Row(key=...)``, which is paid per record)."""
+    row = Row(
+        change.key,
+        change.op == DELETE,
+        version_text(change.version),
+        change.content_hash,
+        change.text_hash,
+        pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
     )
+    row.set_field_names(_INPUT_NAMES)
+    return row
 
 
 def applied_change(value: Any) -> Any:
