@@ -63,7 +63,7 @@ from typing import Any
 
 import orjson
 
-from kafka_pinecone_flink.udfs import ids
+from kafka_pinecone_flink.udfs import chunking, ids
 from kafka_pinecone_flink.udfs.decode_errors import (
     DuplicateKeyError,
     EmptyValueError,
@@ -297,6 +297,11 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
     metadata = flatten_metadata(row, config, exact=exact)
     metadata_json = encode_metadata(metadata, config.max_metadata_bytes)
     version = _version(envelope, row, config, exact)
+    content_hash = _content_hash(values, sparse, metadata_json, text)
+    spans = None
+    if text is not None and config.chunk_tokens:
+        spans = chunking.plan(record_id, text, metadata, config)
+        content_hash = chunking.chunked_hash(content_hash, config)
     # The vector is final: encode the record for the upsert request once, here (see udfs.records).
     request_json = None
     if values is not None:
@@ -311,9 +316,10 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
         metadata=metadata,
         text=text,
         version=version,
-        content_hash=_content_hash(values, sparse, metadata_json, text),
+        content_hash=content_hash,
         text_hash=_text_hash(text) if text is not None else None,
         json=request_json,
+        chunk_spans=spans,
     )
 
 

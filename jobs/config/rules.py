@@ -15,6 +15,7 @@ def check_rules(r: Resolved) -> None:
     _check_ids(r)
     _check_vectors(r)
     _check_embedding(r)
+    _check_chunking(r)
     _check_retries(r)
 
 
@@ -93,6 +94,31 @@ def _check_embedding(r: Resolved) -> None:
                     "no value while embedding is off: set --embedding.text-fields or --embedding.text-template to "
                     "turn it on",
                 )
+
+
+def _check_chunking(r: Resolved) -> None:
+    tokens = r["chunking.tokens"]
+    if not tokens:
+        for name in ("chunking.overlap", "chunking.text-field"):
+            if name in r.given:
+                raise r.error(BY_NAME[name], "no value while chunking is off: set --chunking.tokens to turn it on")
+        return
+    if r["chunking.overlap"] >= tokens:
+        raise r.error(BY_NAME["chunking.overlap"], f"fewer word pieces than --chunking.tokens ({tokens})")
+    most = _most_chunk_tokens(r["embedding.model"])
+    if most is not None and tokens > most:
+        expected = f"at most {most}: the window of {r['embedding.model']!r} less its 2 special word pieces"
+        raise r.error(BY_NAME["chunking.tokens"], expected)
+
+
+def _most_chunk_tokens(model: str) -> int | None:
+    from kafka_pinecone_flink.udfs.chunking import max_chunk_tokens
+    from kafka_pinecone_flink.udfs.embed_model import ModelNotFoundError, resolve_model_path
+
+    try:
+        return max_chunk_tokens(resolve_model_path(model))
+    except (ModelNotFoundError, ValueError):  # the model option's own check reports a missing model
+        return None
 
 
 def _check_vectors(r: Resolved) -> None:

@@ -36,7 +36,7 @@ def invoke(function: PineconeSinkFunction, group: list[Any]) -> tuple[list[Any],
 
 def dedup_output(record_id: str, op: str = "upsert", *, offset: int = 0, replaces: bool = False) -> Row:
     """A row of the JVM dedup operator: the pickled change and whether it replaces a live version."""
-    return Row(pickle.dumps(change(record_id, op, offset=offset)), replaces)  # type: ignore[arg-type]
+    return Row(pickle.dumps(change(record_id, op, offset=offset)), replaces, 0)  # type: ignore[arg-type]
 
 
 def test_a_group_of_dedup_rows_is_written_and_counted_per_outcome() -> None:
