@@ -279,7 +279,14 @@ def expand(change: Any, vectors: Sequence[Sequence[float]] | None, text_field: s
     Each chunk is a change of its own with the document's source record, version and metadata plus the chunk's
     number and count (and text, with ``text_field``). A replay after a crash gets the same ``previous_chunks`` from
     the restored dedup state, so it issues the same operations: the index ends with exactly the latest version's
-    chunks."""
+    chunks. Every operation but the first is marked ``follows`` (the sink counts the record once)."""
+    out = _operations(change, vectors, text_field)
+    for operation in out[1:]:
+        operation.follows = True
+    return out
+
+
+def _operations(change: Any, vectors: Sequence[Sequence[float]] | None, text_field: str | None) -> list[Any]:
     from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change
 
     out: list[Any] = []

@@ -94,6 +94,9 @@ class Change:
     ``text``. None: the record is one vector with its own id."""
     previous_chunks: int = 0
     """Set by dedup: how many chunks the id's last applied version wrote (0: none, or one plain vector)."""
+    follows: bool = False
+    """Set by the embed stage on every Pinecone operation of a document but its first, so that the sink counts each
+    record once (the others count as ``chunk_operations``)."""
 
     @property
     def chunk_count(self) -> int:
@@ -129,6 +132,7 @@ class Change:
                 self.json,
                 self.chunk_spans,
                 self.previous_chunks,
+                self.follows,
             ),
         )
 
@@ -149,6 +153,7 @@ def _unpickle_change(
     json: bytes | None = None,
     chunk_spans: tuple[tuple[int, int], ...] | None = None,
     previous_chunks: int = 0,
+    follows: bool = False,
 ) -> Change:
     values = None if packed is None else array("d", packed).tolist()
     return Change(
@@ -167,6 +172,7 @@ def _unpickle_change(
         json,
         chunk_spans,
         previous_chunks,
+        follows,
     )
 
 

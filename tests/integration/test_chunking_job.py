@@ -1,15 +1,19 @@
 """Documents end to end (udfs.chunking): the ingest job as its own process on the Flink mini-cluster, the session's
 real Kafka broker, the packaged model and the local Pinecone server read back through the real SDK.
 
-One bounded run carries the whole life of four documents: one long document, one that shrinks, one removed by a
-tombstone and one removed by a flattened Debezium delete. The index must then hold exactly the chunks of the latest
-versions, and a semantic query about the long document's last paragraph must find a chunk near its end.
+One bounded run carries the whole life of five documents: one long document, one that shrinks, and three removed by
+a tombstone, a flattened Debezium delete (``__deleted``) and a Debezium envelope delete (``op: d``). The index must
+then hold exactly the chunks of the latest versions, and a semantic query about the long document's last paragraph
+must find a chunk near its end. Another run crashes mid-stream (Pinecone fails, the job restarts from its last
+checkpoint) on documents that grow, shrink, are edited and deleted: it must end with exactly the latest chunks.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import time
 from typing import Any
 
 import pytest
@@ -55,9 +59,11 @@ def test_a_long_document_is_found_by_its_last_paragraph_and_edits_and_deletes_le
         record("shrink", {"body": shrink_v1, "title": "v1"}),
         record("gone", {"body": gone_body}),
         record("gone-cdc", {"body": gone_body, "__deleted": "false"}),
+        record("gone-dbz", {"op": "c", "before": None, "after": {"body": gone_body}}),
         record("shrink", {"body": shrink_v2, "title": "v2"}),
         record("gone", None),
         record("gone-cdc", {"body": gone_body, "__deleted": "true"}),
+        record("gone-dbz", {"op": "d", "before": {"body": gone_body}, "after": None}),
     ]
     run = ingest.run(
         records,
@@ -90,3 +96,86 @@ def test_a_long_document_is_found_by_its_last_paragraph_and_edits_and_deletes_le
     ).matches
     assert found[0].id == f"long#{long_count - 1}", [match.id for match in found]
     assert "penguins" in found[0].metadata["text"]
+    # Each record is counted once in the closing summary, however many chunk operations it became.
+    assert "not accounted for" not in run.output
+    summary = run.output[run.output.rindex("Run summary (") :]
+    assert re.search(r"records in +9\b", summary) and re.search(r"dead-lettered +0\b", summary), summary
+
+
+def _document_stream(rng: random.Random, documents: int) -> tuple[list[tuple[bytes, bytes | None]], dict[str, str]]:
+    """Documents that grow, shrink, get one paragraph edited and are deleted (tombstones), interleaved in one
+    partition: the records, and the final body of every document alive at the end."""
+    lives: list[list[tuple[str, str | None]]] = []
+    final: dict[str, str] = {}
+    for n in range(documents):
+        key = f"doc-{n:03d}"
+        paragraphs = filler_paragraphs(rng, rng.randint(2, 12))
+        versions: list[str | None] = ["\n\n".join(paragraphs)]
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.choice(("grow", "shrink", "edit", "delete"))
+            if kind == "grow":
+                paragraphs = paragraphs + filler_paragraphs(rng, rng.randint(2, 8))
+            elif kind == "shrink":
+                paragraphs = paragraphs[: rng.randint(1, max(1, len(paragraphs) // 3))]
+            elif kind == "edit":
+                at = rng.randrange(len(paragraphs))
+                paragraphs = [*paragraphs[:at], paragraphs[at] + " Amended on review.", *paragraphs[at + 1 :]]
+            if kind == "delete":
+                versions.append(None)
+                paragraphs = filler_paragraphs(rng, rng.randint(2, 6))  # a later version re-inserts it
+            else:
+                versions.append("\n\n".join(paragraphs))
+        lives.append([(key, body) for body in versions])
+        if versions[-1] is not None:
+            final[key] = versions[-1]
+    records: list[tuple[bytes, bytes | None]] = []
+    while any(lives):
+        life = rng.choice([life for life in lives if life])
+        key, body = life.pop(0)
+        records.append(record(key, None if body is None else {"body": body}))
+    return records, final
+
+
+def test_after_a_crash_mid_stream_the_index_holds_exactly_the_chunks_of_each_documents_latest_version(
+    ingest: IngestHarness,
+) -> None:
+    records, final = _document_stream(random.Random(2026), 40)
+    tokens = 48
+    admin = ingest.pinecone_admin
+    injected: dict[str, Any] = {}
+
+    def fail_mid_stream(job: Any) -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if job.index.describe_index_stats().total_vector_count >= 60:
+                break
+            time.sleep(0.05)
+        admin("PUT", "/admin/faults", {"fail_next": [{"kind": "upsert", "count": 6, "status": 503}]})
+        injected["at"] = job.index.describe_index_stats().total_vector_count
+
+    run = ingest.run(
+        records,
+        "--id.format=raw",
+        "--embedding.text-fields=body",
+        f"--chunking.tokens={tokens}",
+        "--chunking.text-field=text",
+        "--sink.batch-size=10",
+        "--sink.max-retries=1",
+        "--sink.retry-interval-ms=10",
+        dimension=384,
+        during=fail_mid_stream,
+    )
+    admin("POST", "/admin/faults/reset")
+    assert injected.get("at", 0) >= 60, "the failure was not injected mid-stream"
+    assert "SinkUnavailableError" in run.output, "the injected failure did not fail the job"
+    split = chunker("default", tokens, 0)
+    expected: dict[str, tuple[int, str]] = {}
+    for key, body in final.items():
+        found = split.spans(body)
+        for n, (start, end) in enumerate(found):
+            expected[f"{key}#{n}"] = (len(found), body[start:end])
+    index = run.snapshot(run.topics[0])
+    assert set(index) == set(expected), (sorted(set(index) - set(expected))[:5], sorted(set(expected) - set(index))[:5])
+    for record_id, (_, metadata) in index.items():
+        assert (metadata[CHUNK_COUNT_FIELD], metadata["text"]) == expected[record_id], record_id
+    assert len(final) < 40 and len(expected) > 100  # some documents end deleted; many chunks
