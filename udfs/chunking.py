@@ -321,9 +321,21 @@ def _operations(change: Any, vectors: Sequence[Sequence[float]] | None, text_fie
                 replaces=change.replaces and n < previous,
             )
         )
-    out.extend(_delete(change, chunk_id(change.id, n)) for n in range(count, previous))
+    out.extend(stale_ids_deleted(change))
+    return out
+
+
+def stale_ids_deleted(change: Any) -> list[Any]:
+    """The deletes a chunked upsert ``change`` issues besides its chunk upserts: the chunks of the live version past
+    its own count, or the live version's plain vector. Also issued when the document cannot be embedded (a dead
+    letter): dedup's state then already counts this version's chunks, and a later version deletes only past that
+    count, so every id beyond it must be gone now, or it would never be."""
+    count, previous = change.chunk_count, change.previous_chunks
+    out = [_delete(change, chunk_id(change.id, n)) for n in range(count, previous)]
     if change.replaces and previous == 0:
         out.append(_delete(change, change.id))  # the live version was one plain vector
+    for operation in out:
+        operation.follows = True
     return out
 
 

@@ -46,6 +46,10 @@ integer microseconds since the Unix epoch. Missing or null is ``MissingVersionEr
 Hashes: ``content_hash`` is BLAKE2b-128 over the op, the dense values (as little-endian float64), the sparse
 vector, the canonical (sorted keys) JSON metadata and the text; ``text_hash`` is BLAKE2b-128 of the UTF-8 text,
 set only when the record is to be embedded (text set, no vector).
+
+Chunking (``RouteConfig.chunk_tokens`` > 0, ``udfs.chunking``): a record to embed gets ``chunk_spans``, its text cut
+by the model's tokenizer, checked here (chunk ids, chunk metadata: ``chunking.plan``); its content hash is bound to
+the chunking settings.
 """
 
 from __future__ import annotations

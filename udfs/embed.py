@@ -47,7 +47,7 @@ import numpy.typing as npt
 from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 
 from kafka_pinecone_flink.udfs.batching import MicroBatcher
-from kafka_pinecone_flink.udfs.chunking import expand, needs_expansion
+from kafka_pinecone_flink.udfs.chunking import expand, needs_expansion, stale_ids_deleted
 from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
 from kafka_pinecone_flink.udfs.errors import RecordError
@@ -224,7 +224,8 @@ class Embedder:
 
         A document change (``udfs.chunking``) is replaced by its operations in place: the upserts of its chunks, each
         embedded (and cached) on its own, and the deletes of the chunks its previous version had and it has not. If
-        a chunk cannot be embedded, the document is one dead letter and none of its operations is written."""
+        a chunk cannot be embedded, the document is one dead letter and none of its upserts is written; the deletes
+        of ids past its chunk count are (``udfs.chunking.stale_ids_deleted``)."""
         if any(map(needs_expansion, changes)):
             return await self._embed_documents(changes)
         waiting: list[tuple[int, bytes, str]] = []
@@ -300,6 +301,8 @@ class Embedder:
             failure = failures.get(position)
             if failure is not None:
                 out.append(DeadLetter(change.source, failure.error_class, failure.message, "embed"))
+                if change.chunk_spans is not None:
+                    out.extend(stale_ids_deleted(change))
                 continue
             if position in wanted and change.chunk_spans is None:
                 change.values = vectors[(position, -1)].tolist()

@@ -291,15 +291,21 @@ def test_the_embed_stage_writes_each_chunk_and_an_edit_re_embeds_only_the_change
         embedder.close()
 
 
-def test_a_document_whose_chunk_cannot_be_embedded_is_one_dead_letter_and_writes_nothing() -> None:
+def test_a_document_whose_chunk_cannot_be_embedded_is_one_dead_letter_and_deletes_only_past_its_count() -> None:
     embedder = Embedder(Encoder(), EmbedConfig(linger_ms=0))
     try:
         good = chunked(document(random.Random(1), 10))
-        bad = chunked(["bad " + paragraph(random.Random(2)), *document(random.Random(3), 10)])
+        bad = chunked(["bad " + paragraph(random.Random(2)), *document(random.Random(3), 10)], previous=40)
         out = embed(embedder, [bad, good])
         assert isinstance(out[0], DeadLetter) and out[0].stage == "embed"
-        assert all(isinstance(o, Change) and o.id.startswith("doc-1#") for o in out[1:])
-        assert len(out) == 1 + good.chunk_count
+        # Dedup's state now counts the failed version's chunks: every id past that count must go now.
+        deletes = out[1 : 1 + 40 - bad.chunk_count]
+        assert [(c.op, c.id, c.follows) for c in deletes if isinstance(c, Change)] == [
+            (DELETE, f"doc-1#{n}", True) for n in range(bad.chunk_count, 40)
+        ]
+        rest = out[1 + len(deletes) :]
+        assert all(isinstance(o, Change) and o.op == UPSERT and o.id.startswith("doc-1#") for o in rest)
+        assert len(rest) == good.chunk_count
     finally:
         embedder.close()
 
