@@ -323,8 +323,9 @@ OPTIONS: tuple[Option, ...] = (
         Kind.INT,
         "Embed long texts whole: split each text into chunks of at most this many word pieces of the model's "
         "tokenizer (at most its window less 2: 254 for the default model), cut at paragraph and sentence ends, each "
-        "written as its own vector <id>#<n>; 0 = off (one vector per record: the model reads only a text's first "
-        "word pieces, and texts_truncated counts the texts it cut)",
+        "written as its own vector <id>#<n> (README: Documents: chunking); 0 = off (one vector per record: the "
+        "model reads only a text's first window of word pieces, and the texts_truncated metric counts the longer "
+        "texts)",
         default=0,
         low=0,
         high=MAX_CHUNK_TOKENS,

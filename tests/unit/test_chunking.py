@@ -319,3 +319,26 @@ def test_a_text_longer_than_the_window_is_counted_as_truncated() -> None:
         assert embedder.stats.truncated == 1
     finally:
         embedder.close()
+
+
+# --- options -------------------------------------------------------------------------------------------------------
+
+
+def test_the_chunking_options_reach_decode_and_the_embed_stage_and_are_checked() -> None:
+    from kafka_pinecone_flink.jobs.options import JobConfigError
+    from tests.unit.test_job_config import load
+
+    embedding = ("--embedding.text-fields", "body")
+    config = load(*embedding, "--chunking.tokens", "254", "--chunking.overlap", "20", "--chunking.text-field", "t")
+    assert (config.route.chunk_tokens, config.route.chunk_overlap, config.route.chunk_text_field) == (254, 20, "t")
+    assert config.route.chunk_model == "default" and config.embed is not None
+    assert config.embed.chunk_text_field == "t"
+    assert load(*embedding).route.chunk_tokens == 0  # off by default
+    with pytest.raises(JobConfigError, match=r"chunking.tokens.*at most 254"):
+        load(*embedding, "--chunking.tokens", "255")
+    with pytest.raises(JobConfigError, match=r"chunking.overlap.*fewer word pieces than --chunking.tokens \(64\)"):
+        load(*embedding, "--chunking.tokens", "64", "--chunking.overlap", "64")
+    with pytest.raises(JobConfigError, match=r"chunking.overlap.*while chunking is off"):
+        load(*embedding, "--chunking.overlap", "8")
+    with pytest.raises(JobConfigError, match=r"chunking.tokens.*while embedding is off"):
+        load("--chunking.tokens", "64")
