@@ -239,7 +239,8 @@ def show_documents(pc: Any, encoder: Any, broker: KafkaBroker, controller: str, 
     for match in result.matches:
         meta = match.metadata or {}
         excerpt = str(meta.get("text", "")).replace("\n", " ")[-90:]
-        print(f"  {match.score:.3f}  {match.id:<18} chunk {meta.get('chunk_index')} of {meta.get('chunk_count')}")
+        n, count = int(meta.get("chunk_index", 0)), int(meta.get("chunk_count", 0))  # metadata numbers are floats
+        print(f"  {match.score:.3f}  {match.id:<18} chunk {n} of {count}")
         print(f"         ...{excerpt}")
     return True
 
