@@ -4,6 +4,7 @@ names the option to change, in the one message format of ``jobs.options`` where 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from kafka_pinecone_flink.jobs.config.table import BY_NAME, EMBEDDING_ONLY
 from kafka_pinecone_flink.jobs.options import JobConfigError, Resolved, suggestion
@@ -105,19 +106,26 @@ def _check_chunking(r: Resolved) -> None:
         return
     if r["chunking.overlap"] >= tokens:
         raise r.error(BY_NAME["chunking.overlap"], f"fewer word pieces than --chunking.tokens ({tokens})")
-    most = _most_chunk_tokens(r["embedding.model"])
+    model = _model_path(r["embedding.model"])
+    if model is None:  # the model option's own check reports a missing model
+        return
+    if not (model / "tokenizer.json").is_file():
+        expected = "a model with a fast tokenizer (tokenizer.json), which chunking counts word pieces with"
+        raise r.error(BY_NAME["embedding.model"], expected)
+    from kafka_pinecone_flink.udfs.chunking import max_chunk_tokens
+
+    most = max_chunk_tokens(model)
     if most is not None and tokens > most:
         expected = f"at most {most}: the window of {r['embedding.model']!r} less its 2 special word pieces"
         raise r.error(BY_NAME["chunking.tokens"], expected)
 
 
-def _most_chunk_tokens(model: str) -> int | None:
-    from kafka_pinecone_flink.udfs.chunking import max_chunk_tokens
+def _model_path(model: str) -> Path | None:
     from kafka_pinecone_flink.udfs.embed_model import ModelNotFoundError, resolve_model_path
 
     try:
-        return max_chunk_tokens(resolve_model_path(model))
-    except (ModelNotFoundError, ValueError):  # the model option's own check reports a missing model
+        return resolve_model_path(model)
+    except (ModelNotFoundError, ValueError):
         return None
 
 

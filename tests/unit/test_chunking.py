@@ -342,3 +342,14 @@ def test_the_chunking_options_reach_decode_and_the_embed_stage_and_are_checked()
         load(*embedding, "--chunking.overlap", "8")
     with pytest.raises(JobConfigError, match=r"chunking.tokens.*while embedding is off"):
         load("--chunking.tokens", "64")
+
+
+def test_chunking_refuses_a_model_without_a_fast_tokenizer(tmp_path: Any) -> None:
+    from kafka_pinecone_flink.jobs.options import JobConfigError
+    from tests.unit.test_job_config import load
+
+    (tmp_path / "modules.json").write_text("[]")
+    model = ("--embedding.text-fields", "body", "--embedding.model", str(tmp_path))
+    assert load(*model).route.chunk_tokens == 0  # without chunking the tokenizer is the model's business
+    with pytest.raises(JobConfigError, match=r"embedding.model.*tokenizer.json"):
+        load(*model, "--chunking.tokens", "64")

@@ -784,6 +784,7 @@ def test_every_bound_an_option_accepts_builds_its_stage_config(option: Option, t
         # A model whose window holds the largest chunk the option allows (the default model's holds 254 pieces).
         (tmp_path / "modules.json").write_text("[]")
         (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 8194}')
+        (tmp_path / "tokenizer.json").write_text("{}")  # only its presence is checked when the options load
         extra += ["--embedding.model", str(tmp_path)]
     if option.name == "chunking.overlap":
         extra += ["--chunking.tokens", str(int(BY_NAME["chunking.tokens"].high or 0))]
