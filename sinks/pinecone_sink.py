@@ -80,7 +80,8 @@ class FlinkSinkMetrics(stats.SinkStats):
 class PineconeSinkFunction(AsyncFunction):
     """Writes groups of changes to Pinecone and returns one ``batch_result`` row per group (``udfs.stage_batch``):
     no records, the group's dead letters as raw Kafka rows (its own and those of the embed stage), and the counts
-    ``upserted``, ``updated``, ``deleted``, ``superseded``, ``dead_lettered`` (the sink's), ``embed_dead_lettered``.
+    ``upserted``, ``updated``, ``deleted``, ``superseded``, ``dead_lettered`` (the sink's), ``embed_dead_lettered``;
+    with chunking, a document's operations after its first count as ``chunk_operations`` / ``chunk_dead_lettered``.
 
     A group is a list of rows of the JVM dedup operator (handed over by the JVM ``Batcher``), or the list the embed
     stage returns (``Change`` and ``DeadLetter`` records)."""

@@ -20,6 +20,7 @@ from kafka_pinecone_flink.udfs.decode import decode
 from kafka_pinecone_flink.udfs.decode_errors import IdTooLongError, MetadataKeyCollisionError, MetadataTooLargeError
 from kafka_pinecone_flink.udfs.dedup import DedupState, decide
 from kafka_pinecone_flink.udfs.embed import EmbedConfig, Embedder
+from kafka_pinecone_flink.udfs.ids import uuid_for
 from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
 from kafka_pinecone_flink.udfs.route_config import RouteConfig
 
@@ -353,3 +354,14 @@ def test_chunking_refuses_a_model_without_a_fast_tokenizer(tmp_path: Any) -> Non
     assert load(*model).route.chunk_tokens == 0  # without chunking the tokenizer is the model's business
     with pytest.raises(JobConfigError, match=r"embedding.model.*tokenizer.json"):
         load(*model, "--chunking.tokens", "64")
+
+
+def test_chunk_ids_follow_the_record_id_under_either_id_format() -> None:
+    body = "\n\n".join(document(random.Random(4), 20))
+    for id_format in ("uuid", "raw"):
+        config = RouteConfig(dimension=3, metric="cosine", text_fields=("body",), id_format=id_format, chunk_tokens=64)
+        change = decode(record({"body": body}, key=b"doc-1"), config)
+        assert isinstance(change, Change) and change.chunk_count > 1
+        ids = [c.id for c in expand(change, [[0.0]] * change.chunk_count, None)]
+        assert ids == [f"{change.id}#{n}" for n in range(change.chunk_count)]
+        assert change.id == ("doc-1" if id_format == "raw" else uuid_for(b"doc-1"))
