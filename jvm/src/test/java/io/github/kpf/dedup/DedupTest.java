@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.java.typeutils.PojoTypeInfo;
 import org.junit.jupiter.api.Test;
 
 /** The dedup rules ({@link Dedup#decide}): the decision and the state each one leaves. */
@@ -108,5 +110,15 @@ class DedupTest {
         Dedup.Decision reinsert = Dedup.decide(delete.state, false, "5", hash("c3"), hash("t3"), 3);
         assertEquals(0, reinsert.previousChunks); // nothing live after a tombstone
         assertEquals(3, reinsert.state.chunks);
+    }
+
+    @Test
+    void theStateStaysAFlinkPojoSoThatAddingTheChunkCountIsASchemaEvolution() {
+        // Flink's POJO serializer restores state written before a field was added (the field keeps its default, 0
+        // chunks here); a state type that fell back to Kryo would not evolve.
+        TypeInformation<DedupState> type = TypeInformation.of(DedupState.class);
+        assertTrue(type instanceof PojoTypeInfo, type.toString());
+        assertTrue(((PojoTypeInfo<DedupState>) type).getFieldIndex("chunks") >= 0);
+        assertEquals(0, new DedupState().chunks);
     }
 }
