@@ -61,14 +61,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import faults
+from chaos import documents, faults
+from chaos import workload as rows
 from chaos.errors import ChaosError
 from chaos.faults import FAULTS, RECOVERY_MODES, fault_positions, parse_faults
 from chaos.producer import PRODUCE_TICK_S, Offsets, Producer
 from chaos.report import FaultRecord, machine, write_markdown
 from chaos.runners import API_KEY, POLL_S, RECOVERY_TIMEOUT_S, ClusterJob, MiniClusterJob, tail
 from chaos.verify import Report, compare, read_dead_letters, read_index
-from chaos.workload import DEFAULT_PARTITIONS, DIMENSION, JOB_ARGS, METRIC, generate
+from chaos.workload import DEFAULT_PARTITIONS
 from kafka_pinecone_flink.stack.cluster import ClusterError
 from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from kafka_pinecone_flink.stack.paths import RUN_DIR, free_port
@@ -81,6 +82,8 @@ DEFAULT_RATE = 250
 """Records produced per second: slow enough that the faults land while the job has work in flight."""
 DEFAULT_TOPICS = 2
 DEFAULT_CHECKPOINT_INTERVAL_MS = 2_000
+WORKLOADS: dict[str, Any] = {"rows": rows, "documents": documents}
+"""The workloads ``--workload`` names: each module has ``generate``, ``DIMENSION``, ``METRIC`` and ``JOB_ARGS``."""
 INDEX_NAME = "chaos"
 DEAD_LETTER_TOPIC = "chaos-dead-letter"
 IN_FLIGHT_WAIT_S = 10.0
@@ -99,6 +102,9 @@ class Options:
     cluster: bool = False
     checkpoint_interval_ms: int = DEFAULT_CHECKPOINT_INTERVAL_MS
     run_dir: Path | None = None
+    workload: str = "rows"
+    """``rows`` (``chaos.workload``: 8-d vectors, every kind of bad input) or ``documents`` (``chaos.documents``:
+    texts embedded in chunks; the verdict checks every document's chunk set exactly)."""
     log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
 
@@ -124,7 +130,8 @@ class ChaosRun:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.log(f"chaos run in {run_dir}")
         topics = [f"chaos-{chr(ord('a') + i)}" for i in range(options.topics)]
-        workload = generate(options.events, options.seed, topics, options.partitions)
+        kind = WORKLOADS[options.workload]
+        workload = kind.generate(options.events, options.seed, topics, options.partitions)
         self.log(f"workload: {len(workload.records)} records, {dict(workload.kinds)}")
         broker = KafkaBroker(run_dir / "kafka", port=free_port(), controller_port=free_port())
         server: Any = None
@@ -140,8 +147,8 @@ class ChaosRun:
             pinecone = server.client()
             pinecone.create_index(
                 name=INDEX_NAME,
-                dimension=DIMENSION,
-                metric=METRIC,
+                dimension=kind.DIMENSION,
+                metric=kind.METRIC,
                 spec={"serverless": {"cloud": "aws", "region": "local"}},
             )
             group = f"chaos-{uuid.uuid4().hex[:8]}"
@@ -156,7 +163,7 @@ class ChaosRun:
                 "--errors.tolerance=all",
                 f"--errors.dead-letter-topic={DEAD_LETTER_TOPIC}",
                 f"--flink.checkpoint-interval-ms={options.checkpoint_interval_ms}",
-                *JOB_ARGS,
+                *kind.JOB_ARGS,
             ]
             if options.cluster:
                 # The cluster's processes inherit this environment (the driver needs a key; the server checks none).
@@ -315,6 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cluster", action="store_true", help="a standalone JobManager + TaskManager")
     parser.add_argument("--checkpoint-interval-ms", type=int, default=DEFAULT_CHECKPOINT_INTERVAL_MS)
     parser.add_argument("--run-dir", type=Path, help="where logs, data and checkpoints go (default: a new dir in .run)")
+    parser.add_argument(
+        "--workload",
+        choices=sorted(WORKLOADS),
+        default="rows",
+        help="rows (vectors, bad input) or documents (texts in chunks, chunk sets verified) (%(default)s)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     parser.add_argument("--report", type=Path, help="also write the report as Markdown to this file")
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -335,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster=args.cluster,
         checkpoint_interval_ms=args.checkpoint_interval_ms,
         run_dir=args.run_dir,
+        workload=args.workload,
     )
     run = ChaosRun(options)
     try:

@@ -205,7 +205,7 @@ def _staleness(found: FoundVector, expected: ExpectedVector) -> str | None:
     found_version = found.metadata.get("version")
     if found_version != float(expected.version):
         reasons.append(f"version {found_version} instead of {expected.version}")
-    if not vectors_match(found.values, expected.values):
+    if expected.values is not None and not vectors_match(found.values, expected.values):
         reasons.append("vector differs")
     if dict(found.metadata) != dict(expected.metadata):
         reasons.append("metadata differs")

@@ -123,9 +123,9 @@ class ProducedRecord:
 
 @dataclass(frozen=True, slots=True)
 class ExpectedVector:
-    """What the index must hold for one live id."""
+    """What the index must hold for one live id (``values`` None: any vector; the document workload's chunks)."""
 
-    values: tuple[float, ...]
+    values: tuple[float, ...] | None
     metadata: Mapping[str, Any]
     version: int
 

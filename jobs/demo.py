@@ -6,10 +6,12 @@
    upstream, ``catalogue-text`` carries only text, which the job embeds; the stream has inserts, price-only
    updates, description updates, duplicates, deletes (tombstones and Debezium-style flags) and two poison records;
 4. runs the ingest job in a Flink mini-cluster (its Web UI address is printed) until the stream is drained;
-5. answers a semantic query against both namespaces, shows the index and the dead-letter topic,
-6. and stops what it started.
+5. answers a semantic query against both namespaces, shows the index and the dead-letter topic;
+6. documents: a second run of the job, with chunking on, ingests one long staff handbook (several thousand words,
+   topic ``handbook``) as chunks ``handbook-2026#0``, ``#1``, ... and answers a question about its last section;
+7. and stops what it started.
 
-    python -m jobs.demo [--query "waterproof jacket for hiking"] [--keep-running]
+    python -m jobs.demo [--query "waterproof jacket for hiking"] [--no-documents] [--keep-running]
 """
 
 from __future__ import annotations
@@ -32,6 +34,32 @@ VECTOR_TOPIC = "catalogue-vectors"
 TEXT_TOPIC = "catalogue-text"
 DEAD_LETTER_TOPIC = "catalogue-dead-letter"
 DEFAULT_QUERY = "waterproof jacket for hiking in the rain"
+DOCUMENT_TOPIC = "handbook"
+DOCUMENT_ID = "handbook-2026"
+DOCUMENT_QUERY = "how do I fix a ripped tent for a customer?"
+CHUNK_TOKENS = 254
+HANDBOOK_SECTIONS = (
+    "Opening the shop: switch off the alarm, turn on the lights of the sales floor and count the float in the till. "
+    "Check the rota for who covers the fitting rooms and who takes the first delivery of the day.",
+    "Deliveries arrive at the back door between eight and ten. Check every box against the delivery note, sign only "
+    "for what arrived, and write any damaged or missing parcel on the note before the driver leaves.",
+    "The till: every sale is scanned, never typed in by hand. Refunds need the receipt and a supervisor's code; "
+    "exchanges for a different size do not. Card terminals restart by themselves at midnight.",
+    "Stock rooms are kept in the order of the sales floor, so that a size can be found in under a minute. Heavy boxes "
+    "go on the lowest shelves, and nothing is stored in front of the fire exits, ever.",
+    "Customers asking for advice get a colleague's full attention. Ask where and when they will use the product, "
+    "suggest at most three options, and never push the most expensive one for its own sake.",
+    "Breaks are taken in the order of the rota and last thirty minutes. Tell the supervisor when you leave the floor "
+    "and when you come back, so the fitting rooms and the till are never left alone.",
+    "Closing the shop: count the till with a colleague, put the cash in the safe, switch off the card terminals and "
+    "the lights, and set the alarm from the back door once everyone has left.",
+)
+REPAIR_SECTION = (
+    "Appendix, repairs at the counter: when a customer brings a torn tent, clean and dry the fabric around the tear, "
+    "cut a round patch of repair tape two centimetres larger than the rip on every side, press it on from the middle "
+    "outwards on both sides of the fabric, and seal the seam with a thin line of silicone. Tell the customer to let "
+    "it cure for a day before pitching the tent in rain."
+)
 
 PRODUCTS: list[tuple[str, str, str, str, float]] = [
     (
@@ -152,6 +180,71 @@ def catalogue_stream(model: Any) -> tuple[Records, Records]:
     return with_vectors, text_only
 
 
+def handbook() -> str:
+    """A long staff handbook: its sections again and again, numbered, with the repair appendix last."""
+    paragraphs = [f"Section {n + 1}. {HANDBOOK_SECTIONS[n % len(HANDBOOK_SECTIONS)]}" for n in range(70)]
+    return "\n\n".join([*paragraphs, REPAIR_SECTION])
+
+
+def document_job_arguments(broker: KafkaBroker, controller: str, rest_port: int, run_dir: Path) -> list[str]:
+    """The second run: the handbook topic, chunked (ids ``<key>#<n>``, each chunk's text kept in metadata)."""
+    return [
+        f"--kafka.bootstrap-servers={broker.bootstrap_servers}",
+        f"--kafka.topics={DOCUMENT_TOPIC}",
+        "--kafka.starting-position=earliest",
+        "--kafka.bounded=true",
+        f"--pinecone.index={INDEX}",
+        f"--pinecone.controller-host={controller}",
+        "--id.format=raw",
+        "--embedding.text-fields=body",
+        f"--chunking.tokens={CHUNK_TOKENS}",
+        "--chunking.overlap=24",
+        "--chunking.text-field=text",
+        "--errors.tolerance=all",
+        f"--errors.dead-letter-topic={DEAD_LETTER_TOPIC}",
+        "--flink.checkpoint-interval-ms=2000",
+        f"--flink.rest-port={rest_port}",
+        f"--flink.run-dir={run_dir}",
+    ]
+
+
+def run_job(arguments: list[str]) -> bool:
+    """Runs the ingest job with ``arguments`` to its end; prints its output and returns False if it failed."""
+    command = [sys.executable, "-m", "kafka_pinecone_flink.jobs.ingest_job", *arguments]
+    job = subprocess.run(command, cwd=ROOT, env=job_process_environment(), capture_output=True, text=True, check=False)
+    if job.returncode != 0:
+        print(job.stdout[-2000:], job.stderr[-4000:], sep="\n", file=sys.stderr)
+        print("the ingest job failed (output above)", file=sys.stderr)
+    return job.returncode == 0
+
+
+def show_documents(pc: Any, encoder: Any, broker: KafkaBroker, controller: str, run_dir: Path) -> bool:
+    """Step 6: one long document, chunked, and a question about its last section."""
+    text = handbook()
+    produce(broker.bootstrap_servers, DOCUMENT_TOPIC, [(DOCUMENT_ID.encode(), json.dumps({"body": text}).encode())])
+    rest_port = free_port()
+    print(
+        f"\n• documents: a {len(text.split()):,}-word handbook to {DOCUMENT_TOPIC!r}, ingested with "
+        f"--chunking.tokens={CHUNK_TOKENS} (Flink Web UI while it runs: http://127.0.0.1:{rest_port})",
+        flush=True,
+    )
+    if not run_job(document_job_arguments(broker, controller, rest_port, run_dir)):
+        return False
+    index = pc.index(name=INDEX)
+    count = index.describe_index_stats().namespaces[DOCUMENT_TOPIC].vector_count
+    print(f"    namespace {DOCUMENT_TOPIC!r}: {count} chunks, {DOCUMENT_ID}#0 .. {DOCUMENT_ID}#{count - 1}")
+    print(f"\nTop matches for {DOCUMENT_QUERY!r}:")
+    question = encoder.encode([DOCUMENT_QUERY])[0].tolist()
+    result = index.query(vector=question, top_k=3, namespace=DOCUMENT_TOPIC, include_metadata=True)
+    for match in result.matches:
+        meta = match.metadata or {}
+        excerpt = str(meta.get("text", "")).replace("\n", " ")[-90:]
+        n, count = int(meta.get("chunk_index", 0)), int(meta.get("chunk_count", 0))  # metadata numbers are floats
+        print(f"  {match.score:.3f}  {match.id:<18} chunk {n} of {count}")
+        print(f"         ...{excerpt}")
+    return True
+
+
 def job_arguments(broker: KafkaBroker, controller: str, rest_port: int, run_dir: Path) -> list[str]:
     return [
         f"--kafka.bootstrap-servers={broker.bootstrap_servers}",
@@ -180,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--keep-running", action="store_true", help="leave the broker and the server running")
+    parser.add_argument("--no-documents", action="store_true", help="skip step 6 (one long document, chunked)")
     args = parser.parse_args(argv)
 
     from pinecone import Pinecone
@@ -200,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         pc.create_index(
             name=INDEX, dimension=384, metric="cosine", spec={"serverless": {"cloud": "aws", "region": "local"}}
         )
-        broker.create_topics([VECTOR_TOPIC, TEXT_TOPIC, DEAD_LETTER_TOPIC])
+        broker.create_topics([VECTOR_TOPIC, TEXT_TOPIC, DEAD_LETTER_TOPIC, DOCUMENT_TOPIC])
 
         encoder = load_encoder("default", device="cpu", batch_size=32)
         with_vectors, text_only = catalogue_stream(encoder)
@@ -210,17 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rest_port = free_port()
         print(f"• running the ingest job (Flink Web UI while it runs: http://127.0.0.1:{rest_port})", flush=True)
-        command = [
-            sys.executable,
-            "-m",
-            "kafka_pinecone_flink.jobs.ingest_job",
-            *job_arguments(broker, server.url, rest_port, run_dir),
-        ]
-        env = job_process_environment()
-        job = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-        if job.returncode != 0:
-            print(job.stdout[-2000:], job.stderr[-4000:], sep="\n", file=sys.stderr)
-            print("the ingest job failed (output above)", file=sys.stderr)
+        if not run_job(job_arguments(broker, server.url, rest_port, run_dir)):
             return 1
 
         index = pc.index(name=INDEX)
@@ -250,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"@{headers.get('kpf.source.offset')}: {headers.get('kpf.error.class')}: "
                 f"{headers.get('kpf.error.message', '')[:80]}"
             )
+        if not args.no_documents and not show_documents(pc, encoder, broker, server.url, run_dir / "documents"):
+            return 1
         print(f"\ndone in {time.monotonic() - began:.0f}s")
         return 0
     finally:

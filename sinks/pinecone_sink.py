@@ -35,6 +35,11 @@ from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.records import Change, DeadLetter
 from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
 
+CHUNK_OPERATIONS = "chunk_operations"
+"""Operations of a document after its first (``udfs.chunking``): its further chunk upserts and deletes, applied."""
+CHUNK_DEAD_LETTERED = "chunk_dead_lettered"
+"""Those of them Pinecone rejected: each is a dead letter of the document's record, which its first operation
+already counts."""
 COUNTS = (*APPLIED_KINDS, DEAD_LETTERED)
 """The outcome counts of the sink's result rows, which exist from the start, at zero: the JVM run totals of the
 "Pinecone sink results" operator (``<stage>_dead_lettered`` of an earlier stage appear when first counted)."""
@@ -75,7 +80,8 @@ class FlinkSinkMetrics(stats.SinkStats):
 class PineconeSinkFunction(AsyncFunction):
     """Writes groups of changes to Pinecone and returns one ``batch_result`` row per group (``udfs.stage_batch``):
     no records, the group's dead letters as raw Kafka rows (its own and those of the embed stage), and the counts
-    ``upserted``, ``updated``, ``deleted``, ``superseded``, ``dead_lettered`` (the sink's), ``embed_dead_lettered``.
+    ``upserted``, ``updated``, ``deleted``, ``superseded``, ``dead_lettered`` (the sink's), ``embed_dead_lettered``;
+    with chunking, a document's operations after its first count as ``chunk_operations`` / ``chunk_dead_lettered``.
 
     A group is a list of rows of the JVM dedup operator (handed over by the JVM ``Batcher``), or the list the embed
     stage returns (``Change`` and ``DeadLetter`` records)."""
@@ -112,12 +118,14 @@ class PineconeSinkFunction(AsyncFunction):
                 dead_letters.append(dead_letter_row(item, self._secrets, self._max_bytes))
             else:
                 changes.append(item)
-        for outcome in await self._writer.submit_group(changes):
+        outcomes = await self._writer.submit_group(changes)
+        for change, outcome in zip(changes, outcomes, strict=True):
+            # A document's chunk operations (udfs.chunking) count once, by the first; the others on their own.
             if isinstance(outcome, DeadLetter):
-                counts[DEAD_LETTERED] += 1
+                counts[CHUNK_DEAD_LETTERED if change.follows else DEAD_LETTERED] += 1
                 dead_letters.append(dead_letter_row(outcome, self._secrets, self._max_bytes))
             else:
-                counts[outcome.kind] += 1
+                counts[CHUNK_OPERATIONS if change.follows else outcome.kind] += 1
         return [batch_result([], dead_letters, counts)]
 
     def close(self) -> None:

@@ -46,6 +46,10 @@ integer microseconds since the Unix epoch. Missing or null is ``MissingVersionEr
 Hashes: ``content_hash`` is BLAKE2b-128 over the op, the dense values (as little-endian float64), the sparse
 vector, the canonical (sorted keys) JSON metadata and the text; ``text_hash`` is BLAKE2b-128 of the UTF-8 text,
 set only when the record is to be embedded (text set, no vector).
+
+Chunking (``RouteConfig.chunk_tokens`` > 0, ``udfs.chunking``): a record to embed gets ``chunk_spans``, its text cut
+by the model's tokenizer, checked here (chunk ids, chunk metadata: ``chunking.plan``); its content hash is bound to
+the chunking settings.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from typing import Any
 
 import orjson
 
-from kafka_pinecone_flink.udfs import ids
+from kafka_pinecone_flink.udfs import chunking, ids
 from kafka_pinecone_flink.udfs.decode_errors import (
     DuplicateKeyError,
     EmptyValueError,
@@ -297,6 +301,11 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
     metadata = flatten_metadata(row, config, exact=exact)
     metadata_json = encode_metadata(metadata, config.max_metadata_bytes)
     version = _version(envelope, row, config, exact)
+    content_hash = _content_hash(values, sparse, metadata_json, text)
+    spans = None
+    if text is not None and config.chunk_tokens:
+        spans = chunking.plan(record_id, text, metadata, config)
+        content_hash = chunking.chunked_hash(content_hash, config)
     # The vector is final: encode the record for the upsert request once, here (see udfs.records).
     request_json = None
     if values is not None:
@@ -311,9 +320,10 @@ def _decode_object(record: SourceRecord, obj: Any, config: RouteConfig, *, exact
         metadata=metadata,
         text=text,
         version=version,
-        content_hash=_content_hash(values, sparse, metadata_json, text),
+        content_hash=content_hash,
         text_hash=_text_hash(text) if text is not None else None,
         json=request_json,
+        chunk_spans=spans,
     )
 
 

@@ -41,6 +41,11 @@ Rules of ``decide`` (``state`` is what this id's last applied change left; ``Non
 5. Any other upsert or delete is emitted; ``change.replaces`` is set to True when the id held a live (not deleted)
    applied version, i.e. the change is an update rather than an insert.
 
+Chunks (``udfs.chunking``): the state also keeps how many chunks the last applied upsert wrote (``chunks``; 0 for a
+tombstone or an unchunked record), and an emitted change carries the count of the live version it replaces
+(``change.previous_chunks``, 0 after a tombstone or for a new id), so that the embed stage can delete the chunks the
+new version no longer has. Dedup stays per document: fencing, unchanged and stale apply to the whole document.
+
 The state keeps the text hash of the last applied upsert, so ``Decision.text_unchanged`` tells an update whose
 embedded text did not change (metadata only, say). The embed stage reuses vectors by text hash from its own cache, so
 dedup does not carry vectors.
@@ -86,6 +91,8 @@ class DedupState:
     content_hash: bytes
     text_hash: bytes | None
     deleted: bool
+    chunks: int = 0
+    """Chunks the last applied upsert wrote (``Change.chunk_count``); 0 for a tombstone or an unchunked record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +116,17 @@ def _max_version(stored: Version, incoming: Version) -> Version:
 def decide(state: DedupState | None, change: Change) -> Decision:
     """Decide what to do with ``change`` given the id's ``state`` (see the module docstring for the rules).
 
-    Sets ``change.replaces`` (True only for an emitted change of an id with a live applied version); does not touch
-    any other field of ``change``.
+    Sets ``change.replaces`` (True only for an emitted change of an id with a live applied version) and
+    ``change.previous_chunks`` (the chunks of that live version) of an emitted change; does not touch any other field
+    of ``change``.
     """
+    chunks = change.chunk_count
     if state is None:
         change.replaces = False
+        change.previous_chunks = 0
         if change.op == DELETE:
             return Decision(Action.EMIT, DedupState(change.version, change.content_hash, None, True))
-        return Decision(Action.EMIT, DedupState(change.version, change.content_hash, change.text_hash, False))
+        return Decision(Action.EMIT, DedupState(change.version, change.content_hash, change.text_hash, False, chunks))
 
     if change.version is not None and state.version is not None and change.version < state.version:
         return Decision(Action.SKIP_STALE, None)
@@ -127,27 +137,35 @@ def decide(state: DedupState | None, change: Change) -> Decision:
             raised = None if version == state.version else DedupState(version, state.content_hash, None, True)
             return Decision(Action.SKIP_UNCHANGED, raised)
         change.replaces = True
+        change.previous_chunks = state.chunks
         return Decision(Action.EMIT, DedupState(version, change.content_hash, None, True))
 
     if not state.deleted and change.content_hash and change.content_hash == state.content_hash:
-        raised = None if version == state.version else DedupState(version, state.content_hash, state.text_hash, False)
+        raised = (
+            None
+            if version == state.version
+            else DedupState(version, state.content_hash, state.text_hash, False, state.chunks)
+        )
         return Decision(Action.SKIP_UNCHANGED, raised)
 
     change.replaces = not state.deleted
+    change.previous_chunks = 0 if state.deleted else state.chunks
     text_unchanged = change.replaces and change.text_hash is not None and change.text_hash == state.text_hash
     return Decision(
-        Action.EMIT, DedupState(version, change.content_hash, change.text_hash, False), text_unchanged=text_unchanged
+        Action.EMIT,
+        DedupState(version, change.content_hash, change.text_hash, False, chunks),
+        text_unchanged=text_unchanged,
     )
 
 
 JVM_PACKAGE = "io.github.kpf.dedup"
 """Java package of the dedup operator (``jvm/src/main/java/io/github/kpf/dedup``, compiled into build/kpf-flink.jar)."""
 
-INPUT_FIELDS = ("key", "delete", "version", "content_hash", "text_hash", "payload")
+INPUT_FIELDS = ("key", "delete", "version", "content_hash", "text_hash", "payload", "chunks")
 """The fields of a dedup input row (``dedup.input`` in jvm/contract/rows.txt), in the order ``DedupFunction.java``
 reads them."""
 
-OUTPUT_FIELDS = ("payload", "replaces")
+OUTPUT_FIELDS = ("payload", "replaces", "previous_chunks")
 """The fields of a dedup output row (``dedup.output`` in jvm/contract/rows.txt), as ``DedupFunction.java`` writes
 them."""
 
@@ -155,17 +173,20 @@ _INPUT_NAMES = list(INPUT_FIELDS)
 """A list, as PyFlink's row coder holds the type's names: equal lists let it take a row's values as they are."""
 _PAYLOAD = OUTPUT_FIELDS.index("payload")
 _REPLACES = OUTPUT_FIELDS.index("replaces")
+_PREVIOUS_CHUNKS = OUTPUT_FIELDS.index("previous_chunks")
 
 
 def input_type() -> Any:
     """The Flink type of the rows the decode stage hands to the JVM dedup operator (``dedup_row``)."""
     raw = Types.PRIMITIVE_ARRAY(Types.BYTE())
-    return Types.ROW_NAMED(list(INPUT_FIELDS), [Types.STRING(), Types.BOOLEAN(), Types.STRING(), raw, raw, raw])
+    return Types.ROW_NAMED(
+        list(INPUT_FIELDS), [Types.STRING(), Types.BOOLEAN(), Types.STRING(), raw, raw, raw, Types.LONG()]
+    )
 
 
 def output_type() -> Any:
     """The Flink type of the rows the JVM dedup operator emits (read by ``applied_change``)."""
-    return Types.ROW_NAMED(list(OUTPUT_FIELDS), [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BOOLEAN()])
+    return Types.ROW_NAMED(list(OUTPUT_FIELDS), [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BOOLEAN(), Types.LONG()])
 
 
 def version_text(version: Version) -> str | None:
@@ -197,6 +218,7 @@ def dedup_row(change: Change) -> Row:
         change.content_hash,
         change.text_hash,
         pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
+        change.chunk_count,
     )
     row.set_field_names(_INPUT_NAMES)
     return row
@@ -210,6 +232,7 @@ def applied_change(value: Any) -> Any:
         return value
     change: Change = pickle.loads(value[_PAYLOAD])
     change.replaces = bool(value[_REPLACES])
+    change.previous_chunks = int(value[_PREVIOUS_CHUNKS] or 0)
     return change
 
 

@@ -20,8 +20,10 @@ and the cache is consulted again when a pool is processed (an earlier pool may h
 
 Long texts: before a text goes to the model, an encoder that offers ``cap_text`` (the sentence-transformers one does)
 cuts it to a prefix that gives the same vector, so that a megabytes-long text costs no more than its first few
-thousand characters (see ``udfs.embed_model``); ``texts_truncated`` counts the texts cut. The cache key stays the
-hash of the whole text.
+thousand characters (see ``udfs.embed_model``). ``texts_truncated`` counts every text longer than the model's window
+(``over_window``: the model reads only its first word pieces), cut or not: nothing is lost silently. With chunking
+(``udfs.chunking``) a long text is embedded whole, as chunks that each fit the window. The cache key stays the hash of
+the whole text.
 
 Failure policy: when a batch fails, its texts are encoded one by one; a text that fails alone becomes a
 ``DeadLetter(stage="embed", error_class="EmbeddingError")`` and the others get their vectors. A vector with NaN or
@@ -45,6 +47,7 @@ import numpy.typing as npt
 from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 
 from kafka_pinecone_flink.udfs.batching import MicroBatcher
+from kafka_pinecone_flink.udfs.chunking import expand, needs_expansion, stale_ids_deleted
 from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
 from kafka_pinecone_flink.udfs.errors import RecordError
@@ -95,6 +98,8 @@ class EmbedConfig:
     device: str = "cpu"
     normalize: bool = False
     torch_threads: int = 0
+    chunk_text_field: str | None = None
+    """With chunking: the metadata field that holds each chunk's text (``udfs.chunking``); None: not stored."""
 
     def __post_init__(self) -> None:
         _check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
@@ -142,12 +147,16 @@ class TextVectorCache:
 class EmbedStats:
     """Running totals since the stage was created. ``embedded``: texts the model computed; ``cache_hits``: changes
     whose vector was reused (from the cache or from an identical text in the same batch); ``failed``: dead letters;
-    ``truncated``: texts cut before the model's tokenizer (``cap_text``)."""
+    ``truncated``: texts longer than the model's window (it reads only their first word pieces; see
+    ``over_window``); ``chunks_embedded`` / ``chunks_reused``: chunks of documents (``udfs.chunking``) sent to the
+    model / whose vector came from the cache (an edit of one paragraph sends about one chunk)."""
 
     embedded: int = 0
     cache_hits: int = 0
     failed: int = 0
     truncated: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
 
 
 def text_key(change: Change) -> bytes:
@@ -156,6 +165,10 @@ def text_key(change: Change) -> bytes:
         return change.text_hash
     assert change.text is not None
     return hashlib.blake2b(change.text.encode("utf-8", "surrogatepass"), digest_size=_TEXT_HASH_BYTES).digest()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_TEXT_HASH_BYTES).digest()
 
 
 def needs_embedding(change: Change) -> bool:
@@ -168,6 +181,7 @@ class Embedder:
     def __init__(self, encoder: TextEncoder, config: EmbedConfig) -> None:
         self._encoder = encoder
         self._cap_text: Callable[[str], str] | None = getattr(encoder, "cap_text", None)
+        self._over_window: Callable[[str], bool] | None = getattr(encoder, "over_window", None)
         self._config = config
         self.cache = TextVectorCache(config.cache_entries)
         self.stats = EmbedStats()
@@ -186,6 +200,8 @@ class Embedder:
 
     async def embed(self, change: Change) -> Change | DeadLetter:
         """``change`` with ``values`` set, the same ``change`` untouched if it needs no embedding, or a dead letter."""
+        if needs_expansion(change):
+            raise ValueError("a chunked change becomes several changes: use embed_group")
         if not needs_embedding(change):
             return change
         assert change.text is not None
@@ -204,7 +220,14 @@ class Embedder:
     async def embed_group(self, changes: Sequence[Change]) -> list[Change | DeadLetter]:
         """``embed`` for a group of changes (a batch handed over by Flink): every text of the group the cache does
         not hold goes to the model in pools of at most ``batch_size * pool_batches`` (shared with the groups in flight
-        behind it), and the group returns when all are embedded. Results are in order."""
+        behind it), and the group returns when all are embedded. Results are in order.
+
+        A document change (``udfs.chunking``) is replaced by its operations in place: the upserts of its chunks, each
+        embedded (and cached) on its own, and the deletes of the chunks its previous version had and it has not. If
+        a chunk cannot be embedded, the document is one dead letter and none of its upserts is written; the deletes
+        of ids past its chunk count are (``udfs.chunking.stale_ids_deleted``)."""
+        if any(map(needs_expansion, changes)):
+            return await self._embed_documents(changes)
         waiting: list[tuple[int, bytes, str]] = []
         out: list[Change | DeadLetter] = list(changes)
         for position, change in enumerate(changes):
@@ -229,6 +252,67 @@ class Embedder:
                     out[position] = DeadLetter(change.source, result.error_class, result.message, "embed")
                 else:
                     change.values = result.tolist()
+        return out
+
+    async def _embed_documents(self, changes: Sequence[Change]) -> list[Change | DeadLetter]:
+        """``embed_group`` for a group that holds document changes: every text to embed (a record's, or a chunk's)
+        goes through the cache and the model as in ``embed_group``, then each document becomes its operations."""
+        texts: list[tuple[int, bytes, str]] = []  # (position, cache key, text) of every text still to embed
+        vectors: dict[tuple[int, int], Vector] = {}  # (position, chunk) -> vector
+        wanted: dict[int, list[tuple[int, bytes, str]]] = {}
+        for position, change in enumerate(changes):
+            if change.op == DELETE or change.values is not None or change.text is None:
+                continue
+            if change.chunk_spans is None:
+                wanted[position] = [(-1, text_key(change), change.text)]
+                continue
+            pieces = [change.text[start:end] for start, end in change.chunk_spans]
+            wanted[position] = [(n, _digest(piece), piece) for n, piece in enumerate(pieces)]
+        failures: dict[int, EmbeddingError] = {}
+        for position, items in wanted.items():
+            chunked = changes[position].chunk_spans is not None
+            for n, key, text in items:
+                cached = self.cache.get(key)
+                if cached is None:
+                    texts.append((position, key, text))
+                    if chunked:
+                        self.stats.chunks_embedded += 1
+                else:
+                    self.stats.cache_hits += 1
+                    self.stats.chunks_reused += chunked
+                    vectors[(position, n)] = cached
+        if texts:
+            results = await asyncio.gather(*(self._batcher.submit((key, text)) for _, key, text in texts))
+            done: dict[tuple[int, bytes], Vector | EmbeddingError] = {
+                (position, key): result for (position, key, _), result in zip(texts, results, strict=True)
+            }
+            for position, items in wanted.items():
+                for n, key, _ in items:
+                    if (position, n) in vectors:
+                        continue
+                    result = done[(position, key)]
+                    if isinstance(result, EmbeddingError):
+                        failures.setdefault(position, result)
+                    else:
+                        vectors[(position, n)] = result
+        out: list[Change | DeadLetter] = []
+        text_field = self._config.chunk_text_field
+        for position, change in enumerate(changes):
+            failure = failures.get(position)
+            if failure is not None:
+                out.append(DeadLetter(change.source, failure.error_class, failure.message, "embed"))
+                if change.chunk_spans is not None:
+                    out.extend(stale_ids_deleted(change))
+                continue
+            if position in wanted and change.chunk_spans is None:
+                change.values = vectors[(position, -1)].tolist()
+            if not needs_expansion(change):
+                out.append(change)
+                continue
+            rows = None
+            if change.chunk_spans is not None and change.op != DELETE:
+                rows = [vectors[(position, n)].tolist() for n in range(len(change.chunk_spans))]
+            out.extend(expand(change, rows, text_field))
         return out
 
     async def flush(self) -> None:
@@ -269,6 +353,8 @@ class Embedder:
         """Runs in the worker thread: the whole batch at once, one by one only if the batch fails."""
         if self._cap_text is not None:
             texts = self._capped(texts, self._cap_text)
+        elif self._over_window is not None:
+            self.stats.truncated += sum(map(self._over_window, texts))
         try:
             return self._checked(self._encode(texts))
         except Exception:  # noqa: BLE001 - isolate the failing texts below; a broken model re-raises there
@@ -295,7 +381,7 @@ class Embedder:
                 short = cap_text(text)
             except Exception:  # noqa: BLE001 - the tokenizer refuses the text: the model call reports it, per text
                 short = text
-            if len(short) < len(text):
+            if len(short) < len(text) or (self._over_window is not None and self._over_window(text)):
                 self.stats.truncated += 1
             capped.append(short)
         return capped
@@ -328,8 +414,9 @@ class EmbedFunction(AsyncFunction):
     forwards the barrier.
 
     Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
-    ``embedding_failed``, ``texts_truncated``. Gauges, not counters, because Beam counters only count in the thread
-    that runs the bundle, and ``async_invoke`` runs on the operator's asyncio thread.
+    ``embedding_failed``, ``texts_truncated``, ``chunks_embedded``, ``chunks_reused``. Gauges, not counters, because
+    Beam counters only count in the thread that runs the bundle, and ``async_invoke`` runs on the operator's asyncio
+    thread.
     """
 
     def __init__(self, config: EmbedConfig) -> None:
@@ -352,6 +439,8 @@ class EmbedFunction(AsyncFunction):
         metrics.gauge("embedding_cache_hits", lambda: embedder.stats.cache_hits)
         metrics.gauge("embedding_failed", lambda: embedder.stats.failed)
         metrics.gauge("texts_truncated", lambda: embedder.stats.truncated)
+        metrics.gauge("chunks_embedded", lambda: embedder.stats.chunks_embedded)
+        metrics.gauge("chunks_reused", lambda: embedder.stats.chunks_reused)
 
     async def async_invoke(self, value: Any) -> list[list[Change | DeadLetter]]:
         if self._embedder is None:

@@ -138,6 +138,14 @@ class SentenceTransformerEncoder:
             return text
         return window_prefix(text, window * CHARS_PER_PIECE, window, self._pieces_up_to)
 
+    def over_window(self, text: str) -> bool:
+        """Whether the model reads only a part of ``text``: more word pieces than its window holds besides [CLS] and
+        [SEP]. Cheap for short texts (a word piece is at least one character, so they are never tokenized)."""
+        window = self.window
+        if window is None or len(text) <= window - 2:
+            return False
+        return self._pieces_up_to(text, window - 1) > window - 2
+
     def _pieces_up_to(self, text: str, most: int) -> int:
         # Through the tokenizer's own call (its backend keeps the truncation sentence-transformers last set); at most
         # ``most`` pieces are returned, which also keeps it from warning about long inputs.

@@ -89,6 +89,19 @@ class Change:
     """The record as one element of an upsert request (``upsert_json``), made by decode when the vector came with
     the record. A pickled change that has it leaves out ``values``, ``sparse`` and ``metadata``: after it crosses a
     Flink boundary only ``json`` holds them."""
+    chunk_spans: tuple[tuple[int, int], ...] | None = None
+    """With chunking on (``udfs.chunking``), set by decode for a text to embed: each chunk's ``[start, end)`` in
+    ``text``. None: the record is one vector with its own id."""
+    previous_chunks: int = 0
+    """Set by dedup: how many chunks the id's last applied version wrote (0: none, or one plain vector)."""
+    follows: bool = False
+    """Set by the embed stage on every Pinecone operation of a document but its first, so that the sink counts each
+    record once (the others count as ``chunk_operations``)."""
+
+    @property
+    def chunk_count(self) -> int:
+        """The chunks this change writes (0: not chunked)."""
+        return 0 if self.chunk_spans is None else len(self.chunk_spans)
 
     @property
     def key(self) -> str:
@@ -117,6 +130,9 @@ class Change:
                 self.text_hash,
                 self.replaces,
                 self.json,
+                self.chunk_spans,
+                self.previous_chunks,
+                self.follows,
             ),
         )
 
@@ -135,6 +151,9 @@ def _unpickle_change(
     text_hash: bytes | None,
     replaces: bool,
     json: bytes | None = None,
+    chunk_spans: tuple[tuple[int, int], ...] | None = None,
+    previous_chunks: int = 0,
+    follows: bool = False,
 ) -> Change:
     values = None if packed is None else array("d", packed).tolist()
     return Change(
@@ -151,6 +170,9 @@ def _unpickle_change(
         text_hash,
         replaces,
         json,
+        chunk_spans,
+        previous_chunks,
+        follows,
     )
 
 

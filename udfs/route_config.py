@@ -33,6 +33,8 @@ ID_STRATEGIES = ("none", "field", "kafka")
 ID_FORMATS = ("uuid", "raw")
 
 TOPIC_PLACEHOLDER = "${topic}"
+MAX_CHUNK_TOKENS = 8192
+"""Bound of ``chunk_tokens``; the job also requires at most the model's window less its two special pieces."""
 
 # Defaults, documented on the fields of RouteConfig.
 DEFAULT_NAMESPACE_TEMPLATE = TOPIC_PLACEHOLDER
@@ -190,6 +192,15 @@ class RouteConfig:
     """Fields that become metadata; default None: every field except the vectors and ``__`` control fields."""
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     """Largest JSON-encoded metadata accepted per record; default and maximum 40,960 (Pinecone's limit)."""
+    chunk_tokens: int = 0
+    """Chunking (``udfs.chunking``): each text to embed is split into chunks of at most this many word pieces of
+    ``chunk_model``'s tokenizer, written as ``<id>#<n>``. Default 0: off (one vector per record, as before)."""
+    chunk_overlap: int = 0
+    """Word pieces each chunk repeats from the one before (less than ``chunk_tokens``). Default 0."""
+    chunk_text_field: str | None = None
+    """Metadata field that holds each chunk's text; default None (not stored)."""
+    chunk_model: str = "default"
+    """The embedding model whose tokenizer counts the word pieces (the embed stage's model)."""
 
     id_path: FieldPath | None = field(init=False, repr=False, compare=False)
     version_path: FieldPath | None = field(init=False, repr=False, compare=False)
@@ -231,6 +242,15 @@ class RouteConfig:
                 if vector_name in metadata_fields:
                     raise _config_error("metadata_fields", self.metadata_fields, "fields other than the vector fields")
         _check_int("max_metadata_bytes", self.max_metadata_bytes, 1, MAX_METADATA_BYTES)
+        _check_int("chunk_tokens", self.chunk_tokens, 0, MAX_CHUNK_TOKENS)
+        if self.chunk_tokens:
+            _check_int("chunk_overlap", self.chunk_overlap, 0, self.chunk_tokens - 1)
+        elif self.chunk_overlap or self.chunk_text_field is not None:
+            raise _config_error(
+                "chunk_overlap", self.chunk_overlap, "0 and no chunk_text_field unless chunk_tokens > 0"
+            )
+        if self.chunk_text_field is not None:
+            _check_name("chunk_text_field", self.chunk_text_field)
 
         setattr_ = object.__setattr__  # frozen dataclass: derived fields are set once, here
         setattr_(self, "text_fields", text_fields)

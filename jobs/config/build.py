@@ -65,13 +65,15 @@ def _build(r: Resolved, environ: Mapping[str, str]) -> JobConfig:
     kafka = KafkaSourceOptions(
         **_stage_values(r, "kafka"), properties=MaskedMapping(r["kafka.property"], is_secret_kafka_property)
     )
-    route = RouteSettings(**_stage_values(r, "route"))
+    route = RouteSettings(**_stage_values(r, "route"), chunk_model=r["embedding.model"])
     embedding_on = bool(route.text_fields) or route.text_template is not None
     run_dir = r["flink.run-dir"]
     return JobConfig(
         kafka=kafka,
         sink=PineconeSinkConfig(api_key=api_key, **_stage_values(r, "sink")),
-        embed=EmbedConfig(**_stage_values(r, "embed")) if embedding_on else None,
+        embed=EmbedConfig(**_stage_values(r, "embed"), chunk_text_field=r["chunking.text-field"])
+        if embedding_on
+        else None,
         route=route,
         dedup=DedupSettings(state_ttl_ms=r["dedup.state-ttl"]),
         dead_letter_topic=r["errors.dead-letter-topic"],

@@ -4,6 +4,7 @@ names the option to change, in the one message format of ``jobs.options`` where 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from kafka_pinecone_flink.jobs.config.table import BY_NAME, EMBEDDING_ONLY
 from kafka_pinecone_flink.jobs.options import JobConfigError, Resolved, suggestion
@@ -15,6 +16,7 @@ def check_rules(r: Resolved) -> None:
     _check_ids(r)
     _check_vectors(r)
     _check_embedding(r)
+    _check_chunking(r)
     _check_retries(r)
 
 
@@ -93,6 +95,38 @@ def _check_embedding(r: Resolved) -> None:
                     "no value while embedding is off: set --embedding.text-fields or --embedding.text-template to "
                     "turn it on",
                 )
+
+
+def _check_chunking(r: Resolved) -> None:
+    tokens = r["chunking.tokens"]
+    if not tokens:
+        for name in ("chunking.overlap", "chunking.text-field"):
+            if name in r.given:
+                raise r.error(BY_NAME[name], "no value while chunking is off: set --chunking.tokens to turn it on")
+        return
+    if r["chunking.overlap"] >= tokens:
+        raise r.error(BY_NAME["chunking.overlap"], f"fewer word pieces than --chunking.tokens ({tokens})")
+    model = _model_path(r["embedding.model"])
+    if model is None:  # the model option's own check reports a missing model
+        return
+    if not (model / "tokenizer.json").is_file():
+        expected = "a model with a fast tokenizer (tokenizer.json), which chunking counts word pieces with"
+        raise r.error(BY_NAME["embedding.model"], expected)
+    from kafka_pinecone_flink.udfs.chunking import max_chunk_tokens
+
+    most = max_chunk_tokens(model)
+    if most is not None and tokens > most:
+        expected = f"at most {most}: the window of {r['embedding.model']!r} less its 2 special word pieces"
+        raise r.error(BY_NAME["chunking.tokens"], expected)
+
+
+def _model_path(model: str) -> Path | None:
+    from kafka_pinecone_flink.udfs.embed_model import ModelNotFoundError, resolve_model_path
+
+    try:
+        return resolve_model_path(model)
+    except (ModelNotFoundError, ValueError):
+        return None
 
 
 def _check_vectors(r: Resolved) -> None:

@@ -41,6 +41,11 @@ class RouteSettings:
     version_field: str | None
     metadata_fields: tuple[str, ...] | None
     max_metadata_bytes: int
+    chunk_tokens: int = 0
+    chunk_overlap: int = 0
+    chunk_text_field: str | None = None
+    chunk_model: str = "default"
+    """Not an option of its own: the embedding model, whose tokenizer counts the chunks' word pieces."""
 
 
 @dataclass(frozen=True)

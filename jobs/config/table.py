@@ -24,6 +24,7 @@ from kafka_pinecone_flink.udfs.route_config import (
     DEFAULT_VECTOR_FIELD,
     ID_FORMATS,
     ID_STRATEGIES,
+    MAX_CHUNK_TOKENS,
     MAX_METADATA_BYTES,
     namespace_template_problem,
     text_template_problem,
@@ -316,6 +317,36 @@ OPTIONS: tuple[Option, ...] = (
         high=embed_stage.MAX_TORCH_THREADS,
         target="embed.torch_threads",
     ),
+    # chunking
+    Option(
+        "chunking.tokens",
+        Kind.INT,
+        "Embed long texts whole: split each text into chunks of at most this many word pieces of the model's "
+        "tokenizer (at most its window less 2: 254 for the default model), cut at paragraph and sentence ends, each "
+        "written as its own vector <id>#<n> (README: Documents: chunking); 0 = off (one vector per record: the "
+        "model reads only a text's first window of word pieces, and the texts_truncated metric counts the longer "
+        "texts)",
+        default=0,
+        low=0,
+        high=MAX_CHUNK_TOKENS,
+        target="route.chunk_tokens",
+    ),
+    Option(
+        "chunking.overlap",
+        Kind.INT,
+        "Word pieces each chunk repeats from the end of the one before (less than chunking.tokens)",
+        default=0,
+        low=0,
+        high=MAX_CHUNK_TOKENS - 1,
+        target="route.chunk_overlap",
+    ),
+    Option(
+        "chunking.text-field",
+        Kind.STR,
+        "Metadata field that holds each chunk's text (every chunk's metadata must stay within metadata.max-bytes)",
+        doc_default="(not stored)",
+        target="route.chunk_text_field",
+    ),
     # delete, schema
     Option(
         "delete.enabled",
@@ -534,6 +565,9 @@ EMBEDDING_ONLY = (
     "embedding.cache-entries",
     "embedding.device",
     "embedding.torch-threads",
+    "chunking.tokens",
+    "chunking.overlap",
+    "chunking.text-field",
 )
 """Options that mean something only when embedding is on: setting one while it is off is an error, not a no-op."""
 

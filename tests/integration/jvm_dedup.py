@@ -38,7 +38,7 @@ def _bytes(value: Any) -> bytes | None:
 def to_java(jvm: Any, state: DedupState | None) -> Any:
     if state is None:
         return None
-    return jvm.DedupState(version_text(state.version), state.content_hash, state.text_hash, state.deleted)
+    return jvm.DedupState(version_text(state.version), state.content_hash, state.text_hash, state.deleted, state.chunks)
 
 
 def from_java(state: Any) -> DedupState | None:
@@ -49,15 +49,22 @@ def from_java(state: Any) -> DedupState | None:
         _bytes(get_field(state, "contentHash")) or b"",
         _bytes(get_field(state, "textHash")),
         bool(get_field(state, "deleted")),
+        int(get_field(state, "chunks")),
     )
 
 
 def jvm_decide(jvm: Any, state: DedupState | None, change: Change) -> Decision:
     """``Dedup.decide`` as the oracle's ``decide``: the decision, and ``change.replaces`` set for an emitted change."""
     got = jvm.Dedup.decide(
-        to_java(jvm, state), change.op == DELETE, version_text(change.version), change.content_hash, change.text_hash
+        to_java(jvm, state),
+        change.op == DELETE,
+        version_text(change.version),
+        change.content_hash,
+        change.text_hash,
+        change.chunk_count,
     )
     action = ACTIONS[get_field(got, "action")]
     if action is Action.EMIT:
         change.replaces = bool(get_field(got, "replaces"))
+        change.previous_chunks = int(get_field(got, "previousChunks"))
     return Decision(action, from_java(get_field(got, "state")), text_unchanged=bool(get_field(got, "textUnchanged")))

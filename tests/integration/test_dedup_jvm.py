@@ -40,7 +40,7 @@ def jvm() -> Iterator[Any]:
 def _java_state(state: DedupState | None, jvm: Any) -> Any:
     if state is None:
         return None
-    return jvm.DedupState(version_text(state.version), state.content_hash, state.text_hash, state.deleted)
+    return jvm.DedupState(version_text(state.version), state.content_hash, state.text_hash, state.deleted, state.chunks)
 
 
 def _same_state(java: Any, python: DedupState) -> bool:
@@ -53,6 +53,7 @@ def _same_state(java: Any, python: DedupState) -> bool:
         and bytes(get_field(java, "contentHash")) == python.content_hash
         and (None if get_field(java, "textHash") is None else bytes(get_field(java, "textHash"))) == python.text_hash
         and get_field(java, "deleted") == python.deleted
+        and get_field(java, "chunks") == python.chunks
     )
 
 
@@ -66,6 +67,7 @@ def _random_change(rng: random.Random) -> Change:
         version=rng.choice(VERSIONS),
         content_hash=rng.choice(HASHES),
         text_hash=None if op == DELETE else rng.choice(TEXT_HASHES),
+        chunk_spans=None if op == DELETE else rng.choice([None, ((0, 1),), ((0, 1), (1, 2), (2, 3))]),
     )
 
 
@@ -79,13 +81,19 @@ def test_the_jvm_rules_decide_exactly_as_the_reference_model(jvm: Any) -> None:
             change = _random_change(rng)
             expected = decide(state, change)
             got = jvm.Dedup.decide(
-                java_state, change.op == DELETE, version_text(change.version), change.content_hash, change.text_hash
+                java_state,
+                change.op == DELETE,
+                version_text(change.version),
+                change.content_hash,
+                change.text_hash,
+                change.chunk_count,
             )
             where = f"state {state}, change {change.op} v={change.version!r} h={change.content_hash[:2]!r}"
             assert ACTIONS[get_field(got, "action")] is expected.action, where
             if expected.action is Action.EMIT:
                 assert get_field(got, "replaces") == change.replaces, where
                 assert get_field(got, "textUnchanged") == expected.text_unchanged, where
+                assert get_field(got, "previousChunks") == change.previous_chunks, where
             new_java = get_field(got, "state")
             assert (new_java is None) == (expected.state is None), where
             if expected.state is not None:

@@ -31,7 +31,9 @@ def change(text: str | None, offset: int, values: list[float] | None = None) -> 
     )
 
 
-DEDUP_OUTPUT = Types.ROW_NAMED(["payload", "replaces"], [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BOOLEAN()])
+DEDUP_OUTPUT = Types.ROW_NAMED(
+    ["payload", "replaces", "previous_chunks"], [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BOOLEAN(), Types.LONG()]
+)
 """The type of the JVM dedup operator's output rows (``DedupFunction.outputType``)."""
 GROUP_RECORDS = 8
 
@@ -46,9 +48,9 @@ def test_embed_function_under_ordered_wait_keeps_order_and_dead_letters_a_bad_te
     env.set_python_executable(sys.executable)
     env.add_jars(kpf_jar().resolve().as_uri())
     # from_collection cannot carry arbitrary Python objects to Java: send indexes, map them to the rows the JVM dedup
-    # operator emits (the pickled change, replaces), and let the JVM Batcher gather them into groups.
+    # operator emits (the pickled change, replaces, previous chunks), and let the JVM Batcher gather them into groups.
     rows = env.from_collection(list(range(len(inputs))), type_info=Types.INT()).map(
-        lambda i: Row(pickle.dumps(inputs[i]), i % 2 == 1), output_type=DEDUP_OUTPUT
+        lambda i: Row(pickle.dumps(inputs[i]), i % 2 == 1, 0), output_type=DEDUP_OUTPUT
     )
     groups = batched(rows, GROUP_RECORDS, 1 << 20, 10_000, "Batch for embed")
     embedded = AsyncDataStream.ordered_wait(

@@ -203,9 +203,17 @@ def test_a_change_travels_to_the_jvm_operator_and_back_intact() -> None:
         c.content_hash,
         c.text_hash,
     ]
-    back = applied_change(Row(payload=row["payload"], replaces=True))
-    assert back.replaces is True
+    assert row["chunks"] == 0
+    back = applied_change(Row(payload=row["payload"], replaces=True, previous_chunks=3))
+    assert back.replaces is True and back.previous_chunks == 3
     assert (back.key, back.text, back.version, back.content_hash) == (c.key, "hello", 12, c.content_hash)
+    c.chunk_spans = ((0, 2), (2, 5))
+    chunked = dedup_row(c).as_dict()
+    assert chunked["chunks"] == 2
+    assert applied_change(Row(payload=chunked["payload"], replaces=False, previous_chunks=0)).chunk_spans == (
+        (0, 2),
+        (2, 5),
+    )
     delete_row = dedup_row(change(DELETE, version=None)).as_dict()
     assert delete_row["delete"] is True and delete_row["version"] is None and delete_row["text_hash"] is None
 

@@ -260,7 +260,7 @@ def test_the_embed_function_takes_a_group_of_dedup_rows_and_returns_one_list() -
     function = EmbedFunction(EmbedConfig(linger_ms=1000))
     function._embedder = Embedder(encoder, EmbedConfig(linger_ms=1000))
     changes = [upsert("one", 0), upsert("bad", 1), upsert("two", 2)]
-    rows = [Row(dedup_row(c)[5], i == 2) for i, c in enumerate(changes)]  # what the JVM dedup operator emits
+    rows = [Row(dedup_row(c)[5], i == 2, 0) for i, c in enumerate(changes)]  # what the JVM dedup operator emits
 
     async def main() -> list[list[Change | DeadLetter]]:
         return await asyncio.wait_for(function.async_invoke(rows), timeout=10)

@@ -776,10 +776,18 @@ _BOUNDED = [o for o in OPTIONS if o.target and o.low is not None and o.high is n
 
 
 @pytest.mark.parametrize("option", _BOUNDED, ids=lambda option: option.name)
-def test_every_bound_an_option_accepts_builds_its_stage_config(option: Option) -> None:
+def test_every_bound_an_option_accepts_builds_its_stage_config(option: Option, tmp_path: Path) -> None:
     # Options check each value once; the stage configs built from them must then accept it (else building would
     # fail with a stage message, which nothing rewrites into option names any more).
-    extra = ["--embedding.text-fields", "title"] if option.name.startswith("embedding.") else []
+    extra = ["--embedding.text-fields", "title"] if option.name.startswith(("embedding.", "chunking.")) else []
+    if option.name.startswith("chunking."):
+        # A model whose window holds the largest chunk the option allows (the default model's holds 254 pieces).
+        (tmp_path / "modules.json").write_text("[]")
+        (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 8194}')
+        (tmp_path / "tokenizer.json").write_text("{}")  # only its presence is checked when the options load
+        extra += ["--embedding.model", str(tmp_path)]
+    if option.name == "chunking.overlap":
+        extra += ["--chunking.tokens", str(int(BY_NAME["chunking.tokens"].high or 0))]
     if option.name == "sink.max-retry-interval-ms":
         extra += ["--sink.retry-interval-ms", "1"]
     if option.name == "sink.retry-interval-ms":

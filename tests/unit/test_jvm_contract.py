@@ -129,7 +129,7 @@ def test_a_dedup_row_is_named_by_the_contract_and_each_name_holds_its_value(op: 
     assert values["version"] == "3"
     assert values["content_hash"] == c.content_hash
     assert values["text_hash"] == c.text_hash
-    assert dedup.applied_change(Row(values["payload"], True)).key == c.key
+    assert dedup.applied_change(Row(values["payload"], True, 0)).key == c.key
     # PyFlink writes a named row by name: the row in the order of the contract's columns.
     assert row.get_fields_by_names(list(dedup.INPUT_FIELDS)) == list(values.values())
 
@@ -137,10 +137,10 @@ def test_a_dedup_row_is_named_by_the_contract_and_each_name_holds_its_value(op: 
 def test_a_dedup_output_row_is_read_by_the_contracts_names() -> None:
     c = _change(UPSERT)
     payload = dedup.dedup_row(c).as_dict()["payload"]
-    out = Row(**{"payload": payload, "replaces": True})
+    out = Row(**{"payload": payload, "replaces": True, "previous_chunks": 4})
     assert list(out.as_dict()) == list(dedup.OUTPUT_FIELDS)
     back = dedup.applied_change(out)
-    assert (back.key, back.replaces) == (c.key, True)
+    assert (back.key, back.replaces, back.previous_chunks) == (c.key, True, 4)
 
 
 def test_a_batch_result_row_is_named_by_the_contract() -> None:

@@ -36,7 +36,7 @@ def invoke(function: PineconeSinkFunction, group: list[Any]) -> tuple[list[Any],
 
 def dedup_output(record_id: str, op: str = "upsert", *, offset: int = 0, replaces: bool = False) -> Row:
     """A row of the JVM dedup operator: the pickled change and whether it replaces a live version."""
-    return Row(pickle.dumps(change(record_id, op, offset=offset)), replaces)  # type: ignore[arg-type]
+    return Row(pickle.dumps(change(record_id, op, offset=offset)), replaces, 0)  # type: ignore[arg-type]
 
 
 def test_a_group_of_dedup_rows_is_written_and_counted_per_outcome() -> None:
@@ -94,3 +94,30 @@ def test_async_invoke_before_open_is_an_error() -> None:
     function = PineconeSinkFunction(config())
     with pytest.raises(RuntimeError, match="called before open"):
         asyncio.run(function.async_invoke([]))
+
+
+def test_a_documents_chunk_operations_count_the_record_once() -> None:
+    from kafka_pinecone_flink.udfs.chunking import expand
+
+    fake = FakeIndex()
+    fake.store["ns"] = {f"doc#{n}": Stored(f"doc#{n}", [1.0]) for n in range(4)}
+    fake.bad_ids = {"doc#1"}
+    document = change("doc", replaces=True)
+    document.values, document.text = None, "aa bb"
+    document.chunk_spans, document.previous_chunks = ((0, 2), (3, 5)), 4
+    gone = change("old", DELETE, offset=1, replaces=True)
+    gone.previous_chunks = 2
+    group = [*expand(document, [[0.1, 0.2, 0.3]] * 2, None), *expand(gone, None, None)]
+    assert [(c.id, c.follows) for c in group] == [
+        ("doc#0", False),
+        ("doc#1", True),
+        ("doc#2", True),
+        ("doc#3", True),
+        ("old#0", False),
+        ("old#1", True),
+    ]
+    _, dead_letters, counts = invoke(sink_over(fake, max_concurrency=1), group)
+    # Two records: one updated, one deleted; the rejected chunk is a dead letter of the document's record.
+    assert counts == {"updated": 1, "deleted": 1, "chunk_operations": 3, "chunk_dead_lettered": 1}
+    assert len(dead_letters) == 1 and dead_letters[0][0] == b"doc"
+    assert fake.ids() == {"doc#0", "doc#1"}  # doc#1 kept its old vector: Pinecone refused the new one

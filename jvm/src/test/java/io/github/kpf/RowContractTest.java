@@ -163,6 +163,7 @@ class RowContractTest {
         assertEquals(names.indexOf("content_hash"), DedupFunction.CONTENT_HASH);
         assertEquals(names.indexOf("text_hash"), DedupFunction.TEXT_HASH);
         assertEquals(names.indexOf("payload"), DedupFunction.PAYLOAD);
+        assertEquals(names.indexOf("chunks"), DedupFunction.CHUNKS);
     }
 
     @Test
@@ -172,6 +173,7 @@ class RowContractTest {
         List<String> names = fieldNames("dedup.output");
         assertEquals(names.indexOf("payload"), DedupFunction.OUT_PAYLOAD);
         assertEquals(names.indexOf("replaces"), DedupFunction.OUT_REPLACES);
+        assertEquals(names.indexOf("previous_chunks"), DedupFunction.OUT_PREVIOUS_CHUNKS);
     }
 
     @Test
@@ -190,14 +192,14 @@ class RowContractTest {
     void theDedupStageRefusesAnInputOfAnotherRowType() {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         TypeInformation<Row> input = DedupFunction.inputType();
-        DedupFunction.apply(env.fromData(input, Row.of("ns/a", false, null, new byte[0], null, new byte[0])), 0);
+        DedupFunction.apply(env.fromData(input, Row.of("ns/a", false, null, new byte[0], null, new byte[0], 0L)), 0);
 
         RowTypeInfo expected = (RowTypeInfo) input;
         String[] swapped = expected.getFieldNames().clone();
         swapped[3] = "text_hash";
         swapped[4] = "content_hash";
         TypeInformation<Row> other = new RowTypeInfo(expected.getFieldTypes(), swapped);
-        Row row = Row.of("ns/a", false, null, new byte[0], null, new byte[0]);
+        Row row = Row.of("ns/a", false, null, new byte[0], null, new byte[0], 0L);
         IllegalArgumentException refused =
                 assertThrows(
                         IllegalArgumentException.class, () -> DedupFunction.apply(env.fromData(other, row), 0));

@@ -32,12 +32,19 @@ public final class Dedup {
         public final boolean replaces;
         /** For an emitted upsert that replaces a live record: its text hash equals the stored one. */
         public final boolean textUnchanged;
+        /** For an emitted change: the chunks of the live version it replaces (0 when none, or not chunked). */
+        public final int previousChunks;
 
         Decision(int action, DedupState state, boolean replaces, boolean textUnchanged) {
+            this(action, state, replaces, textUnchanged, 0);
+        }
+
+        Decision(int action, DedupState state, boolean replaces, boolean textUnchanged, int previousChunks) {
             this.action = action;
             this.state = state;
             this.replaces = replaces;
             this.textUnchanged = textUnchanged;
+            this.previousChunks = previousChunks;
         }
     }
 
@@ -70,11 +77,21 @@ public final class Dedup {
      */
     public static Decision decide(
             DedupState state, boolean delete, String version, byte[] contentHash, byte[] textHash) {
+        return decide(state, delete, version, contentHash, textHash, 0);
+    }
+
+    /**
+     * {@link #decide(DedupState, boolean, String, byte[], byte[])} for a change that writes {@code chunks} chunks
+     * (0: not chunked): the state keeps the count of an applied upsert, and an emitted change learns the count of the
+     * live version it replaces ({@link Decision#previousChunks}).
+     */
+    public static Decision decide(
+            DedupState state, boolean delete, String version, byte[] contentHash, byte[] textHash, int chunks) {
         if (state == null) {
             DedupState created =
                     delete
                             ? new DedupState(version, contentHash, null, true)
-                            : new DedupState(version, contentHash, textHash, false);
+                            : new DedupState(version, contentHash, textHash, false, chunks);
             return new Decision(EMIT, created, false, false);
         }
         if (version != null && state.version != null && compareVersions(version, state.version) < 0) {
@@ -87,19 +104,23 @@ public final class Dedup {
                 DedupState kept = raised ? new DedupState(highest, state.contentHash, null, true) : null;
                 return new Decision(SKIP_UNCHANGED, kept, false, false);
             }
-            return new Decision(EMIT, new DedupState(highest, contentHash, null, true), true, false);
+            return new Decision(EMIT, new DedupState(highest, contentHash, null, true), true, false, state.chunks);
         }
         if (!state.deleted
                 && contentHash != null
                 && contentHash.length > 0
                 && Arrays.equals(contentHash, state.contentHash)) {
             DedupState kept =
-                    raised ? new DedupState(highest, state.contentHash, state.textHash, false) : null;
+                    raised ? new DedupState(highest, state.contentHash, state.textHash, false, state.chunks) : null;
             return new Decision(SKIP_UNCHANGED, kept, false, false);
         }
         boolean replaces = !state.deleted;
         boolean textUnchanged = replaces && textHash != null && Arrays.equals(textHash, state.textHash);
         return new Decision(
-                EMIT, new DedupState(highest, contentHash, textHash, false), replaces, textUnchanged);
+                EMIT,
+                new DedupState(highest, contentHash, textHash, false, chunks),
+                replaces,
+                textUnchanged,
+                replaces ? state.chunks : 0);
     }
 }

@@ -25,8 +25,9 @@ import io.github.kpf.batch.RunTotals;
  *
  * <p>Input: rows of {@link #inputType} (row {@code dedup.input} of jvm/contract/rows.txt), written by the Python
  * decode stage ({@code udfs.dedup.dedup_row}): key, delete, version, content hash, text hash, payload (the pickled
- * {@code udfs.records.Change}). Output: rows of {@link #outputType} (row {@code dedup.output}), read by {@code
- * udfs.dedup.applied_change}: for each change to apply, the payload and whether the change replaces a live record.
+ * {@code udfs.records.Change}), chunks (how many chunks the change writes, 0 when not chunked). Output: rows of {@link #outputType} (row {@code dedup.output}), read by {@code
+ * udfs.dedup.applied_change}: for each change to apply, the payload, whether the change replaces a live record and
+ * how many chunks that record's live version wrote (so that the surplus ones can be deleted).
  * The payload is never looked at here. The rules are those of {@link Dedup}.
  *
  * <p>Counts ({@link RunTotals}: operator-scope metric counters and run-total accumulators {@code dedup.<name>}):
@@ -39,7 +40,9 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     public static final String STATE_NAME = "dedup";
 
     /** The fields of an input row, in order: row {@code dedup.input} of jvm/contract/rows.txt. */
-    public static final String[] INPUT_FIELDS = {"key", "delete", "version", "content_hash", "text_hash", "payload"};
+    public static final String[] INPUT_FIELDS = {
+        "key", "delete", "version", "content_hash", "text_hash", "payload", "chunks"
+    };
 
     /** Positions of the input row's fields (in {@link #INPUT_FIELDS}). */
     public static final int KEY = 0;
@@ -48,13 +51,15 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     public static final int CONTENT_HASH = 3;
     public static final int TEXT_HASH = 4;
     public static final int PAYLOAD = 5;
+    public static final int CHUNKS = 6;
 
     /** The fields of an output row, in order: row {@code dedup.output} of jvm/contract/rows.txt. */
-    public static final String[] OUTPUT_FIELDS = {"payload", "replaces"};
+    public static final String[] OUTPUT_FIELDS = {"payload", "replaces", "previous_chunks"};
 
     /** Positions of the output row's fields (in {@link #OUTPUT_FIELDS}). */
     public static final int OUT_PAYLOAD = 0;
     public static final int OUT_REPLACES = 1;
+    public static final int OUT_PREVIOUS_CHUNKS = 2;
 
     private final long ttlMillis;
     private transient ValueState<DedupState> state;
@@ -74,13 +79,17 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     /** The type of the rows this function reads (see {@link #INPUT_FIELDS}). */
     public static TypeInformation<Row> inputType() {
         TypeInformation<byte[]> bytes = PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
-        return Types.ROW_NAMED(INPUT_FIELDS.clone(), Types.STRING, Types.BOOLEAN, Types.STRING, bytes, bytes, bytes);
+        return Types.ROW_NAMED(
+                INPUT_FIELDS.clone(), Types.STRING, Types.BOOLEAN, Types.STRING, bytes, bytes, bytes, Types.LONG);
     }
 
-    /** The type of the rows this function emits: payload bytes and the replaces flag (see {@link #OUTPUT_FIELDS}). */
+    /** The type of the rows this function emits: payload, replaces, previous chunks (see {@link #OUTPUT_FIELDS}). */
     public static TypeInformation<Row> outputType() {
         return Types.ROW_NAMED(
-                OUTPUT_FIELDS.clone(), PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.BOOLEAN);
+                OUTPUT_FIELDS.clone(),
+                PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
+                Types.BOOLEAN,
+                Types.LONG);
     }
 
     /**
@@ -135,7 +144,8 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
                         Boolean.TRUE.equals(row.getField(DELETE)),
                         (String) row.getField(VERSION),
                         (byte[]) row.getField(CONTENT_HASH),
-                        (byte[]) row.getField(TEXT_HASH));
+                        (byte[]) row.getField(TEXT_HASH),
+                        chunksOf(row));
         if (decision.state != null) {
             state.update(decision.state);
         }
@@ -147,6 +157,7 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
                 Row applied = new Row(OUTPUT_FIELDS.length);
                 applied.setField(OUT_PAYLOAD, row.getField(PAYLOAD));
                 applied.setField(OUT_REPLACES, decision.replaces);
+                applied.setField(OUT_PREVIOUS_CHUNKS, (long) decision.previousChunks);
                 out.collect(applied);
                 break;
             case Dedup.SKIP_UNCHANGED:
@@ -155,5 +166,10 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
             default:
                 totals.add("skipped_stale", 1);
         }
+    }
+
+    private static int chunksOf(Row row) {
+        Object chunks = row.getArity() > CHUNKS ? row.getField(CHUNKS) : null;
+        return chunks == null ? 0 : Math.toIntExact(((Number) chunks).longValue());
     }
 }

@@ -21,14 +21,25 @@ public class DedupState {
     public byte[] textHash;
     /** True when the last applied change was a delete. */
     public boolean deleted;
+    /**
+     * Chunks the last applied upsert wrote ({@code <id>#0 .. <id>#chunks-1}); 0 for a tombstone or an unchunked
+     * record. Added with chunking: state written before has no such field and restores as 0 (Flink's POJO
+     * serializer adds fields), which is right, since no chunks were written then.
+     */
+    public int chunks;
 
     public DedupState() {}
 
     public DedupState(String version, byte[] contentHash, byte[] textHash, boolean deleted) {
+        this(version, contentHash, textHash, deleted, 0);
+    }
+
+    public DedupState(String version, byte[] contentHash, byte[] textHash, boolean deleted, int chunks) {
         this.version = version;
         this.contentHash = contentHash;
         this.textHash = textHash;
         this.deleted = deleted;
+        this.chunks = chunks;
     }
 
     @Override
@@ -38,6 +49,7 @@ public class DedupState {
         }
         DedupState that = (DedupState) other;
         return deleted == that.deleted
+                && chunks == that.chunks
                 && Objects.equals(version, that.version)
                 && Arrays.equals(contentHash, that.contentHash)
                 && Arrays.equals(textHash, that.textHash);
@@ -45,11 +57,11 @@ public class DedupState {
 
     @Override
     public int hashCode() {
-        return Objects.hash(version, Arrays.hashCode(contentHash), Arrays.hashCode(textHash), deleted);
+        return Objects.hash(version, Arrays.hashCode(contentHash), Arrays.hashCode(textHash), deleted, chunks);
     }
 
     @Override
     public String toString() {
-        return "DedupState(version=" + version + ", deleted=" + deleted + ")";
+        return "DedupState(version=" + version + ", deleted=" + deleted + ", chunks=" + chunks + ")";
     }
 }

@@ -210,4 +210,47 @@ class DedupFunctionTest {
         IllegalArgumentException refused = assertThrows(IllegalArgumentException.class, () -> new DedupFunction(-1));
         assertEquals("ttlMillis must be >= 0, got -1", refused.getMessage());
     }
+
+    private static Row chunked(String id, String content, long chunks, String label) {
+        Row row = upsert(id, null, content, content, label);
+        row.setField(DedupFunction.CHUNKS, chunks);
+        return row;
+    }
+
+    private static List<Long> previousChunks(KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness) {
+        List<Long> out = new ArrayList<>();
+        for (Row row : harness.extractOutputValues()) {
+            out.add((Long) row.getField(DedupFunction.OUT_PREVIOUS_CHUNKS));
+        }
+        harness.getOutput().clear();
+        return out;
+    }
+
+    @Test
+    void eachEmittedChangeCarriesTheChunksOfTheVersionItReplacesAcrossARestore() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h = harness(0)) {
+            h.open();
+            send(h, chunked("a", "v1", 5, "a1"), chunked("b", "v1", 1, "b1"), chunked("a", "v2", 3, "a2"));
+            assertEquals(List.of(0L, 0L, 5L), previousChunks(h));
+            snapshot = h.snapshot(1L, 1L);
+        }
+        try (var h = harness(0)) {
+            h.initializeState(snapshot);
+            h.open();
+            send(h, chunked("a", "v2", 3, "a2 again"), chunked("a", "v3", 7, "a3"), delete("a", null, "a-"));
+            send(h, chunked("a", "v4", 2, "a4"), chunked("b", "v2", 4, "b2"));
+            // The unchanged one is dropped; the delete learns the 7 chunks to delete; after it nothing is live.
+            assertEquals(List.of(3L, 7L, 0L, 1L), previousChunks(h));
+        }
+    }
+
+    @Test
+    void aRowWithoutAChunkCountIsNotChunked() throws Exception {
+        try (var h = harness(0)) {
+            h.open();
+            send(h, upsert("a", null, "v1", "t", "a1"), upsert("a", null, "v2", "t", "a2"));
+            assertEquals(List.of(0L, 0L), previousChunks(h));
+        }
+    }
 }

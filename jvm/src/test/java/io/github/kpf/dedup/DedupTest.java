@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.java.typeutils.PojoTypeInfo;
 import org.junit.jupiter.api.Test;
 
 /** The dedup rules ({@link Dedup#decide}): the decision and the state each one leaves. */
@@ -85,5 +87,38 @@ class DedupTest {
         assertEquals(1, Dedup.compareVersions("9007199254740993", "9007199254740992"));
         assertEquals(1, Dedup.compareVersions("0.1000000000000000055511151231257827021181583404541015625", "0"));
         assertEquals(-1, Dedup.compareVersions("-1", "0.5"));
+    }
+
+    @Test
+    void theStateKeepsTheChunksOfTheAppliedVersionAndAnEmittedChangeLearnsThoseItReplaces() {
+        Dedup.Decision first = Dedup.decide(null, false, "1", hash("c1"), hash("t1"), 5);
+        assertEquals(0, first.previousChunks);
+        assertEquals(5, first.state.chunks);
+        Dedup.Decision shrink = Dedup.decide(first.state, false, "2", hash("c2"), hash("t2"), 2);
+        assertEquals(Dedup.EMIT, shrink.action);
+        assertEquals(5, shrink.previousChunks);
+        assertEquals(2, shrink.state.chunks);
+        Dedup.Decision raised = Dedup.decide(shrink.state, false, "3", hash("c2"), hash("t2"), 2);
+        assertEquals(Dedup.SKIP_UNCHANGED, raised.action);
+        assertEquals(2, raised.state.chunks); // a raised version keeps the chunk count
+        Dedup.Decision stale = Dedup.decide(raised.state, false, "1", hash("c9"), hash("t9"), 9);
+        assertEquals(Dedup.SKIP_STALE, stale.action);
+        Dedup.Decision delete = Dedup.decide(raised.state, true, "4", hash("d"), null, 0);
+        assertEquals(Dedup.EMIT, delete.action);
+        assertEquals(2, delete.previousChunks);
+        assertEquals(0, delete.state.chunks);
+        Dedup.Decision reinsert = Dedup.decide(delete.state, false, "5", hash("c3"), hash("t3"), 3);
+        assertEquals(0, reinsert.previousChunks); // nothing live after a tombstone
+        assertEquals(3, reinsert.state.chunks);
+    }
+
+    @Test
+    void theStateStaysAFlinkPojoSoThatAddingTheChunkCountIsASchemaEvolution() {
+        // Flink's POJO serializer restores state written before a field was added (the field keeps its default, 0
+        // chunks here); a state type that fell back to Kryo would not evolve.
+        TypeInformation<DedupState> type = TypeInformation.of(DedupState.class);
+        assertTrue(type instanceof PojoTypeInfo, type.toString());
+        assertTrue(((PojoTypeInfo<DedupState>) type).getFieldIndex("chunks") >= 0);
+        assertEquals(0, new DedupState().chunks);
     }
 }
