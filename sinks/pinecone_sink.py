@@ -34,6 +34,7 @@ from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
 from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.records import Change, DeadLetter
 from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
+from kafka_pinecone_flink.udfs.window import register_percentiles
 
 COUNTS = (*APPLIED_KINDS, DEAD_LETTERED)
 """The outcome counts of the sink's result rows, which exist from the start, at zero: the JVM run totals of the
@@ -47,7 +48,9 @@ class FlinkSinkMetrics(stats.SinkStats):
     """``SinkStats`` exposed as Flink gauges.
 
     Gauges rather than counters: ``async_invoke`` runs on the operator's asyncio thread, and Beam's counters only
-    count in the thread that processes the bundle. Histograms are exposed as gauges over the recent samples.
+    count in the thread that processes the bundle. Histograms are exposed as gauges over the recent samples
+    (``<name>_mean``, ``<name>_max``) and, for ``stats.PERCENTILE_HISTOGRAMS``, as sliding-window percentiles
+    (``<name>_p50``, ``_p95``, ``_p99``, ``_window_max``: ``udfs.window``).
     """
 
     def register(self, group: Any) -> None:
@@ -56,6 +59,8 @@ class FlinkSinkMetrics(stats.SinkStats):
         for name in stats.HISTOGRAMS:
             group.gauge(f"{name}_mean", self._summary(name, mean=True))
             group.gauge(f"{name}_max", self._summary(name, mean=False))
+        for name, window in self.windows.items():
+            register_percentiles(group, name, window, max_suffix="window_max")
 
     def _reader(self, name: str) -> Any:
         if name in stats.GAUGES:
