@@ -30,6 +30,7 @@ from pyflink.datastream.functions import AsyncFunction
 from kafka_pinecone_flink.sinks import stats
 from kafka_pinecone_flink.sinks.client import open_index
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.sinks.embedding_health import EmbeddingHealth, load_reference
 from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
 from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.records import Change, DeadLetter
@@ -93,12 +94,21 @@ class PineconeSinkFunction(AsyncFunction):
         self._max_bytes = dead_letter_max_bytes
         self._writer: PineconeWriter | None = None
         self._client: Any = None
+        self._health: EmbeddingHealth | None = None
+        # Read here, where the job is built: the file need not exist where the sink runs.
+        self._drift_reference = (
+            load_reference(config.drift_reference_file) if config.drift_reference_file is not None else None
+        )
 
     def open(self, runtime_context: RuntimeContext) -> None:
         # The SDK logs every request at INFO: quiet when healthy.
         logging.getLogger("pinecone").setLevel(logging.WARNING)
         metrics = FlinkSinkMetrics()
         metrics.register(runtime_context.get_metrics_group())
+        self._health = EmbeddingHealth(
+            self._config.drift_reference_size, self._config.drift_window, self._drift_reference
+        )
+        self._health.register(runtime_context.get_metrics_group())
         # open() runs before the operator's event loop exists; the data-plane client binds to the loop of its
         # first request, so describing the index in a short-lived loop here is safe.
         self._client = asyncio.run(open_index(self._config))
@@ -117,7 +127,10 @@ class PineconeSinkFunction(AsyncFunction):
                 dead_letters.append(dead_letter_row(item, self._secrets, self._max_bytes))
             else:
                 changes.append(item)
-        for outcome in await self._writer.submit_group(changes):
+        outcomes = await self._writer.submit_group(changes)
+        if self._health is not None:
+            self._health.observe(changes)
+        for outcome in outcomes:
             if isinstance(outcome, DeadLetter):
                 counts[DEAD_LETTERED] += 1
                 dead_letters.append(dead_letter_row(outcome, self._secrets, self._max_bytes))
