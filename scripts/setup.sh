@@ -89,6 +89,21 @@ else
   echo "$jar_key" > "$kpf_jar.key"
 fi
 
+# -- Prometheus server (optional) -------------------------------------------------------------------------------
+# The monitoring test (tests/integration/test_prometheus_metrics.py) runs the dashboard's and the alert rules' queries
+# on a real Prometheus server; it is skipped, saying why, where there is none. Installed here only when absent and
+# Debian's apt can install it (root); set-up never fails for it.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ -z "${KPF_NO_PROMETHEUS:-}" ]; then
+    step "Prometheus server: installing Debian's prometheus package (for the monitoring test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >"$cache/apt-prometheus.log" 2>&1 \
+      || printf 'setup: note: apt-get could not install prometheus (see %s); the monitoring test will be skipped\n' \
+        "$cache/apt-prometheus.log" >&2
+  else
+    printf 'setup: note: no prometheus server on PATH; the monitoring test will be skipped (apt-get install prometheus)\n' >&2
+  fi
+fi
+
 # -- check ------------------------------------------------------------------------------------------------------
 "$root/.venv/bin/python" - <<'PY' || fail "the environment is incomplete (delete it and run set-up again)"
 import importlib.util, sys
