@@ -60,10 +60,10 @@ jvm="$cache/jvm-$pom_key"
 if [ -f "$jvm/.kpf-complete" ]; then
   step "JVM jars: reusing $jvm"
 else
-  step "JVM jars: fetching from Maven Central (Flink Kafka connector, Kafka broker classpath)"
+  step "JVM jars: fetching from Maven Central (Flink Kafka connector, Kafka broker classpath, Flink Kubernetes Operator CRD)"
   rm -rf "$jvm"
   mkdir -p "$jvm"
-  for profile in connector kafka; do
+  for profile in connector kafka k8s-operator; do
     mvn -B -q -f "$root/jvm/pom.xml" -P"$profile" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$jvm/$profile" >"$jvm/mvn-$profile.log" 2>&1 \
       || { tail -20 "$jvm/mvn-$profile.log" >&2; fail "mvn could not fetch the '$profile' jars (is Maven Central reachable?)"; }
