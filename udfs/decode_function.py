@@ -27,11 +27,10 @@ ERRORS_ALL = "all"
 RECORDS_IN = "records_in"
 DECODED = "decoded"
 SKIPPED_PREFIX = "skipped_"
-COUNTS = (RECORDS_IN, DECODED, DEAD_LETTERED)
-"""The decode counts that exist from the start, at zero (``skipped_<reason>`` appear when first counted)."""
 VECTOR_REJECTIONS = {"ZeroVectorError": "vectors_rejected_zero", "NonFiniteVectorError": "vectors_rejected_non_finite"}
-"""Dead letters also counted apart, by error class, for the embedding-health metrics (README: Monitoring); they
-appear when first counted."""
+"""Dead letters also counted apart, by error class, for the embedding-health metrics (README: Monitoring)."""
+COUNTS = (RECORDS_IN, DECODED, DEAD_LETTERED, *VECTOR_REJECTIONS.values())
+"""The decode counts that exist from the start, at zero (``skipped_<reason>`` appear when first counted)."""
 
 
 class DecodeFunction(MapFunction):

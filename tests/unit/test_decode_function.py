@@ -122,3 +122,10 @@ def test_zero_and_non_finite_vectors_are_counted_apart_for_the_embedding_health_
     _, dead_letters, counts = run([zero, non_finite, WRONG_DIMENSION, GOOD_1])
     assert len(dead_letters) == 3
     assert (counts["vectors_rejected_zero"], counts["vectors_rejected_non_finite"]) == (1, 1), counts
+
+
+def test_the_vector_rejection_counts_exist_from_the_start() -> None:
+    # A counter that first appears at 1 loses that increment in Prometheus's rate(): it must start at 0.
+    from kafka_pinecone_flink.udfs.decode_function import COUNTS, VECTOR_REJECTIONS
+
+    assert set(VECTOR_REJECTIONS.values()) <= set(COUNTS)
