@@ -64,6 +64,7 @@ def render(prometheus: str, out: Path, minutes: float, job: str = ".+") -> None:
         unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
         axis.set_ylabel({"ms": "ms", "reqps": "records/s", "percentunit": "share"}.get(unit, ""), fontsize=8)
         axis.tick_params(labelsize=7)
+        axis.ticklabel_format(axis="y", useOffset=False, style="plain")
         if drawn:
             axis.legend(fontsize=7, loc="upper left")
         else:

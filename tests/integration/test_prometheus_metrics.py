@@ -188,6 +188,7 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
     bad = [(b"z", value(values=[0, 0, 0, 0])), (b"n", b'{"values": "[1, NaN, 0, 0]"}'), (b"j", b"{")]
     second = vectors_around([0, 0, 1, 0], 150, seed=2, prefix="b")
     seen: dict[str, Any] = {}
+    linger_s = 40 if os.environ.get("KPF_DASHBOARD_PNG") else 0  # a longer picture for README
 
     def observe(job: Any) -> None:
         workdir = tmp_path / "prometheus"
@@ -199,10 +200,11 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
             # The bounded backlog is consumed: no record behind the latest offset.
             seen["lag_after_backlog"] = prometheus.wait_for("kpf:consumer_lag_records", lambda v: v == 0)
             seen["drift_before"] = prometheus.wait_for("max(kpf:embedding_drift)", lambda v: True)
+            time.sleep(linger_s)
             produce(ingest.broker.bootstrap_servers, topic, second)
             prometheus.wait_for(written, lambda v: v == len(first) + len(second))
             seen["drift_after"] = prometheus.wait_for("max(kpf:embedding_drift)", lambda v: v > 0.5)
-            time.sleep(5)  # a few more scrapes and rule evaluations, for the rates
+            time.sleep(5 + linger_s)  # a few more scrapes and rule evaluations, for the rates
             seen["dashboard"] = {expr: prometheus.query(expr.replace("$job", ".+")) for expr in dashboard_queries()}
             seen["rules"] = {name: prometheus.query(expr) for name, expr in rule_queries()}
             seen["rule_states"] = prometheus.rules()
