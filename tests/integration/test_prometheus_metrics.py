@@ -257,3 +257,39 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
     # 2 of the 303 records read were a zero and a non-finite vector; 3 were dead letters (those and bad JSON).
     ((_, rejected),) = seen["rules"]["kpf:vectors_rejected_ratio:rate5m"]
     assert rejected > 0 and seen["dead_letters"] is not None and seen["dead_letters"] > 0, seen
+
+
+def test_a_standalone_clusters_jobmanager_and_taskmanager_each_serve_metrics(tmp_path: Path) -> None:
+    from kafka_pinecone_flink.stack.cluster import FlinkCluster
+
+    first = free_port()
+    ports = range(first, first + 12)
+    cluster = FlinkCluster(
+        tmp_path / "cluster",
+        rest_port=free_port(),
+        rpc_port=free_port(),
+        conf={"metrics.reporter.prom.port": f"{ports[0]}-{ports[-1]}"},
+    )
+    served: dict[int, str] = {}
+    try:
+        cluster.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for port in ports:
+                try:
+                    served[port] = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    continue
+            texts = "\n".join(served.values())
+            if "flink_jobmanager_numRegisteredTaskManagers" in texts and "flink_taskmanager_Status_JVM" in texts:
+                break
+            time.sleep(1)
+    finally:
+        cluster.stop()
+    kinds = {
+        port: {"jobmanager" if "flink_jobmanager_" in text else "taskmanager" if "flink_taskmanager_" in text else "?"}
+        for port, text in served.items()
+    }
+    assert sorted(kind for found in kinds.values() for kind in found) == ["jobmanager", "taskmanager"], kinds
+    (jobmanager,) = [text for text in served.values() if "flink_jobmanager_" in text]
+    assert total(jobmanager, "flink_jobmanager_numRegisteredTaskManagers") == 1
