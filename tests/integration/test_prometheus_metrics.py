@@ -3,6 +3,7 @@ running local job on /metrics, under the names README "Monitoring" documents."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -293,3 +294,41 @@ def test_a_standalone_clusters_jobmanager_and_taskmanager_each_serve_metrics(tmp
     assert sorted(kind for found in kinds.values() for kind in found) == ["jobmanager", "taskmanager"], kinds
     (jobmanager,) = [text for text in served.values() if "flink_jobmanager_" in text]
     assert total(jobmanager, "flink_jobmanager_numRegisteredTaskManagers") == 1
+
+
+def test_a_job_that_embeds_text_serves_the_embed_stages_batch_latency_and_the_norms_of_its_vectors(
+    ingest: IngestHarness,
+) -> None:
+    titles = ["Trail rain jacket", "Espresso machine", "Desk lamp", "Wool socks", "Road bike", "Tea kettle"]
+    records = [(f"k{i}".encode(), value(title=title)) for i, title in enumerate(titles)]
+    port = free_port()
+    operator = "flink_taskmanager_job_task_operator_"
+    seen: dict[str, str] = {}
+
+    def scrape(job: Any) -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                seen["text"] = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                if total(seen["text"], f"{operator}upserted") == len(titles) and total(
+                    seen["text"], f"{operator}embed_batch_latency_ms_p99"
+                ):
+                    return
+            time.sleep(1)
+
+    ingest.run(
+        records,
+        f"--flink.conf=metrics.reporter.prom.port={port}",
+        "--embedding.text-fields=title",
+        dimension=384,
+        during=scrape,
+        unbounded=True,
+        expect_success=False,
+    )
+    text = seen.get("text", "")
+    p50, p95, p99 = (total(text, f"{operator}embed_batch_latency_ms_{q}") for q in ("p50", "p95", "p99"))
+    assert 0 < p50 <= p95 <= p99, (p50, p95, p99)
+    # The model normalises its vectors: every norm is 1 (x 1000).
+    norms = samples(text, f"{operator}namespace_vector_norm_milli_p50")
+    assert norms and all(v == 1000 for _, v in norms), norms
+    assert all(labels["namespace"] for labels, _ in norms), norms
