@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,6 @@ class EmbeddingHealth:
         self._reference = {ns: np.asarray(v, dtype=np.float64) for ns, v in (reference or {}).items()}
         self.namespaces: dict[str, NamespaceHealth] = {}
         self.observed: dict[str, int] = {}
-        self._on_new: Callable[[str, NamespaceHealth], None] | None = None
 
     def observe(self, changes: Iterable[Change]) -> None:
         by_namespace: dict[str, list[Change]] = {}
@@ -187,7 +186,14 @@ class EmbeddingHealth:
         return health.drift() if health is not None else 0.0
 
     def register(self, group: Any) -> None:
-        """Publish each namespace's gauges in ``group.add_group("namespace", <name>)`` when it is first seen."""
+        """Publish each namespace's gauges in ``group.add_group("namespace", <name>)``, and ``embedding_namespaces``
+        (how many are tracked) on ``group``.
+
+        A namespace seen by ``observe`` (the operator's asyncio thread) is registered later, by the
+        ``embedding_namespaces`` gauge itself, in the thread that reads the gauges at the end of a bundle: PyFlink
+        iterates a group's gauges (then its sub-groups) there, so registering from another thread could change a
+        dict under that iteration. Registered by the first gauge read, the new sub-group is complete before the
+        iteration reaches the sub-groups."""
 
         def publish(namespace: str, health: NamespaceHealth) -> None:
             sub = group.add_group("namespace", namespace)
@@ -195,9 +201,16 @@ class EmbeddingHealth:
             sub.gauge("vectors_observed", lambda: self.observed.get(namespace, 0))
             register_percentiles(sub, "vector_norm_milli", health.norms, scale=NORM_SCALE)
 
-        self._on_new = publish
-        for namespace, health in self.namespaces.items():
-            publish(namespace, health)
+        published: set[str] = set()
+
+        def publish_new() -> int:
+            for namespace, health in list(self.namespaces.items()):
+                if namespace not in published:
+                    publish(namespace, health)
+                    published.add(namespace)
+            return len(published)
+
+        group.gauge("embedding_namespaces", publish_new)
 
     def _namespace(self, namespace: str) -> NamespaceHealth | None:
         health = self.namespaces.get(namespace)
@@ -210,6 +223,4 @@ class EmbeddingHealth:
                 health.reference = reference / np.linalg.norm(reference)
                 health.fixed_reference = True
             self.namespaces[namespace] = health
-            if self._on_new is not None:
-                self._on_new(namespace, health)
         return health

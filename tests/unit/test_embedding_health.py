@@ -78,7 +78,7 @@ def test_deletes_and_text_only_changes_are_ignored_and_namespaces_are_capped() -
     assert len(health.namespaces) == MAX_NAMESPACES
 
 
-def test_each_namespace_gets_its_gauges_in_a_namespace_group() -> None:
+def test_each_namespace_gets_its_gauges_in_a_namespace_group_registered_when_the_gauges_are_read() -> None:
     gauges: dict[tuple[str, str], Any] = {}
 
     class Group:
@@ -95,9 +95,13 @@ def test_each_namespace_gets_its_gauges_in_a_namespace_group() -> None:
     health = EmbeddingHealth(reference_size=1, window=1)
     health.register(Group())
     health.observe([change([1.0, 0.0]), change([0.0, 1.0])])
+    # observe() runs on the sink's asyncio thread: it registers nothing itself.
+    assert set(gauges) == {("", "embedding_namespaces")}
+    assert gauges[("", "embedding_namespaces")]() == 1  # read at a bundle end: registers the new namespace
     assert gauges[("ns", "embedding_drift_ppm")]() == 1_000_000
     assert gauges[("ns", "vectors_observed")]() == 2
     assert gauges[("ns", "vector_norm_milli_p50")]() == 1_000
+    assert gauges[("", "embedding_namespaces")]() == 1
 
 
 def test_vectors_that_travel_as_request_json_are_read_back_and_large_groups_are_sampled() -> None:
