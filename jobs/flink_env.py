@@ -58,6 +58,33 @@ def gateway_jvm_args(settings: Mapping[str, str], user: str | None) -> str:
     )
 
 
+_USER_HADOOP_CLASSPATH = os.environ.get("HADOOP_CLASSPATH")
+"""``HADOOP_CLASSPATH`` as the user set it, before ``create_session`` adds the metric reporters' jars to it."""
+
+
+def reporter_jars(settings: Mapping[str, str]) -> list[Path]:
+    """The jars of the metric reporters that ``settings`` configure (``metrics.reporter.<name>.factory.class``), from
+    the plugins folder of the installed apache-flink package (plugins/metrics-<kind>/).
+
+    A local mini-cluster does not load plugins (Flink 2.2 logs "The reporter factory ... could not be found" and
+    reports nothing), so a local run puts these jars on the gateway JVM's classpath instead."""
+    import pyflink
+
+    wanted = {
+        value.rsplit(".", 1)[-1].removesuffix("ReporterFactory").lower()
+        for key, value in settings.items()
+        if key.startswith("metrics.reporter.") and key.endswith(".factory.class")
+    }
+    plugins = Path(pyflink.__file__).parent / "plugins"
+    return sorted(jar for kind in wanted for jar in plugins.glob(f"metrics-{kind}/*.jar"))
+
+
+def gateway_classpath(settings: Mapping[str, str], user: str | None) -> str:
+    """``HADOOP_CLASSPATH`` for the local gateway JVM: the configured reporters' jars, then the user's entries.
+    PyFlink's local launcher appends ``HADOOP_CLASSPATH`` to the gateway's classpath (the one hook it offers)."""
+    return os.pathsep.join([*(str(jar) for jar in reporter_jars(settings)), *([user] if user else [])])
+
+
 def create_session(
     overrides: Mapping[str, str] | None = None,
     run_dir: Path = RUN_DIR,
@@ -90,6 +117,9 @@ def create_session(
         os.environ["FLINK_CONF_DIR"] = str(conf_dir)
         os.environ["FLINK_LOG_DIR"] = settings["env.log.dir"]
         os.environ["JVM_ARGS"] = gateway_jvm_args(settings, _USER_JVM_ARGS)
+        classpath = gateway_classpath(settings, _USER_HADOOP_CLASSPATH)
+        if classpath:
+            os.environ["HADOOP_CLASSPATH"] = classpath
         config = Configuration()
         for key, value in settings.items():
             config.set_string(key, value)

@@ -23,6 +23,10 @@ STATUS_COUNTERS = (
     ("skipped", SKIPPED_PREFIX),
 )
 """(label, metric name) of the figures shown; ``skipped_`` sums every ``skipped_*`` counter."""
+PENDING = "pendingRecords"
+"""The Kafka source's records behind the latest offsets (summed over subtasks): consumer lag."""
+LARGEST = ("lag_ms", "freshness_ms_p99", "embedding_drift_ppm")
+"""Gauges shown as their largest value over subtasks (and namespaces): README "Monitoring"."""
 
 
 def pick_job(jobs: list[dict[str, Any]], job_id: str | None) -> dict[str, Any]:
@@ -39,18 +43,21 @@ def pick_job(jobs: list[dict[str, Any]], job_id: str | None) -> dict[str, Any]:
 
 def job_summary(client: Any, job_id: str) -> dict[str, float]:
     """A job's key figures from its metrics: records read by Decode, sink counters summed over subtasks, every
-    ``skipped_*`` counter, dead letters of every stage, and the largest ``lag_ms``. Counters never incremented are
-    not reported by Flink and read as 0."""
-    wanted = {name for _, name in STATUS_COUNTERS if name != SKIPPED_PREFIX} | {"lag_ms"}
-    totals: dict[str, float] = dict.fromkeys(wanted - {"lag_ms"}, 0.0)
+    ``skipped_*`` counter, dead letters of every stage, the source's ``pendingRecords`` (summed), and the largest
+    ``lag_ms``, ``freshness_ms_p99`` and ``embedding_drift_ppm``. Counters never incremented are not reported by
+    Flink and read as 0; gauges not reported are absent."""
+    wanted = {name for _, name in STATUS_COUNTERS if name != SKIPPED_PREFIX} | {PENDING, *LARGEST}
+    totals: dict[str, float] = dict.fromkeys(wanted - {PENDING, *LARGEST}, 0.0)
     totals[SKIPPED_PREFIX] = 0.0
     for vertex in client.vertices(job_id):
         found = client.vertex_metrics(job_id, str(vertex["id"]), lambda n: n in wanted or n.startswith(SKIPPED_PREFIX))
         for name, values in found.items():
             if name == "records_in" and DECODE_VERTEX not in vertex["name"]:
                 continue  # Dedup counts the same records again after key_by
-            if name == "lag_ms":
-                totals["lag_ms"] = max([totals.get("lag_ms", 0.0), *values])
+            if name in LARGEST:
+                totals[name] = max([totals.get(name, 0.0), *values])
+            elif name == PENDING:
+                totals[PENDING] = totals.get(PENDING, 0.0) + sum(values)
             else:
                 totals[SKIPPED_PREFIX if name.startswith(SKIPPED_PREFIX) else name] += sum(values)
     return totals
@@ -101,6 +108,11 @@ def cmd_status(args: argparse.Namespace, _: list[str]) -> int:
             print(f"  {label:<14} {int(summary.get(name, 0.0))}")
         lag = summary.get("lag_ms")
         print(f"  {'lag':<14} {'-' if lag is None else f'{lag / 1000:.1f} s'}")
+        pending, freshness = summary.get(PENDING), summary.get("freshness_ms_p99")
+        print(f"  {'kafka pending':<14} {'-' if pending is None else int(pending)}")
+        print(f"  {'freshness p99':<14} {'-' if freshness is None else f'{freshness / 1000:.1f} s'}")
+        drift = summary.get("embedding_drift_ppm")
+        print(f"  {'drift (max)':<14} {'-' if drift is None else f'{drift / 1e6:.4f}'}")
     return EXIT_OK
 
 
@@ -110,7 +122,8 @@ def add_parser(commands: Any) -> None:
         "status",
         help="a running job's state and key metrics (Flink REST API)",
         description="Show a job's state and key metrics: records in, upserted, updated, deleted, dead-lettered, "
-        "skipped, and the sink's lag (time since the oldest Kafka timestamp of its last batch). Without --job: the "
+        "skipped, the sink's lag (time since the oldest Kafka timestamp of its last batch), the records behind the "
+        "latest Kafka offsets, p99 freshness and the largest embedding drift (README: Monitoring). Without --job: the "
         "newest running job, else the newest job. Exit 2 if nothing answers as a Flink REST API at --rest-url, 1 if "
         "the job cannot be found or read.",
         allow_abbrev=False,

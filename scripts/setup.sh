@@ -60,10 +60,10 @@ jvm="$cache/jvm-$pom_key"
 if [ -f "$jvm/.kpf-complete" ]; then
   step "JVM jars: reusing $jvm"
 else
-  step "JVM jars: fetching from Maven Central (Flink Kafka connector, Kafka broker classpath)"
+  step "JVM jars: fetching from Maven Central (Flink Kafka connector, Kafka broker classpath, Flink Kubernetes Operator CRD)"
   rm -rf "$jvm"
   mkdir -p "$jvm"
-  for profile in connector kafka; do
+  for profile in connector kafka k8s-operator; do
     mvn -B -q -f "$root/jvm/pom.xml" -P"$profile" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$jvm/$profile" >"$jvm/mvn-$profile.log" 2>&1 \
       || { tail -20 "$jvm/mvn-$profile.log" >&2; fail "mvn could not fetch the '$profile' jars (is Maven Central reachable?)"; }
@@ -87,6 +87,21 @@ else
   step "JVM operators: compiling jvm/src into build/kpf-flink.jar"
   "$root/jvm/build-jar.sh" "$flink_lib" "$kpf_jar" || fail "jvm/src did not compile"
   echo "$jar_key" > "$kpf_jar.key"
+fi
+
+# -- Prometheus server (optional) -------------------------------------------------------------------------------
+# The monitoring test (tests/integration/test_prometheus_metrics.py) runs the dashboard's and the alert rules' queries
+# on a real Prometheus server; it is skipped, saying why, where there is none. Installed here only when absent and
+# Debian's apt can install it (root); set-up never fails for it.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ -z "${KPF_NO_PROMETHEUS:-}" ]; then
+    step "Prometheus server: installing Debian's prometheus package (for the monitoring test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >"$cache/apt-prometheus.log" 2>&1 \
+      || printf 'setup: note: apt-get could not install prometheus (see %s); the monitoring test will be skipped\n' \
+        "$cache/apt-prometheus.log" >&2
+  else
+    printf 'setup: note: no prometheus server on PATH; the monitoring test will be skipped (apt-get install prometheus)\n' >&2
+  fi
 fi
 
 # -- check ------------------------------------------------------------------------------------------------------

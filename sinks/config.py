@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from kafka_pinecone_flink.sinks import embedding_health
+
 ErrorTolerance = Literal["none", "all"]
 SchemaEvolution = Literal["basic", "none"]
 
@@ -115,6 +117,12 @@ class PineconeSinkConfig:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     error_tolerance: ErrorTolerance = DEFAULT_ERROR_TOLERANCE
     schema_evolution: SchemaEvolution = DEFAULT_SCHEMA_EVOLUTION
+    drift_reference_size: int = embedding_health.DEFAULT_REFERENCE_SIZE
+    """Embedding drift (``sinks.embedding_health``): vectors per namespace that make up the reference centroid."""
+    drift_window: int = embedding_health.DEFAULT_WINDOW
+    """Embedding drift: each new vector weighs 1/``drift_window`` in the recent centroid."""
+    drift_reference_file: str | None = None
+    """Embedding drift: a JSON file of reference centroids per namespace, read when the job is built."""
 
     def __post_init__(self) -> None:
         if self.api_key is not None and (
@@ -128,6 +136,8 @@ class PineconeSinkConfig:
         _host("index_host", self.index_host)
         _host("controller_host", self.controller_host)
         _int_in("batch_size", self.batch_size, 1, PINECONE_MAX_UPSERT_RECORDS)
+        _int_in("drift_reference_size", self.drift_reference_size, 1, embedding_health.MAX_REFERENCE_SIZE)
+        _int_in("drift_window", self.drift_window, 1, embedding_health.MAX_WINDOW)
         _int_in("max_request_bytes", self.max_request_bytes, MIN_MAX_REQUEST_BYTES, PINECONE_MAX_REQUEST_BYTES)
         _int_in("linger_ms", self.linger_ms, 0, MAX_LINGER_MS)
         _int_in("max_concurrency", self.max_concurrency, 1, MAX_MAX_CONCURRENCY)

@@ -30,10 +30,12 @@ from pyflink.datastream.functions import AsyncFunction
 from kafka_pinecone_flink.sinks import stats
 from kafka_pinecone_flink.sinks.client import open_index
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.sinks.embedding_health import EmbeddingHealth, load_reference
 from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
 from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.records import Change, DeadLetter
 from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
+from kafka_pinecone_flink.udfs.window import register_percentiles
 
 CHUNK_OPERATIONS = "chunk_operations"
 """Operations of a document after its first (``udfs.chunking``): its further chunk upserts and deletes, applied."""
@@ -52,7 +54,9 @@ class FlinkSinkMetrics(stats.SinkStats):
     """``SinkStats`` exposed as Flink gauges.
 
     Gauges rather than counters: ``async_invoke`` runs on the operator's asyncio thread, and Beam's counters only
-    count in the thread that processes the bundle. Histograms are exposed as gauges over the recent samples.
+    count in the thread that processes the bundle. Histograms are exposed as gauges over the recent samples
+    (``<name>_mean``, ``<name>_max``) and, for ``stats.PERCENTILE_HISTOGRAMS``, as sliding-window percentiles
+    (``<name>_p50``, ``_p95``, ``_p99``, ``_window_max``: ``udfs.window``).
     """
 
     def register(self, group: Any) -> None:
@@ -61,6 +65,8 @@ class FlinkSinkMetrics(stats.SinkStats):
         for name in stats.HISTOGRAMS:
             group.gauge(f"{name}_mean", self._summary(name, mean=True))
             group.gauge(f"{name}_max", self._summary(name, mean=False))
+        for name, window in self.windows.items():
+            register_percentiles(group, name, window, max_suffix="window_max")
 
     def _reader(self, name: str) -> Any:
         if name in stats.GAUGES:
@@ -94,12 +100,21 @@ class PineconeSinkFunction(AsyncFunction):
         self._max_bytes = dead_letter_max_bytes
         self._writer: PineconeWriter | None = None
         self._client: Any = None
+        self._health: EmbeddingHealth | None = None
+        # Read here, where the job is built: the file need not exist where the sink runs.
+        self._drift_reference = (
+            load_reference(config.drift_reference_file) if config.drift_reference_file is not None else None
+        )
 
     def open(self, runtime_context: RuntimeContext) -> None:
         # The SDK logs every request at INFO: quiet when healthy.
         logging.getLogger("pinecone").setLevel(logging.WARNING)
         metrics = FlinkSinkMetrics()
         metrics.register(runtime_context.get_metrics_group())
+        self._health = EmbeddingHealth(
+            self._config.drift_reference_size, self._config.drift_window, self._drift_reference
+        )
+        self._health.register(runtime_context.get_metrics_group())
         # open() runs before the operator's event loop exists; the data-plane client binds to the loop of its
         # first request, so describing the index in a short-lived loop here is safe.
         self._client = asyncio.run(open_index(self._config))
@@ -119,6 +134,8 @@ class PineconeSinkFunction(AsyncFunction):
             else:
                 changes.append(item)
         outcomes = await self._writer.submit_group(changes)
+        if self._health is not None:
+            self._health.observe(changes)
         for change, outcome in zip(changes, outcomes, strict=True):
             # A document's chunk operations (udfs.chunking) count once, by the first; the others on their own.
             if isinstance(outcome, DeadLetter):

@@ -305,6 +305,13 @@ class PineconeWriter:
             self._applied(state, position, applied(position))
 
     async def _call(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        started = self._monotonic()
+        try:
+            return await self._call_with_retries(operation, what)
+        finally:
+            self.metrics.observe(stats.REQUEST_LATENCY_MS, (self._monotonic() - started) * 1000)
+
+    async def _call_with_retries(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await call_with_retries(
             operation,
             policy=self._policy,
@@ -340,7 +347,10 @@ class PineconeWriter:
         metrics.observe(stats.FLUSH_LATENCY_MS, (self._monotonic() - started) * 1000)
         timestamps = [c.source.timestamp_ms for c in changes if c.source.timestamp_ms is not None]
         if timestamps:
-            metrics.gauge(stats.LAG_MS, self._now_ms() - min(timestamps))
+            now_ms = self._now_ms()
+            metrics.gauge(stats.LAG_MS, now_ms - min(timestamps))
+            for timestamp in timestamps:
+                metrics.observe(stats.FRESHNESS_MS, now_ms - timestamp)
 
 
 def lane_of(change: Change, lanes: int) -> tuple[str, int]:

@@ -27,7 +27,9 @@ ERRORS_ALL = "all"
 RECORDS_IN = "records_in"
 DECODED = "decoded"
 SKIPPED_PREFIX = "skipped_"
-COUNTS = (RECORDS_IN, DECODED, DEAD_LETTERED)
+VECTOR_REJECTIONS = {"ZeroVectorError": "vectors_rejected_zero", "NonFiniteVectorError": "vectors_rejected_non_finite"}
+"""Dead letters also counted apart, by error class, for the embedding-health metrics (README: Monitoring)."""
+COUNTS = (RECORDS_IN, DECODED, DEAD_LETTERED, *VECTOR_REJECTIONS.values())
 """The decode counts that exist from the start, at zero (``skipped_<reason>`` appear when first counted)."""
 
 
@@ -67,6 +69,9 @@ class DecodeFunction(MapFunction):
                 if self._fail_fast:
                     raise RecordRejectedError(record.coordinates, exc.error_class, exc.message, "decode") from None
                 counts[DEAD_LETTERED] += 1
+                rejected_vector = VECTOR_REJECTIONS.get(exc.error_class)
+                if rejected_vector is not None:
+                    counts[rejected_vector] += 1
                 letter = DeadLetter(record, exc.error_class, exc.message, "decode")
                 dead_letters.append(dead_letter_row(letter, self._secrets, self._max_bytes))
                 continue

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,7 @@ from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
 from kafka_pinecone_flink.udfs.errors import RecordError
 from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
+from kafka_pinecone_flink.udfs.window import SlidingWindow, register_percentiles
 
 DEFAULT_BATCH_SIZE = 64
 """Batches of 32-64 gave the best CPU throughput on 2 cores with 30-60-word texts (benchmarks/embed_bench.py)."""
@@ -185,6 +187,8 @@ class Embedder:
         self._config = config
         self.cache = TextVectorCache(config.cache_entries)
         self.stats = EmbedStats()
+        self.batch_latency_ms = SlidingWindow()
+        """Wall time of each model call (one pool of texts), for the ``embed_batch_latency_ms_p*`` gauges."""
         # One worker thread: encodes run one at a time and off the event loop (torch releases the GIL).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-encode")
         # Work-conserving: the model never idles while texts wait for a pool to fill (see MicroBatcher). Flink ends
@@ -336,7 +340,9 @@ class Embedder:
                 to_encode[key] = text
         if to_encode:
             loop = asyncio.get_running_loop()
+            started = time.monotonic()
             encoded = await loop.run_in_executor(self._executor, self._encode_isolating, list(to_encode.values()))
+            self.batch_latency_ms.add((time.monotonic() - started) * 1000)
             for key, outcome in zip(to_encode, encoded, strict=True):
                 results[key] = outcome
                 if not isinstance(outcome, EmbeddingError):
@@ -414,9 +420,10 @@ class EmbedFunction(AsyncFunction):
     forwards the barrier.
 
     Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
-    ``embedding_failed``, ``texts_truncated``, ``chunks_embedded``, ``chunks_reused``. Gauges, not counters, because
-    Beam counters only count in the thread that runs the bundle, and ``async_invoke`` runs on the operator's asyncio
-    thread.
+    ``embedding_failed``, ``texts_truncated``, ``chunks_embedded``, ``chunks_reused``; and
+    ``embed_batch_latency_ms_p50/_p95/_p99/_max``, the wall time of the model calls of the last minute
+    (``udfs.window``). Gauges, not counters, because Beam counters only count in the thread that runs the bundle, and
+    ``async_invoke`` runs on the operator's asyncio thread.
     """
 
     def __init__(self, config: EmbedConfig) -> None:
@@ -441,6 +448,7 @@ class EmbedFunction(AsyncFunction):
         metrics.gauge("texts_truncated", lambda: embedder.stats.truncated)
         metrics.gauge("chunks_embedded", lambda: embedder.stats.chunks_embedded)
         metrics.gauge("chunks_reused", lambda: embedder.stats.chunks_reused)
+        register_percentiles(metrics, "embed_batch_latency_ms", embedder.batch_latency_ms)
 
     async def async_invoke(self, value: Any) -> list[list[Change | DeadLetter]]:
         if self._embedder is None:

@@ -104,3 +104,13 @@ def check_model(model: str) -> str | None:
             "config.json; models are never downloaded"
         )
     return None
+
+
+def drift_reference_problem(path: str) -> str | None:
+    from kafka_pinecone_flink.sinks.embedding_health import ReferenceFileError, load_reference
+
+    try:
+        load_reference(path)
+    except ReferenceFileError as exc:
+        return f"a JSON file of reference centroids ({exc})"
+    return None

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kafka_pinecone_flink.sinks.config as sink_config
+import kafka_pinecone_flink.sinks.embedding_health as embedding_health
 import kafka_pinecone_flink.udfs.embed as embed_stage
 from kafka_pinecone_flink.jobs.config import checks
 from kafka_pinecone_flink.jobs.kafka_io import STARTING_POSITIONS
@@ -512,6 +513,36 @@ OPTIONS: tuple[Option, ...] = (
         "headers; must not be a source topic",
         default=DEFAULT_DEAD_LETTER_TOPIC,
         check=checks.topic_problem,
+    ),
+    # metrics
+    Option(
+        "metrics.drift-reference-size",
+        Kind.INT,
+        "Embedding drift: the reference centroid of a namespace is the mean of the first N vectors (sampled) each "
+        "sink subtask writes to it after start, unless metrics.drift-reference-file gives one",
+        default=embedding_health.DEFAULT_REFERENCE_SIZE,
+        low=1,
+        high=embedding_health.MAX_REFERENCE_SIZE,
+        target="sink.drift_reference_size",
+    ),
+    Option(
+        "metrics.drift-window",
+        Kind.INT,
+        "Embedding drift: the recent centroid is an exponentially weighted mean in which each new vector weighs "
+        "1/N (README: Monitoring)",
+        default=embedding_health.DEFAULT_WINDOW,
+        low=1,
+        high=embedding_health.MAX_WINDOW,
+        target="sink.drift_window",
+    ),
+    Option(
+        "metrics.drift-reference-file",
+        Kind.STR,
+        'Embedding drift: a JSON file {"<namespace>": [centroid], "*": [centroid for any other namespace]} '
+        "read when the job starts; fixes the reference across restarts and subtasks",
+        doc_default="(the first vectors)",
+        target="sink.drift_reference_file",
+        check=checks.drift_reference_problem,
     ),
     # flink
     Option(

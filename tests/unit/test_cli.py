@@ -531,7 +531,12 @@ class _FakeRest:
 
     def vertex_metrics(self, _: str, vertex_id: str, match: Any) -> dict[str, list[float]]:
         reported = {
-            "v1": {"records_in": [10.0, 5.0], "dead_lettered": [2.0], "skipped_tombstone_ignored": [1.0]},
+            "v1": {
+                "records_in": [10.0, 5.0],
+                "dead_lettered": [2.0],
+                "skipped_tombstone_ignored": [1.0],
+                "pendingRecords": [4.0, 3.0],
+            },
             "v2": {
                 "records_in": [12.0],
                 "upserted": [6.0],
@@ -541,6 +546,9 @@ class _FakeRest:
                 "skipped_unchanged": [2.0],
                 "lag_ms": [30.0, 120.0],
                 "requests": [9.0],
+                "freshness_ms_p99": [800.0, 1500.0],
+                "freshness_ms_p50": [400.0, 700.0],
+                "embedding_drift_ppm": [1000.0, 250000.0],
             },
         }[vertex_id]
         return {name: values for name, values in reported.items() if match(name)}
@@ -556,6 +564,9 @@ def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage() -> 
         "dead_lettered": 3.0,
         "skipped_": 3.0,
         "lag_ms": 120.0,
+        "pendingRecords": 7.0,
+        "freshness_ms_p99": 1500.0,
+        "embedding_drift_ppm": 250000.0,
     }
 
 

@@ -24,7 +24,17 @@ pytestmark = pytest.mark.unit
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-SERVICES = {"kafka", "kafka-setup", "pinecone", "pinecone-setup", "jobmanager", "taskmanager", "submit"}
+SERVICES = {
+    "kafka",
+    "kafka-setup",
+    "pinecone",
+    "pinecone-setup",
+    "jobmanager",
+    "taskmanager",
+    "submit",
+    "prometheus",
+    "grafana",
+}
 FLINK_SERVICES = ("jobmanager", "taskmanager", "submit")
 CONF_MOUNT = "./flink-conf:/opt/kpf/flink-conf:ro"
 ARCHIVE = "/opt/kpf/kpf-job.zip"
@@ -84,7 +94,10 @@ def test_the_host_reaches_kafka_the_web_ui_and_the_pinecone_server_on_their_usua
     assert _published(services["kafka"]) == {9092}
     assert _published(services["jobmanager"]) == {8081}
     assert _published(services["pinecone"]) == {5080}
-    assert not any(_published(services[name]) for name in SERVICES - {"kafka", "jobmanager", "pinecone"})
+    assert _published(services["prometheus"]) == {9090}
+    assert _published(services["grafana"]) == {3000}
+    public = {"kafka", "jobmanager", "pinecone", "prometheus", "grafana"}
+    assert not any(_published(services[name]) for name in SERVICES - public)
 
 
 def test_kafka_is_the_official_image_in_kraft_mode_at_the_version_the_local_broker_runs(
@@ -114,6 +127,7 @@ def test_services_start_in_order_and_waited_for_services_have_health_checks(
             "jobmanager": "service_healthy",
             "taskmanager": "service_started",
         },
+        "grafana": {"prometheus": "service_started"},
     }
     for name, service in services.items():
         conditions = {dep: spec["condition"] for dep, spec in service.get("depends_on", {}).items()}
@@ -236,3 +250,52 @@ def test_the_image_copies_the_namespace_and_every_package_folder_its_links_point
         if link.is_symlink():
             assert link.name in copied and f"!{link.name}/" in ignore, link.name
     assert re.search(r"^WORKDIR /opt/kpf$", dockerfile, re.MULTILINE) and "PYTHONPATH=/opt/kpf " in dockerfile
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path (relative to the repository) of the service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        host, container = str(volume).split(":")[:2]
+        if host.startswith("./"):
+            mounts[container] = ROOT / host
+    return mounts
+
+
+def _host_path(service: dict[str, Any], container_path: str) -> Path:
+    for container, host in _mounts(service).items():
+        if container_path == container or container_path.startswith(container + "/"):
+            return host / container_path[len(container) :].lstrip("/")
+    raise AssertionError(f"{container_path} is not mounted from the repository")
+
+
+def test_prometheus_scrapes_every_flink_process_on_the_reporter_port_with_the_projects_rules(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from kafka_pinecone_flink.stack.flink import load_config
+
+    settings = load_config()
+    assert settings["metrics.reporter.prom.factory.class"].endswith(".PrometheusReporterFactory")
+    first_port = int(settings["metrics.reporter.prom.port"].split("-")[0])
+    prometheus = services["prometheus"]
+    config_arg = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    config = yaml.safe_load(_host_path(prometheus, config_arg.split("=", 1)[1]).read_text())
+    rule_files = [_host_path(prometheus, path) for path in config["rule_files"]]
+    assert {path.name for path in rule_files} == {"rules.yml", "alerts.yml"}
+    assert all(path.is_file() for path in rule_files)
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    # One Flink process per container: each takes the first port of the reporter's range.
+    assert targets == {f"jobmanager:{first_port}", f"taskmanager:{first_port}"}
+
+
+def test_grafana_provisions_the_stacks_prometheus_and_the_projects_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert _host_path(grafana, home) == ROOT / "monitoring" / "grafana" / "kpf-dashboard.json"
+    provisioning = _host_path(grafana, "/etc/grafana/provisioning")
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "kpf.yml").read_text())["providers"]
+    assert Path(home).parent == Path(provider["options"]["path"])

@@ -114,3 +114,18 @@ def test_fail_fast_lets_a_group_of_good_records_and_skips_through() -> None:
 def test_an_unknown_error_tolerance_is_rejected() -> None:
     with pytest.raises(ValueError, match="error tolerance must be 'none' or 'all', got 'some'"):
         DecodeFunction(ROUTE, "some")
+
+
+def test_zero_and_non_finite_vectors_are_counted_apart_for_the_embedding_health_metrics() -> None:
+    zero = source_row(20, {"values": [0, 0, 0]}, key=b"z")
+    non_finite = source_row(21, b'{"values": "[1, NaN, 2]"}', key=b"n")
+    _, dead_letters, counts = run([zero, non_finite, WRONG_DIMENSION, GOOD_1])
+    assert len(dead_letters) == 3
+    assert (counts["vectors_rejected_zero"], counts["vectors_rejected_non_finite"]) == (1, 1), counts
+
+
+def test_the_vector_rejection_counts_exist_from_the_start() -> None:
+    # A counter that first appears at 1 loses that increment in Prometheus's rate(): it must start at 0.
+    from kafka_pinecone_flink.udfs.decode_function import COUNTS, VECTOR_REJECTIONS
+
+    assert set(VECTOR_REJECTIONS.values()) <= set(COUNTS)

@@ -420,3 +420,9 @@ def test_window_prefix_grows_the_cut_past_long_runs_without_whitespace_or_pieces
 def test_window_prefix_keeps_a_text_without_whitespace_whole() -> None:
     text = "y" * 10_000
     assert window_prefix(text, 16, 5, pieces_of_words) is text
+
+
+def test_each_model_call_is_timed_in_the_batch_latency_window() -> None:
+    _, embedder = run_stage(FakeEncoder(), [upsert("red shoe"), upsert("blue hat")])
+    latencies = embedder.batch_latency_ms.values()
+    assert len(latencies) >= 1 and all(latency >= 0 for latency in latencies)

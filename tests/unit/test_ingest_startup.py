@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,15 @@ def test_the_gateway_gets_the_client_options_then_the_users_jvm_args() -> None:
     )
     assert gateway_jvm_args({}, "-Xmx1g") == "-Xmx1g"
     assert gateway_jvm_args({}, None) == ""
+
+
+def test_a_local_gateway_gets_the_configured_reporters_jar_then_the_users_hadoop_classpath() -> None:
+    # A local mini-cluster loads no plugins: the Prometheus reporter that flink-conf/ configures must reach the
+    # gateway's classpath, or nothing is served on /metrics.
+    from kafka_pinecone_flink.jobs.flink_env import gateway_classpath
+    from kafka_pinecone_flink.stack.flink import load_config
+
+    entries = gateway_classpath(load_config(), "/user/extra.jar").split(os.pathsep)
+    assert len(entries) == 2 and entries[1] == "/user/extra.jar", entries
+    assert Path(entries[0]).is_file() and Path(entries[0]).name.startswith("flink-metrics-prometheus-"), entries
+    assert gateway_classpath({}, None) == ""

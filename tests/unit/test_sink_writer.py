@@ -115,6 +115,17 @@ def config(**overrides: Any) -> PineconeSinkConfig:
     return PineconeSinkConfig(**options)
 
 
+class Ticks:
+    """A monotonic clock that advances ``step`` seconds on every reading."""
+
+    def __init__(self, start: float, step: float) -> None:
+        self.now, self.step = start - step, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def make_writer(fake: FakeIndex, **overrides: Any) -> tuple[PineconeWriter, stats.SinkStats, Sleeps]:
     metrics, sleeps = stats.SinkStats(), Sleeps()
     writer = PineconeWriter(
@@ -123,7 +134,7 @@ def make_writer(fake: FakeIndex, **overrides: Any) -> tuple[PineconeWriter, stat
         metrics=metrics,
         sleep=sleeps,
         rng=random.Random(5),
-        monotonic=iter([10.0, 10.25, 20.0, 20.5, 30.0, 30.5]).__next__,
+        monotonic=Ticks(10.0, 0.25),
         now_ms=lambda: 5_000.0,
     )
     return writer, metrics, sleeps
@@ -341,8 +352,13 @@ def test_batch_size_latency_and_lag_are_reported() -> None:
     writer, metrics, _ = make_writer(fake)
     write(writer, [change("a", timestamp_ms=4_000), change("b", timestamp_ms=4_500), change("c", timestamp_ms=None)])
     assert list(metrics.samples[stats.BATCH_SIZE]) == [3]
-    assert list(metrics.samples[stats.FLUSH_LATENCY_MS]) == [250.0]
+    # Clock readings: batch start 10.0, request start 10.25, request end 10.5, batch end 10.75.
+    assert list(metrics.samples[stats.FLUSH_LATENCY_MS]) == [750.0]
+    assert list(metrics.samples[stats.REQUEST_LATENCY_MS]) == [250.0]
     assert metrics.gauges[stats.LAG_MS] == 1_000.0
+    # Freshness: Kafka timestamp to acknowledgement (now_ms = 5000), per record that has a timestamp.
+    assert sorted(metrics.samples[stats.FRESHNESS_MS]) == [500.0, 1_000.0]
+    assert metrics.windows[stats.FRESHNESS_MS].quantile(0.99) == 1_000.0
 
 
 class SlowIndex(FakeIndex):
