@@ -198,8 +198,16 @@ class _Generator:
 
     def _emit(self, document: _Document, value: bytes | None, kind: str, version: int) -> None:
         record = ProducedRecord(document.topic, document.partition, document.record_id.encode(), value, kind)
-        if document.last is not None and document.last.value is not None and self.rng.random() < 0.3:
-            document.older = document.last  # produced later, after this newer one: must be fenced
+        # Produced later, after this newer record: fenced only if this record raised the version. A tombstone carries
+        # none (the dedup state keeps the highest version applied), so a record of that same version produced after it
+        # is a re-insert by the dedup rules (equal versions are not stale), not a late older record.
+        if (
+            document.last is not None
+            and document.last.value is not None
+            and version > document.version
+            and self.rng.random() < 0.3
+        ):
+            document.older = document.last
         self.records.append(record)
         document.last, document.version = record, version
 
