@@ -166,9 +166,15 @@ def test_the_embed_function_loads_the_model_in_open_and_reports_gauges() -> None
         function.close()
     assert [type(o) for o in out] == [Change] * 6
     assert all(o.values is not None and len(o.values) == 384 for o in out)
-    assert {name: gauge() for name, gauge in context.metrics.gauges.items()} == {
+    gauges = {name: gauge() for name, gauge in context.metrics.gauges.items()}
+    latency = {name: value for name, value in gauges.items() if name.startswith("embed_batch_latency_ms_")}
+    assert {name: value for name, value in gauges.items() if name not in latency} == {
         "embedded": 5,
         "embedding_cache_hits": 1,
         "embedding_failed": 0,
         "texts_truncated": 0,
+        "chunks_embedded": 0,
+        "chunks_reused": 0,
     }
+    assert set(latency) == {f"embed_batch_latency_ms_{q}" for q in ("p50", "p95", "p99", "max")}
+    assert 0 < latency["embed_batch_latency_ms_p50"] <= latency["embed_batch_latency_ms_max"]
