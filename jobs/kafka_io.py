@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 StartingPosition = Literal["earliest", "latest", "committed", "timestamp"]
 STARTING_POSITIONS: tuple[str, ...] = ("earliest", "latest", "committed", "timestamp")
 
+DEFAULT_PARTITION_LAG_INTERVAL_MS = 10_000
+SOURCE_COLUMNS = ("key", "value", "topic", "partition", "offset", "headers", "timestamp")
+"""The columns of the source table (``source_table_ddl``), in order."""
+
 _STARTUP_MODES = {
     "earliest": "earliest-offset",
     "latest": "latest-offset",
@@ -52,6 +56,8 @@ class KafkaSourceOptions:
     bounded: bool = False
     stopping_offsets: Mapping[int, int] | None = None
     """With ``bounded`` and one topic: the offset to stop at, per partition (``jobs.bounded``); else the latest."""
+    lag_interval_ms: int = DEFAULT_PARTITION_LAG_INTERVAL_MS
+    """How often the partition-lag operator (``partition_lag``) asks Kafka for the latest offsets; 0: no operator."""
 
     def __post_init__(self) -> None:
         if bool(self.topics) == bool(self.topic_pattern):
@@ -169,6 +175,31 @@ def read_source(t_env: StreamTableEnvironment, options: KafkaSourceOptions, tabl
 
 
 RAW_ROW_FIELDS = ["key", "value", "headers"]
+
+
+def partition_lag(rows: DataStream, options: KafkaSourceOptions) -> DataStream:
+    """``rows`` (of the source table) handed on by the JVM ``PartitionLag`` operator, which reports each partition's
+    records behind its latest offset (README: Monitoring); ``rows`` itself when ``options.lag_interval_ms`` is 0.
+    Kafka is asked with the source's own bootstrap servers and properties."""
+    if options.lag_interval_ms == 0:
+        return rows
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    properties = gateway.jvm.java.util.Properties()
+    for key, value in options.properties.items():
+        properties.setProperty(key, value)
+    properties.setProperty("bootstrap.servers", options.bootstrap_servers)
+    j_rows = rows._j_data_stream
+    operator = gateway.jvm.io.github.kpf.lag.PartitionLag.withAdmin(
+        SOURCE_COLUMNS.index("topic"),
+        SOURCE_COLUMNS.index("partition"),
+        SOURCE_COLUMNS.index("offset"),
+        options.lag_interval_ms,
+        properties,
+    )
+    return DataStream(j_rows.transform("Partition lag", j_rows.getType(), operator)).uid("partition-lag")
 
 
 def raw_row_type() -> Any:

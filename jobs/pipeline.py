@@ -8,12 +8,13 @@
                                            │                                         │
                                            └──────────────────────► dead-letter topic ◄── Pinecone sink results
 
-Nothing here decides anything about records; it only connects stages, names operators for the Web UI and sets
-each operator's types. Python never handles a record on its own: the JVM ``Batcher`` operators hand each Python stage
-lists of records (flushed before every checkpoint barrier, at end of input, and after a short linger), and the JVM
-``BatchResults`` operators unpack what the Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs
-in the JVM on records, between the two groupings, so its per-id order, fencing and state are those of a record-level
-operator.
+Right after the source, the JVM ``PartitionLag`` operator (chained, rows pass unchanged) reports each partition's
+records behind its latest offset. Nothing here decides anything about records; it only connects stages, names operators
+for the Web UI and sets each operator's types. Python never handles a record on its own: the JVM ``Batcher`` operators
+hand each Python stage lists of records (flushed before every checkpoint barrier, at end of input, and after a short
+linger), and the JVM ``BatchResults`` operators unpack what the Python stage made of a group (``udfs.stage_batch``). The
+keyed dedup runs in the JVM on records, between the two groupings, so its per-id order, fencing and state are those of a
+record-level operator.
 
 What PyFlink forces: a Python stage's output is one type, so each stage returns one result row per group (records,
 dead letters, counts) and the JVM splits it; the embed stage hands the sink Python objects (pickled), and the sink
@@ -26,7 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, raw_row_type, source_table_ddl, write_raw
+from kafka_pinecone_flink.jobs.kafka_io import (
+    KafkaSourceOptions,
+    partition_lag,
+    raw_row_type,
+    source_table_ddl,
+    write_raw,
+)
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
 from kafka_pinecone_flink.udfs.route_config import RouteConfig
 from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
@@ -80,7 +87,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
-    rows = t_env.to_data_stream(t_env.from_path(SOURCE_TABLE))
+    rows = partition_lag(t_env.to_data_stream(t_env.from_path(SOURCE_TABLE)), spec.source)
 
     groups = batched(rows, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms, "Batch for decode")
     groups.uid("batch-decode")

@@ -80,12 +80,13 @@ ln -sfn "$jvm" "$root/build/jvm"
 # the same sources with Maven for the JUnit tests and IDEs: `make test-jvm`.)
 flink_lib=$("$root/.venv/bin/python" -c 'import os, pyflink; print(os.path.join(os.path.dirname(pyflink.__file__), "lib"))')
 kpf_jar="$root/build/kpf-flink.jar"
-jar_key=$( (find "$root/jvm/src/main" -type f | sort | xargs cat; cat "$root/jvm/build-jar.sh"; ls "$flink_lib") | sha256sum | cut -c1-16)
+connector_jar=$(ls "$jvm"/connector/flink-sql-connector-kafka-*.jar | head -1)
+jar_key=$( (find "$root/jvm/src/main" -type f | sort | xargs cat; cat "$root/jvm/build-jar.sh"; ls "$flink_lib"; echo "$connector_jar") | sha256sum | cut -c1-16)
 if [ -f "$kpf_jar" ] && [ "$(cat "$kpf_jar.key" 2>/dev/null)" = "$jar_key" ]; then
   step "JVM operators: reusing build/kpf-flink.jar"
 else
   step "JVM operators: compiling jvm/src into build/kpf-flink.jar"
-  "$root/jvm/build-jar.sh" "$flink_lib" "$kpf_jar" || fail "jvm/src did not compile"
+  "$root/jvm/build-jar.sh" "$flink_lib" "$connector_jar" "$kpf_jar" || fail "jvm/src did not compile"
   echo "$jar_key" > "$kpf_jar.key"
 fi
 

@@ -12,7 +12,7 @@ import kafka_pinecone_flink.sinks.config as sink_config
 import kafka_pinecone_flink.sinks.embedding_health as embedding_health
 import kafka_pinecone_flink.udfs.embed as embed_stage
 from kafka_pinecone_flink.jobs.config import checks
-from kafka_pinecone_flink.jobs.kafka_io import STARTING_POSITIONS
+from kafka_pinecone_flink.jobs.kafka_io import DEFAULT_PARTITION_LAG_INTERVAL_MS, STARTING_POSITIONS
 from kafka_pinecone_flink.jobs.options import Kind, Option, build_parser, markdown_table
 from kafka_pinecone_flink.sinks.config import host_problem, index_name_problem
 from kafka_pinecone_flink.udfs.dedup import MAX_STATE_TTL_MS
@@ -543,6 +543,16 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="(the first vectors)",
         target="sink.drift_reference_file",
         check=checks.drift_reference_problem,
+    ),
+    Option(
+        "metrics.partition-lag-interval-ms",
+        Kind.INT,
+        "Consumer lag per topic and partition (records_lag, README: Monitoring): how often each source subtask asks "
+        "Kafka for the latest offsets of its partitions; 0 = no per-partition lag",
+        default=DEFAULT_PARTITION_LAG_INTERVAL_MS,
+        low=0,
+        high=3_600_000,
+        target="kafka.lag_interval_ms",
     ),
     # flink
     Option(

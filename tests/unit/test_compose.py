@@ -165,10 +165,15 @@ def test_the_docker_build_context_holds_every_package_the_image_copies() -> None
 
 def test_the_image_compiles_the_jvm_operators_with_set_ups_script_and_points_the_job_at_them() -> None:
     dockerfile = DOCKERFILE.read_text()
-    built = re.search(r"^RUN /jvm/build-jar.sh /flink-lib (\S+)$", dockerfile, re.MULTILINE)
+    built = re.search(r"^RUN /jvm/build-jar.sh /flink-lib (\S+) (\S+)$", dockerfile, re.MULTILINE)
     assert built is not None, "the image compiles jvm/src with jvm/build-jar.sh"
     assert "COPY --from=flink /opt/flink/lib /flink-lib" in dockerfile, "against the image's own Flink jars"
-    copied = re.search(rf"^COPY --from=operators {re.escape(built.group(1))} (\S+)$", dockerfile, re.MULTILINE)
+    # ... and the connector jar the job loads: both stages add the same file (URL and checksum).
+    added = re.findall(r"^ADD (--checksum=\S+) \\\n\s+(\S+) \\\n\s+(\S+)$", dockerfile, re.MULTILINE)
+    (compiled,) = [(checksum, url) for checksum, url, target in added if target == built.group(1)]
+    shipped = [(checksum, url) for checksum, url, target in added if target.startswith("/opt/kpf/jvm/connector/")]
+    assert shipped == [compiled], added
+    copied = re.search(rf"^COPY --from=operators {re.escape(built.group(2))} (\S+)$", dockerfile, re.MULTILINE)
     assert copied is not None
     assert f"KPF_JAR={copied.group(1)} " in dockerfile, "the job finds the jar where the image puts it"
     assert "jvm/build-jar.sh" in (ROOT / "scripts" / "setup.sh").read_text(), "set-up builds it the same way"
