@@ -77,6 +77,7 @@ class DecodeFunction(MapFunction):
         self._max_bytes = dead_letter_max_bytes
         self._tracked: dict[str, None] = {}  # the namespaces counted apart, in the order first seen
         self._labels: dict[str, str] = {}  # topic -> label of its vector counts
+        self._accepted_keys: dict[str, str] = {}  # topic -> name of its vectors_accepted count
         for topic in topics:
             self.namespace_label(topic)
         self._declared = tuple(self._tracked)
@@ -109,6 +110,7 @@ class DecodeFunction(MapFunction):
         dead_letters = []
         counts: Counter[str] = Counter()
         route = self._route
+        accepted_keys = self._accepted_keys
         for row in value:
             record = row_to_source_record(row)
             try:
@@ -128,7 +130,12 @@ class DecodeFunction(MapFunction):
                 counts[f"{SKIPPED_PREFIX}{result.reason}"] += 1
                 continue
             if result.values is not None:
-                counts[namespace_count(VECTORS_ACCEPTED, self.namespace_label(record.topic))] += 1
+                key = accepted_keys.get(record.topic)
+                if key is None:
+                    key = accepted_keys[record.topic] = namespace_count(
+                        VECTORS_ACCEPTED, self.namespace_label(record.topic)
+                    )
+                counts[key] += 1
             changes.append(dedup_row(result))
         counts[RECORDS_IN] = len(value)
         counts[DECODED] = len(changes)
