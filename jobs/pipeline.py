@@ -91,9 +91,13 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
 
     groups = batched(rows, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms, "Batch for decode")
     groups.uid("batch-decode")
-    decode = DecodeFunction(spec.route, spec.error_tolerance, spec.secrets, spec.dead_letter_max_bytes)
+    decode = DecodeFunction(
+        spec.route, spec.error_tolerance, spec.secrets, spec.dead_letter_max_bytes, topics=spec.source.topics
+    )
     decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
-    changes, decode_dead_letters = batch_results(decoded, "decode", input_type(), decode_function.COUNTS)
+    changes, decode_dead_letters = batch_results(
+        decoded, "decode", input_type(), decode.declared_counts(), per_namespace=decode_function.PER_NAMESPACE
+    )
     changes.name("Decode results").uid("decode-results")
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
     to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")

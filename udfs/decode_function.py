@@ -31,6 +31,23 @@ VECTOR_REJECTIONS = {"ZeroVectorError": "vectors_rejected_zero", "NonFiniteVecto
 """Dead letters also counted apart, by error class, for the embedding-health metrics (README: Monitoring)."""
 COUNTS = (RECORDS_IN, DECODED, DEAD_LETTERED, *VECTOR_REJECTIONS.values())
 """The decode counts that exist from the start, at zero (``skipped_<reason>`` appear when first counted)."""
+VECTORS_ACCEPTED = "vectors_accepted"
+PER_NAMESPACE = (VECTORS_ACCEPTED, *VECTOR_REJECTIONS.values())
+"""Counts kept per namespace too (``<name>@<namespace>``): dense vectors decoded into it, and those rejected for it;
+the JVM ``RunTotals`` makes them metrics in a ``namespace`` key group (README: Monitoring)."""
+NAMESPACE_SEPARATOR = "@"
+MAX_NAMESPACES = 100
+"""Namespaces counted apart per subtask (those of the configured topics first, then the first seen); the vectors of
+any other namespace are counted under ``OTHER_NAMESPACES``, so a stream cannot grow the metrics without bound."""
+OTHER_NAMESPACES = "__other__"
+UNROUTED = "__unrouted__"
+"""The label of a rejected vector whose topic renders no valid namespace (not reached today: routing runs before a
+vector is read, so such a record is an ``InvalidNamespaceError`` first)."""
+
+
+def namespace_count(name: str, namespace: str) -> str:
+    """The name of count ``name`` of one namespace, as the JVM ``RunTotals`` reads it."""
+    return f"{name}{NAMESPACE_SEPARATOR}{namespace}"
 
 
 class DecodeFunction(MapFunction):
@@ -39,7 +56,9 @@ class DecodeFunction(MapFunction):
     A record that cannot be decoded becomes a dead letter (error tolerance ``all``) or stops the job with a
     ``RecordRejectedError`` naming its Kafka coordinates (``none``). A counted skip (a tombstone while deletes are
     disabled) emits nothing. Counts (run totals ``decode.<name>``, and metrics of the "Decode results" operator):
-    ``records_in``, ``decoded``, ``dead_lettered``, ``skipped_<reason>``.
+    ``records_in``, ``decoded``, ``dead_lettered``, ``skipped_<reason>``, ``vectors_rejected_zero`` and
+    ``vectors_rejected_non_finite``; per namespace (``PER_NAMESPACE``) the dense vectors accepted and rejected, the
+    namespace being the one routing gives the record's topic (``namespace_label``).
     """
 
     def __init__(
@@ -48,6 +67,7 @@ class DecodeFunction(MapFunction):
         error_tolerance: str,
         secrets: tuple[str, ...] = (),
         dead_letter_max_bytes: int | None = None,
+        topics: Sequence[str] = (),
     ) -> None:
         if error_tolerance not in (ERRORS_NONE, ERRORS_ALL):
             raise ValueError(f"error tolerance must be 'none' or 'all', got {error_tolerance!r}")
@@ -55,12 +75,42 @@ class DecodeFunction(MapFunction):
         self._fail_fast = error_tolerance == ERRORS_NONE
         self._secrets = secrets
         self._max_bytes = dead_letter_max_bytes
+        self._tracked: dict[str, None] = {}  # the namespaces counted apart, in the order first seen
+        self._labels: dict[str, str] = {}  # topic -> label of its vector counts
+        self._accepted_keys: dict[str, str] = {}  # topic -> name of its vectors_accepted count
+        for topic in topics:
+            self.namespace_label(topic)
+        self._declared = tuple(self._tracked)
+
+    def declared_counts(self) -> tuple[str, ...]:
+        """``COUNTS`` and the per-namespace counts of the configured topics' namespaces: the counts that exist, at
+        zero, from the start (a counter that first appears at 1 loses that increment in Prometheus's ``rate()``)."""
+        return (*COUNTS, *(namespace_count(name, ns) for ns in self._declared for name in PER_NAMESPACE))
+
+    def namespace_label(self, topic: str) -> str:
+        """The namespace label of ``topic``'s vector counts: its namespace (as routing gives it), ``OTHER_NAMESPACES``
+        once ``MAX_NAMESPACES`` others are tracked, or ``UNROUTED`` if routing fails for the topic."""
+        label = self._labels.get(topic)
+        if label is None:
+            try:
+                label = self._route.namespace_for(topic)
+            except RecordError:
+                label = UNROUTED
+            else:
+                if label not in self._tracked:
+                    if len(self._tracked) < MAX_NAMESPACES:
+                        self._tracked[label] = None
+                    else:
+                        label = OTHER_NAMESPACES
+            self._labels[topic] = label
+        return label
 
     def map(self, value: Sequence[Any]) -> Any:
         changes = []
         dead_letters = []
         counts: Counter[str] = Counter()
         route = self._route
+        accepted_keys = self._accepted_keys
         for row in value:
             record = row_to_source_record(row)
             try:
@@ -72,12 +122,20 @@ class DecodeFunction(MapFunction):
                 rejected_vector = VECTOR_REJECTIONS.get(exc.error_class)
                 if rejected_vector is not None:
                     counts[rejected_vector] += 1
+                    counts[namespace_count(rejected_vector, self.namespace_label(record.topic))] += 1
                 letter = DeadLetter(record, exc.error_class, exc.message, "decode")
                 dead_letters.append(dead_letter_row(letter, self._secrets, self._max_bytes))
                 continue
             if isinstance(result, Skip):
                 counts[f"{SKIPPED_PREFIX}{result.reason}"] += 1
                 continue
+            if result.values is not None:
+                key = accepted_keys.get(record.topic)
+                if key is None:
+                    key = accepted_keys[record.topic] = namespace_count(
+                        VECTORS_ACCEPTED, self.namespace_label(record.topic)
+                    )
+                counts[key] += 1
             changes.append(dedup_row(result))
         counts[RECORDS_IN] = len(value)
         counts[DECODED] = len(changes)

@@ -80,11 +80,15 @@ def batched(stream: Any, max_records: int, max_bytes: int, linger_ms: int, name:
     return DataStream(j_stream.transform(name, batch.Batcher.outputType(j_stream.getType()), operator))
 
 
-def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequence[str] = ()) -> tuple[Any, Any]:
+def batch_results(
+    results: Any, prefix: str, record_type: Any, declared: Sequence[str] = (), per_namespace: Sequence[str] = ()
+) -> tuple[Any, Any]:
     """The records (of ``record_type``) and the dead-letter rows of a stage's ``result_type`` stream, read by the JVM
     ``BatchResults`` operator; its counts go to the run totals named ``<prefix>.<count>`` (those ``declared`` exist
-    as metrics from the start). Refuses a ``results`` stream whose row type is not ``BatchResults.inputType``
-    (names, order and types) for ``record_type``."""
+    as metrics from the start). A count ``<name>@<namespace>`` is a count of one namespace (metric ``<name>`` in the
+    key group ``namespace``); the names ``per_namespace`` exist, at zero, for every namespace counted
+    (``RunTotals``). Refuses a ``results`` stream whose row type is not ``BatchResults.inputType`` (names, order and
+    types) for ``record_type``."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
@@ -100,5 +104,10 @@ def batch_results(results: Any, prefix: str, record_type: Any, declared: Sequenc
     for i, name in enumerate(declared):
         names[i] = name
     function = batch.BatchResults(prefix, j_dead_letter_type, names)
+    if per_namespace:
+        each = gateway.new_array(gateway.jvm.java.lang.String, len(per_namespace))
+        for i, name in enumerate(per_namespace):
+            each[i] = name
+        function.withPerNamespaceCounts(each)
     j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
     return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))

@@ -238,6 +238,11 @@ class PrometheusServer:
         self.log.close()
 
 
+def prometheus_label(value: str) -> str:
+    """A label value as Flink's Prometheus reporter writes it (characters not allowed in a name become "_")."""
+    return re.sub(r"[^a-zA-Z0-9_:]", "_", value)
+
+
 def vectors_around(direction: list[float], n: int, seed: int, prefix: str) -> list[tuple[bytes, bytes]]:
     rng = random.Random(seed)
     return [(f"{prefix}{i}".encode(), value(values=[d + rng.gauss(0, 0.05) for d in direction])) for i in range(n)]
@@ -256,6 +261,11 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
     first = vectors_around([1, 0, 0, 0], 150, seed=1, prefix="a")
     bad = [(b"z", value(values=[0, 0, 0, 0])), (b"n", b'{"values": "[1, NaN, 0, 0]"}'), (b"j", b"{")]
     second = vectors_around([0, 0, 1, 0], 150, seed=2, prefix="b")
+    # Per-namespace rejections: one more zero vector mid-stream (a rate needs an increase Prometheus sees), and a
+    # second topic (namespace) whose vectors, all fine, arrive mid-stream too.
+    late_bad = [(b"z2", value(values=[0, 0, 0, 0]))]
+    quiet = f"prom-quiet-{uuid.uuid4().hex[:8]}"
+    quiet_vectors = vectors_around([0, 1, 0, 0], 20, seed=3, prefix="q")
     seen: dict[str, Any] = {}
     linger_s = 40 if os.environ.get("KPF_DASHBOARD_PNG") else 0  # a longer picture for README
 
@@ -270,8 +280,9 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
             seen["lag_after_backlog"] = prometheus.wait_for("kpf:consumer_lag_records", lambda v: v == 0)
             seen["drift_before"] = prometheus.wait_for("max(kpf:embedding_drift)", lambda v: True)
             time.sleep(linger_s)
-            produce(ingest.broker.bootstrap_servers, topic, second)
-            prometheus.wait_for(written, lambda v: v == len(first) + len(second))
+            produce(ingest.broker.bootstrap_servers, topic, second + late_bad)
+            produce(ingest.broker.bootstrap_servers, quiet, quiet_vectors)
+            prometheus.wait_for(written, lambda v: v == len(first) + len(second) + len(quiet_vectors))
             seen["drift_after"] = prometheus.wait_for("max(kpf:embedding_drift)", lambda v: v > 0.5)
             time.sleep(5 + linger_s)  # a few more scrapes and rule evaluations, for the rates
             seen["dashboard"] = {expr: prometheus.query(expr.replace("$job", ".+")) for expr in dashboard_queries()}
@@ -291,7 +302,7 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
             prometheus.stop()
 
     ingest.run(
-        {topic: first + bad},
+        {topic: first + bad, quiet: []},
         f"--flink.conf=metrics.reporter.prom.port={reporter_port}",
         "--metrics.drift-reference-size=40",
         "--metrics.drift-window=20",
@@ -323,9 +334,15 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
     # The drift alert's condition holds once the vectors moved (it fires after its `for:` period); the others do not.
     assert states["KpfEmbeddingDrift"]["state"] in ("pending", "firing"), states["KpfEmbeddingDrift"]
     assert all(states[name]["state"] == "inactive" for name in ("KpfConsumerLagHigh", "KpfPineconeRetries"))
-    # 2 of the 303 records read were a zero and a non-finite vector; 3 were dead letters (those and bad JSON).
+    # 2 of the first 303 records read were a zero and a non-finite vector; 3 were dead letters (those and bad JSON).
     ((_, rejected),) = seen["rules"]["kpf:vectors_rejected_ratio:rate5m"]
     assert rejected > 0 and seen["dead_letters"] is not None and seen["dead_letters"] > 0, seen
+    # Per namespace (label: the namespace, in which Flink's reporter writes "-" as "_"): 3 of the 303 vectors of the
+    # first topic's namespace were rejected, none of the 20 of the second's.
+    ratios = {labels["namespace"]: v for labels, v in seen["rules"]["kpf:namespace_vectors_rejected_ratio:rate5m"]}
+    print("rejected per namespace", ratios)
+    assert set(ratios) == {prometheus_label(topic), prometheus_label(quiet)}, ratios
+    assert 0 < ratios[prometheus_label(topic)] < 0.1 and ratios[prometheus_label(quiet)] == 0, ratios
 
 
 def test_a_standalone_clusters_jobmanager_and_taskmanager_each_serve_metrics(tmp_path: Path) -> None:

@@ -50,9 +50,10 @@ WRONG_DIMENSION = source_row(14, {"values": [1.0, 2.0]}, key=b"k5")
 
 
 def run(rows: list[Any], tolerance: str = "all", secrets: tuple[str, ...] = ()) -> tuple[list[Any], list[Any], dict]:
+    """The records, dead letters and per-job counts (the per-namespace ones left out) of decoding ``rows``."""
     result = DecodeFunction(ROUTE, tolerance, secrets).map(rows)
     records, dead_letters, counts = result[0], result[1], result[2]
-    return list(records), list(dead_letters), dict(counts)
+    return list(records), list(dead_letters), {name: n for name, n in counts.items() if "@" not in name}
 
 
 def test_good_records_become_dedup_rows_in_order() -> None:
@@ -129,3 +130,82 @@ def test_the_vector_rejection_counts_exist_from_the_start() -> None:
     from kafka_pinecone_flink.udfs.decode_function import COUNTS, VECTOR_REJECTIONS
 
     assert set(VECTOR_REJECTIONS.values()) <= set(COUNTS)
+
+
+# --- per-namespace vector counts (README "Monitoring": rejected vectors per namespace) -------------------------------
+def at(name: str, namespace: str) -> str:
+    """A count of one namespace, as the JVM ``RunTotals`` reads it."""
+    return f"{name}@{namespace}"
+
+
+def per_namespace(counts: dict[str, int]) -> dict[str, int]:
+    return {name: n for name, n in counts.items() if "@" in name}
+
+
+def on_topic(topic: str, row: Any) -> Any:
+    return {**row, "topic": topic}
+
+
+def test_vectors_accepted_and_rejected_are_counted_per_namespace_of_their_topic() -> None:
+    route = RouteConfig(dimension=3, metric="cosine", namespace_map={"docs": "documents"})
+    zero = source_row(20, {"values": [0, 0, 0]}, key=b"z")
+    non_finite = source_row(21, b'{"values": "[1, NaN, 2]"}', key=b"n")
+    rows = [GOOD_1, zero, non_finite, GOOD_2, on_topic("news", GOOD_1), WRONG_DIMENSION, BAD_JSON, TOMBSTONE]
+    counts = dict(DecodeFunction(route, "all").map(rows)[2])
+    assert per_namespace(counts) == {
+        at("vectors_accepted", "documents"): 2,  # namespace-map: docs -> documents
+        at("vectors_rejected_zero", "documents"): 1,
+        at("vectors_rejected_non_finite", "documents"): 1,
+        at("vectors_accepted", "news"): 1,  # the template ${topic}
+    }  # a wrong dimension, bad JSON and a delete are no accepted or rejected vector
+    assert (counts["vectors_rejected_zero"], counts["vectors_rejected_non_finite"]) == (1, 1)  # per job, as before
+
+
+def test_records_whose_text_the_job_embeds_are_not_counted_as_vectors() -> None:
+    route = RouteConfig(dimension=3, metric="cosine", text_fields=("title",))
+    counts = dict(DecodeFunction(route, "all").map([source_row(1, {"title": "a"}), GOOD_1])[2])
+    assert per_namespace(counts) == {at("vectors_accepted", "docs"): 1}
+
+
+def test_a_rejected_vector_whose_topic_cannot_be_routed_is_counted_under_the_unrouted_label() -> None:
+    from kafka_pinecone_flink.udfs.decode_function import UNROUTED
+
+    function = DecodeFunction(ROUTE, "all")
+    assert function.namespace_label("x" * 600) == UNROUTED  # the ${topic} namespace would be too long
+    assert function.namespace_label("docs") == "docs"
+
+
+def test_the_namespaces_counted_are_bounded_and_the_rest_share_one_label() -> None:
+    from kafka_pinecone_flink.udfs.decode_function import MAX_NAMESPACES, OTHER_NAMESPACES
+
+    function = DecodeFunction(ROUTE, "all", topics=("docs",))
+    rows = [
+        on_topic(f"t{i}", source_row(i, {"values": [0, 0, 0]} if i % 2 else {"values": VECTOR})) for i in range(150)
+    ]
+    counts = per_namespace(dict(function.map(rows)[2]))
+    namespaces = {name.split("@", 1)[1] for name in counts}
+    # "docs" (a configured topic's namespace) is tracked from the start; 99 more, then the rest share one label.
+    assert len(namespaces - {OTHER_NAMESPACES}) == MAX_NAMESPACES - 1 and OTHER_NAMESPACES in namespaces
+    assert sum(counts.values()) == 150
+    assert counts[at("vectors_accepted", "t0")] == 1 and counts[at("vectors_rejected_zero", "t1")] == 1
+    # t99 ... t149 share it: 25 even (a vector), 26 odd (all zero).
+    assert counts[at("vectors_accepted", OTHER_NAMESPACES)] == 25
+    assert counts[at("vectors_rejected_zero", OTHER_NAMESPACES)] == 26
+    # A later group: the tracked namespaces keep their labels, new ones still share the other label.
+    later = per_namespace(
+        dict(function.map([on_topic("t3", GOOD_1), on_topic("t149", GOOD_1), on_topic("new", GOOD_1)])[2])
+    )
+    assert later == {at("vectors_accepted", "t3"): 1, at("vectors_accepted", OTHER_NAMESPACES): 2}
+
+
+def test_the_namespaces_of_the_configured_topics_are_declared_so_their_counts_exist_from_the_start() -> None:
+    from kafka_pinecone_flink.udfs.decode_function import COUNTS, PER_NAMESPACE
+
+    route = RouteConfig(dimension=3, metric="cosine", namespace_map={"a": "docs", "b": "docs"})
+    function = DecodeFunction(route, "all", topics=("a", "b", "c", "y" * 600))  # the last renders no valid namespace
+    assert function.declared_counts() == (
+        *COUNTS,
+        *(at(name, "docs") for name in PER_NAMESPACE),
+        *(at(name, "c") for name in PER_NAMESPACE),
+    )
+    assert set(PER_NAMESPACE) == {"vectors_accepted", "vectors_rejected_zero", "vectors_rejected_non_finite"}

@@ -88,6 +88,7 @@ def test_the_dashboard_has_a_panel_for_each_signal() -> None:
         "kpf:embedding_drift",
         "namespace_vector_norm_milli_p50",
         "kpf:vectors_rejected_ratio:rate5m",
+        "kpf:namespace_vectors_rejected_ratio:rate5m",
     ):
         assert needle in queries, needle
     assert all('job_name=~"$job"' in expr for expr in dashboard_queries())

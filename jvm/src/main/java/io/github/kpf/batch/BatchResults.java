@@ -37,6 +37,7 @@ public class BatchResults<R> extends ProcessFunction<Row, R> implements Checkpoi
     private final String prefix;
     private final OutputTag<Row> deadLetters;
     private final String[] declared;
+    private String[] perNamespace = {};
     private transient RunTotals totals;
 
     /**
@@ -48,6 +49,17 @@ public class BatchResults<R> extends ProcessFunction<Row, R> implements Checkpoi
         this.prefix = prefix;
         this.declared = declared.clone();
         this.deadLetters = new OutputTag<>("dead-letters-" + prefix, deadLetterType);
+    }
+
+    /**
+     * Names of counts that every namespace has: a count {@code <name>@<namespace>} of one of them makes all of them
+     * exist for that namespace (at zero), see {@link RunTotals}.
+     *
+     * @return this function
+     */
+    public BatchResults<R> withPerNamespaceCounts(String... names) {
+        this.perNamespace = names.clone();
+        return this;
     }
 
     /** The type of the rows this function reads, for records of {@code recordType} (see {@link #FIELDS}). */
@@ -79,6 +91,7 @@ public class BatchResults<R> extends ProcessFunction<Row, R> implements Checkpoi
     public void initializeState(FunctionInitializationContext context) throws Exception {
         totals = RunTotals.restore(context, getRuntimeContext(), prefix, "kpf-totals-" + prefix);
         totals.declare(declared);
+        totals.declarePerNamespace(perNamespace);
     }
 
     @Override

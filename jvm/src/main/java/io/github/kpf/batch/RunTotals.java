@@ -1,7 +1,10 @@
 package io.github.kpf.batch;
 
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.functions.RuntimeContext;
 import org.apache.flink.api.common.state.ListState;
@@ -21,6 +24,12 @@ import org.apache.flink.runtime.state.FunctionInitializationContext;
  * start at zero on every restart, so the totals are kept in operator state too: a restored task starts its
  * accumulators at the totals of the checkpoint it restores, and records replayed after the checkpoint are counted
  * once more from there. The final accumulators therefore count each record once, as the run without a crash would.
+ *
+ * <p>A count named {@code <name>@<namespace>} (the first {@code @} splits) is a count of one Pinecone namespace: its
+ * metric counter is {@code <name>} in the key group {@code ("namespace", <namespace>)} (for Prometheus: {@code
+ * namespace_<name>} with the label {@code namespace}); its accumulator is {@code <prefix>.<name>@<namespace>}. The
+ * names given to {@link #declarePerNamespace} exist for every namespace from the first count of that namespace on (at
+ * zero), so a namespace's counts are always there together.
  */
 public final class RunTotals {
     private final String prefix;
@@ -28,6 +37,11 @@ public final class RunTotals {
     private final ListState<Tuple2<String, Long>> state;
     private final Map<String, LongCounter> totals = new HashMap<>();
     private final Map<String, Counter> metrics = new HashMap<>();
+    private final Set<String> namespaces = new HashSet<>();
+    private String[] perNamespace = {};
+
+    /** Separates a count's name from its namespace: {@code <name>@<namespace>}. */
+    public static final String NAMESPACE_SEPARATOR = "@";
 
     private RunTotals(String prefix, RuntimeContext context, ListState<Tuple2<String, Long>> state) {
         this.prefix = prefix;
@@ -65,13 +79,40 @@ public final class RunTotals {
         }
     }
 
+    /**
+     * Names of counts that every namespace has ({@code <name>@<namespace>}): registered at zero (with the namespace's
+     * other such counts) when the namespace is first counted, or restored. Call before the first {@link #add}.
+     */
+    public void declarePerNamespace(String... names) {
+        perNamespace = names.clone();
+        for (String name : new ArrayList<>(totals.keySet())) {
+            namespaceCounts(name);
+        }
+    }
+
     /** Adds {@code count} to the named total (and its metric counter). */
     public void add(String name, long count) {
         if (count == 0) {
             return;
         }
+        namespaceCounts(name);
         counter(name).add(count);
         metric(name).inc(count);
+    }
+
+    /** For a count {@code <name>@<namespace>} of a namespace not seen before: its per-namespace counts, at zero. */
+    private void namespaceCounts(String name) {
+        int at = name.indexOf(NAMESPACE_SEPARATOR);
+        if (at < 0) {
+            return;
+        }
+        String namespace = name.substring(at + 1);
+        if (namespaces.add(namespace)) {
+            for (String each : perNamespace) {
+                declare(each + NAMESPACE_SEPARATOR + namespace);
+            }
+            declare(name);
+        }
     }
 
     /** Writes the totals into the operator state for a checkpoint. */
@@ -85,7 +126,13 @@ public final class RunTotals {
     private Counter metric(String name) {
         Counter metric = metrics.get(name);
         if (metric == null) {
-            metric = context.getMetricGroup().counter(name);
+            int at = name.indexOf(NAMESPACE_SEPARATOR);
+            metric =
+                    at < 0
+                            ? context.getMetricGroup().counter(name)
+                            : context.getMetricGroup()
+                                    .addGroup("namespace", name.substring(at + 1))
+                                    .counter(name.substring(0, at));
             metrics.put(name, metric);
         }
         return metric;

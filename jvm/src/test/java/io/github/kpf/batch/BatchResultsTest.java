@@ -135,4 +135,35 @@ class BatchResultsTest {
         }
         assertEquals(21L, sum);
     }
+
+    private static BatchResults<String> perNamespaceFunction() {
+        return new BatchResults<String>("decode", DEAD_LETTER, "decoded", "accepted@docs")
+                .withPerNamespaceCounts("accepted", "rejected");
+    }
+
+    @Test
+    void aNamespacesCountsAllExistFromItsFirstCountAndThoseDeclaredFromTheStart() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h = harness(perNamespaceFunction())) {
+            h.open();
+            assertEquals(0L, total(h, "accepted@docs")); // declared, and its sibling with it
+            assertEquals(0L, total(h, "rejected@docs"));
+            assertNull(total(h, "accepted@news"));
+            h.processElement(result(List.of(), List.of(), Map.of("rejected@news", 2L, "rejected@a@b", 1L)), 0L);
+            assertEquals(2L, total(h, "rejected@news"));
+            assertEquals(0L, total(h, "accepted@news")); // appears with the namespace's first count, at zero
+            assertEquals(1L, total(h, "rejected@a@b")); // the first '@' splits: namespace "a@b"
+            assertEquals(0L, total(h, "accepted@a@b"));
+            assertNull(total(h, "rejected@b"));
+            snapshot = h.snapshot(1L, 1L);
+        }
+        try (var h = harness(perNamespaceFunction())) {
+            h.initializeState(snapshot);
+            h.open();
+            assertEquals(2L, total(h, "rejected@news")); // restored, its namespace's counts with it
+            assertEquals(0L, total(h, "accepted@news"));
+            h.processElement(result(List.of(), List.of(), Map.of("accepted@news", 3L)), 0L);
+            assertEquals(3L, total(h, "accepted@news"));
+        }
+    }
 }
