@@ -333,7 +333,10 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
     assert all(rule["health"] == "ok" for rule in states.values()), [r for r in states.values() if r["health"] != "ok"]
     # The drift alert's condition holds once the vectors moved (it fires after its `for:` period); the others do not.
     assert states["KpfEmbeddingDrift"]["state"] in ("pending", "firing"), states["KpfEmbeddingDrift"]
-    assert all(states[name]["state"] == "inactive" for name in ("KpfConsumerLagHigh", "KpfPineconeRetries"))
+    assert all(
+        states[name]["state"] == "inactive"
+        for name in ("KpfConsumerLagHigh", "KpfPartitionLagHigh", "KpfPineconeRetries")
+    )
     # 2 of the first 303 records read were a zero and a non-finite vector; 3 were dead letters (those and bad JSON).
     ((_, rejected),) = seen["rules"]["kpf:vectors_rejected_ratio:rate5m"]
     assert rejected > 0 and seen["dead_letters"] is not None and seen["dead_letters"] > 0, seen

@@ -62,6 +62,7 @@ def test_the_alerts_cover_lag_freshness_dead_letters_retries_and_drift() -> None
     assert sorted(series for names in covered.values() for series in names) == sorted(
         [
             "kpf:consumer_lag_records",
+            "kpf:partition_lag_records",
             "kpf:freshness_ms:p99",
             "kpf:dead_letter_ratio:rate5m",
             "kpf:retry_ratio:rate5m",
@@ -81,6 +82,7 @@ def test_the_dashboard_has_a_panel_for_each_signal() -> None:
         "request_latency_ms_p99",
         "embed_batch_latency_ms_p99",
         "pendingRecords",
+        "kpf:partition_lag_records",
         "topic_partition_currentOffset",
         "kpf:oldest_record_age_ms",
         "kpf:dead_letters:rate5m",

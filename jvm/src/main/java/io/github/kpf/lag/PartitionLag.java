@@ -25,7 +25,8 @@ import org.apache.flink.types.Row;
  *
  * <p>Sits right after the source and hands every row on unchanged (chained, it costs a map lookup per record). It
  * notes the offset after the last record it saw of each partition; a thread of its own asks Kafka for the partitions'
- * latest offsets every {@code intervalMillis} and registers a partition's gauge once both are known. The lag is
+ * latest offsets every {@code intervalMillis} (and at once when a partition is first seen) and registers a
+ * partition's gauge once both are known. The lag is
  * {@code latest - (last offset seen + 1)}, never below 0; it is as old as the last answer (at most one interval). A
  * partition appears once the subtask has read a record of it. Under a transactional producer each commit marker takes
  * an offset that no record has, so a caught-up partition shows the markers after its last record (usually 1).
@@ -55,6 +56,7 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
     private transient ScheduledExecutorService poller;
     private transient EndOffsets endOffsets;
     private transient boolean failing;
+    private transient int subtask;
 
     /** Where a partition stands: the next offset to read, as this operator saw it, and Kafka's latest offset. */
     static final class Position {
@@ -118,7 +120,7 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
         super.open();
         positions = new ConcurrentHashMap<>();
         gauges = new ConcurrentHashMap<>();
-        int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
         poller =
                 Executors.newSingleThreadScheduledExecutor(
                         runnable -> {
@@ -136,15 +138,22 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
         int partition = (Integer) row.getField(partitionField);
         Position position = last;
         if (position == null || position.key.partition() != partition || !position.key.topic().equals(topic)) {
-            position = positions.computeIfAbsent(new TopicPartitionKey(topic, partition), Position::new);
+            TopicPartitionKey key = new TopicPartitionKey(topic, partition);
+            position = positions.get(key);
+            if (position == null) {
+                position = new Position(key);
+                positions.put(key, position);
+                // A new partition: ask Kafka now, so that its gauge does not wait for the next round.
+                poller.execute(() -> poll(subtask));
+            }
             last = position;
         }
         position.next = (Long) row.getField(offsetField) + 1;
         output.collect(element);
     }
 
-    /** One round: ask Kafka for the latest offsets of the partitions seen, register the gauges of new ones. */
-    void poll(int subtask) {
+    /** One round (one at a time: the poller's, or a test's): ask Kafka for the latest offsets of the partitions seen, register the gauges of new ones. */
+    synchronized void poll(int subtask) {
         if (positions.isEmpty()) {
             return;
         }

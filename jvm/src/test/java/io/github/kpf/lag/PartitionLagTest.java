@@ -142,6 +142,20 @@ class PartitionLagTest {
     }
 
     @Test
+    void aPartitionSeenForTheFirstTimeIsAskedForAtOnceNotAtTheNextRound() throws Exception {
+        PartitionLag operator = new PartitionLag(2, 3, 4, 3_600_000, kafka("new"));
+        try (var h = harness(operator)) {
+            LATEST.get("new").put(new TopicPartitionKey("a", 3), 50L);
+            h.processElement(row("a", 3, 9), 0L);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (lags(operator).isEmpty() && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertEquals(Map.of("a/3", 40L), lags(operator));
+        }
+    }
+
+    @Test
     void theIntervalMustBePositive() {
         assertThrows(IllegalArgumentException.class, () -> new PartitionLag(2, 3, 4, 0, kafka("interval")));
     }
