@@ -8,6 +8,7 @@ import pytest
 
 from kafka_pinecone_flink.jobs.config import load_job_config
 from kafka_pinecone_flink.jobs.kafka_io import SOURCE_COLUMNS, KafkaSourceOptions, source_table_ddl
+from kafka_pinecone_flink.jobs.options import JobConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -25,5 +26,5 @@ def test_the_partition_lag_interval_is_an_option_and_zero_turns_it_off() -> None
 
     assert load().lag_interval_ms == 10_000
     assert load("--metrics.partition-lag-interval-ms=0").lag_interval_ms == 0
-    with pytest.raises(Exception, match="metrics.partition-lag-interval-ms"):
+    with pytest.raises(JobConfigError, match=re.escape("--metrics.partition-lag-interval-ms")):
         load("--metrics.partition-lag-interval-ms=-1")
