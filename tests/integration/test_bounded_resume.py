@@ -152,12 +152,12 @@ def test_a_bounded_job_resumed_from_its_last_checkpoint_exits_and_leaves_the_und
     group = f"g-{uuid.uuid4().hex[:8]}"
     run_dir = tmp_path / "b"
     log = tmp_path / "disturbed.log"
-    # Bundles of 4 groups. A barrier passes a Python stage only once the stage has finished its current bundle, and a
-    # bundle ends at 1,000 elements (python.fn-execution.bundle.size; here 1,000 groups): until then the operator
-    # keeps handing the Python worker whatever its transport buffers take, and this backfill of small records fits
-    # them whole. On a loaded machine the sink stage took in the entire stream before the first barrier, the first
-    # checkpoint covered every record, and the run could not be killed mid-way (CI: 727 of 727 ids written at the
-    # kill). With 4, about 160 ids are written when the first checkpoint completes, on a quiet or a loaded machine.
+    # Bundles of 4 groups. A barrier passes a Python stage only once the stage has finished its current bundle, and
+    # until its bundle is full the operator keeps handing the Python worker whatever its transport buffers take. With
+    # bundles of 1,000 groups (Flink's default, this job's before) the sink stage took in this entire backfill of
+    # small records before the first barrier on a loaded machine, the first checkpoint covered every record, and the
+    # run could not be killed mid-way (CI: 727 of 727 ids written at the kill). With 4, about 160 ids are written when
+    # the first checkpoint completes, on a quiet or a loaded machine.
     command = _command(ingest, topic, index_name, group, dlq, run_dir, "--flink.conf=python.fn-execution.bundle.size=4")
     admin("PUT", "/admin/faults", {"latency_ms": 150})
     try:
