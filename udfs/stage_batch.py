@@ -100,14 +100,16 @@ def batch_results(
     batch.BatchResults.requireInputType(
         results._j_data_stream.getType(), record_type.get_java_type_info(), j_dead_letter_type
     )
-    names = gateway.new_array(gateway.jvm.java.lang.String, len(declared))
-    for i, name in enumerate(declared):
-        names[i] = name
-    function = batch.BatchResults(prefix, j_dead_letter_type, names)
+    function = batch.BatchResults(prefix, j_dead_letter_type, _java_strings(gateway, declared))
     if per_namespace:
-        each = gateway.new_array(gateway.jvm.java.lang.String, len(per_namespace))
-        for i, name in enumerate(per_namespace):
-            each[i] = name
-        function.withPerNamespaceCounts(each)
+        function.withPerNamespaceCounts(_java_strings(gateway, per_namespace))
     j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
     return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))
+
+
+def _java_strings(gateway: Any, values: Sequence[str]) -> Any:
+    """``values`` as a Java ``String[]``."""
+    array = gateway.new_array(gateway.jvm.java.lang.String, len(values))
+    for i, value in enumerate(values):
+        array[i] = value
+    return array

@@ -24,11 +24,10 @@ final class AdminEndOffsets implements EndOffsets {
     private final ListOffsetsOptions options;
 
     AdminEndOffsets(Properties properties) {
-        Properties copy = new Properties();
-        copy.putAll(properties);
-        this.admin = Admin.create(copy);
+        this.admin = Admin.create(properties);
         boolean committed = "read_committed".equalsIgnoreCase(String.valueOf(properties.get("isolation.level")));
-        this.options = new ListOffsetsOptions(committed ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED);
+        this.options =
+                new ListOffsetsOptions(committed ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED);
     }
 
     @Override

@@ -63,7 +63,6 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
         final TopicPartitionKey key;
         volatile long next;
         volatile long end = -1;
-        boolean registered;
 
         Position(TopicPartitionKey key) {
             this.key = key;
@@ -152,7 +151,10 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
         output.collect(element);
     }
 
-    /** One round (one at a time: the poller's, or a test's): ask Kafka for the latest offsets of the partitions seen, register the gauges of new ones. */
+    /**
+     * One round (one at a time: the poller's, or a test's): ask Kafka for the latest offsets of the partitions seen,
+     * register the gauges of new ones.
+     */
     synchronized void poll(int subtask) {
         if (positions.isEmpty()) {
             return;
@@ -162,15 +164,15 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
                 endOffsets = factory.open(subtask);
             }
             List<TopicPartitionKey> keys = new ArrayList<>(positions.keySet());
-            Map<TopicPartitionKey, Long> latest = endOffsets.latest(keys, Duration.ofMillis(Math.max(intervalMillis, 5000)));
+            Duration timeout = Duration.ofMillis(Math.max(intervalMillis, 5000));
+            Map<TopicPartitionKey, Long> latest = endOffsets.latest(keys, timeout);
             for (Map.Entry<TopicPartitionKey, Long> entry : latest.entrySet()) {
                 Position position = positions.get(entry.getKey());
                 if (position == null) {
                     continue;
                 }
                 position.end = entry.getValue();
-                if (!position.registered) {
-                    position.registered = true;
+                if (!gauges.containsKey(position.key)) {
                     Gauge<Long> gauge = position::lag;
                     getMetricGroup()
                             .addGroup("topic", position.key.topic())
@@ -197,7 +199,7 @@ public class PartitionLag extends AbstractStreamOperator<Row> implements OneInpu
         }
     }
 
-    /** The gauges registered so far, by partition (for tests). */
+    /** The gauges registered so far, by partition (a partition's once Kafka has answered for it). */
     Map<TopicPartitionKey, Gauge<Long>> gauges() {
         return gauges;
     }

@@ -31,7 +31,8 @@ class PartitionLagTest {
         return subtask ->
                 new EndOffsets() {
                     @Override
-                    public Map<TopicPartitionKey, Long> latest(Collection<TopicPartitionKey> partitions, Duration timeout) {
+                    public Map<TopicPartitionKey, Long> latest(
+                            Collection<TopicPartitionKey> partitions, Duration timeout) {
                         ASKED.get(test).add(List.copyOf(partitions));
                         if (DOWN.get(test)) {
                             throw new IllegalStateException("broker unreachable");
@@ -137,7 +138,8 @@ class PartitionLagTest {
             LATEST.get("down").put(new TopicPartitionKey("a", 0), 12L);
             operator.poll(0);
             assertEquals(Map.of("a/0", 7L), lags(operator));
-            assertTrue(ASKED.get("down").stream().allMatch(asked -> asked.equals(List.of(new TopicPartitionKey("a", 0)))));
+            List<TopicPartitionKey> onlyA0 = List.of(new TopicPartitionKey("a", 0));
+            assertTrue(ASKED.get("down").stream().allMatch(asked -> asked.equals(onlyA0)));
         }
     }
 
