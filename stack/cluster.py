@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafka_pinecone_flink.stack import memory
 from kafka_pinecone_flink.stack.flink import render_conf_dir
 from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, MissingPrerequisiteError, connector_jar, free_port
 from kafka_pinecone_flink.stack.processes import alive, send_signal, terminate, wait_gone
@@ -351,6 +352,8 @@ class FlinkCluster(FlinkRestApi):
                 MARKER_ENV: str(self.workdir),
             }
         )
+        # The daemons, and the Python workers the TaskManager starts, inherit it (kafka_pinecone_flink.stack.memory).
+        memory.limit_in(env)
         return env
 
     def daemon_environment(self) -> dict[str, str]:
