@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from kafka_pinecone_flink.stack.flink import render_conf_dir
-from kafka_pinecone_flink.stack.memory import limit_malloc_arenas
 from kafka_pinecone_flink.stack.paths import RUN_DIR, connector_jar, kpf_jar
 
 
@@ -112,8 +111,6 @@ def create_session(
         env.add_jars(kpf_jar().resolve().as_uri())
         web_ui = None
     else:
-        # Before the gateway JVM and the Python workers start: this process and the JVM inherit the cap.
-        limit_malloc_arenas()
         conf_dir = run_dir / "flink-conf"
         settings = render_conf_dir(conf_dir, overrides, run_dir=run_dir)
         # Read by the gateway JVM when it starts (the first environment of this process).
