@@ -36,6 +36,7 @@ from chaos.workload import (
     ExpectedVector,
     ProducedRecord,
     Workload,
+    generated,
     partition_for,
 )
 
@@ -252,15 +253,4 @@ def _copy(record: ProducedRecord, kind: str) -> ProducedRecord:
 def generate(events: int, seed: int, topics: Sequence[str], partitions: int = DEFAULT_PARTITIONS) -> Workload:
     """Exactly ``events`` records of documents over ``topics`` and ``partitions``, and the chunks they must leave
     (see the module docstring). Deterministic for the same arguments."""
-    if events < 1:
-        raise ValueError(f"events must be at least 1, got {events}")
-    generator = _Generator(seed, topics, partitions)
-    generator.run(events)
-    return Workload(
-        seed=seed,
-        topics=tuple(topics),
-        partitions=partitions,
-        records=tuple(generator.records),
-        expected=generator.expectation(),
-        kinds=Counter(record.kind for record in generator.records),
-    )
+    return generated(events, seed, topics, partitions, lambda: _Generator(seed, topics, partitions))

@@ -39,9 +39,9 @@ import json
 import random
 import zlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 DIMENSION = 8
 METRIC = "cosine"
@@ -186,6 +186,35 @@ class Workload:
         for record in self.records:
             groups.setdefault((record.topic, record.partition), []).append((record.key, record.value))
         return groups
+
+
+class Generator(Protocol):
+    """What ``generated`` runs: a workload's generator (this module's, or ``chaos.documents``'s)."""
+
+    records: list[ProducedRecord]
+
+    def run(self, events: int) -> None: ...
+
+    def expectation(self) -> Expectation: ...
+
+
+def generated(
+    events: int, seed: int, topics: Sequence[str], partitions: int, generator: Callable[[], Generator]
+) -> Workload:
+    """The ``Workload`` of exactly ``events`` records made by a new ``generator()`` (for ``seed``, ``topics`` and
+    ``partitions``)."""
+    if events < 1:
+        raise ValueError(f"events must be at least 1, got {events}")
+    made = generator()
+    made.run(events)
+    return Workload(
+        seed=seed,
+        topics=tuple(topics),
+        partitions=partitions,
+        records=tuple(made.records),
+        expected=made.expectation(),
+        kinds=Counter(record.kind for record in made.records),
+    )
 
 
 def partition_for(record_id: str, partitions: int) -> int:
@@ -501,15 +530,4 @@ def generate(
 ) -> Workload:
     """Exactly ``events`` records over ``topics`` (one namespace each) and ``partitions`` partitions per topic, and
     the state they must leave (see the module docstring). Deterministic for the same arguments."""
-    if events < 1:
-        raise ValueError(f"events must be at least 1, got {events}")
-    generator = _Generator(seed, topics, partitions, poison_share)
-    generator.run(events)
-    return Workload(
-        seed=seed,
-        topics=tuple(topics),
-        partitions=partitions,
-        records=tuple(generator.records),
-        expected=generator.expectation(),
-        kinds=Counter(record.kind for record in generator.records),
-    )
+    return generated(events, seed, topics, partitions, lambda: _Generator(seed, topics, partitions, poison_share))
