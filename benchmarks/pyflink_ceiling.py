@@ -47,6 +47,9 @@ from kafka_pinecone_flink.stack.kafka_client import produce
 from kafka_pinecone_flink.stack.paths import free_port
 
 VARIANTS = ("source", "source-batched", "decode", "keyed", "python-state", "jvm-state", "batched")
+GROUPED_VARIANTS = frozenset({"source-batched", "batched"})
+"""The variants in which Python receives lists of records (Flink's elements are groups)."""
+PER_RECORD_BUNDLE = 1000
 TICK = 1_000
 
 
@@ -95,13 +98,16 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
 
     from kafka_pinecone_flink.jobs.flink_env import create_session
     from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, source_table_ddl
-    from kafka_pinecone_flink.udfs.dedup import input_type, keyed_dedup
+    from kafka_pinecone_flink.udfs.dedup import INPUT_FIELDS, input_type, keyed_dedup
     from kafka_pinecone_flink.udfs.stage_batch import batch_result, batch_results, batched, result_type
 
     ticks = workdir / f"ticks-{variant}"
-    session = create_session(
-        {"rest.port": "0"}, run_dir=workdir / f"run-{variant}-{uuid.uuid4().hex[:6]}", parallelism=1
-    )
+    settings = {"rest.port": "0"}
+    if variant not in GROUPED_VARIANTS:
+        # A bundle counts elements: flink-conf's 16 is sized for groups of up to 1,000 records; a shape that hands
+        # Python records one by one runs with the 1,000 it was built for.
+        settings["python.fn-execution.bundle.size"] = str(PER_RECORD_BUNDLE)
+    session = create_session(settings, run_dir=workdir / f"run-{variant}-{uuid.uuid4().hex[:6]}", parallelism=1)
     options = KafkaSourceOptions(
         bootstrap_servers=bootstrap,
         topics=(topic,),
@@ -119,7 +125,10 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
 
     def to_dedup_row(row: Any) -> Row:
         key, doc = decode(row)
-        return Row(key, False, None, hashlib.blake2b(row[1], digest_size=16).digest(), None, pickle.dumps(doc))
+        digest = hashlib.blake2b(row[1], digest_size=16).digest()
+        dedup_row = Row(key, False, None, digest, None, pickle.dumps(doc), 0)
+        dedup_row.set_field_names(list(INPUT_FIELDS))  # the dedup.input contract (jvm/contract/rows.txt)
+        return dedup_row
 
     if variant == "source":
         stream = rows
