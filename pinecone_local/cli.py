@@ -64,8 +64,8 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
         "--fail-next",
         action="append",
         default=[],
-        metavar="KIND:COUNT[:STATUS]",
-        help="fail the next COUNT requests of KIND (default status 503)",
+        metavar="KIND:COUNT[:STATUS[:AFTER]]",
+        help="let AFTER requests of KIND through (default 0), then fail the next COUNT (default status 503)",
     )
     faults.add_argument("--fault-seed", type=int, help="seed for --error-rate")
 
@@ -207,7 +207,7 @@ def _faults(args: argparse.Namespace) -> int:
     elif args.action == "reset":
         result = _admin(url, "/admin/faults/reset", "POST", {}, api_key=key)
     elif args.action == "fail-next":
-        rule = {"kind": args.kind, "count": args.count, "status": args.status}
+        rule = {"kind": args.kind, "count": args.count, "status": args.status, "after": args.after}
         result = _admin(url, "/admin/faults", "PUT", {"fail_next": [rule], "append": True}, api_key=key)
     else:
         changes: dict[str, Any] = {}
@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
             fail.add_argument("kind")
             fail.add_argument("count", type=int)
             fail.add_argument("--status", type=int, default=503)
+            fail.add_argument("--after", type=int, default=0, help="let this many requests of KIND through first")
             setter = actions.add_parser("set", help="change switches (unspecified ones stay as they are)")
             setter.add_argument("--error-rate", type=float)
             setter.add_argument("--error-status", type=int)

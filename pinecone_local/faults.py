@@ -49,13 +49,20 @@ def _check_status(status: int) -> int:
     return status
 
 
+def _check_after(after: int) -> int:
+    if after < 0:
+        raise ValueError(f"after must be >= 0, got {after}")
+    return after
+
+
 @dataclass
 class FailNext:
-    """Fail the next ``remaining`` requests of ``kind`` with ``status``."""
+    """Let ``after`` requests of ``kind`` through, then fail the next ``remaining`` ones with ``status``."""
 
     kind: str
     remaining: int
     status: int = DEFAULT_ERROR_STATUS
+    after: int = 0
 
 
 @dataclass
@@ -120,6 +127,7 @@ class FaultState:
                         kind=_check_kind(str(rule["kind"])),
                         remaining=int(rule.get("count", 1)),
                         status=_check_status(int(rule.get("status", DEFAULT_ERROR_STATUS))),
+                        after=_check_after(int(rule.get("after", 0))),
                     )
                     for rule in changes["fail_next"] or []
                 ]
@@ -150,7 +158,9 @@ class FaultState:
                 "error_kinds": sorted(self.error_kinds),
                 "latency_ms": self.latency_ms,
                 "rate_limits": dict(self.rate_limits),
-                "fail_next": [{"kind": r.kind, "count": r.remaining, "status": r.status} for r in self.fail_next],
+                "fail_next": [
+                    {"kind": r.kind, "count": r.remaining, "status": r.status, "after": r.after} for r in self.fail_next
+                ],
                 "seed": self.seed,
                 "counters": dict(self.counters),
             }
@@ -178,6 +188,9 @@ class FaultState:
             delay = self.latency_ms / 1000.0
             for rule in self.fail_next:
                 if rule.kind in (kind, ANY_KIND) and rule.remaining > 0:
+                    if rule.after > 0:
+                        rule.after -= 1
+                        continue
                     rule.remaining -= 1
                     if rule.remaining == 0:
                         self.fail_next.remove(rule)
@@ -213,11 +226,13 @@ def parse_kv(text: str) -> tuple[str, float]:
 
 
 def parse_fail_next(text: str) -> dict[str, Any]:
-    """Parse ``KIND:COUNT[:STATUS]`` (CLI ``--fail-next``)."""
+    """Parse ``KIND:COUNT[:STATUS[:AFTER]]`` (CLI ``--fail-next``)."""
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise ValueError(f"expected KIND:COUNT[:STATUS], got {text!r}")
+    if len(parts) not in (2, 3, 4):
+        raise ValueError(f"expected KIND:COUNT[:STATUS[:AFTER]], got {text!r}")
     rule: dict[str, Any] = {"kind": _check_kind(parts[0]), "count": int(parts[1])}
-    if len(parts) == 3:
+    if len(parts) >= 3:
         rule["status"] = _check_status(int(parts[2]))
+    if len(parts) == 4:
+        rule["after"] = _check_after(int(parts[3]))
     return rule

@@ -76,6 +76,22 @@ def test_fail_next_answers_the_chosen_status_and_changes_nothing(server: LocalSe
     assert upsert(host).status_code == 200
 
 
+def test_fail_next_after_lets_that_many_requests_of_its_kind_through_first(server: LocalServer) -> None:
+    host = make_index(server)
+    server.set_faults(fail_next=[{"kind": "upsert", "count": 2, "status": 503, "after": 3}])
+    assert httpx.post(f"{host}/query", json={"topK": 1, "vector": [1.0, 0.0]}).status_code == 200  # not counted
+    codes = [upsert(host, vector_id=f"v{n}").status_code for n in range(6)]
+    assert codes == [200, 200, 200, 503, 503, 200]
+    assert httpx.post(f"{host}/describe_index_stats", json={}).json()["totalVectorCount"] == 4
+    faults = server.admin("GET", "/admin/faults")
+    assert faults["counters"]["failed_next"] == 2 and faults["fail_next"] == []
+
+
+def test_fail_next_rejects_a_negative_after(server: LocalServer) -> None:
+    answer = httpx.put(f"{server.url}/admin/faults", json={"fail_next": [{"kind": "upsert", "count": 1, "after": -1}]})
+    assert answer.status_code == 400 and "after must be >= 0" in answer.text
+
+
 def test_error_rate_fails_about_that_share_of_requests(server: LocalServer) -> None:
     host = make_index(server)
     server.set_faults(error_rate=0.5, error_status=502, error_kinds=["query"], seed=7)
@@ -108,10 +124,16 @@ def test_latency_is_added_to_requests(server: LocalServer) -> None:
 
 
 def test_fault_flags_at_start_take_effect(tmp_path: Path) -> None:
-    srv = start_pinecone_local(extra_args=("--fail-next", "list_indexes:1:503", "--rate-limit", "query=1"))
+    srv = start_pinecone_local(
+        extra_args=(
+            *("--fail-next", "list_indexes:1:503", "--fail-next", "describe_index:1:502:1"),
+            *("--rate-limit", "query=1"),
+        )
+    )
     try:
         assert httpx.get(f"{srv.url}/indexes").status_code == 503
         assert httpx.get(f"{srv.url}/indexes").status_code == 200
+        assert [httpx.get(f"{srv.url}/indexes/absent").status_code for _ in range(3)] == [404, 502, 404]
         host = make_index(srv)
         codes = [httpx.post(f"{host}/query", json={"topK": 1, "vector": [1.0, 0.0]}).status_code for _ in range(2)]
         assert codes == [200, 429]
@@ -134,6 +156,8 @@ def test_cli_faults_subcommand_changes_a_running_server(server: LocalServer) -> 
 
     cli("fail-next", "upsert", "1", "--status", "504")
     assert upsert(host).status_code == 504
+    cli("fail-next", "upsert", "1", "--status", "502", "--after", "1")
+    assert [upsert(host).status_code for _ in range(3)] == [200, 502, 200]
     cli("set", "--latency-ms", "5", "--rate-limit", "fetch=50")
     shown = cli("show").stdout
     assert '"latency_ms": 5.0' in shown and '"fetch": 50.0' in shown
