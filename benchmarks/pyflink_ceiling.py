@@ -104,7 +104,7 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
     ticks = workdir / f"ticks-{variant}"
     settings = {"rest.port": "0"}
     if variant not in GROUPED_VARIANTS:
-        # A bundle counts elements: flink-conf's 16 is sized for groups of up to 1,000 records; a shape that hands
+        # A bundle counts elements: flink-conf's 16 is sized for groups of records (1,000 here); a shape that hands
         # Python records one by one runs with the 1,000 it was built for.
         settings["python.fn-execution.bundle.size"] = str(PER_RECORD_BUNDLE)
     session = create_session(settings, run_dir=workdir / f"run-{variant}-{uuid.uuid4().hex[:6]}", parallelism=1)

@@ -28,7 +28,11 @@ tests/unit/test_jvm_contract.py), in the order ``BatchResults.java`` reads them.
 DEAD_LETTERED = "dead_lettered"
 """The count every stage keeps of the records it dead-lettered itself."""
 
-DEFAULT_MAX_RECORDS = 1000
+DEFAULT_MAX_RECORDS = 250
+"""Each group crosses to Python, and its result back, as one buffer; a freed buffer of several MB raises glibc's
+mmap threshold, and the buffers after it stay resident in the heap. Groups of 250 records of (a) (1.5 MB) instead of
+1,000 took the mini-cluster's peak from 1,606-1,679 to 1,369-1,393 MiB at the same records/s (BENCHMARKS.md,
+"Memory: groups of 250 records, the serial collector"); at full speed a Python stage gets 16 groups a bundle."""
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_LINGER_MS = 50
 

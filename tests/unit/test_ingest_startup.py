@@ -85,14 +85,14 @@ def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPat
         "--kafka.topics=docs",
         "--pinecone.index=docs",
         "--pinecone.controller-host=http://127.0.0.1:1",
-        "--batch.max-records=250",
+        "--batch.max-records=600",
         f"--batch.max-bytes={2 * 1024 * 1024}",
         "--batch.linger-ms=7",
         "--sink.linger-ms=9",
     ]
     assert ingest_job.main(argv) == 0
     (spec,) = specs
-    assert (spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms) == (250, 2 * 1024 * 1024, 7)
+    assert (spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms) == (600, 2 * 1024 * 1024, 7)
     assert spec.sink.linger_ms == 9
 
 

@@ -81,8 +81,8 @@ def test_the_defaults_are_the_documented_ones() -> None:
 
 def test_the_batch_options_default_to_the_stage_batch_defaults() -> None:
     batch = load().batch
-    assert (batch.max_records, batch.max_bytes, batch.linger_ms) == (1000, 16 * 1024 * 1024, 50)
-    assert (DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES, DEFAULT_LINGER_MS) == (1000, 16 * 1024 * 1024, 50)
+    assert (batch.max_records, batch.max_bytes, batch.linger_ms) == (250, 16 * 1024 * 1024, 50)
+    assert (DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES, DEFAULT_LINGER_MS) == (250, 16 * 1024 * 1024, 50)
 
 
 def test_the_batch_options_reach_the_config_within_their_bounds() -> None:
