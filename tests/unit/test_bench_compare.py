@@ -264,6 +264,14 @@ def test_a_job_at_89_percent_of_the_raw_model_misses_the_text_target() -> None:
     assert targets["this job, mini-cluster (p=1), (b): ≥ 90% of raw model and ≥ 2x tutorial"] is False
 
 
+def test_freshness_with_every_record_lost_is_missed_not_unmeasured() -> None:
+    rows = _results()
+    lost = next(r for r in rows if (r.workload, r.contender) == ("vectors", "job-mini"))
+    lost.p99_ms, lost.fresh_missing = None, 40
+    targets = {t.text: t.met for t in evaluate_targets(rows)}
+    assert targets["this job, mini-cluster (p=1), (a): freshness p99 < 1 s at 50% load"] is False
+
+
 def test_a_slow_job_misses_its_targets() -> None:
     rows = _results()
     for row in rows:
