@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_max_records=config.batch.max_records,
         batch_max_bytes=config.batch.max_bytes,
         batch_linger_ms=config.batch.linger_ms,
+        jvm_decode=config.batch.jvm_decode,
     )
     build(session.env, session.t_env, spec)
     if session.web_ui:

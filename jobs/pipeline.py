@@ -23,11 +23,12 @@ hands back only dead letters and counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kafka_pinecone_flink.jobs.kafka_io import (
+    SOURCE_COLUMNS,
     KafkaSourceOptions,
     partition_lag,
     raw_row_type,
@@ -35,6 +36,7 @@ from kafka_pinecone_flink.jobs.kafka_io import (
     write_raw,
 )
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
+from kafka_pinecone_flink.udfs.errors import RecordError
 from kafka_pinecone_flink.udfs.route_config import RouteConfig
 from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_LINGER_MS, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
 
@@ -72,6 +74,32 @@ class PipelineSpec:
     """Estimated bytes per group handed to a Python stage (a larger record is a group of its own)."""
     batch_linger_ms: int = DEFAULT_LINGER_MS
     """Longest wait of a partial group before decode (the group before the sink waits at most ``sink.linger_ms``)."""
+    jvm_decode: bool = False
+    """Let the JVM decode path take the records it can (``jvm_decode_topics``); False: Python decodes every record."""
+
+
+def jvm_decode_topics(spec: PipelineSpec, unaligned_checkpoints: bool = False) -> tuple[str, ...]:
+    """The topics whose records the JVM decode stage (``io.github.kpf.decode``) may take: none when it is switched
+    off, or when the configuration needs what only the Python decoder does (random ids, chosen metadata fields, a
+    topic pattern), or with unaligned checkpoints (``SequencedMerge`` relies on aligned barriers); else every
+    configured topic that routes to a namespace."""
+    route = spec.route
+    if (
+        not spec.jvm_decode
+        or unaligned_checkpoints
+        or route.id_strategy not in ("kafka", "field")
+        or route.metadata_fields is not None
+        or not spec.source.topics
+    ):
+        return ()
+    topics = []
+    for topic in spec.source.topics:
+        try:
+            route.namespace_for(topic)
+        except RecordError:
+            continue
+        topics.append(topic)
+    return tuple(topics)
 
 
 def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
@@ -89,16 +117,27 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
     rows = partition_lag(t_env.to_data_stream(t_env.from_path(SOURCE_TABLE)), spec.source)
 
+    jvm_topics = jvm_decode_topics(spec, env.get_checkpoint_config().is_unaligned_checkpoints_enabled())
+    decode = DecodeFunction(
+        spec.route,
+        spec.error_tolerance,
+        spec.secrets,
+        spec.dead_letter_max_bytes,
+        topics=spec.source.topics,
+        sequenced=bool(jvm_topics),
+    )
+    jvm_changes = None
+    if jvm_topics:
+        jvm_changes, rows = _jvm_decode(rows, spec, jvm_topics, [decode.namespace_label(t) for t in jvm_topics])
     groups = batched(rows, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms, "Batch for decode")
     groups.uid("batch-decode")
-    decode = DecodeFunction(
-        spec.route, spec.error_tolerance, spec.secrets, spec.dead_letter_max_bytes, topics=spec.source.topics
-    )
     decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
     changes, decode_dead_letters = batch_results(
         decoded, "decode", input_type(), decode.declared_counts(), per_namespace=decode_function.PER_NAMESPACE
     )
     changes.name("Decode results").uid("decode-results")
+    if jvm_changes is not None:
+        changes = _in_order(jvm_changes, changes)
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
     to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
     to_sink.uid("batch-sink")
@@ -135,3 +174,45 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     statements = t_env.create_statement_set()
     statements.add_insert(name, table)
     statements.attach_as_datastream()
+
+
+def _jvm_decode(rows: Any, spec: PipelineSpec, topics: Sequence[str], labels: Sequence[str]) -> tuple[Any, Any]:
+    """The JVM decode stage on the source ``rows``: its changes (with markers of the records it left to Python) and
+    the rows it left to Python (the source columns and ``seq``)."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    from kafka_pinecone_flink.udfs.stage_batch import java_strings
+
+    gateway = get_gateway()
+    package = gateway.jvm.io.github.kpf.decode
+    route = spec.route
+    decoder = package.FastDecoder(
+        java_strings(gateway, topics),
+        java_strings(gateway, [route.namespace_for(topic) for topic in topics]),
+        java_strings(gateway, labels),
+        route.id_strategy,
+        route.id_format,
+        route.id_field,
+        route.vector_field,
+        route.sparse_field,
+        route.dimension,
+        route.metric,
+        route.version_field,
+        route.max_metadata_bytes,
+    )
+    function = package.FastDecodeFunction(decoder, java_strings(gateway, SOURCE_COLUMNS))
+    j_changes = package.FastDecodeFunction.apply(rows._j_data_stream, function)
+    changes = DataStream(j_changes).name("Decode (JVM)").uid("decode-jvm")
+    to_python = DataStream(j_changes.getSideOutput(function.toPython()))
+    return changes, to_python
+
+
+def _in_order(jvm_changes: Any, python_changes: Any) -> Any:
+    """The changes of both decoders in their records' order (``io.github.kpf.decode.SequencedMerge``)."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    package = get_gateway().jvm.io.github.kpf.decode
+    merged = package.SequencedMerge.apply(jvm_changes._j_data_stream, python_changes._j_data_stream)
+    return DataStream(merged).name("Decode order").uid("decode-order")

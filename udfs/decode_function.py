@@ -16,7 +16,7 @@ from typing import Any
 from pyflink.datastream import MapFunction
 
 from kafka_pinecone_flink.udfs.decode import Skip, decode
-from kafka_pinecone_flink.udfs.dedup import dedup_row
+from kafka_pinecone_flink.udfs.dedup import dedup_row, order_marker
 from kafka_pinecone_flink.udfs.errors import RecordError, RecordRejectedError
 from kafka_pinecone_flink.udfs.records import DeadLetter, row_to_source_record
 from kafka_pinecone_flink.udfs.route_config import RouteConfig
@@ -59,6 +59,10 @@ class DecodeFunction(MapFunction):
     ``records_in``, ``decoded``, ``dead_lettered``, ``skipped_<reason>``, ``vectors_rejected_zero`` and
     ``vectors_rejected_non_finite``; per namespace (``PER_NAMESPACE``) the dense vectors accepted and rejected, the
     namespace being the one routing gives the record's topic (``namespace_label``).
+
+    ``sequenced``: the rows come from the JVM decode stage (``io.github.kpf.decode.FastDecodeFunction``), the
+    records it left to Python, each with its sequence number (``seq``); each change carries its record's, and the
+    group's changes end with an ``order_marker`` of the group's last, for the JVM ``SequencedMerge``.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class DecodeFunction(MapFunction):
         secrets: tuple[str, ...] = (),
         dead_letter_max_bytes: int | None = None,
         topics: Sequence[str] = (),
+        sequenced: bool = False,
     ) -> None:
         if error_tolerance not in (ERRORS_NONE, ERRORS_ALL):
             raise ValueError(f"error tolerance must be 'none' or 'all', got {error_tolerance!r}")
@@ -81,6 +86,7 @@ class DecodeFunction(MapFunction):
         for topic in topics:
             self.namespace_label(topic)
         self._declared = tuple(self._tracked)
+        self._sequenced = sequenced
 
     def declared_counts(self) -> tuple[str, ...]:
         """``COUNTS`` and the per-namespace counts of the configured topics' namespaces: the counts that exist, at
@@ -111,7 +117,11 @@ class DecodeFunction(MapFunction):
         counts: Counter[str] = Counter()
         route = self._route
         accepted_keys = self._accepted_keys
+        sequenced = self._sequenced
+        seq = None
         for row in value:
+            if sequenced:
+                seq = row["seq"]
             record = row_to_source_record(row)
             try:
                 result = decode(record, route)
@@ -136,7 +146,9 @@ class DecodeFunction(MapFunction):
                         VECTORS_ACCEPTED, self.namespace_label(record.topic)
                     )
                 counts[key] += 1
-            changes.append(dedup_row(result))
+            changes.append(dedup_row(result, seq))
         counts[RECORDS_IN] = len(value)
         counts[DECODED] = len(changes)
+        if sequenced and value:
+            changes.append(order_marker(value[-1]["seq"]))
         return batch_result(changes, dead_letters, counts)

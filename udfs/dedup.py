@@ -161,7 +161,7 @@ def decide(state: DedupState | None, change: Change) -> Decision:
 JVM_PACKAGE = "io.github.kpf.dedup"
 """Java package of the dedup operator (``jvm/src/main/java/io/github/kpf/dedup``, compiled into build/kpf-flink.jar)."""
 
-INPUT_FIELDS = ("key", "delete", "version", "content_hash", "text_hash", "payload", "chunks")
+INPUT_FIELDS = ("key", "delete", "version", "content_hash", "text_hash", "payload", "chunks", "seq")
 """The fields of a dedup input row (``dedup.input`` in jvm/contract/rows.txt), in the order ``DedupFunction.java``
 reads them."""
 
@@ -180,7 +180,8 @@ def input_type() -> Any:
     """The Flink type of the rows the decode stage hands to the JVM dedup operator (``dedup_row``)."""
     raw = Types.PRIMITIVE_ARRAY(Types.BYTE())
     return Types.ROW_NAMED(
-        list(INPUT_FIELDS), [Types.STRING(), Types.BOOLEAN(), Types.STRING(), raw, raw, raw, Types.LONG()]
+        list(INPUT_FIELDS),
+        [Types.STRING(), Types.BOOLEAN(), Types.STRING(), raw, raw, raw, Types.LONG(), Types.LONG()],
     )
 
 
@@ -206,11 +207,13 @@ def version_text(version: Version) -> str | None:
     raise TypeError(f"a version must be an int or a float, got {type(version).__name__}")
 
 
-def dedup_row(change: Change) -> Row:
+def dedup_row(change: Change, seq: int | None = None) -> Row:
     """The row the JVM dedup operator reads for ``change``: the key and what ``decide`` needs, plus the pickled
-    change itself (the payload, handed on untouched). The row's fields are named (``INPUT_FIELDS``): PyFlink then
-    writes them by name into the columns of ``input_type`` and refuses a row whose names it lacks. Built by position
-    and then named (a third of the cost of ``Row(key=...)``, which is paid per record)."""
+    change itself (the payload, handed on untouched), and ``seq``, the sequence number the JVM decode stage gave the
+    change's record (``io.github.kpf.decode.SequencedMerge`` orders by it; None without that stage). The row's fields
+    are named (``INPUT_FIELDS``): PyFlink then writes them by name into the columns of ``input_type`` and refuses a
+    row whose names it lacks. Built by position and then named (a third of the cost of ``Row(key=...)``, which is
+    paid per record)."""
     row = Row(
         change.key,
         change.op == DELETE,
@@ -219,7 +222,16 @@ def dedup_row(change: Change) -> Row:
         change.text_hash,
         pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL),
         change.chunk_count,
+        seq,
     )
+    row.set_field_names(_INPUT_NAMES)
+    return row
+
+
+def order_marker(seq: int) -> Row:
+    """The row that tells ``SequencedMerge`` that every record up to ``seq`` has its verdict (a change handed on, a
+    dead letter or a skip): the decode stage ends each group's changes with it. Its key is null: the merge keeps it."""
+    row = Row(None, False, None, None, None, None, 0, seq)
     row.set_field_names(_INPUT_NAMES)
     return row
 

@@ -104,14 +104,14 @@ def batch_results(
     batch.BatchResults.requireInputType(
         results._j_data_stream.getType(), record_type.get_java_type_info(), j_dead_letter_type
     )
-    function = batch.BatchResults(prefix, j_dead_letter_type, _java_strings(gateway, declared))
+    function = batch.BatchResults(prefix, j_dead_letter_type, java_strings(gateway, declared))
     if per_namespace:
-        function.withPerNamespaceCounts(_java_strings(gateway, per_namespace))
+        function.withPerNamespaceCounts(java_strings(gateway, per_namespace))
     j_records = results._j_data_stream.process(function, record_type.get_java_type_info())
     return DataStream(j_records), DataStream(j_records.getSideOutput(function.deadLetters()))
 
 
-def _java_strings(gateway: Any, values: Sequence[str]) -> Any:
+def java_strings(gateway: Any, values: Sequence[Any]) -> Any:
     """``values`` as a Java ``String[]``."""
     array = gateway.new_array(gateway.jvm.java.lang.String, len(values))
     for i, value in enumerate(values):

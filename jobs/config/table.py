@@ -401,6 +401,15 @@ OPTIONS: tuple[Option, ...] = (
         high=MAX_METADATA_BYTES,
         target="route.max_metadata_bytes",
     ),
+    Option(
+        "decode.jvm",
+        Kind.BOOL,
+        "Decode the records that carry their own dense vector in the JVM, in the common shape (a plain JSON object, "
+        "flat metadata), with the Python decoder taking every other record; false (the default until the JVM path "
+        "is benchmarked end to end): Python decodes every record",
+        default=False,
+        target="batch.jvm_decode",
+    ),
     # batch
     Option(
         "batch.max-records",

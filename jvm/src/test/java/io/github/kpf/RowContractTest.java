@@ -192,14 +192,14 @@ class RowContractTest {
     void theDedupStageRefusesAnInputOfAnotherRowType() {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         TypeInformation<Row> input = DedupFunction.inputType();
-        DedupFunction.apply(env.fromData(input, Row.of("ns/a", false, null, new byte[0], null, new byte[0], 0L)), 0);
+        DedupFunction.apply(env.fromData(input, Row.of("ns/a", false, null, new byte[0], null, new byte[0], 0L, null)), 0);
 
         RowTypeInfo expected = (RowTypeInfo) input;
         String[] swapped = expected.getFieldNames().clone();
         swapped[3] = "text_hash";
         swapped[4] = "content_hash";
         TypeInformation<Row> other = new RowTypeInfo(expected.getFieldTypes(), swapped);
-        Row row = Row.of("ns/a", false, null, new byte[0], null, new byte[0], 0L);
+        Row row = Row.of("ns/a", false, null, new byte[0], null, new byte[0], 0L, null);
         IllegalArgumentException refused =
                 assertThrows(
                         IllegalArgumentException.class, () -> DedupFunction.apply(env.fromData(other, row), 0));

@@ -41,7 +41,7 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
 
     /** The fields of an input row, in order: row {@code dedup.input} of jvm/contract/rows.txt. */
     public static final String[] INPUT_FIELDS = {
-        "key", "delete", "version", "content_hash", "text_hash", "payload", "chunks"
+        "key", "delete", "version", "content_hash", "text_hash", "payload", "chunks", "seq"
     };
 
     /** Positions of the input row's fields (in {@link #INPUT_FIELDS}). */
@@ -52,6 +52,12 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     public static final int TEXT_HASH = 4;
     public static final int PAYLOAD = 5;
     public static final int CHUNKS = 6;
+    /**
+     * The change's record's sequence number in its JVM decode subtask ({@code io.github.kpf.decode}), which puts the
+     * changes of the JVM and the Python decoder back in order before this operator; null without the JVM decode
+     * path. Not read here.
+     */
+    public static final int SEQ = 7;
 
     /** The fields of an output row, in order: row {@code dedup.output} of jvm/contract/rows.txt. */
     public static final String[] OUTPUT_FIELDS = {"payload", "replaces", "previous_chunks"};
@@ -80,7 +86,15 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     public static TypeInformation<Row> inputType() {
         TypeInformation<byte[]> bytes = PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
         return Types.ROW_NAMED(
-                INPUT_FIELDS.clone(), Types.STRING, Types.BOOLEAN, Types.STRING, bytes, bytes, bytes, Types.LONG);
+                INPUT_FIELDS.clone(),
+                Types.STRING,
+                Types.BOOLEAN,
+                Types.STRING,
+                bytes,
+                bytes,
+                bytes,
+                Types.LONG,
+                Types.LONG);
     }
 
     /** The type of the rows this function emits: payload, replaces, previous chunks (see {@link #OUTPUT_FIELDS}). */
