@@ -30,12 +30,20 @@ import org.apache.flink.runtime.state.FunctionInitializationContext;
  * namespace_<name>} with the label {@code namespace}); its accumulator is {@code <prefix>.<name>@<namespace>}. The
  * names given to {@link #declarePerNamespace} exist for every namespace from the first count of that namespace on (at
  * zero), so a namespace's counts are always there together.
+ *
+ * <p>Accumulators belong to the task, not to the operator: two chained operators of one task with the same prefix
+ * (the JVM decoder and the Python decode stage's results both count {@code decode.*}) add to one accumulator. Each
+ * operator keeps its own share in its operator state, so a restore puts back each share once and the task's
+ * accumulator again holds their sum.
  */
 public final class RunTotals {
     private final String prefix;
     private final RuntimeContext context;
     private final ListState<Tuple2<String, Long>> state;
-    private final Map<String, LongCounter> totals = new HashMap<>();
+    /** This operator's share of each count (what its state holds). */
+    private final Map<String, long[]> totals = new HashMap<>();
+    /** The task's accumulator of each count, which other operators of the task with the same prefix add to too. */
+    private final Map<String, LongCounter> accumulators = new HashMap<>();
     private final Map<String, Counter> metrics = new HashMap<>();
     private final Set<String> namespaces = new HashSet<>();
     private String[] perNamespace = {};
@@ -65,7 +73,7 @@ public final class RunTotals {
         RunTotals totals = new RunTotals(prefix, context, state);
         if (initialization.isRestored()) {
             for (Tuple2<String, Long> entry : state.get()) {
-                totals.counter(entry.f0).add(entry.f1);
+                totals.counter(entry.f0, entry.f1);
             }
         }
         return totals;
@@ -74,7 +82,7 @@ public final class RunTotals {
     /** Registers the named counts now (at zero), so that their metrics exist before the first record. */
     public void declare(String... names) {
         for (String name : names) {
-            counter(name);
+            counter(name, 0);
             metric(name);
         }
     }
@@ -96,7 +104,7 @@ public final class RunTotals {
             return;
         }
         namespaceCounts(name);
-        counter(name).add(count);
+        counter(name, count);
         metric(name).inc(count);
     }
 
@@ -118,8 +126,8 @@ public final class RunTotals {
     /** Writes the totals into the operator state for a checkpoint. */
     public void snapshot() throws Exception {
         state.clear();
-        for (Map.Entry<String, LongCounter> entry : totals.entrySet()) {
-            state.add(Tuple2.of(entry.getKey(), entry.getValue().getLocalValue()));
+        for (Map.Entry<String, long[]> entry : totals.entrySet()) {
+            state.add(Tuple2.of(entry.getKey(), entry.getValue()[0]));
         }
     }
 
@@ -138,13 +146,16 @@ public final class RunTotals {
         return metric;
     }
 
-    private LongCounter counter(String name) {
-        LongCounter counter = totals.get(name);
-        if (counter == null) {
-            counter = new LongCounter();
-            context.addAccumulator(prefix + "." + name, counter);
-            totals.put(name, counter);
+    /** Adds {@code count} to this operator's share of the named count and to the task's accumulator of it. */
+    private void counter(String name, long count) {
+        long[] share = totals.get(name);
+        if (share == null) {
+            share = new long[1];
+            totals.put(name, share);
+            // Finds the task's accumulator of this name when another operator of the task made it, else makes it.
+            accumulators.put(name, context.getLongCounter(prefix + "." + name));
         }
-        return counter;
+        share[0] += count;
+        accumulators.get(name).add(count);
     }
 }

@@ -136,6 +136,44 @@ class BatchResultsTest {
         assertEquals(21L, sum);
     }
 
+    @Test
+    void twoOperatorsOfOneTaskAddToOneRunTotalAndEachRestoresItsOwnShare() throws Exception {
+        // The JVM decoder and the Python decode stage's results are chained into one task and both count decode.*;
+        // accumulators belong to the task, so the two must share them rather than register one name twice.
+        OperatorSubtaskState first;
+        OperatorSubtaskState second;
+        try (var a = harness(function());
+                var b = new OneInputStreamOperatorTestHarness<Row, String>(
+                        new ProcessOperator<>(function()), a.getEnvironment())) {
+            a.open();
+            b.open();
+            a.processElement(result(List.of("r1"), List.of(), Map.of("decoded", 3L)), 0L);
+            b.processElement(result(List.of("r2"), List.of(), Map.of("decoded", 4L, "dead_letters", 1L)), 0L);
+            assertEquals(7L, total(a, "decoded"));
+            assertEquals(1L, total(a, "dead_letters"));
+            first = a.snapshot(1L, 1L);
+            second = b.snapshot(1L, 1L);
+        }
+        try (var a = harness(function());
+                var b = new OneInputStreamOperatorTestHarness<Row, String>(
+                        new ProcessOperator<>(function()), a.getEnvironment())) {
+            a.initializeState(first);
+            b.initializeState(second);
+            a.open();
+            b.open();
+            assertEquals(7L, total(a, "decoded")); // each share once, not the sum twice
+            assertEquals(1L, total(a, "dead_letters"));
+            a.processElement(result(List.of("r3"), List.of(), Map.of("decoded", 2L)), 0L);
+            assertEquals(9L, total(b, "decoded"));
+            OperatorSubtaskState again = b.snapshot(2L, 2L);
+            try (var c = harness(function())) {
+                c.initializeState(again);
+                c.open();
+                assertEquals(4L, total(c, "decoded")); // b's own share: a's later counts are not in b's state
+            }
+        }
+    }
+
     private static BatchResults<String> perNamespaceFunction() {
         return new BatchResults<String>("decode", DEAD_LETTER, "decoded", "accepted@docs")
                 .withPerNamespaceCounts("accepted", "rejected");
