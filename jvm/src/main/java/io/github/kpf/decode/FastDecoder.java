@@ -210,15 +210,14 @@ public final class FastDecoder implements Serializable {
                 return null;
             }
             Num number = (Num) items.get(i);
-            String json = number.floatJson();
-            if (json == null || (!number.isZero() && number.exp10 - 1 > MAX_VECTOR_EXPONENT)) {
+            if (!number.hasFloatJson() || (!number.isZero() && number.exp10 - 1 > MAX_VECTOR_EXPONENT)) {
                 return null;
             }
             nonZero |= !number.isZero();
             if (i > 0) {
                 out.raw((byte) ',');
             }
-            out.ascii(json);
+            number.writeFloatJson(out);
             hash.updateLong(Double.doubleToRawLongBits(number.doubleValue()));
         }
         if (cosine && !nonZero) {
@@ -377,11 +376,10 @@ public final class FastDecoder implements Serializable {
                         out.string(number.integerText()); // beyond 2**53: the decimal string, every digit kept
                     }
                 } else {
-                    String json = number.floatJson();
-                    if (json == null) {
+                    if (!number.hasFloatJson()) {
                         return null;
                     }
-                    out.ascii(json);
+                    number.writeFloatJson(out);
                 }
             } else {
                 List<?> items = (List<?>) value;

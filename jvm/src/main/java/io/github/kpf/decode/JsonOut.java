@@ -45,6 +45,13 @@ final class JsonOut {
         return this;
     }
 
+    JsonOut raw(byte[] data, int offset, int length) {
+        room(length);
+        System.arraycopy(data, offset, bytes, size, length);
+        size += length;
+        return this;
+    }
+
     /** ASCII text as it is (numbers, literals, punctuation). */
     JsonOut ascii(String text) {
         int length = text.length();

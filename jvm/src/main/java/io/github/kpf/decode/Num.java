@@ -7,30 +7,61 @@ import java.nio.charset.StandardCharsets;
  * A JSON number token, with its value as Python's decoder has it: an integer token is a Python {@code int} (exact at
  * any size), any other token a {@code float}.
  *
- * <p>Its significant digits are kept: value = 0.{@link #digits} x 10^{@link #exp10}, digits without leading or
- * trailing zeros ({@code ""} for zero). With at most 15 significant digits those digits are exactly the digits of
- * the shortest repr of the double the token parses to (15-digit decimals map one-to-one to doubles), so {@link
- * #floatJson} can write the float as orjson writes it without a shortest-digits algorithm; a token with more digits
- * gets no JSON here, and the record goes to the Python decoder.
+ * <p>Its significant digits are kept: value = 0.d1d2...dn x 10^{@link #exp10}, the n digits without leading or
+ * trailing zeros (n = 0 for zero), as the integer {@code mantissa} when n is at most 18. With at most 15 significant
+ * digits those digits are exactly the digits of the shortest repr of the double the token parses to (15-digit
+ * decimals map one-to-one to doubles), so {@link #writeFloatJson} can write the float as orjson writes it without a
+ * shortest-digits algorithm; a token with more digits gets no JSON here, and the record goes to the Python decoder.
+ *
+ * <p>A vector has hundreds of numbers per record, so a token allocates nothing but itself: its text is read from the
+ * record's bytes only where an integer's exact value or a slow-path float needs it.
  */
 final class Num {
-    /** Most significant digits {@link #floatJson} writes (DBL_DIG). */
+    /** Most significant digits {@link #writeFloatJson} writes (DBL_DIG). */
     static final int MAX_DIGITS = 15;
-    /** Decimal exponents (of the first digit) of a float {@link #floatJson} writes: normal doubles only. */
+    /** Decimal exponents (of the first digit) of a float {@link #writeFloatJson} writes: normal doubles only. */
     static final int MAX_EXPONENT = 300;
 
     private static final BigInteger MAX_EXACT_INT = BigInteger.ONE.shiftLeft(53);
+    /** Most digits kept in {@link #mantissa} (a long holds any 18-digit number). */
+    private static final int MAX_MANTISSA_DIGITS = 18;
+    /** Powers of ten that are exact doubles: 10^0 to 10^22. */
+    private static final double[] EXACT_POWERS = new double[23];
 
-    final String text;
+    static {
+        double power = 1.0;
+        for (int i = 0; i < EXACT_POWERS.length; i++) {
+            EXACT_POWERS[i] = power;
+            power *= 10.0;
+        }
+    }
+
+    private final byte[] in;
+    private final int start;
+    private final int end;
     final boolean negative;
-    final String digits;
+    /** Significant digits (no leading or trailing zeros); 0 for zero. */
+    private final int digitCount;
+    /** The significant digits as an integer, when there are at most {@link #MAX_MANTISSA_DIGITS} of them. */
+    private final long mantissa;
     final int exp10;
     final boolean integer;
 
-    private Num(String text, boolean negative, String digits, int exp10, boolean integer) {
-        this.text = text;
+    private Num(
+            byte[] in,
+            int start,
+            int end,
+            boolean negative,
+            int digitCount,
+            long mantissa,
+            int exp10,
+            boolean integer) {
+        this.in = in;
+        this.start = start;
+        this.end = end;
         this.negative = negative;
-        this.digits = digits;
+        this.digitCount = digitCount;
+        this.mantissa = mantissa;
         this.exp10 = exp10;
         this.integer = integer;
     }
@@ -46,108 +77,156 @@ final class Num {
             int fracEnd,
             int exponent,
             boolean integer) {
-        String text = new String(in, start, end - start, StandardCharsets.ISO_8859_1);
-        // All digits of the mantissa, the decimal point after the integer part's digits.
-        StringBuilder all = new StringBuilder(intEnd - intStart + fracEnd - fracStart);
-        for (int i = intStart; i < intEnd; i++) {
-            all.append((char) in[i]);
+        // The mantissa's digits are the integer part's then the fraction's, the decimal point after intLength.
+        int intLength = intEnd - intStart;
+        int total = intLength + (fracEnd - fracStart);
+        int first = -1;
+        int last = -1;
+        for (int k = 0; k < total; k++) {
+            if (in[k < intLength ? intStart + k : fracStart + (k - intLength)] != '0') {
+                if (first < 0) {
+                    first = k;
+                }
+                last = k;
+            }
         }
-        for (int i = fracStart; i < fracEnd; i++) {
-            all.append((char) in[i]);
+        if (first < 0) {
+            return new Num(in, start, end, negative, 0, 0L, 0, integer);
         }
-        int first = 0;
-        while (first < all.length() && all.charAt(first) == '0') {
-            first++;
+        int digitCount = last - first + 1;
+        long mantissa = 0;
+        if (digitCount <= MAX_MANTISSA_DIGITS) {
+            for (int k = first; k <= last; k++) {
+                mantissa = mantissa * 10 + (in[k < intLength ? intStart + k : fracStart + (k - intLength)] - '0');
+            }
         }
-        int last = all.length();
-        while (last > first && all.charAt(last - 1) == '0') {
-            last--;
-        }
-        String digits = all.substring(first, last);
-        int exp10 = digits.isEmpty() ? 0 : (intEnd - intStart) - first + exponent;
-        return new Num(text, negative, digits, exp10, integer);
+        return new Num(in, start, end, negative, digitCount, mantissa, intLength - first + exponent, integer);
     }
 
     boolean isZero() {
-        return digits.isEmpty();
+        return digitCount == 0;
+    }
+
+    /** The token as written. */
+    private String text() {
+        return new String(in, start, end - start, StandardCharsets.ISO_8859_1);
     }
 
     /** The value as Python's {@code float()} of it: correctly rounded; an integer zero is +0.0 (Python's -0 is 0). */
     double doubleValue() {
-        if (integer && isZero()) {
-            return 0.0;
+        if (isZero()) {
+            return negative && !integer ? -0.0 : 0.0;
         }
-        return Double.parseDouble(text);
+        if (digitCount <= MAX_DIGITS) {
+            // Both the mantissa (below 10^15 < 2^53) and 10^|q| (q at most 22) are exact doubles, so one IEEE
+            // multiplication or division rounds the exact value once, correctly, as parsing the text would.
+            int q = exp10 - digitCount;
+            double value;
+            if (q >= 0 && q < EXACT_POWERS.length) {
+                value = mantissa * EXACT_POWERS[q];
+            } else if (q < 0 && -q < EXACT_POWERS.length) {
+                value = mantissa / EXACT_POWERS[-q];
+            } else {
+                return Double.parseDouble(text());
+            }
+            return negative ? -value : value;
+        }
+        return Double.parseDouble(text());
     }
 
     /** The integer's exact value (an integer token only). */
     BigInteger bigInteger() {
-        return new BigInteger(text);
+        return new BigInteger(text());
     }
 
     /** The integer as decimal text, as Python's {@code str(int)} (an integer token only). */
     String integerText() {
-        if (text.length() <= 18) {
-            return Long.toString(Long.parseLong(text));
+        if (end - start <= 18) {
+            return Long.toString(Long.parseLong(text()));
         }
         return bigInteger().toString();
     }
 
     /** Whether the integer's magnitude is at most 2^53 (exact in a float64; an integer token only). */
     boolean isExactInFloat() {
-        if (text.length() <= 15) {
+        if (end - start <= 15) {
             return true; // below 10**15 < 2**53
         }
         return bigInteger().abs().compareTo(MAX_EXACT_INT) <= 0;
     }
 
-    /**
-     * The float's JSON as orjson writes the double this token parses to (Python {@code float(token)}), or null when
-     * it has more than {@link #MAX_DIGITS} significant digits or is outside the normal range: shortest digits,
-     * plain notation from 1e-5 up to below 1e16 ({@code 0.00001}, {@code 5.0}, {@code 1234.5}), else {@code d.ddde-7}
-     * / {@code d.ddde+16}.
-     */
-    String floatJson() {
+    /** Whether {@link #writeFloatJson} can write this token: at most {@link #MAX_DIGITS} digits, a normal exponent. */
+    boolean hasFloatJson() {
         if (isZero()) {
-            return negative && !integer ? "-0.0" : "0.0";
+            return true;
         }
-        if (digits.length() > MAX_DIGITS) {
+        int exponent = exp10 - 1;
+        return digitCount <= MAX_DIGITS && exponent <= MAX_EXPONENT && exponent >= -MAX_EXPONENT;
+    }
+
+    /** {@link #writeFloatJson} as a string, or null when the token has none. */
+    String floatJson() {
+        if (!hasFloatJson()) {
             return null;
         }
+        JsonOut out = new JsonOut(32);
+        writeFloatJson(out);
+        return new String(out.toBytes(), StandardCharsets.ISO_8859_1);
+    }
+
+    /**
+     * Writes the float's JSON as orjson writes the double this token parses to (Python {@code float(token)}); only
+     * when {@link #hasFloatJson}: shortest digits, plain notation from 1e-5 up to below 1e16 ({@code 0.00001},
+     * {@code 5.0}, {@code 1234.5}), else {@code d.ddde-7} / {@code d.ddde+16}.
+     */
+    void writeFloatJson(JsonOut out) {
+        if (isZero()) {
+            if (negative && !integer) {
+                out.raw((byte) '-');
+            }
+            out.raw((byte) '0').raw((byte) '.').raw((byte) '0');
+            return;
+        }
+        byte[] digits = new byte[MAX_DIGITS];
+        long rest = mantissa;
+        for (int i = digitCount - 1; i >= 0; i--) {
+            digits[i] = (byte) ('0' + rest % 10);
+            rest /= 10;
+        }
+        int n = digitCount;
         int exponent = exp10 - 1; // of the first digit
-        if (exponent > MAX_EXPONENT || exponent < -MAX_EXPONENT) {
-            return null;
-        }
-        StringBuilder out = new StringBuilder(digits.length() + 8);
         if (negative) {
-            out.append('-');
+            out.raw((byte) '-');
         }
         if (exponent >= -5 && exponent < 16) {
             if (exponent >= 0) {
                 int intDigits = exponent + 1;
-                if (digits.length() <= intDigits) {
-                    out.append(digits);
-                    for (int i = digits.length(); i < intDigits; i++) {
-                        out.append('0');
+                if (n <= intDigits) {
+                    out.raw(digits, 0, n);
+                    for (int i = n; i < intDigits; i++) {
+                        out.raw((byte) '0');
                     }
-                    out.append(".0");
+                    out.raw((byte) '.').raw((byte) '0');
                 } else {
-                    out.append(digits, 0, intDigits).append('.').append(digits, intDigits, digits.length());
+                    out.raw(digits, 0, intDigits).raw((byte) '.').raw(digits, intDigits, n - intDigits);
                 }
             } else {
-                out.append("0.");
+                out.raw((byte) '0').raw((byte) '.');
                 for (int i = -1; i > exponent; i--) {
-                    out.append('0');
+                    out.raw((byte) '0');
                 }
-                out.append(digits);
+                out.raw(digits, 0, n);
             }
-            return out.toString();
+            return;
         }
-        out.append(digits.charAt(0));
-        if (digits.length() > 1) {
-            out.append('.').append(digits, 1, digits.length());
+        out.raw(digits, 0, 1);
+        if (n > 1) {
+            out.raw((byte) '.').raw(digits, 1, n - 1);
         }
-        out.append('e').append(exponent > 0 ? "+" : "").append(exponent);
-        return out.toString();
+        out.raw((byte) 'e');
+        if (exponent > 0) {
+            out.raw((byte) '+');
+        }
+        out.ascii(Integer.toString(exponent));
     }
 }

@@ -1,0 +1,77 @@
+package io.github.kpf.decode;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link Num}: its double is the correctly rounded value of the token (as {@link Double#parseDouble} and Python's
+ * {@code float()} give it) on the fast path (at most 15 digits, |q| at most 22) and off it, and its float JSON.
+ */
+class NumTest {
+    /** The number of {@code {"n": <token>}} as {@link JsonScan} reads it. */
+    private static Num scan(String token) {
+        Map<String, Object> row = JsonScan.object(("{\"n\":" + token + "}").getBytes(StandardCharsets.US_ASCII));
+        return (Num) row.get("n");
+    }
+
+    @Test
+    void theDoubleIsTheCorrectlyRoundedValueOfEveryTokenForm() {
+        Random random = new Random(7);
+        for (int i = 0; i < 200_000; i++) {
+            int digits = 1 + random.nextInt(17);
+            StringBuilder mantissa = new StringBuilder();
+            for (int d = 0; d < digits; d++) {
+                mantissa.append((char) ('0' + random.nextInt(10)));
+            }
+            int point = random.nextInt(digits + 1);
+            String body = point == digits ? mantissa.toString() : mantissa.substring(0, Math.max(point, 1)) + "."
+                    + mantissa.substring(Math.max(point, 1) == digits ? digits - 1 : Math.max(point, 1));
+            if (body.endsWith(".")) {
+                body += "0";
+            }
+            body = body.replaceFirst("^0+(?=\\d)", "");
+            String token = (random.nextBoolean() ? "-" : "") + body;
+            if (random.nextInt(3) == 0) {
+                token += (random.nextBoolean() ? "e" : "E") + (random.nextInt(60) - 30);
+            }
+            Num number = scan(token);
+            double expected = number.integer && Double.parseDouble(token) == 0.0 ? 0.0 : Double.parseDouble(token);
+            assertEquals(
+                    Double.doubleToRawLongBits(expected),
+                    Double.doubleToRawLongBits(number.doubleValue()),
+                    token);
+        }
+    }
+
+    @Test
+    void theFastPathsEdgesAndTheSlowPath() {
+        for (String token : List.of(
+                "123456789012345e22", "123456789012345e-22", "1e22", "1e23", "1e-22", "1e-23", "9007199254740993",
+                "0.1", "0.30000000000000004", "5e-324", "1.7976931348623157e308", "-0.0", "-0", "0e5", "2.5e-8")) {
+            double expected = token.equals("-0") ? 0.0 : Double.parseDouble(token);
+            assertEquals(
+                    Double.doubleToRawLongBits(expected), Double.doubleToRawLongBits(scan(token).doubleValue()), token);
+        }
+    }
+
+    @Test
+    void floatJsonAsOrjsonWritesIt() {
+        assertEquals("0.123456", scan("0.1234560").floatJson());
+        assertEquals("5.0", scan("5").floatJson());
+        assertEquals("1234.5", scan("12345e-1").floatJson());
+        assertEquals("0.00001", scan("1e-5").floatJson());
+        assertEquals("1e-6", scan("0.000001").floatJson());
+        assertEquals("1.5e+16", scan("15e15").floatJson());
+        assertEquals("1000000000000000.0", scan("1e15").floatJson());
+        assertEquals("-0.0", scan("-0.0").floatJson());
+        assertEquals("0.0", scan("-0").floatJson());
+        assertNull(scan("0.1234567890123456").floatJson()); // 16 digits: left to Python
+        assertNull(scan("1e-320").floatJson()); // subnormal: left to Python
+    }
+}
