@@ -17,6 +17,10 @@ prints steady-state records/s (between the 10% and the 90% record, from timestam
 * ``batched``: the job's shape since the batching redesign: the JVM ``Batcher`` hands lists of records to the Python
   decode, whose result rows the JVM ``BatchResults`` unpacks for the JVM dedup operator, and a second ``Batcher``
   hands lists of applied changes to the last Python stage (``udfs.stage_batch``): Python sees groups, never records.
+* ``job-decode``: ``batched`` with the job's own decode stage (``jobs.pipeline.decode_stage``: ``udfs.decode`` with
+  routing, ids, validation, metadata and the request JSON) in place of the toy decode;
+* ``job-decode-jvm``: the same with the JVM decode path (``decode.jvm``): ``io.github.kpf.decode.FastDecoder`` takes
+  every record of this workload, the Python decode stage none, and Python sees only the groups of applied changes.
 
 No Pinecone writes: this is the ceiling the job's own work (decode, routing, hashing, the sink) runs under.
 """
@@ -46,8 +50,18 @@ from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from kafka_pinecone_flink.stack.kafka_client import produce
 from kafka_pinecone_flink.stack.paths import free_port
 
-VARIANTS = ("source", "source-batched", "decode", "keyed", "python-state", "jvm-state", "batched")
-GROUPED_VARIANTS = frozenset({"source-batched", "batched"})
+VARIANTS = (
+    "source",
+    "source-batched",
+    "decode",
+    "keyed",
+    "python-state",
+    "jvm-state",
+    "batched",
+    "job-decode",
+    "job-decode-jvm",
+)
+GROUPED_VARIANTS = frozenset({"source-batched", "batched", "job-decode", "job-decode-jvm"})
 """The variants in which Python receives lists of records (Flink's elements are groups)."""
 PER_RECORD_BUNDLE = 1000
 TICK = 1_000
@@ -153,6 +167,8 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
         changes, _ = batch_results(decoded, "decode", input_type())
         applied = batched(keyed_dedup(changes), 1000, 16 << 20, 50)
         stream = applied.map(lambda batch: [pickle.loads(r[0]) for r in batch], output_type=pickled)
+    elif variant in ("job-decode", "job-decode-jvm"):
+        stream = job_decode(rows, topic, variant == "job-decode-jvm")
     else:
         raise ValueError(variant)
     stream.map(Count(str(ticks)), output_type=Types.INT()).filter(lambda _: False)
@@ -161,6 +177,23 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
     low = next(m for m in marks if m[0] >= records * 0.1)
     high = [m for m in marks if m[0] <= records * 0.9][-1]
     return (high[0] - low[0]) / (high[1] - low[1])
+
+
+def job_decode(rows: Any, topic: str, jvm: bool) -> Any:
+    """The job's decode stage and JVM dedup on ``rows`` (the benchmark's routing: raw Kafka-key ids, 384-d cosine),
+    then groups of applied changes to a Python map that unpickles them, as the sink would."""
+    from kafka_pinecone_flink.jobs.pipeline import decode_stage
+    from kafka_pinecone_flink.udfs.decode_function import DecodeFunction
+    from kafka_pinecone_flink.udfs.dedup import keyed_dedup
+    from kafka_pinecone_flink.udfs.route_config import RouteConfig
+    from kafka_pinecone_flink.udfs.stage_batch import batched
+
+    route = RouteConfig(dimension=384, metric="cosine", id_format="raw")
+    jvm_topics = (topic,) if jvm else ()
+    decode = DecodeFunction(route, "all", topics=(topic,), sequenced=jvm)
+    changes, _ = decode_stage(rows, route, decode, jvm_topics, 1000, 16 << 20, 50)
+    applied = batched(keyed_dedup(changes), 1000, 16 << 20, 50)
+    return applied.map(lambda batch: [pickle.loads(r[0]) for r in batch], output_type=Types.PICKLED_BYTE_ARRAY())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,9 +109,8 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
 
     from kafka_pinecone_flink.sinks import pinecone_sink
     from kafka_pinecone_flink.sinks.pinecone_sink import PineconeSinkFunction
-    from kafka_pinecone_flink.udfs import decode_function
     from kafka_pinecone_flink.udfs.decode_function import DecodeFunction
-    from kafka_pinecone_flink.udfs.dedup import input_type, keyed_dedup
+    from kafka_pinecone_flink.udfs.dedup import keyed_dedup
     from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
@@ -126,18 +125,9 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         topics=spec.source.topics,
         sequenced=bool(jvm_topics),
     )
-    jvm_changes = None
-    if jvm_topics:
-        jvm_changes, rows = _jvm_decode(rows, spec, jvm_topics, [decode.namespace_label(t) for t in jvm_topics])
-    groups = batched(rows, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms, "Batch for decode")
-    groups.uid("batch-decode")
-    decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
-    changes, decode_dead_letters = batch_results(
-        decoded, "decode", input_type(), decode.declared_counts(), per_namespace=decode_function.PER_NAMESPACE
+    changes, decode_dead_letters = decode_stage(
+        rows, spec.route, decode, jvm_topics, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms
     )
-    changes.name("Decode results").uid("decode-results")
-    if jvm_changes is not None:
-        changes = _in_order(jvm_changes, changes)
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
     to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
     to_sink.uid("batch-sink")
@@ -176,7 +166,39 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     statements.attach_as_datastream()
 
 
-def _jvm_decode(rows: Any, spec: PipelineSpec, topics: Sequence[str], labels: Sequence[str]) -> tuple[Any, Any]:
+def decode_stage(
+    rows: Any,
+    route: RouteConfig,
+    decode: Any,
+    jvm_topics: Sequence[str],
+    max_records: int,
+    max_bytes: int,
+    linger_ms: int,
+) -> tuple[Any, Any]:
+    """The decode stage on the source ``rows``: its changes (``dedup.input`` rows, in their records' order) and its
+    dead letters. The JVM decode stage takes what it can of ``jvm_topics``' records (none: Python decodes every
+    record); ``decode`` (a ``udfs.decode_function.DecodeFunction``, ``sequenced`` when ``jvm_topics``) decodes the
+    rest in groups of ``max_records`` / ``max_bytes`` / ``linger_ms``."""
+    from kafka_pinecone_flink.udfs import decode_function
+    from kafka_pinecone_flink.udfs.dedup import input_type
+    from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
+
+    jvm_changes = None
+    if jvm_topics:
+        jvm_changes, rows = _jvm_decode(rows, route, jvm_topics, [decode.namespace_label(t) for t in jvm_topics])
+    groups = batched(rows, max_records, max_bytes, linger_ms, "Batch for decode")
+    groups.uid("batch-decode")
+    decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
+    changes, dead_letters = batch_results(
+        decoded, "decode", input_type(), decode.declared_counts(), per_namespace=decode_function.PER_NAMESPACE
+    )
+    changes.name("Decode results").uid("decode-results")
+    if jvm_changes is not None:
+        changes = _in_order(jvm_changes, changes)
+    return changes, dead_letters
+
+
+def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str]) -> tuple[Any, Any]:
     """The JVM decode stage on the source ``rows``: its changes (with markers of the records it left to Python) and
     the rows it left to Python (the source columns and ``seq``)."""
     from pyflink.datastream import DataStream
@@ -186,7 +208,6 @@ def _jvm_decode(rows: Any, spec: PipelineSpec, topics: Sequence[str], labels: Se
 
     gateway = get_gateway()
     package = gateway.jvm.io.github.kpf.decode
-    route = spec.route
     decoder = package.FastDecoder(
         java_strings(gateway, topics),
         java_strings(gateway, [route.namespace_for(topic) for topic in topics]),
