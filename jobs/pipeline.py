@@ -224,7 +224,7 @@ def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Se
     )
     function = package.FastDecodeFunction(decoder, java_strings(gateway, SOURCE_COLUMNS))
     j_changes = package.FastDecodeFunction.apply(rows._j_data_stream, function)
-    changes = DataStream(j_changes).name("Decode (JVM)").uid("decode-jvm")
+    changes = DataStream(j_changes).name("Decode JVM").uid("decode-jvm")
     to_python = DataStream(j_changes.getSideOutput(function.toPython()))
     return changes, to_python
 

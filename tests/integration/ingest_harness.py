@@ -76,7 +76,9 @@ class RunningJob:
 
     def vertex_metrics(self, vertex_name: str, names: Iterable[str], timeout_s: float = 120) -> dict[str, str]:
         """Wait until the running job's vertex whose name contains ``vertex_name`` reports every metric whose id
-        ends with one of ``names``; return them (id suffix → value)."""
+        ends with one of ``names``; return them (id suffix → value, summed over the vertex's operators that report
+        it: with the JVM decode path, Decode JVM and Decode results count their own records, as ``kpf status``
+        adds them up)."""
         import httpx
 
         wanted = tuple(names)
@@ -94,13 +96,27 @@ class RunningJob:
                     selected = [i for i in ids if i.split(".")[-1] in wanted]
                     if selected:
                         values = httpx.get(base, params={"get": ",".join(selected)}, timeout=5).json()
-                        found = {m["id"].split(".")[-1]: m["value"] for m in values}
+                        found = {}
+                        for metric in values:
+                            name = metric["id"].split(".")[-1]
+                            found[name] = _add(found.get(name), metric["value"])
                         if set(found) == set(wanted):
                             return found
             except (httpx.HTTPError, KeyError, StopIteration, ValueError):
                 pass
             time.sleep(0.5)
         raise AssertionError(f"metrics {wanted} of vertex {vertex_name!r} not all reported; last seen {found}")
+
+
+def _add(total: str | None, value: str) -> str:
+    """Two metric values as the REST API gives them (strings): summed when both are integers (counters), else the
+    later one (a gauge of one operator)."""
+    if total is None:
+        return value
+    try:
+        return str(int(total) + int(value))
+    except ValueError:
+        return value
 
 
 def dead_letter_headers(message: Message) -> dict[str, str]:
