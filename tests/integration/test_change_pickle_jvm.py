@@ -100,9 +100,7 @@ def java_pickle(decode: Any, case: dict[str, Any]) -> bytes:
     jvm = get_gateway().jvm
     headers = [jvm.java.util.AbstractMap.SimpleEntry(name, value) for name, value in case["headers"]]
     version = None if case["version"] is None else jvm.java.math.BigInteger(str(case["version"]))
-    got = decode.ChangePickle.upsert(
-        case["namespace"],
-        case["id"],
+    record = decode.SourceRecord(
         case["topic"],
         case["partition"],
         case["offset"],
@@ -110,10 +108,8 @@ def java_pickle(decode: Any, case: dict[str, Any]) -> bytes:
         case["key"],
         case["value"],
         headers,
-        version,
-        case["content_hash"],
-        case["json"],
     )
+    got = decode.ChangePickle.upsert(case["namespace"], case["id"], record, version, case["content_hash"], case["json"])
     assert isinstance(got, bytes)
     return got
 

@@ -85,7 +85,10 @@ def jvm_decode(gateway: Any, decoder: Any, record: SourceRecord) -> Any:
     for name, value in record.headers:
         headers.add(gateway.jvm.java.util.AbstractMap.SimpleEntry(name, value))
     timestamp = None if record.timestamp_ms is None else gateway.jvm.java.lang.Long(record.timestamp_ms)
-    return decoder.decode(record.topic, record.partition, record.offset, timestamp, record.key, record.value, headers)
+    source = gateway.jvm.io.github.kpf.decode.SourceRecord(
+        record.topic, record.partition, record.offset, timestamp, record.key, record.value, headers
+    )
+    return decoder.decode(source)
 
 
 def field(obj: Any, name: str) -> Any:
@@ -304,7 +307,9 @@ def test_the_jvm_decoder_takes_every_plain_record_with_a_vector(jvm: Any, name: 
         record = plain_record(rng, offset)
         got = jvm_decode(jvm, decoder, record)
         assert got is not None, record.value
-        assert_same_change(got, decode(record, config))
+        verdict = decode(record, config)
+        assert isinstance(verdict, Change), (record, verdict)
+        assert_same_change(got, verdict)
 
 
 def test_full_precision_floats_are_left_to_python(jvm: Any) -> None:

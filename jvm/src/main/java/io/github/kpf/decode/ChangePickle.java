@@ -98,13 +98,7 @@ public final class ChangePickle {
      *
      * @param namespace the Pinecone namespace
      * @param id the record id
-     * @param topic the Kafka record's topic
-     * @param partition its partition
-     * @param offset its offset
-     * @param timestampMs its timestamp, or null (None)
-     * @param key its key, or null (None)
-     * @param value its value (not null: a tombstone is not an upsert)
-     * @param headers its headers in order, each a key (not null) and a value (null: None); null is no headers
+     * @param record the Kafka record, the change's {@code source} (its value not null: a tombstone is not an upsert)
      * @param version the version, a Python int of any size; null is None
      * @param contentHash the content hash
      * @param json the record as one element of an upsert request ({@code upsert_json})
@@ -114,16 +108,17 @@ public final class ChangePickle {
     public static byte[] upsert(
             String namespace,
             String id,
-            String topic,
-            int partition,
-            long offset,
-            Long timestampMs,
-            byte[] key,
-            byte[] value,
-            List<Map.Entry<String, byte[]>> headers,
+            SourceRecord record,
             BigInteger version,
             byte[] contentHash,
             byte[] json) {
+        String topic = record.topic;
+        int partition = record.partition;
+        long offset = record.offset;
+        Long timestampMs = record.timestampMs;
+        byte[] key = record.key;
+        byte[] value = record.value;
+        List<Map.Entry<String, byte[]>> headers = record.headers;
         long namespaceBytes = utf8Length(namespace);
         long idBytes = utf8Length(id);
         long topicBytes = utf8Length(topic);

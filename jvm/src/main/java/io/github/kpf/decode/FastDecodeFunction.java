@@ -201,13 +201,13 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
         if (headerMap != null && !headerMap.isEmpty()) {
             headers = new ArrayList<>(headerMap.entrySet());
         }
-        return decoder.decode(
+        return decoder.decode(new SourceRecord(
                 topic,
                 (Integer) row.getField(partitionField),
                 (Long) row.getField(offsetField),
                 timestampMs,
                 (byte[]) row.getField(keyField),
                 (byte[]) row.getField(valueField),
-                headers);
+                headers));
     }
 }

@@ -150,17 +150,14 @@ public final class FastDecoder implements Serializable {
     }
 
     /**
-     * Decodes one Kafka record, or returns null when the Python decoder must (see the class doc). {@code headers}
-     * keep their order ({@code SourceRecord.headers}); a header's value may be null.
+     * Decodes one Kafka record, or returns null when the Python decoder must (see the class doc). The record's headers
+     * keep their order ({@code SourceRecord.headers}); a header's value may be null. The record becomes the change's
+     * {@code source} as it is.
      */
-    public Decoded decode(
-            String topic,
-            int partition,
-            long offset,
-            Long timestampMs,
-            byte[] key,
-            byte[] value,
-            List<Map.Entry<String, byte[]>> headers) {
+    public Decoded decode(SourceRecord record) {
+        String topic = record.topic;
+        byte[] key = record.key;
+        byte[] value = record.value;
         String namespace = namespaces.get(topic);
         if (namespace == null || value == null || value.length == 0) {
             return null;
@@ -229,20 +226,7 @@ public final class FastDecoder implements Serializable {
         }
         out.raw((byte) '}');
         byte[] contentHash = hash.update((byte) 'M').update(metadataJson).digest();
-        byte[] payload =
-                ChangePickle.upsert(
-                        namespace,
-                        id,
-                        topic,
-                        partition,
-                        offset,
-                        timestampMs,
-                        key,
-                        value,
-                        headers,
-                        version,
-                        contentHash,
-                        out.toBytes());
+        byte[] payload = ChangePickle.upsert(namespace, id, record, version, contentHash, out.toBytes());
         return new Decoded(
                 namespace + "\0" + id,
                 version == null ? null : version.toString(),

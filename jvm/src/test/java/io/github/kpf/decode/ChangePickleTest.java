@@ -148,7 +148,8 @@ class ChangePickleTest {
     }
 
     private static byte[] pickle(String namespace, String id, BigInteger version) {
-        return ChangePickle.upsert(namespace, id, "t", 0, 0L, null, null, new byte[0], List.of(), version, HASH, JSON);
+        return ChangePickle.upsert(
+                namespace, id, new SourceRecord("t", 0, 0L, null, null, new byte[0], List.of()), version, HASH, JSON);
     }
 
     private static Reader read(byte[] pickle) {
@@ -200,8 +201,8 @@ class ChangePickleTest {
         List<Map.Entry<String, byte[]>> headers = Arrays.asList(
                 new SimpleEntry<>("trace", "abc".getBytes(StandardCharsets.UTF_8)), new SimpleEntry<>("none", null));
         byte[] pickle = ChangePickle.upsert(
-                "ns", "id-1", "topic", 7, 1L << 40, 1_700_000_000_123L, key, value, headers, BigInteger.valueOf(42),
-                HASH, JSON);
+                "ns", "id-1", new SourceRecord("topic", 7, 1L << 40, 1_700_000_000_123L, key, value, headers),
+                BigInteger.valueOf(42), HASH, JSON);
         Reader reader = new Reader(pickle);
         Object loaded = reader.load();
         List<List<Object>> headerTuples = List.of(
@@ -295,7 +296,8 @@ class ChangePickleTest {
             Long.MIN_VALUE};
         for (long offset : offsets) {
             Object loaded = new Reader(ChangePickle.upsert(
-                    "n", "i", "t", Integer.MAX_VALUE, offset, offset, null, new byte[0], null, null, HASH, JSON))
+                    "n", "i", new SourceRecord("t", Integer.MAX_VALUE, offset, offset, null, new byte[0], null), null,
+                    HASH, JSON))
                     .load();
             assertEquals(
                     expected("n", "i", "t", Integer.MAX_VALUE, offset, offset, null, new byte[0], List.of(), null,
@@ -315,7 +317,8 @@ class ChangePickleTest {
                 headers.add(new SimpleEntry<>("h" + i + "é", value));
                 tuples.add(Arrays.asList("h" + i + "é", buf(value)));
             }
-            byte[] pickle = ChangePickle.upsert("n", "i", "t", 1, 2, 3L, null, new byte[0], headers, null, HASH, JSON);
+            byte[] pickle = ChangePickle.upsert(
+                    "n", "i", new SourceRecord("t", 1, 2, 3L, null, new byte[0], headers), null, HASH, JSON);
             Reader reader = new Reader(pickle);
             Object loaded = reader.load();
             assertEquals(expected("n", "i", "t", 1, 2, 3L, null, new byte[0], tuples, null, HASH, JSON), loaded);
@@ -323,16 +326,18 @@ class ChangePickleTest {
             assertEquals(tupleOpcode, opcodeOf(reader, new ArrayList<Object>(tuples)), n + " headers");
         }
         assertArrayEquals(
-                ChangePickle.upsert("n", "i", "t", 1, 2, 3L, null, new byte[0], null, null, HASH, JSON),
-                ChangePickle.upsert("n", "i", "t", 1, 2, 3L, null, new byte[0], Collections.emptyList(), null, HASH,
-                        JSON),
+                ChangePickle.upsert(
+                        "n", "i", new SourceRecord("t", 1, 2, 3L, null, new byte[0], null), null, HASH, JSON),
+                ChangePickle.upsert(
+                        "n", "i", new SourceRecord("t", 1, 2, 3L, null, new byte[0], Collections.emptyList()), null,
+                        HASH, JSON),
                 "null headers are no headers");
     }
 
     @Test
     void theSmallestPickleIsExactlyThisSequence() {
-        byte[] pickle = ChangePickle.upsert("n", "i", "t", 0, 0, null, null, new byte[0], null, null, new byte[0],
-                new byte[0]);
+        byte[] pickle = ChangePickle.upsert(
+                "n", "i", new SourceRecord("t", 0, 0, null, null, new byte[0], null), null, new byte[0], new byte[0]);
         ByteBuffer expected = ByteBuffer.allocate(pickle.length);
         expected.put(new byte[] {(byte) 0x80, 4});
         global(expected, "_unpickle_change");
@@ -363,8 +368,10 @@ class ChangePickleTest {
     @Test
     void nullStringsAndHeaderKeysAreRefused() {
         assertThrows(NullPointerException.class, () -> pickle(null, "i", null));
+        assertThrows(NullPointerException.class, () -> ChangePickle.upsert(
+                "n", "i", new SourceRecord(null, 0, 0, null, null, new byte[0], null), null, HASH, JSON));
         List<Map.Entry<String, byte[]>> nullKey = List.of(new SimpleEntry<>(null, new byte[0]));
         assertThrows(NullPointerException.class, () -> ChangePickle.upsert(
-                "n", "i", "t", 0, 0, null, null, new byte[0], nullKey, null, HASH, JSON));
+                "n", "i", new SourceRecord("t", 0, 0, null, null, new byte[0], nullKey), null, HASH, JSON));
     }
 }
