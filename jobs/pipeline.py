@@ -74,7 +74,7 @@ class PipelineSpec:
     """Estimated bytes per group handed to a Python stage (a larger record is a group of its own)."""
     batch_linger_ms: int = DEFAULT_LINGER_MS
     """Longest wait of a partial group before decode (the group before the sink waits at most ``sink.linger_ms``)."""
-    jvm_decode: bool = False
+    jvm_decode: bool = True
     """Let the JVM decode path take the records it can (``jvm_decode_topics``); False: Python decodes every record."""
 
 

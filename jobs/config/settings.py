@@ -64,7 +64,7 @@ class BatchSettings:
     max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     linger_ms: int = DEFAULT_BATCH_LINGER_MS
     """Of the group before decode; the group before the sink lingers ``sink.linger-ms``."""
-    jvm_decode: bool = False
+    jvm_decode: bool = True
     """``decode.jvm``: the JVM decode path (``io.github.kpf.decode``) takes the records it can decode."""
 
 

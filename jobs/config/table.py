@@ -404,10 +404,11 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "decode.jvm",
         Kind.BOOL,
-        "Decode the records that carry their own dense vector in the JVM, in the common shape (a plain JSON object, "
-        "flat metadata), with the Python decoder taking every other record; false (the default): Python decodes every "
-        "record. Experimental: not yet runnable as a job (its run totals clash with the Python stage's)",
-        default=False,
+        "Decode the records that carry their own dense vector in the JVM when they have the common shape (a plain "
+        "JSON object, flat metadata, numbers of at most 15 significant digits), with the Python decoder taking every "
+        "other record and giving every dead letter; false: Python decodes every record. Off by itself with "
+        "unaligned checkpoints, random ids or chosen metadata fields",
+        default=True,
         target="batch.jvm_decode",
     ),
     # batch
