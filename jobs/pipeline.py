@@ -1,16 +1,17 @@
 """The ingest pipeline's graph, wired from the stages' own functions:
 
-    Kafka ─► Batch ─► Decode ─► Decode results ─► key_by(namespace, id) ─► Dedup ─► Batch ─► Embed (if configured)
-                        (Python, groups)   │                          (JVM state)           (Python, groups)
-                                           │                                                     │
-                                           │              dead letters          Pinecone sink ◄──┘
-                                           │                                   (Python, groups)
-                                           │                                         │
-                                           └──────────────────────► dead-letter topic ◄── Pinecone sink results
+    Kafka ─► Decode JVM ─┬───────────────────────────────────────► Decode order ─► key_by(namespace, id) ─► Dedup
+                         └─► Batch ─► Decode ─► Decode results ──┘                              (JVM state)
+                               (Python, groups)
+    ─► Batch ─► Embed (if configured) ─► Pinecone sink ─► Pinecone sink results
+                (Python, groups)         (Python, groups)
+
+    Decode results and Pinecone sink results ─► dead letters ─► dead-letter topic (exactly once)
 
 Right after the source, the JVM ``PartitionLag`` operator (chained, rows pass unchanged) reports each partition's
-records behind its latest offset. Nothing here decides anything about records; it only connects stages, names operators
-for the Web UI and sets each operator's types. Python never handles a record on its own: the JVM ``Batcher`` operators
+records behind its latest offset, and the JVM decode path (``decode_stage``, option ``decode.jvm``) takes the records
+it can decode exactly as Python would and hands the rest to the Python decode stage. Nothing here decides anything
+about records; it only connects stages, names operators for the Web UI and sets each operator's types. Python never handles a record on its own: the JVM ``Batcher`` operators
 hand each Python stage lists of records (flushed before every checkpoint barrier, at end of input, and after a short
 linger), and the JVM ``BatchResults`` operators unpack what the Python stage made of a group (``udfs.stage_batch``). The
 keyed dedup runs in the JVM on records, between the two groupings, so its per-id order, fencing and state are those of a
