@@ -9,13 +9,13 @@
     Decode results and Pinecone sink results ─► dead letters ─► dead-letter topic (exactly once)
 
 Right after the source, the JVM ``PartitionLag`` operator (chained, rows pass unchanged) reports each partition's
-records behind its latest offset, and the JVM decode path (``decode_stage``, option ``decode.jvm``) takes the records
-it can decode exactly as Python would and hands the rest to the Python decode stage. Nothing here decides anything
-about records; it only connects stages, names operators for the Web UI and sets each operator's types. Python never handles a record on its own: the JVM ``Batcher`` operators
-hand each Python stage lists of records (flushed before every checkpoint barrier, at end of input, and after a short
-linger), and the JVM ``BatchResults`` operators unpack what the Python stage made of a group (``udfs.stage_batch``). The
-keyed dedup runs in the JVM on records, between the two groupings, so its per-id order, fencing and state are those of a
-record-level operator.
+records behind its latest offset, and the JVM decode path (``decode_stage``, option ``decode.jvm``) takes the records it
+can decode exactly as Python would and hands the rest to the Python decode stage. Nothing here decides anything about
+records; it only connects stages, names operators for the Web UI and sets each operator's types. Python never handles a
+record on its own: the JVM ``Batcher`` operators hand each Python stage lists of records (flushed before every
+checkpoint barrier, at end of input, and after a short linger), and the JVM ``BatchResults`` operators unpack what the
+Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs in the JVM on records, between the two
+groupings, so its per-id order, fencing and state are those of a record-level operator.
 
 What PyFlink forces: a Python stage's output is one type, so each stage returns one result row per group (records,
 dead letters, counts) and the JVM splits it; the embed stage hands the sink Python objects (pickled), and the sink
