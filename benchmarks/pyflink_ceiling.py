@@ -140,7 +140,7 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
     def to_dedup_row(row: Any) -> Row:
         key, doc = decode(row)
         digest = hashlib.blake2b(row[1], digest_size=16).digest()
-        dedup_row = Row(key, False, None, digest, None, pickle.dumps(doc), 0)
+        dedup_row = Row(key, False, None, digest, None, pickle.dumps(doc), 0, None)
         dedup_row.set_field_names(list(INPUT_FIELDS))  # the dedup.input contract (jvm/contract/rows.txt)
         return dedup_row
 
