@@ -2,6 +2,7 @@ package io.github.kpf.decode;
 
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -51,6 +52,8 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
     private final OutputTag<Row> toPython;
     private transient long seq;
     private transient RunTotals totals;
+    /** The name of each namespace label's count of vectors accepted, made once per label, not per record. */
+    private transient Map<String, String> acceptedCounts;
 
     /**
      * @param sourceFields the source table's columns in order (names: key, value, topic, partition, offset, headers,
@@ -130,6 +133,7 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
     @Override
     public void open(OpenContext openContext) {
         seq = 0;
+        acceptedCounts = new HashMap<>();
     }
 
     @Override
@@ -166,7 +170,10 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
         }
         totals.add("records_in", 1);
         totals.add("decoded", 1);
-        totals.add("vectors_accepted" + RunTotals.NAMESPACE_SEPARATOR + decoded.label, 1);
+        totals.add(
+                acceptedCounts.computeIfAbsent(
+                        decoded.label, label -> "vectors_accepted" + RunTotals.NAMESPACE_SEPARATOR + label),
+                1);
         Row change = new Row(DedupFunction.INPUT_FIELDS.length);
         change.setField(DedupFunction.KEY, decoded.key);
         change.setField(DedupFunction.DELETE, false);
