@@ -199,17 +199,12 @@ def decode_stage(
     return changes, dead_letters
 
 
-def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str]) -> tuple[Any, Any]:
-    """The JVM decode stage on the source ``rows``: its changes (with markers of the records it left to Python) and
-    the rows it left to Python (the source columns and ``seq``)."""
-    from pyflink.datastream import DataStream
-    from pyflink.java_gateway import get_gateway
-
+def fast_decoder(gateway: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str]) -> Any:
+    """The JVM decoder (``io.github.kpf.decode.FastDecoder``) for ``route``, taking the records of ``topics``, whose
+    vector counts it labels ``labels`` (``DecodeFunction.namespace_label``), in the JVM of ``gateway``."""
     from kafka_pinecone_flink.udfs.stage_batch import java_strings
 
-    gateway = get_gateway()
-    package = gateway.jvm.io.github.kpf.decode
-    decoder = package.FastDecoder(
+    return gateway.jvm.io.github.kpf.decode.FastDecoder(
         java_strings(gateway, topics),
         java_strings(gateway, [route.namespace_for(topic) for topic in topics]),
         java_strings(gateway, labels),
@@ -223,7 +218,21 @@ def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Se
         route.version_field,
         route.max_metadata_bytes,
     )
-    function = package.FastDecodeFunction(decoder, java_strings(gateway, SOURCE_COLUMNS))
+
+
+def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str]) -> tuple[Any, Any]:
+    """The JVM decode stage on the source ``rows``: its changes (with markers of the records it left to Python) and
+    the rows it left to Python (the source columns and ``seq``)."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    from kafka_pinecone_flink.udfs.stage_batch import java_strings
+
+    gateway = get_gateway()
+    package = gateway.jvm.io.github.kpf.decode
+    function = package.FastDecodeFunction(
+        fast_decoder(gateway, route, topics, labels), java_strings(gateway, SOURCE_COLUMNS)
+    )
     j_changes = package.FastDecodeFunction.apply(rows._j_data_stream, function)
     changes = DataStream(j_changes).name("Decode JVM").uid("decode-jvm")
     to_python = DataStream(j_changes.getSideOutput(function.toPython()))

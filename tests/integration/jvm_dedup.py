@@ -8,20 +8,16 @@ from typing import Any
 
 from py4j.java_gateway import get_field
 
-from kafka_pinecone_flink.stack.paths import kpf_jar
 from kafka_pinecone_flink.udfs.dedup import Action, Decision, DedupState, Version, version_text
 from kafka_pinecone_flink.udfs.records import DELETE, Change
+from tests.integration.jvm_gateway import kpf_gateway
 
 ACTIONS = {0: Action.EMIT, 1: Action.SKIP_UNCHANGED, 2: Action.SKIP_STALE}
 
 
 def dedup_package() -> Any:
     """The Java package ``io.github.kpf.dedup`` (the gateway's JVM, with the project's jar on its class path)."""
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    add_jars_to_context_class_loader([kpf_jar().resolve().as_uri()])
-    return get_gateway().jvm.io.github.kpf.dedup
+    return kpf_gateway().jvm.io.github.kpf.dedup
 
 
 def _version(text: str | None) -> Version:

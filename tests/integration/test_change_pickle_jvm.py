@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from kafka_pinecone_flink.stack.paths import kpf_jar
 from kafka_pinecone_flink.udfs.records import UPSERT, Change, SourceRecord
+from tests.integration.jvm_gateway import java_source_record, kpf_gateway
 
 pytestmark = pytest.mark.integration  # a JVM (PyFlink's Java gateway) for the module
 
@@ -86,36 +86,21 @@ for _version in VERSIONS:
 
 @pytest.fixture(scope="module")
 def decode() -> Iterator[Any]:
-    """The Java package ``io.github.kpf.decode`` (the gateway's JVM, with the project's jar on its class path)."""
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    add_jars_to_context_class_loader([kpf_jar().resolve().as_uri()])
-    yield get_gateway().jvm.io.github.kpf.decode
+    """The Java package ``io.github.kpf.decode`` (one gateway JVM for the module, the jar set-up compiled)."""
+    yield kpf_gateway().jvm.io.github.kpf.decode
 
 
 def java_pickle(decode: Any, case: dict[str, Any]) -> bytes:
-    from pyflink.java_gateway import get_gateway
-
-    jvm = get_gateway().jvm
-    headers = [jvm.java.util.AbstractMap.SimpleEntry(name, value) for name, value in case["headers"]]
-    version = None if case["version"] is None else jvm.java.math.BigInteger(str(case["version"]))
-    record = decode.SourceRecord(
-        case["topic"],
-        case["partition"],
-        case["offset"],
-        case["timestamp_ms"],
-        case["key"],
-        case["value"],
-        headers,
-    )
+    gateway = kpf_gateway()
+    version = None if case["version"] is None else gateway.jvm.java.math.BigInteger(str(case["version"]))
+    record = java_source_record(gateway, source_record(case))
     got = decode.ChangePickle.upsert(case["namespace"], case["id"], record, version, case["content_hash"], case["json"])
     assert isinstance(got, bytes)
     return got
 
 
-def python_change(case: dict[str, Any]) -> Change:
-    source = SourceRecord(
+def source_record(case: dict[str, Any]) -> SourceRecord:
+    return SourceRecord(
         case["topic"],
         case["partition"],
         case["offset"],
@@ -124,11 +109,14 @@ def python_change(case: dict[str, Any]) -> Change:
         case["value"],
         case["headers"],
     )
+
+
+def python_change(case: dict[str, Any]) -> Change:
     return Change(
         op=UPSERT,
         namespace=case["namespace"],
         id=case["id"],
-        source=source,
+        source=source_record(case),
         values=None,
         sparse=None,
         metadata={},

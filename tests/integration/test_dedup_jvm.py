@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from py4j.java_gateway import get_field
 
-from kafka_pinecone_flink.stack.paths import kpf_jar
 from kafka_pinecone_flink.udfs.dedup import Action, DedupState, decide, version_text
 from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
+from tests.integration.jvm_dedup import dedup_package
 
 pytestmark = pytest.mark.integration  # a JVM (PyFlink's Java gateway) for the module
 
@@ -30,11 +30,7 @@ TEXT_HASHES = [None, b"t1" * 8, b"t2" * 8]
 
 @pytest.fixture(scope="module")
 def jvm() -> Iterator[Any]:
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    add_jars_to_context_class_loader([kpf_jar().resolve().as_uri()])
-    yield get_gateway().jvm.io.github.kpf.dedup
+    yield dedup_package()
 
 
 def _java_state(state: DedupState | None, jvm: Any) -> Any:

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.jobs.pipeline import fast_decoder
 from kafka_pinecone_flink.udfs.decode import decode
 from kafka_pinecone_flink.udfs.dedup import version_text
 from kafka_pinecone_flink.udfs.errors import RecordError
 from kafka_pinecone_flink.udfs.records import Change, SourceRecord
 from kafka_pinecone_flink.udfs.route_config import RouteConfig
+from tests.integration.jvm_gateway import java_source_record, kpf_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -50,45 +51,15 @@ CONFIGS = {
 
 @pytest.fixture(scope="module")
 def jvm() -> Any:
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    add_jars_to_context_class_loader([kpf_jar().resolve().as_uri()])
-    return get_gateway()
+    return kpf_gateway()
 
 
 def java_decoder(gateway: Any, config: RouteConfig) -> Any:
-    def strings(values: list[str]) -> Any:
-        array = gateway.new_array(gateway.jvm.java.lang.String, len(values))
-        for i, value in enumerate(values):
-            array[i] = value
-        return array
-
-    return gateway.jvm.io.github.kpf.decode.FastDecoder(
-        strings(list(TOPICS)),
-        strings([config.namespace_for(topic) for topic in TOPICS]),
-        strings([f"label-{topic}" for topic in TOPICS]),
-        config.id_strategy,
-        config.id_format,
-        config.id_field,
-        config.vector_field,
-        config.sparse_field,
-        config.dimension,
-        config.metric,
-        config.version_field,
-        config.max_metadata_bytes,
-    )
+    return fast_decoder(gateway, config, TOPICS, [f"label-{topic}" for topic in TOPICS])
 
 
 def jvm_decode(gateway: Any, decoder: Any, record: SourceRecord) -> Any:
-    headers = gateway.jvm.java.util.ArrayList()
-    for name, value in record.headers:
-        headers.add(gateway.jvm.java.util.AbstractMap.SimpleEntry(name, value))
-    timestamp = None if record.timestamp_ms is None else gateway.jvm.java.lang.Long(record.timestamp_ms)
-    source = gateway.jvm.io.github.kpf.decode.SourceRecord(
-        record.topic, record.partition, record.offset, timestamp, record.key, record.value, headers
-    )
-    return decoder.decode(source)
+    return decoder.decode(java_source_record(gateway, record))
 
 
 def field(obj: Any, name: str) -> Any:
