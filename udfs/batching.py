@@ -7,8 +7,8 @@ checkpoint implies every earlier record's batch was processed. The linger bounds
 which also bounds how long a checkpoint can wait for it.
 
 ``MicroBatcher`` is that mechanism, independent of Flink: ``submit(item)`` returns the item's result once its batch
-has been processed. Batches are formed per key and processed strictly one after another per key, in submission
-order (the embed stage's pool of texts for the model is one key).
+has been processed. Batches are formed per key, in submission order, and processed one after another per key, or up
+to ``workers`` at once (the embed stage's pool of texts for the model is one key, and its lanes are the workers).
 
 Lingers are timers of a ``Clock`` (``call_later``): by default the running event loop, in tests a fake clock that
 moves only when the test advances it.
@@ -17,6 +17,7 @@ moves only when the test advances it.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,11 @@ class MicroBatcher(Generic[K, T, R]):
     of lingering. For a processor whose cost is per batch *and* which is the bottleneck (the embedding model), this
     never lets it idle while items wait; under load batches still fill to ``max_items``.
 
+    ``workers``: how many batches of one key are processed at once (started in submission order; their results
+    may come back in any order, each to its own items). With ``work_conserving``, "idle" means fewer than
+    ``workers`` batches in process, and a batch sealed while several workers are idle is cut into as many nearly
+    equal batches, so that a burst after a pause keeps every worker busy instead of one.
+
     ``clock`` times the lingers (default: the running event loop).
     """
 
@@ -82,10 +88,13 @@ class MicroBatcher(Generic[K, T, R]):
         size_of: Callable[[T], int] | None = None,
         max_bytes: int | None = None,
         work_conserving: bool = False,
+        workers: int = 1,
         clock: Clock | None = None,
     ) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         if linger_s < 0:
             raise ValueError(f"linger_s must not be negative, got {linger_s}")
         self._process = process
@@ -95,10 +104,11 @@ class MicroBatcher(Generic[K, T, R]):
         self._size_of = size_of
         self._max_bytes = max_bytes
         self._work_conserving = work_conserving
+        self._max_workers = workers
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._open: dict[K, _Batch[T, R]] = {}
         self._sealed: dict[K, deque[_Batch[T, R]]] = {}
-        self._workers: dict[K, asyncio.Task[None]] = {}
+        self._workers: dict[K, set[asyncio.Task[None]]] = {}
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -106,7 +116,7 @@ class MicroBatcher(Generic[K, T, R]):
         batch = self._add(key, item, future)
         if len(batch.items) >= self._max_items or self._linger_s == 0:
             self._seal(key)
-        elif self._work_conserving and key not in self._workers and len(batch.items) == 1:
+        elif self._work_conserving and self._idle(key) and len(batch.items) == 1:
             asyncio.get_running_loop().call_soon(self._seal_if_idle, key, batch)
         return await future
 
@@ -132,7 +142,7 @@ class MicroBatcher(Generic[K, T, R]):
         for key in list(self._open):
             self._seal(key)
         while self._workers:
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            await asyncio.gather(*(task for tasks in self._workers.values() for task in tasks), return_exceptions=True)
 
     @property
     def pending(self) -> int:
@@ -144,17 +154,30 @@ class MicroBatcher(Generic[K, T, R]):
         if self._open.get(key) is batch:
             self._seal(key)
 
+    def _idle(self, key: K) -> bool:
+        """Whether a worker of ``key`` is free."""
+        return len(self._workers.get(key, ())) < self._max_workers
+
     def _seal_if_idle(self, key: K, batch: _Batch[T, R]) -> None:
-        if self._open.get(key) is batch and key not in self._workers:
+        if self._open.get(key) is batch and self._idle(key):
             self._seal(key)
 
     def _seal(self, key: K) -> None:
         batch = self._open.pop(key)
         if batch.timer is not None:
             batch.timer.cancel()
-        self._sealed.setdefault(key, deque()).append(batch)
-        if key not in self._workers:
-            self._workers[key] = asyncio.get_running_loop().create_task(self._drain(key))
+        queue = self._sealed.setdefault(key, deque())
+        tasks = self._workers.setdefault(key, set())
+        free = self._max_workers - len(tasks)
+        if self._work_conserving and not queue and free > 1:
+            queue.extend(_split(batch, free))
+        else:
+            queue.append(batch)
+        loop = asyncio.get_running_loop()
+        for _ in range(min(self._max_workers - len(tasks), len(queue))):
+            task = loop.create_task(self._drain(key))
+            tasks.add(task)
+            task.add_done_callback(functools.partial(self._release, key))
 
     async def _drain(self, key: K) -> None:
         queue = self._sealed[key]
@@ -176,8 +199,32 @@ class MicroBatcher(Generic[K, T, R]):
                     if not future.done():
                         future.set_result(result)
         finally:
-            del self._workers[key]
-            if not queue:
-                del self._sealed[key]
+            current = asyncio.current_task()
+            if current is not None:
+                self._release(key, current)
         if self._work_conserving and key in self._open:
-            self._seal(key)  # the processor is idle now: the open batch goes without lingering
+            self._seal(key)  # a worker is free now: the open batch goes without lingering
+
+    def _release(self, key: K, task: asyncio.Task[None]) -> None:
+        """``task`` no longer works for ``key`` (it ended, or was cancelled before it began)."""
+        tasks = self._workers.get(key)
+        if tasks is None:
+            return
+        tasks.discard(task)
+        if not tasks:
+            del self._workers[key]
+            if not self._sealed.get(key):
+                self._sealed.pop(key, None)
+
+
+def _split(batch: _Batch[T, R], parts: int) -> list[_Batch[T, R]]:
+    """``batch`` cut into at most ``parts`` batches of nearly equal item counts, in order."""
+    count = len(batch.items)
+    parts = min(parts, count)
+    if parts <= 1:
+        return [batch]
+    pieces = []
+    for part in range(parts):
+        start, end = count * part // parts, count * (part + 1) // parts
+        pieces.append(_Batch(batch.items[start:end], batch.futures[start:end]))
+    return pieces

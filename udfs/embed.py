@@ -11,12 +11,19 @@
   unchanged (metadata only, say) is written without computing the embedding again.
 
 Texts missing the cache go through one ``MicroBatcher`` key: a pool is sealed at ``batch_size x pool_batches`` texts
-or after ``linger_ms``, and pools are encoded strictly one after another in a single worker thread, so the asyncio
-loop stays responsive and the model never runs twice at once. The model encodes a pool in batches of ``batch_size``
-after sorting its texts by length (sentence-transformers' ``encode`` does), so each batch pads its texts to a length
-close to their own: with 30-50-word texts, batches of 64 in arrival order ran ~16% slower than the same texts sorted
-in pools of 256 (``python benchmarks/embed_bench.py`` prints both). Identical texts inside a pool are encoded once,
-and the cache is consulted again when a pool is processed (an earlier pool may have embedded the same text).
+or after ``linger_ms``, and each pool is encoded in a worker thread, so the asyncio loop stays responsive. The model
+runs in ``lanes``: each lane is its own copy of the model in its own thread, encoding one pool at a time, and a pool
+sealed while several lanes are idle is shared among them (``MicroBatcher`` workers); a text one lane is encoding is
+not encoded again by another. On CPU, two lanes of one torch thread each encoded 2-18% more texts/s than one call on
+two threads on the 2-core development machine, and 7-26% more beside a process that takes a tenth of a core (as the
+job's own JVM and decode do), most in small pools (``python benchmarks/lanes_bench.py``): a call on several threads
+waits at every parallel step for its slowest thread, so a core taken by anything else stalls the whole call.
+
+The model encodes a pool in batches of ``batch_size`` after sorting its texts by length (sentence-transformers'
+``encode`` does), so each batch pads its texts to a length close to their own: with 30-50-word texts, batches of 64 in
+arrival order ran ~16% slower than the same texts sorted in pools of 256 (``python benchmarks/embed_bench.py`` prints
+both). Identical texts inside a pool are encoded once, and the cache is consulted again when a pool is processed (an
+earlier pool may have embedded the same text).
 
 Long texts: before a text goes to the model, an encoder that offers ``cap_text`` (the sentence-transformers one does)
 cuts it to a prefix that gives the same vector, so that a megabytes-long text costs no more than its first few
@@ -37,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +57,15 @@ from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 from kafka_pinecone_flink.udfs.batching import MicroBatcher
 from kafka_pinecone_flink.udfs.chunking import expand, needs_expansion, stale_ids_deleted
 from kafka_pinecone_flink.udfs.dedup import applied_change
-from kafka_pinecone_flink.udfs.embed_model import DEFAULT_MODEL, DEVICES, TextEncoder, Vectors, load_encoder
+from kafka_pinecone_flink.udfs.embed_model import (
+    DEFAULT_MODEL,
+    DEVICES,
+    TextEncoder,
+    Vectors,
+    available_cores,
+    load_encoder,
+    resolve_device,
+)
 from kafka_pinecone_flink.udfs.errors import RecordError
 from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
 from kafka_pinecone_flink.udfs.window import SlidingWindow, register_percentiles
@@ -68,6 +83,9 @@ DEFAULT_CACHE_ENTRIES = 100_000
 """~1.8 KB per entry at 384 dimensions (float32 row + key + LRU links): ~180 MB when full."""
 MAX_CACHE_ENTRIES = 10_000_000
 MAX_TORCH_THREADS = 256
+MAX_LANES = 16
+AUTO_LANES = 2
+"""Lanes on CPU when ``lanes`` is 0 (fewer with fewer cores); each holds a copy of the model (~90 MB by default)."""
 PROBE_TEXT = "probe"
 """Encoded after a text failed alone: if this fails too, the model is broken, not the record."""
 _TEXT_HASH_BYTES = 16
@@ -86,10 +104,11 @@ class EmbedConfig:
 
     ``model``: ``"default"`` (all-MiniLM-L6-v2, bundled) or a local model directory. ``device``: ``cpu``, ``cuda`` or
     ``auto`` (cuda when available). ``normalize``: False returns the model pipeline's own output (the default model
-    normalises to unit length itself); True forces unit length. ``torch_threads``: 0 keeps torch's default (one
-    intra-op thread per physical core), N > 0 sets it process-wide. ``cache_entries``: 0 disables the cache.
+    normalises to unit length itself); True forces unit length. ``torch_threads``: the CPU threads the model may use
+    in the worker, shared by its lanes; 0 = one per core. ``cache_entries``: 0 disables the cache.
     ``pool_batches``: up to this many batches of texts go to the model in one call, sorted by length; 1 = one batch
-    at a time, in arrival order.
+    at a time, in arrival order. ``lanes``: model calls at once, each on its own copy of the model (``lane_plan``);
+    0 = automatic.
     """
 
     model: str = DEFAULT_MODEL
@@ -100,6 +119,7 @@ class EmbedConfig:
     device: str = "cpu"
     normalize: bool = False
     torch_threads: int = 0
+    lanes: int = 0
     chunk_text_field: str | None = None
     """With chunking: the metadata field that holds each chunk's text (``udfs.chunking``); None: not stored."""
 
@@ -109,6 +129,7 @@ class EmbedConfig:
         _check_range("linger_ms", self.linger_ms, 0, MAX_LINGER_MS)
         _check_range("cache_entries", self.cache_entries, 0, MAX_CACHE_ENTRIES)
         _check_range("torch_threads", self.torch_threads, 0, MAX_TORCH_THREADS)
+        _check_range("lanes", self.lanes, 0, MAX_LANES)
         if self.device not in DEVICES:
             raise ValueError(f"embed device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not self.model:
@@ -180,17 +201,22 @@ def needs_embedding(change: Change) -> bool:
 class Embedder:
     """The async embed stage (see the module docstring). Use from one asyncio event loop; ``close()`` when done."""
 
-    def __init__(self, encoder: TextEncoder, config: EmbedConfig) -> None:
-        self._encoder = encoder
-        self._cap_text: Callable[[str], str] | None = getattr(encoder, "cap_text", None)
-        self._over_window: Callable[[str], bool] | None = getattr(encoder, "over_window", None)
+    def __init__(self, encoder: TextEncoder | Sequence[TextEncoder], config: EmbedConfig) -> None:
+        """``encoder``: the model, or one copy of it per lane (each used by one thread at a time)."""
+        lanes: list[TextEncoder] = list(encoder) if isinstance(encoder, (list, tuple)) else [encoder]  # type: ignore[list-item]
+        if not lanes:
+            raise ValueError("the embed stage needs at least one encoder")
+        self._free_lanes: deque[TextEncoder] = deque(lanes)
+        self._in_flight: dict[bytes, asyncio.Future[Vector | EmbeddingError]] = {}
+        """Texts a lane is encoding now: a pool of another lane that holds one waits for it instead of encoding it
+        again (an update that keeps an id's text often follows the one before within a pool's time)."""
         self._config = config
         self.cache = TextVectorCache(config.cache_entries)
         self.stats = EmbedStats()
         self.batch_latency_ms = SlidingWindow()
         """Wall time of each model call (one pool of texts), for the ``embed_batch_latency_ms_p*`` gauges."""
-        # One worker thread: encodes run one at a time and off the event loop (torch releases the GIL).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-encode")
+        # One thread per lane: encodes run off the event loop (torch releases the GIL), at most one per lane.
+        self._executor = ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="embed-encode")
         # Work-conserving: the model never idles while texts wait for a pool to fill (see MicroBatcher). Flink ends
         # a bundle every python.fn-execution.bundle.time and waits for every in-flight text then; lingering for more
         # texts would idle the model once per bundle. Under load, pools fill while the model encodes the previous one.
@@ -200,6 +226,7 @@ class Embedder:
             max_items=config.batch_size * config.pool_batches,
             linger_s=config.linger_ms / 1000,
             work_conserving=True,
+            workers=len(lanes),
         )
 
     async def embed(self, change: Change) -> Change | DeadLetter:
@@ -329,25 +356,50 @@ class Embedder:
     async def _process(self, _: str, items: list[tuple[bytes, str]]) -> list[Vector | EmbeddingError]:
         results: dict[bytes, Vector | EmbeddingError] = {}
         to_encode: dict[bytes, str] = {}
+        elsewhere: dict[bytes, asyncio.Future[Vector | EmbeddingError]] = {}
         embedded = 0
         for key, text in items:
-            if key in results or key in to_encode:
+            if key in results or key in to_encode or key in elsewhere:
                 continue
             cached = self.cache.get(key)
             if cached is not None:
                 results[key] = cached
+            elif key in self._in_flight:  # another lane encodes this text right now: take its vector
+                elsewhere[key] = self._in_flight[key]
             else:
                 to_encode[key] = text
         if to_encode:
             loop = asyncio.get_running_loop()
+            futures = {key: loop.create_future() for key in to_encode}
+            self._in_flight.update(futures)
             started = time.monotonic()
-            encoded = await loop.run_in_executor(self._executor, self._encode_isolating, list(to_encode.values()))
+            lane = self._free_lanes.popleft()  # the batcher runs at most one pool per lane
+            try:
+                encoded, truncated = await loop.run_in_executor(
+                    self._executor, self._encode_isolating, lane, list(to_encode.values())
+                )
+            except BaseException as exc:
+                for key, future in futures.items():
+                    del self._in_flight[key]
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+                        future.exception()  # retrieved: a pool that waits on it re-raises it, else none needs it
+                raise
+            finally:
+                self._free_lanes.append(lane)
             self.batch_latency_ms.add((time.monotonic() - started) * 1000)
-            for key, outcome in zip(to_encode, encoded, strict=True):
+            self.stats.truncated += truncated
+            for (key, future), outcome in zip(futures.items(), encoded, strict=True):
+                del self._in_flight[key]
+                future.set_result(outcome)
                 results[key] = outcome
                 if not isinstance(outcome, EmbeddingError):
                     self.cache.put(key, outcome)
                     embedded += 1
+        for key, future in elsewhere.items():
+            results[key] = await future
         out = [results[key] for key, _ in items]
         failed = sum(isinstance(outcome, EmbeddingError) for outcome in out)
         self.stats.embedded += embedded
@@ -355,48 +407,33 @@ class Embedder:
         self.stats.cache_hits += len(out) - failed - embedded
         return out
 
-    def _encode_isolating(self, texts: list[str]) -> list[Vector | EmbeddingError]:
-        """Runs in the worker thread: the whole batch at once, one by one only if the batch fails."""
-        if self._cap_text is not None:
-            texts = self._capped(texts, self._cap_text)
-        elif self._over_window is not None:
-            self.stats.truncated += sum(map(self._over_window, texts))
+    def _encode_isolating(self, lane: TextEncoder, texts: list[str]) -> tuple[list[Vector | EmbeddingError], int]:
+        """Runs in a lane's thread: the whole pool at once, one by one only if the pool fails. Returns the outcomes
+        and how many texts were longer than the model's window (counted on the event loop, not here)."""
+        cap_text: Callable[[str], str] | None = getattr(lane, "cap_text", None)
+        over_window: Callable[[str], bool] | None = getattr(lane, "over_window", None)
+        if cap_text is not None:
+            texts, truncated = _capped(texts, cap_text, over_window)
+        else:
+            truncated = sum(map(over_window, texts)) if over_window is not None else 0
         try:
-            return self._checked(self._encode(texts))
+            return self._checked(_encode(lane, texts)), truncated
         except Exception:  # noqa: BLE001 - isolate the failing texts below; a broken model re-raises there
             pass
         outcomes: list[Vector | EmbeddingError] = []
         first_failure: Exception | None = None
         for text in texts:
             try:
-                outcomes.extend(self._checked(self._encode([text])))
+                outcomes.extend(self._checked(_encode(lane, [text])))
             except Exception as exc:  # noqa: BLE001 - one record's failure becomes its dead letter
                 first_failure = first_failure or exc
                 outcomes.append(EmbeddingError(f"the model could not embed the text: {type(exc).__name__}: {exc}"))
         if first_failure is not None:
             try:
-                self._encode([PROBE_TEXT])
+                _encode(lane, [PROBE_TEXT])
             except Exception as exc:
                 raise RuntimeError(f"embedding model fails on a probe text too: {type(exc).__name__}: {exc}") from exc
-        return outcomes
-
-    def _capped(self, texts: list[str], cap_text: Callable[[str], str]) -> list[str]:
-        capped = []
-        for text in texts:
-            try:
-                short = cap_text(text)
-            except Exception:  # noqa: BLE001 - the tokenizer refuses the text: the model call reports it, per text
-                short = text
-            if len(short) < len(text) or (self._over_window is not None and self._over_window(text)):
-                self.stats.truncated += 1
-            capped.append(short)
-        return capped
-
-    def _encode(self, texts: Sequence[str]) -> Vectors:
-        vectors = self._encoder.encode(texts)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise RuntimeError(f"embedding model returned shape {vectors.shape} for {len(texts)} texts")
-        return vectors
+        return outcomes, truncated
 
     @staticmethod
     def _checked(vectors: Vectors) -> list[Vector | EmbeddingError]:
@@ -406,6 +443,47 @@ class Embedder:
             row.copy() if ok else EmbeddingError("the model returned a vector with NaN or infinity")
             for row, ok in zip(vectors, finite, strict=True)
         ]
+
+
+def _capped(
+    texts: list[str], cap_text: Callable[[str], str], over_window: Callable[[str], bool] | None
+) -> tuple[list[str], int]:
+    """``texts`` cut by ``cap_text``, and how many of them were longer than the model's window."""
+    capped = []
+    truncated = 0
+    for text in texts:
+        try:
+            short = cap_text(text)
+        except Exception:  # noqa: BLE001 - the tokenizer refuses the text: the model call reports it, per text
+            short = text
+        if len(short) < len(text) or (over_window is not None and over_window(text)):
+            truncated += 1
+        capped.append(short)
+    return capped, truncated
+
+
+def _encode(encoder: TextEncoder, texts: Sequence[str]) -> Vectors:
+    vectors = encoder.encode(texts)
+    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        raise RuntimeError(f"embedding model returned shape {vectors.shape} for {len(texts)} texts")
+    return vectors
+
+
+def lane_plan(lanes: int, torch_threads: int, device: str, cores: int) -> tuple[int, int]:
+    """How many lanes (model copies encoding at once) and how many torch threads each, for ``EmbedConfig.lanes`` and
+    ``torch_threads`` on ``device`` (``cpu`` or ``cuda``, resolved) with ``cores`` cores available to the worker.
+    Torch threads 0 = torch's default.
+
+    On a GPU: ``lanes`` or 1, with the threads asked for. On CPU the worker's cores are ``torch_threads`` when set,
+    else ``cores``; ``lanes`` 0 takes ``AUTO_LANES`` of them (fewer with fewer cores), and each lane gets an equal
+    share of the cores, at least one thread. One lane with ``torch_threads`` 0 keeps torch's default."""
+    if device != "cpu":
+        return max(lanes, 1), torch_threads
+    budget = torch_threads if torch_threads > 0 else max(cores, 1)
+    count = lanes if lanes > 0 else min(AUTO_LANES, budget)
+    if count == 1 and torch_threads == 0:
+        return 1, 0
+    return count, max(1, budget // count)
 
 
 class EmbedFunction(AsyncFunction):
@@ -432,14 +510,18 @@ class EmbedFunction(AsyncFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         config = self._config
-        encoder = load_encoder(
-            config.model,
-            device=config.device,
-            batch_size=config.batch_size,
-            normalize=config.normalize,
-            torch_threads=config.torch_threads,
-        )
-        embedder = Embedder(encoder, config)
+        lanes, threads = lane_plan(config.lanes, config.torch_threads, resolve_device(config.device), available_cores())
+        encoders = [
+            load_encoder(
+                config.model,
+                device=config.device,
+                batch_size=config.batch_size,
+                normalize=config.normalize,
+                torch_threads=threads,
+            )
+            for _ in range(lanes)
+        ]
+        embedder = Embedder(encoders, config)
         self._embedder = embedder
         metrics: Any = runtime_context.get_metrics_group()
         metrics.gauge("embedded", lambda: embedder.stats.embedded)

@@ -87,6 +87,14 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def resolve_device(device: str) -> str:
     """``cpu`` or ``cuda``; ``auto`` picks ``cuda`` when torch sees a GPU. Asking for ``cuda`` without one fails."""
     if device not in DEVICES:

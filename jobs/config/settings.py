@@ -18,6 +18,18 @@ from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_B
 from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
 
 INDEX_PROPERTIES = {"dimension": "the index's dimension", "metric": "the index's metric"}
+BUNDLE_SIZE_KEY = "python.fn-execution.bundle.size"
+EMBED_BUNDLE_SIZE = 1
+"""Python bundle size (groups) of a job that embeds. Flink hands a Python stage its input only when a bundle ends,
+and a bundle end waits for the model to finish every text the bundle brought, so with bundles of several groups a
+text waited for the bundle to fill or time out (flink-conf: 16 groups or 200 ms), then for the whole bundle's model
+work: at half load the texts came in lumps of ~1 s and freshness p99 was 2.4-4.0 s. With one group per bundle a
+group reaches the model as soon as the JVM Batcher hands it on, and the next group gathers what arrived meanwhile,
+as a consumer loop would: p99 0.6-0.8 s (`benchmarks/compare.py`, (b) and (c), BENCHMARKS.md). The price is catch-up
+speed: a bundle no longer overlaps one group's writes with the next group's model work, and (c) from a backlog ran
+~25% fewer records/s in the mini-cluster; set `--flink.conf python.fn-execution.bundle.size=16` where catching up
+matters more than freshness. A job without the model keeps flink-conf's 16: one group per bundle cost (a) 24% of its
+records/s."""
 """The ``RouteConfig`` fields that are not options but read from the index at start, as messages name them."""
 
 
@@ -115,8 +127,11 @@ class JobConfig:
 
     def flink_overrides(self) -> dict[str, str]:
         """Flat Flink settings for ``jobs.flink_env.create_session``: ``flink.conf`` plus the port and the
-        checkpoint interval (``rest.port`` 0 lets Flink pick a free port)."""
+        checkpoint interval (``rest.port`` 0 lets Flink pick a free port), and, for a job that embeds, Python bundles
+        of one group (``EMBED_BUNDLE_SIZE``) unless ``flink.conf`` sets the bundle size itself."""
+        overrides = {BUNDLE_SIZE_KEY: str(EMBED_BUNDLE_SIZE)} if self.embed is not None else {}
         return {
+            **overrides,
             **self.flink.conf,
             "rest.port": str(self.flink.rest_port),
             "execution.checkpointing.interval": f"{self.flink.checkpoint_interval_ms}ms",

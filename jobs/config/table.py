@@ -311,12 +311,24 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "embedding.torch-threads",
         Kind.INT,
-        "torch intra-op threads of each Python worker; 0 = torch's default (one per core). With several slots per "
-        "machine, give each about cores / slots",
+        "CPU threads the model may use in each Python worker, shared by its lanes (embedding.lanes); 0 = one per "
+        "core the worker may run on. With several slots per machine, give each about cores / slots",
         default=EmbedConfig().torch_threads,
         low=0,
         high=embed_stage.MAX_TORCH_THREADS,
         target="embed.torch_threads",
+    ),
+    Option(
+        "embedding.lanes",
+        Kind.INT,
+        "Model calls at once in each Python worker, each on its own copy of the model (memory: one model per lane) "
+        "with an equal share of embedding.torch-threads; a pool of texts that arrives while several lanes are idle "
+        f"is shared among them. 0 = automatic: on CPU {embed_stage.AUTO_LANES} lanes (1 with a single thread), on a "
+        "GPU 1. Lanes of one thread each keep the model's pace when other work takes part of a core (BENCHMARKS.md)",
+        default=EmbedConfig().lanes,
+        low=0,
+        high=embed_stage.MAX_LANES,
+        target="embed.lanes",
     ),
     # chunking
     Option(
@@ -616,6 +628,7 @@ EMBEDDING_ONLY = (
     "embedding.cache-entries",
     "embedding.device",
     "embedding.torch-threads",
+    "embedding.lanes",
     "chunking.tokens",
     "chunking.overlap",
     "chunking.text-field",

@@ -219,3 +219,78 @@ def test_the_default_clock_is_the_running_event_loop() -> None:
         return await batcher.submit(7)
 
     assert asyncio.run(run()) == 70
+
+
+def test_with_two_workers_a_burst_is_shared_and_later_items_take_the_first_free_worker() -> None:
+    recorder = Recorder(gated=True)
+    clock = FakeClock()
+
+    async def run() -> list[int]:
+        batcher = MicroBatcher(
+            recorder, key=lambda _: "k", max_items=64, linger_s=10.0, work_conserving=True, workers=2, clock=clock
+        )
+        burst = [asyncio.ensure_future(batcher.submit(i)) for i in range(5)]
+        await settle()
+        assert recorder.batches == [[0, 1], [2, 3, 4]]  # both workers idle: the burst is cut in two, in order
+        later = [asyncio.ensure_future(batcher.submit(i)) for i in range(5, 8)]
+        await settle()
+        assert len(recorder.batches) == 2  # both busy: the later items wait together
+        recorder.gates[1].set()  # the second worker ends first
+        await settle()
+        assert recorder.batches[2] == [5, 6, 7]  # ...and takes them at once, while the first still works
+        assert recorder.finished == [[2, 3, 4]]
+        recorder.gates[0].set()
+        recorder.gates[2].set()
+        return list(await asyncio.gather(*burst, *later))
+
+    assert asyncio.run(run()) == [i * 10 for i in range(8)]
+    assert clock.now == 0.0
+
+
+def test_workers_bound_how_many_batches_of_a_key_are_processed_at_once() -> None:
+    running = 0
+    most = 0
+
+    async def process(_key: str, items: list[int]) -> list[int]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        running -= 1
+        return items
+
+    async def run() -> list[int]:
+        batcher = MicroBatcher(process, key=lambda _: "k", max_items=2, linger_s=10.0, workers=3, clock=FakeClock())
+        results = await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+        await batcher.flush()
+        assert batcher.pending == 0
+        return list(results)
+
+    assert asyncio.run(run()) == list(range(20))
+    assert most == 3
+
+
+def test_flush_waits_for_every_worker() -> None:
+    recorder = Recorder(gated=True)
+
+    async def run() -> None:
+        batcher = MicroBatcher(
+            recorder, key=lambda _: "k", max_items=64, linger_s=10.0, work_conserving=True, workers=2, clock=FakeClock()
+        )
+        pending = asyncio.gather(*(batcher.submit(i) for i in range(4)))
+        await settle()
+        flushed = asyncio.ensure_future(batcher.flush())
+        recorder.gates[0].set()
+        await settle()
+        assert not flushed.done()  # the second worker still works
+        recorder.gates[1].set()
+        await settle()
+        assert flushed.done() and pending.done()
+
+    asyncio.run(run())
+
+
+def test_workers_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        MicroBatcher(Recorder(), key=lambda _: "k", max_items=1, linger_s=0.0, workers=0)

@@ -12,7 +12,14 @@ import cloudpickle
 import numpy as np
 import pytest
 
-from kafka_pinecone_flink.udfs.embed import EmbedConfig, Embedder, EmbedFunction, TextVectorCache, text_key
+from kafka_pinecone_flink.udfs.embed import (
+    EmbedConfig,
+    Embedder,
+    EmbedFunction,
+    TextVectorCache,
+    lane_plan,
+    text_key,
+)
 from kafka_pinecone_flink.udfs.embed_model import (
     ModelNotFoundError,
     Vectors,
@@ -426,3 +433,147 @@ def test_each_model_call_is_timed_in_the_batch_latency_window() -> None:
     _, embedder = run_stage(FakeEncoder(), [upsert("red shoe"), upsert("blue hat")])
     latencies = embedder.batch_latency_ms.values()
     assert len(latencies) >= 1 and all(latency >= 0 for latency in latencies)
+
+
+class GatedEncoder(FakeEncoder):
+    """A lane that blocks each call until the test releases it, and records the threads and overlap of its calls."""
+
+    def __init__(self, entered: Any, release: Any, active: list[int]) -> None:
+        super().__init__()
+        self.entered = entered
+        self.release = release
+        self.active = active
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        self.active[0] += 1
+        self.active[1] = max(self.active[1], self.active[0])
+        self.entered.release()
+        try:
+            assert self.release.wait(10), "the test never released the lane"
+            return super().encode(texts)
+        finally:
+            self.active[0] -= 1
+
+
+def test_lanes_encode_at_once_each_on_its_own_copy_of_the_model() -> None:
+    import threading
+
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    active = [0, 0]  # now, most at once
+    lanes = [GatedEncoder(entered, release, active) for _ in range(2)]
+    embedder = Embedder(lanes, EmbedConfig(linger_ms=1000))  # a group's texts are sealed together, not lingered on
+    texts = [f"text {n}" for n in range(6)]
+
+    async def main() -> list[Change | DeadLetter]:
+        pending = asyncio.ensure_future(embedder.embed_group([upsert(t, n) for n, t in enumerate(texts)]))
+        for _ in range(2):  # both lanes are inside the model at the same moment
+            while not entered.acquire(blocking=False):
+                await asyncio.sleep(0.001)
+        release.set()
+        return await pending
+
+    try:
+        out = asyncio.run(main())
+    finally:
+        embedder.close()
+    assert [c.values for c in out if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
+    assert active[1] == 2
+    assert [lane.calls for lane in lanes] == [[texts[:3]], [texts[3:]]]  # the idle lanes share the group's texts
+
+
+def test_texts_truncated_are_counted_across_lanes() -> None:
+    lanes = [CappingEncoder(), CappingEncoder()]
+    embedder = Embedder(lanes, EmbedConfig(linger_ms=1000))
+    long_texts = [f"{n} " + "word " * 50 for n in range(4)]
+
+    async def main() -> list[Change | DeadLetter]:
+        return await embedder.embed_group([upsert(t, n) for n, t in enumerate(long_texts)])
+
+    try:
+        asyncio.run(main())
+    finally:
+        embedder.close()
+    assert embedder.stats.truncated == 4
+    assert all(lane.calls for lane in lanes)
+
+
+@pytest.mark.parametrize(
+    ("lanes", "threads", "device", "cores", "plan"),
+    [
+        (0, 0, "cpu", 2, (2, 1)),  # the development machine: two lanes of one thread
+        (0, 0, "cpu", 16, (2, 8)),
+        (0, 0, "cpu", 1, (1, 0)),  # one core: one lane with torch's default
+        (0, 1, "cpu", 16, (1, 1)),  # torch-threads 1 (a slot of a shared machine): one lane of one thread
+        (0, 4, "cpu", 16, (2, 2)),  # the threads asked for are shared by the lanes
+        (3, 0, "cpu", 2, (3, 1)),  # lanes asked for: at least one thread each
+        (1, 0, "cpu", 8, (1, 0)),
+        (0, 0, "cuda", 16, (1, 0)),  # a GPU: one lane
+        (2, 4, "cuda", 16, (2, 4)),
+    ],
+)
+def test_lane_plan(lanes: int, threads: int, device: str, cores: int, plan: tuple[int, int]) -> None:
+    assert lane_plan(lanes, threads, device, cores) == plan
+
+
+def test_an_embedder_needs_an_encoder() -> None:
+    with pytest.raises(ValueError, match="at least one encoder"):
+        Embedder([], EmbedConfig())
+
+
+def test_a_text_another_lane_is_encoding_is_not_encoded_twice() -> None:
+    import threading
+
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    lanes = [GatedEncoder(entered, release, [0, 0]) for _ in range(2)]
+    embedder = Embedder(lanes, EmbedConfig(linger_ms=1000))
+
+    async def main() -> tuple[list[Change | DeadLetter], list[Change | DeadLetter]]:
+        first = asyncio.ensure_future(embedder.embed_group([upsert("same text", 0)]))
+        while not entered.acquire(blocking=False):  # lane 0 is encoding "same text"
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(embedder.embed_group([upsert("same text", 1), upsert("other text", 2)]))
+        while not entered.acquire(blocking=False):  # lane 1 took the second group's pool
+            await asyncio.sleep(0.001)
+        release.set()
+        return await first, await second
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        embedder.close()
+    assert [lane.calls for lane in lanes] == [[["same text"]], [["other text"]]]
+    assert [c.values for c in (*first, *second) if isinstance(c, Change)] == [
+        vector_of("same text").tolist(),
+        vector_of("same text").tolist(),
+        vector_of("other text").tolist(),
+    ]
+    assert (embedder.stats.embedded, embedder.stats.cache_hits) == (2, 1)
+
+
+def test_when_a_lane_fails_the_pool_that_waited_for_its_text_fails_too() -> None:
+    import threading
+
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    broken = GatedEncoder(entered, release, [0, 0])
+    broken.broken = True
+    lanes = [broken, GatedEncoder(entered, release, [0, 0])]
+    embedder = Embedder(lanes, EmbedConfig(linger_ms=1000))
+
+    async def main() -> list[Any]:
+        first = asyncio.ensure_future(embedder.embed_group([upsert("same text", 0)]))
+        while not entered.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(embedder.embed_group([upsert("same text", 1), upsert("other text", 2)]))
+        while not entered.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        release.set()
+        return list(await asyncio.gather(first, second, return_exceptions=True))
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        embedder.close()
+    assert all(isinstance(o, RuntimeError) and "probe text" in str(o) for o in outcomes)

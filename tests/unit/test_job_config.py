@@ -301,6 +301,22 @@ def test_embedding_is_on_only_with_text_fields_or_a_text_template() -> None:
     assert with_template.embed == EmbedConfig() and with_template.route.text_template == "${title}. ${body}"
 
 
+def test_a_job_that_embeds_runs_python_bundles_of_one_group_unless_flink_conf_says_otherwise() -> None:
+    key = "python.fn-execution.bundle.size"
+    assert key not in load().flink_overrides()  # no model: flink-conf's bundles
+    assert load("--embedding.text-fields", "title").flink_overrides()[key] == "1"
+    chosen = load("--embedding.text-fields", "title", "--flink.conf", f"{key}=8")
+    assert chosen.flink_overrides()[key] == "8"
+
+
+def test_lanes_reach_the_embed_stage_and_are_range_checked() -> None:
+    assert load("--embedding.text-fields", "title").embed.lanes == 0  # type: ignore[union-attr]
+    assert load("--embedding.text-fields", "title", "--embedding.lanes", "3").embed.lanes == 3  # type: ignore[union-attr]
+    message = error("--embedding.text-fields", "title", "--embedding.lanes", "17")
+    assert message.startswith("--embedding.lanes: got '17'; expected an integer from 0 to 16")
+    assert "embedding" in error("--embedding.lanes", "2")  # meaningless without the model
+
+
 def test_torch_threads_reach_the_embed_stage_and_are_range_checked() -> None:
     config = load("--embedding.text-fields", "title", "--embedding.torch-threads", "1")
     assert config.embed is not None and config.embed.torch_threads == 1
@@ -709,6 +725,7 @@ flink:
     assert config.flink.run_dir == Path("/tmp/kpf-run")
     assert config.flink.conf == {"restart-strategy.type": "none"}
     assert config.flink_overrides() == {
+        "python.fn-execution.bundle.size": "1",  # the job embeds
         "restart-strategy.type": "none",
         "rest.port": "0",
         "execution.checkpointing.interval": "5000ms",
