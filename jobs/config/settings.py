@@ -18,6 +18,7 @@ from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_BYTES as DEFAULT_B
 from kafka_pinecone_flink.udfs.stage_batch import DEFAULT_MAX_RECORDS as DEFAULT_BATCH_MAX_RECORDS
 
 INDEX_PROPERTIES = {"dimension": "the index's dimension", "metric": "the index's metric"}
+"""The ``RouteConfig`` fields that are not options but read from the index at start, as messages name them."""
 BUNDLE_SIZE_KEY = "python.fn-execution.bundle.size"
 EMBED_BUNDLE_SIZE = 1
 """Python bundle size (groups) of a job that embeds. Flink hands a Python stage its input only when a bundle ends,
@@ -30,7 +31,6 @@ speed: a bundle no longer overlaps one group's writes with the next group's mode
 ~25% fewer records/s in the mini-cluster; set `--flink.conf python.fn-execution.bundle.size=16` where catching up
 matters more than freshness. A job without the model keeps flink-conf's 16: one group per bundle cost (a) 24% of its
 records/s."""
-"""The ``RouteConfig`` fields that are not options but read from the index at start, as messages name them."""
 
 
 @dataclass(frozen=True)
