@@ -15,7 +15,10 @@ records; it only connects stages, names operators for the Web UI and sets each o
 record on its own: the JVM ``Batcher`` operators hand each Python stage lists of records (flushed before every
 checkpoint barrier, at end of input, and after a short linger), and the JVM ``BatchResults`` operators unpack what the
 Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs in the JVM on records, between the two
-groupings, so its per-id order, fencing and state are those of a record-level operator.
+groupings, so its per-id order, fencing and state are those of a record-level operator. With the model, the batcher
+before it also hands on markers, on which the embed stage hands on every group it is still embedding
+(``udfs.batching.GroupsAhead``): its call on a group returns at once, so the next group reaches it while the model
+works.
 
 What PyFlink forces: a Python stage's output is one type, so each stage returns one result row per group (records,
 dead letters, counts) and the JVM splits it; the embed stage hands the sink Python objects (pickled), and the sink
@@ -130,7 +133,16 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         rows, spec.route, decode, jvm_topics, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms
     )
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
-    to_sink = batched(deduped, spec.batch_max_records, spec.batch_max_bytes, spec.sink.linger_ms, "Batch for sink")
+    # With the model, the group before it comes with markers: the embed stage works on a group after its call has
+    # returned (udfs.batching.GroupsAhead) and hands on every result on a marker.
+    to_sink = batched(
+        deduped,
+        spec.batch_max_records,
+        spec.batch_max_bytes,
+        spec.sink.linger_ms,
+        "Batch for sink",
+        marker_idle_ms=spec.sink.linger_ms if spec.embed is not None else None,
+    )
     to_sink.uid("batch-sink")
     if spec.embed is not None:
         from kafka_pinecone_flink.udfs.embed import EmbedFunction

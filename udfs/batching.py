@@ -228,3 +228,58 @@ def _split(batch: _Batch[T, R], parts: int) -> list[_Batch[T, R]]:
         start, end = count * part // parts, count * (part + 1) // parts
         pieces.append(_Batch(batch.items[start:end], batch.futures[start:end]))
     return pieces
+
+
+class GroupsAhead(Generic[R]):
+    """Work on groups that goes on after the call that brought the group has returned, with results handed on in
+    the groups' order: for a Flink async stage whose next group reaches Python only when the call before returns (a
+    bundle of one group, ``jobs.config.settings.EMBED_BUNDLE_SIZE``), so that its next group's work can overlap this
+    one's instead of waiting for it.
+
+    ``take(work)`` starts ``work`` (the group's coroutine) and returns the results of the earliest groups that are
+    done, in order, none of them later than the first group still at work (possibly none); it waits only while more
+    than ``depth`` groups are at work. ``take(None)`` (a marker: the JVM ``Batcher`` hands on an empty group before
+    every checkpoint barrier, at the end of input and after a quiet time) waits for every group and returns all
+    their results, so the call on the marker returns only once every earlier group is done: Flink waits for it
+    before it forwards the barrier. A group that failed raises its exception from the call that reaches it (which
+    fails the task; Flink restarts from the last checkpoint).
+
+    Calls are served one at a time in the order they began, so the results of all calls together come in the groups'
+    order; with ``AsyncDataStream.ordered_wait`` Flink emits them in that order too. Use from one event loop.
+    """
+
+    def __init__(self, depth: int) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self._depth = depth
+        self._groups: deque[asyncio.Task[R]] = deque()
+        self._turn = asyncio.Lock()
+
+    async def take(self, work: Awaitable[R] | None) -> list[R]:
+        async with self._turn:
+            if work is not None:
+                self._groups.append(asyncio.ensure_future(work))
+                while True:
+                    busy = [group for group in self._groups if not group.done()]
+                    if len(busy) <= self._depth:
+                        break
+                    await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+            elif self._groups:
+                await asyncio.wait(list(self._groups))
+            done: list[R] = []
+            while self._groups and self._groups[0].done():
+                done.append(self._groups[0].result())  # a failure raises and stays first: every later call raises
+                self._groups.popleft()
+            return done
+
+    @property
+    def at_work(self) -> int:
+        """Groups taken and not yet handed on."""
+        return len(self._groups)
+
+    def cancel(self) -> None:
+        """Stop every group still at work (the task is closing; what was not handed on is replayed after a
+        restart)."""
+        for group in self._groups:
+            group.cancel()
+        self._groups.clear()

@@ -54,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 
-from kafka_pinecone_flink.udfs.batching import MicroBatcher
+from kafka_pinecone_flink.udfs.batching import GroupsAhead, MicroBatcher
 from kafka_pinecone_flink.udfs.chunking import expand, needs_expansion, stale_ids_deleted
 from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.embed_model import (
@@ -86,6 +86,8 @@ MAX_TORCH_THREADS = 256
 MAX_LANES = 16
 AUTO_LANES = 2
 """Lanes on CPU when ``lanes`` is 0 (fewer with fewer cores); each holds a copy of the model (~90 MB by default)."""
+GROUPS_AHEAD = 4
+"""Groups the Flink stage lets the model work on after their calls have returned (``udfs.batching.GroupsAhead``)."""
 PROBE_TEXT = "probe"
 """Encoded after a text failed alone: if this fails too, the model is broken, not the record."""
 _TEXT_HASH_BYTES = 16
@@ -492,9 +494,18 @@ class EmbedFunction(AsyncFunction):
     one element: the list of the group's changes with their vectors set, or a ``DeadLetter`` in place of a change
     whose text could not be embedded. The model is loaded in ``open()`` on the worker.
 
-    Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0): a group of cache hits completes at once and,
-    unordered, could overtake an earlier group holding an earlier version of the same id. Checkpoint safety: the
-    batcher hands its group on before the barrier, and Flink waits for every in-flight ``async_invoke`` before it
+    The call on a group returns at once, and the group is embedded after it (``udfs.batching.GroupsAhead``, up to
+    ``GROUPS_AHEAD`` groups at once): with bundles of one group (``jobs.config.settings.EMBED_BUNDLE_SIZE``) the next
+    group reaches Python only when this call returns, and waiting for the model here left it idle between groups. A
+    call returns the results of the groups done by then, in order (often none); the call on a marker (an empty list,
+    which the ``Batcher`` hands on before every barrier, at the end of input and after a quiet time) returns when
+    every group is done, with all their results. So the input must come from a ``Batcher`` with markers
+    (``stage_batch.batched(..., marker_idle_ms=...)``): without them the last groups' results would wait for the next
+    group.
+
+    Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0): a call's results must not overtake an earlier
+    call's, which may hold an earlier version of the same id. Checkpoint safety: the batcher hands its group and a
+    marker on before the barrier, and Flink waits for every in-flight ``async_invoke``, the marker's too, before it
     forwards the barrier.
 
     Metrics are gauges of running totals per subtask since ``open()``: ``embedded``, ``embedding_cache_hits``,
@@ -507,6 +518,7 @@ class EmbedFunction(AsyncFunction):
     def __init__(self, config: EmbedConfig) -> None:
         self._config = config
         self._embedder: Embedder | None = None
+        self._ahead: GroupsAhead[list[Change | DeadLetter]] | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         config = self._config
@@ -523,6 +535,7 @@ class EmbedFunction(AsyncFunction):
         ]
         embedder = Embedder(encoders, config)
         self._embedder = embedder
+        self._ahead = GroupsAhead(GROUPS_AHEAD)
         metrics: Any = runtime_context.get_metrics_group()
         metrics.gauge("embedded", lambda: embedder.stats.embedded)
         metrics.gauge("embedding_cache_hits", lambda: embedder.stats.cache_hits)
@@ -533,11 +546,16 @@ class EmbedFunction(AsyncFunction):
         register_percentiles(metrics, "embed_batch_latency_ms", embedder.batch_latency_ms)
 
     async def async_invoke(self, value: Any) -> list[list[Change | DeadLetter]]:
-        if self._embedder is None:
+        if self._embedder is None or self._ahead is None:
             raise RuntimeError("EmbedFunction.async_invoke called before open()")
-        return [await self._embedder.embed_group([applied_change(row) for row in value])]
+        if not value:  # a marker: every group's results, now
+            return await self._ahead.take(None)
+        return await self._ahead.take(self._embedder.embed_group([applied_change(row) for row in value]))
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()
+            self._ahead = None
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None

@@ -14,6 +14,11 @@ Why the checkpoint stays aligned: the batcher's buffer is empty when its barrier
 ``prepareSnapshotPreBarrier``); the Python operator after it finishes its bundle, and an async Python stage every
 in-flight call, before it forwards the barrier. So a completed checkpoint covers exactly the groups handed on before
 its barrier, all of them written to Pinecone or to the dead-letter output.
+
+A stage that works on a group after its call has returned (the embed stage, ``udfs.batching.GroupsAhead``) gets its
+groups from a batcher with markers (``batched(..., marker_idle_ms=...)``): an empty list after the groups, before
+every barrier, at the end of input and after a quiet time. Its call on the marker returns only when every earlier
+group is done, so the same holds for it.
 """
 
 from __future__ import annotations
@@ -72,15 +77,26 @@ def dead_letter_row(dead_letter: Any, secrets: tuple[str, ...], max_bytes: int |
     return raw_row(key, value, list(headers))
 
 
-def batched(stream: Any, max_records: int, max_bytes: int, linger_ms: int, name: str = "Batch") -> Any:
+def batched(
+    stream: Any,
+    max_records: int,
+    max_bytes: int,
+    linger_ms: int,
+    name: str = "Batch",
+    marker_idle_ms: int | None = None,
+) -> Any:
     """``stream`` gathered into lists by the JVM ``Batcher`` (see the module docstring); its type is a list of the
-    stream's type."""
+    stream's type. ``marker_idle_ms``: also hand on an empty list (a marker: finish every group and hand on its
+    results, ``udfs.batching.GroupsAhead``) before every barrier, at the end of input, and after a group when no record
+    has come for that long; None: no markers."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
     batch = get_gateway().jvm.io.github.kpf.batch
     j_stream = stream._j_data_stream
     operator = batch.Batcher(int(max_records), int(max_bytes), int(linger_ms))
+    if marker_idle_ms is not None:
+        operator = operator.withMarkers(int(marker_idle_ms))
     return DataStream(j_stream.transform(name, batch.Batcher.outputType(j_stream.getType()), operator))
 
 

@@ -1,4 +1,5 @@
 """MicroBatcher: batches per key, in order, sealed by size or linger; the work-conserving mode of the embed stage.
+GroupsAhead: work on groups after their calls returned, results in the groups' order, everything on a marker.
 
 Time is a ``FakeClock`` handed to the batcher: a linger elapses only when a test advances the clock, and processors
 block on events the test releases, so nothing here measures or depends on wall-clock time.
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kafka_pinecone_flink.udfs.batching import MicroBatcher
+from kafka_pinecone_flink.udfs.batching import GroupsAhead, MicroBatcher
 
 pytestmark = pytest.mark.unit
 
@@ -294,3 +295,150 @@ def test_flush_waits_for_every_worker() -> None:
 def test_workers_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         MicroBatcher(Recorder(), key=lambda _: "k", max_items=1, linger_s=0.0, workers=0)
+
+
+# --- GroupsAhead --------------------------------------------------------------------------------------------------
+
+
+class Gate:
+    """A group's work that ends when the test opens its gate (or fails it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.event = asyncio.Event()
+        self.error: Exception | None = None
+        self.started = False
+
+    async def work(self) -> str:
+        self.started = True
+        await self.event.wait()
+        if self.error is not None:
+            raise self.error
+        return self.name
+
+    def open(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.event.set()
+
+
+def test_a_call_returns_at_once_and_later_calls_hand_on_the_groups_done_in_their_order() -> None:
+    async def ordered() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        a, b, c = Gate("a"), Gate("b"), Gate("c")
+        assert await ahead.take(a.work()) == []
+        assert await ahead.take(b.work()) == []
+        await settle()
+        assert a.started and b.started  # both at work after their calls returned
+        b.open()
+        await settle()
+        assert await ahead.take(c.work()) == []  # b is done, but a, before it, is not
+        a.open()
+        await settle()
+        d = Gate("d")
+        assert await ahead.take(d.work()) == ["a", "b"]  # c is still at work: it and d wait
+        assert ahead.at_work == 2
+        c.open()
+        d.open()
+        await settle()
+        assert await ahead.take(None) == ["c", "d"]
+        assert ahead.at_work == 0
+        assert await ahead.take(None) == []
+
+    asyncio.run(asyncio.wait_for(ordered(), timeout=10))
+
+
+def test_a_marker_waits_for_every_group_and_returns_all_their_results() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        gates = [Gate(name) for name in "abc"]
+        for gate in gates:
+            assert await ahead.take(gate.work()) == []
+        marker = asyncio.ensure_future(ahead.take(None))
+        await settle()
+        gates[2].open()
+        gates[0].open()
+        await settle()
+        assert not marker.done()  # b is still at work
+        gates[1].open()
+        assert await asyncio.wait_for(marker, timeout=5) == ["a", "b", "c"]
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
+def test_a_call_waits_while_more_than_depth_groups_are_at_work() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(depth=2)
+        a, b, c = Gate("a"), Gate("b"), Gate("c")
+        await ahead.take(a.work())
+        await ahead.take(b.work())
+        third = asyncio.ensure_future(ahead.take(c.work()))
+        await settle()
+        assert not third.done()  # three at work, two allowed
+        b.open()
+        await settle()
+        assert await asyncio.wait_for(third, timeout=5) == []  # room again; a is still first
+        a.open()
+        c.open()
+        assert await ahead.take(None) == ["a", "b", "c"]
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
+def test_calls_at_the_same_time_are_served_in_the_order_they_began_so_results_stay_in_group_order() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(depth=1)
+        a, b, c = Gate("a"), Gate("b"), Gate("c")
+        await ahead.take(a.work())
+        second = asyncio.ensure_future(ahead.take(b.work()))  # waits: two at work
+        third = asyncio.ensure_future(ahead.take(c.work()))  # waits its turn behind the second
+        marker = asyncio.ensure_future(ahead.take(None))
+        await settle()
+        assert not c.started  # not taken before the second call's turn ended
+        a.open()
+        assert await asyncio.wait_for(second, timeout=5) == ["a"]
+        b.open()
+        await settle()
+        assert await asyncio.wait_for(third, timeout=5) == ["b"]
+        c.open()
+        assert await asyncio.wait_for(marker, timeout=5) == ["c"]
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
+def test_a_failed_group_raises_from_the_call_that_reaches_it_and_from_every_call_after() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        a, b = Gate("a"), Gate("b")
+        await ahead.take(a.work())
+        await ahead.take(b.work())
+        b.open(RuntimeError("model broken"))
+        await settle()
+        c = Gate("c")
+        assert await ahead.take(c.work()) == []  # a, before the failure, is still at work
+        a.open()
+        c.open()
+        with pytest.raises(RuntimeError, match="model broken"):
+            await ahead.take(None)
+        with pytest.raises(RuntimeError, match="model broken"):
+            await ahead.take(None)
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
+def test_cancel_stops_every_group_at_work() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        a = Gate("a")
+        await ahead.take(a.work())
+        await settle()
+        task = next(iter(ahead._groups))
+        ahead.cancel()
+        await settle()
+        assert task.cancelled() and ahead.at_work == 0
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
+def test_depth_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="depth must be at least 1, got 0"):
+        GroupsAhead(0)

@@ -258,24 +258,28 @@ def test_a_text_of_a_group_that_fails_is_a_dead_letter_in_its_place() -> None:
     assert embedder.stats.failed == 1
 
 
-def test_the_embed_function_takes_a_group_of_dedup_rows_and_returns_one_list() -> None:
+def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on_a_marker() -> None:
     from pyflink.common import Row
 
+    from kafka_pinecone_flink.udfs.batching import GroupsAhead
     from kafka_pinecone_flink.udfs.dedup import dedup_row
 
     encoder = FakeEncoder(bad=["bad"])
     function = EmbedFunction(EmbedConfig(linger_ms=1000))
     function._embedder = Embedder(encoder, EmbedConfig(linger_ms=1000))
+    function._ahead = GroupsAhead(2)
     changes = [upsert("one", 0), upsert("bad", 1), upsert("two", 2)]
     rows = [Row(dedup_row(c)[5], i == 2, 0) for i, c in enumerate(changes)]  # what the JVM dedup operator emits
 
-    async def main() -> list[list[Change | DeadLetter]]:
-        return await asyncio.wait_for(function.async_invoke(rows), timeout=10)
+    async def main() -> tuple[list[list[Change | DeadLetter]], list[list[Change | DeadLetter]]]:
+        first = await asyncio.wait_for(function.async_invoke(rows), timeout=10)
+        return first, await asyncio.wait_for(function.async_invoke([]), timeout=10)
 
     try:
-        (out,) = asyncio.run(main())
+        first, (out,) = asyncio.run(main())
     finally:
         function.close()
+    assert first == []  # the call returned before the model ran; the marker waited for it
     assert [o.source.offset for o in out] == [0, 1, 2]
     assert isinstance(out[0], Change) and out[0].values == vector_of("one").tolist() and not out[0].replaces
     assert isinstance(out[1], DeadLetter) and out[1].stage == "embed"

@@ -23,6 +23,14 @@ import org.apache.flink.types.Row;
  * calls) before it forwards the barrier, so the barrier, the batch and the Pinecone write stay aligned.
  *
  * <p>Records keep their order; a batch never mixes records from before and after a barrier.
+ *
+ * <p>With markers ({@link #withMarkers}), for a Python stage that works on a group after its call has returned (the
+ * embed stage: the next group reaches Python only when a call returns), the batcher also hands on an empty batch, a
+ * marker that tells the stage to finish all its work and hand on every result: before every checkpoint barrier, at
+ * the end of input, and when no record has come for {@code idleMillis} after a batch. Only after a batch: a marker
+ * with no batch since the last one would find nothing to finish. The marker before a barrier keeps the checkpoint
+ * aligned (the stage's call on it returns only when every earlier group is done, and Flink waits for that call before
+ * it forwards the barrier); the idle one keeps a quiet stream's last records from waiting for the next checkpoint.
  */
 public class Batcher<T> extends AbstractStreamOperator<List<T>>
         implements OneInputStreamOperator<T, List<T>>, BoundedOneInput {
@@ -35,6 +43,12 @@ public class Batcher<T> extends AbstractStreamOperator<List<T>>
     private transient long bytes;
     /** Incremented on every flush, so that a linger timer set for an earlier batch does nothing. */
     private transient long generation;
+    /** Longest quiet after a batch before a marker; negative: no markers. */
+    private long markerIdleMillis = -1;
+    /** Batches handed on, so that an idle timer set after an earlier batch does nothing. */
+    private transient long batchesOut;
+    /** A batch was handed on since the last marker. */
+    private transient boolean markerOwed;
 
     /**
      * @param maxRecords records per batch, at least 1
@@ -54,6 +68,20 @@ public class Batcher<T> extends AbstractStreamOperator<List<T>>
         this.maxRecords = maxRecords;
         this.maxBytes = maxBytes;
         this.lingerMillis = lingerMillis;
+    }
+
+    /**
+     * Hand on markers (empty batches; see the class comment), after a batch when no record has come for {@code
+     * idleMillis}, before every barrier and at the end of input.
+     *
+     * @return this batcher
+     */
+    public Batcher<T> withMarkers(long idleMillis) {
+        if (idleMillis < 0) {
+            throw new IllegalArgumentException("idleMillis must be >= 0, got " + idleMillis);
+        }
+        this.markerIdleMillis = idleMillis;
+        return this;
     }
 
     /** The type of the batches: a list of the input's type. */
@@ -96,16 +124,19 @@ public class Batcher<T> extends AbstractStreamOperator<List<T>>
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         super.prepareSnapshotPreBarrier(checkpointId);
         flush();
+        marker();
     }
 
     @Override
     public void endInput() throws Exception {
         flush();
+        marker();
     }
 
     @Override
     public void finish() throws Exception {
         flush();
+        marker();
         super.finish();
     }
 
@@ -118,6 +149,27 @@ public class Batcher<T> extends AbstractStreamOperator<List<T>>
         buffer = new ArrayList<>(Math.min(maxRecords, batch.size() * 2));
         bytes = 0;
         output.collect(new StreamRecord<>(batch));
+        if (markerIdleMillis >= 0) {
+            markerOwed = true;
+            long scheduled = ++batchesOut;
+            getProcessingTimeService()
+                    .registerTimer(
+                            getProcessingTimeService().getCurrentProcessingTime() + markerIdleMillis,
+                            time -> {
+                                // A record since: its batch comes, and a timer after it.
+                                if (batchesOut == scheduled && buffer.isEmpty()) {
+                                    marker();
+                                }
+                            });
+        }
+    }
+
+    /** Hands on a marker if markers are on and a batch went out since the last one. */
+    private void marker() {
+        if (markerOwed) {
+            markerOwed = false;
+            output.collect(new StreamRecord<>(new ArrayList<>()));
+        }
     }
 
     /**

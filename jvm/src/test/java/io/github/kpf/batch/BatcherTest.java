@@ -108,8 +108,77 @@ class BatcherTest {
         assertEquals(4 + 5 + 5, Batcher.sizeOf(List.of("a", "b")));
     }
 
+    private static OneInputStreamOperatorTestHarness<String, List<String>> withMarkers(
+            int maxRecords, long lingerMillis, long idleMillis) throws Exception {
+        OneInputStreamOperatorTestHarness<String, List<String>> harness = new OneInputStreamOperatorTestHarness<>(
+                new Batcher<String>(maxRecords, 1 << 20, lingerMillis).withMarkers(idleMillis));
+        harness.open();
+        return harness;
+    }
+
+    @Test
+    void withMarkersAnEmptyBatchFollowsTheBatchesBeforeEveryBarrierOnlyIfABatchWentOutSinceTheLastMarker()
+            throws Exception {
+        try (var h = withMarkers(2, 60_000, 60_000)) {
+            h.setProcessingTime(0);
+            h.prepareSnapshotPreBarrier(1L); // nothing handed on yet: no marker
+            assertEquals(List.of(), drain(h));
+            send(h, "a", "b", "c");
+            h.prepareSnapshotPreBarrier(2L);
+            assertEquals(List.of(List.of("a", "b"), List.of("c"), List.of()), drain(h));
+            h.prepareSnapshotPreBarrier(3L); // nothing since the marker
+            assertEquals(List.of(), drain(h));
+        }
+    }
+
+    @Test
+    void withMarkersAnEmptyBatchFollowsTheLastBatchAtTheEndOfInput() throws Exception {
+        try (var h = withMarkers(100, 60_000, 60_000)) {
+            send(h, "a");
+            h.endInput();
+            assertEquals(List.of(List.of("a"), List.of()), drain(h));
+            h.getOneInputOperator().finish(); // already handed on
+            assertEquals(List.of(), drain(h));
+        }
+    }
+
+    @Test
+    void withMarkersAnEmptyBatchFollowsWhenNoRecordCameForTheIdleTimeAfterABatch() throws Exception {
+        try (var h = withMarkers(2, 50, 20)) {
+            h.setProcessingTime(0);
+            send(h, "a", "b"); // full: handed on at 0, marker due at 20
+            assertEquals(List.of(List.of("a", "b")), drain(h));
+            h.setProcessingTime(10);
+            send(h, "c"); // a record came: no marker at 20, its batch goes out at 60
+            h.setProcessingTime(20);
+            assertEquals(List.of(), drain(h));
+            h.setProcessingTime(60);
+            assertEquals(List.of(List.of("c")), drain(h));
+            h.setProcessingTime(79);
+            assertEquals(List.of(), drain(h));
+            h.setProcessingTime(80); // quiet for 20 ms after "c"'s batch
+            assertEquals(List.of(List.of()), drain(h));
+            h.setProcessingTime(500); // no batch since: no further marker
+            h.prepareSnapshotPreBarrier(1L);
+            assertEquals(List.of(), drain(h));
+        }
+    }
+
+    @Test
+    void withoutMarkersNoEmptyBatchIsEverHandedOn() throws Exception {
+        try (var h = harness(2, 1 << 20, 50)) {
+            h.setProcessingTime(0);
+            send(h, "a", "b", "c");
+            h.setProcessingTime(1_000);
+            h.prepareSnapshotPreBarrier(1L);
+            h.endInput();
+            assertEquals(List.of(List.of("a", "b"), List.of("c")), drain(h));
+        }
+    }
+
     @Test
     void limitsBelowOneAreRefused() {
+        assertThrows(IllegalArgumentException.class, () -> new Batcher<String>(1, 1, 0).withMarkers(-1));
         assertThrows(IllegalArgumentException.class, () -> new Batcher<String>(0, 1, 0));
         assertThrows(IllegalArgumentException.class, () -> new Batcher<String>(1, 0, 0));
         assertThrows(IllegalArgumentException.class, () -> new Batcher<String>(1, 1, -1));
