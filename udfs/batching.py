@@ -236,39 +236,41 @@ class GroupsAhead(Generic[R]):
     bundle of one group, ``jobs.config.settings.EMBED_BUNDLE_SIZE``), so that its next group's work can overlap this
     one's instead of waiting for it.
 
-    ``take(work)`` starts ``work`` (the group's coroutine) and returns the results of the earliest groups that are
-    done, in order, none of them later than the first group still at work (possibly none); it waits only while more
-    than ``depth`` groups are at work. ``take(None)`` (a marker: the JVM ``Batcher`` hands on an empty group before
-    every checkpoint barrier, at the end of input and after a quiet time) waits for every group and returns all
-    their results, so the call on the marker returns only once every earlier group is done: Flink waits for it
-    before it forwards the barrier. A group that failed raises its exception from the call that reaches it (which
-    fails the task; Flink restarts from the last checkpoint).
+    ``take(work, weight)`` starts ``work`` (the group's coroutine) and returns the results of the earliest groups
+    that are done, in order, none of them later than the first group still at work (possibly none). It waits while
+    the groups at work weigh more than ``limit`` together (the embed stage weighs a group by the texts it sends to the
+    model), unless only one is at work: so a checkpoint, which waits for every group, waits for about ``limit`` of
+    work at most besides the largest group. ``take(None)`` (a marker: the JVM ``Batcher`` hands on an empty group before
+    every checkpoint barrier, at the end of input and after a quiet time) waits for every group and returns all their
+    results, so the call on the marker returns only once every earlier group is done: Flink waits for it before it
+    forwards the barrier. A group that failed raises its exception from the call that reaches it and from every call
+    after (which fails the task; Flink restarts from the last checkpoint).
 
     Calls are served one at a time in the order they began, so the results of all calls together come in the groups'
     order; with ``AsyncDataStream.ordered_wait`` Flink emits them in that order too. Use from one event loop.
     """
 
-    def __init__(self, depth: int) -> None:
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        self._depth = depth
-        self._groups: deque[asyncio.Task[R]] = deque()
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self._limit = limit
+        self._groups: deque[tuple[asyncio.Task[R], int]] = deque()
         self._turn = asyncio.Lock()
 
-    async def take(self, work: Awaitable[R] | None) -> list[R]:
+    async def take(self, work: Awaitable[R] | None, weight: int = 1) -> list[R]:
         async with self._turn:
             if work is not None:
-                self._groups.append(asyncio.ensure_future(work))
+                self._groups.append((asyncio.ensure_future(work), weight))
                 while True:
-                    busy = [group for group in self._groups if not group.done()]
-                    if len(busy) <= self._depth:
+                    busy = [(group, w) for group, w in self._groups if not group.done()]
+                    if len(busy) <= 1 or sum(w for _, w in busy) <= self._limit:
                         break
-                    await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait([group for group, _ in busy], return_when=asyncio.FIRST_COMPLETED)
             elif self._groups:
-                await asyncio.wait(list(self._groups))
+                await asyncio.wait([group for group, _ in self._groups])
             done: list[R] = []
-            while self._groups and self._groups[0].done():
-                done.append(self._groups[0].result())  # a failure raises and stays first: every later call raises
+            while self._groups and self._groups[0][0].done():
+                done.append(self._groups[0][0].result())  # a failure raises and stays first: every later call raises
                 self._groups.popleft()
             return done
 
@@ -280,6 +282,6 @@ class GroupsAhead(Generic[R]):
     def cancel(self) -> None:
         """Stop every group still at work (the task is closing; what was not handed on is replayed after a
         restart)."""
-        for group in self._groups:
+        for group, _ in self._groups:
             group.cancel()
         self._groups.clear()

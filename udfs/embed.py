@@ -86,8 +86,6 @@ MAX_TORCH_THREADS = 256
 MAX_LANES = 16
 AUTO_LANES = 2
 """Lanes on CPU when ``lanes`` is 0 (fewer with fewer cores); each holds a copy of the model (~90 MB by default)."""
-GROUPS_AHEAD = 4
-"""Groups the Flink stage lets the model work on after their calls have returned (``udfs.batching.GroupsAhead``)."""
 PROBE_TEXT = "probe"
 """Encoded after a text failed alone: if this fails too, the model is broken, not the record."""
 _TEXT_HASH_BYTES = 16
@@ -348,6 +346,19 @@ class Embedder:
             out.extend(expand(change, rows, text_field))
         return out
 
+    def model_texts(self, changes: Sequence[Change]) -> int:
+        """How many texts of ``changes`` the model would encode now: those to embed that the cache does not hold
+        (a document's chunks counted whole)."""
+        count = 0
+        for change in changes:
+            if change.op == DELETE or change.values is not None or change.text is None:
+                continue
+            if change.chunk_spans is not None:
+                count += len(change.chunk_spans)
+            elif self.cache.get(text_key(change)) is None:
+                count += 1
+        return count
+
     async def flush(self) -> None:
         """Wait until every submitted text has been embedded."""
         await self._batcher.flush()
@@ -494,14 +505,14 @@ class EmbedFunction(AsyncFunction):
     one element: the list of the group's changes with their vectors set, or a ``DeadLetter`` in place of a change
     whose text could not be embedded. The model is loaded in ``open()`` on the worker.
 
-    The call on a group returns at once, and the group is embedded after it (``udfs.batching.GroupsAhead``, up to
-    ``GROUPS_AHEAD`` groups at once): with bundles of one group (``jobs.config.settings.EMBED_BUNDLE_SIZE``) the next
-    group reaches Python only when this call returns, and waiting for the model here left it idle between groups. A
-    call returns the results of the groups done by then, in order (often none); the call on a marker (an empty list,
-    which the ``Batcher`` hands on before every barrier, at the end of input and after a quiet time) returns when
-    every group is done, with all their results. So the input must come from a ``Batcher`` with markers
-    (``stage_batch.batched(..., marker_idle_ms=...)``): without them the last groups' results would wait for the next
-    group.
+    The call on a group returns at once, and the group is embedded after it (``udfs.batching.GroupsAhead``, while
+    the groups at work besides the first hold at most one pool of texts for the model): with bundles of one group
+    (``jobs.config.settings.EMBED_BUNDLE_SIZE``) the next group reaches Python only when this call returns, and
+    waiting for the model here left it idle between groups. A call returns the results of the groups done by then,
+    in order (often none); the call on a marker (an empty list, which the ``Batcher`` hands on before every barrier,
+    at the end of input and after a quiet time) returns when every group is done, with all their results. So the
+    input must come from a ``Batcher`` with markers (``stage_batch.batched(..., marker_idle_ms=...)``): without them
+    the last groups' results would wait for the next group.
 
     Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0): a call's results must not overtake an earlier
     call's, which may hold an earlier version of the same id. Checkpoint safety: the batcher hands its group and a
@@ -535,7 +546,8 @@ class EmbedFunction(AsyncFunction):
         ]
         embedder = Embedder(encoders, config)
         self._embedder = embedder
-        self._ahead = GroupsAhead(GROUPS_AHEAD)
+        # Texts for the model, at most, in the groups still at work besides the first: one pool.
+        self._ahead = GroupsAhead(config.batch_size * config.pool_batches)
         metrics: Any = runtime_context.get_metrics_group()
         metrics.gauge("embedded", lambda: embedder.stats.embedded)
         metrics.gauge("embedding_cache_hits", lambda: embedder.stats.cache_hits)
@@ -550,7 +562,8 @@ class EmbedFunction(AsyncFunction):
             raise RuntimeError("EmbedFunction.async_invoke called before open()")
         if not value:  # a marker: every group's results, now
             return await self._ahead.take(None)
-        return await self._ahead.take(self._embedder.embed_group([applied_change(row) for row in value]))
+        changes = [applied_change(row) for row in value]
+        return await self._ahead.take(self._embedder.embed_group(changes), self._embedder.model_texts(changes))
 
     def close(self) -> None:
         if self._ahead is not None:

@@ -323,7 +323,7 @@ class Gate:
 
 def test_a_call_returns_at_once_and_later_calls_hand_on_the_groups_done_in_their_order() -> None:
     async def ordered() -> None:
-        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        ahead: GroupsAhead[str] = GroupsAhead(limit=4)
         a, b, c = Gate("a"), Gate("b"), Gate("c")
         assert await ahead.take(a.work()) == []
         assert await ahead.take(b.work()) == []
@@ -349,7 +349,7 @@ def test_a_call_returns_at_once_and_later_calls_hand_on_the_groups_done_in_their
 
 def test_a_marker_waits_for_every_group_and_returns_all_their_results() -> None:
     async def main() -> None:
-        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        ahead: GroupsAhead[str] = GroupsAhead(limit=4)
         gates = [Gate(name) for name in "abc"]
         for gate in gates:
             assert await ahead.take(gate.work()) == []
@@ -365,9 +365,27 @@ def test_a_marker_waits_for_every_group_and_returns_all_their_results() -> None:
     asyncio.run(asyncio.wait_for(main(), timeout=10))
 
 
-def test_a_call_waits_while_more_than_depth_groups_are_at_work() -> None:
+def test_a_call_waits_while_the_groups_at_work_weigh_more_than_the_limit_unless_one_is_alone() -> None:
     async def main() -> None:
-        ahead: GroupsAhead[str] = GroupsAhead(depth=2)
+        ahead: GroupsAhead[str] = GroupsAhead(limit=10)
+        big, small, tiny = Gate("big"), Gate("small"), Gate("tiny")
+        assert await ahead.take(big.work(), weight=50) == []  # alone: taken although it weighs more than the limit
+        second = asyncio.ensure_future(ahead.take(small.work(), weight=5))
+        await settle()
+        assert not second.done()  # 55 at work
+        big.open()
+        assert await asyncio.wait_for(second, timeout=5) == ["big"]
+        assert await ahead.take(tiny.work(), weight=5) == []  # 5 + 5: within the limit
+        small.open()
+        tiny.open()
+        assert await ahead.take(None) == ["small", "tiny"]
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
+def test_a_call_waits_while_more_than_limit_groups_of_weight_one_are_at_work() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(limit=2)
         a, b, c = Gate("a"), Gate("b"), Gate("c")
         await ahead.take(a.work())
         await ahead.take(b.work())
@@ -386,7 +404,7 @@ def test_a_call_waits_while_more_than_depth_groups_are_at_work() -> None:
 
 def test_calls_at_the_same_time_are_served_in_the_order_they_began_so_results_stay_in_group_order() -> None:
     async def main() -> None:
-        ahead: GroupsAhead[str] = GroupsAhead(depth=1)
+        ahead: GroupsAhead[str] = GroupsAhead(limit=1)
         a, b, c = Gate("a"), Gate("b"), Gate("c")
         await ahead.take(a.work())
         second = asyncio.ensure_future(ahead.take(b.work()))  # waits: two at work
@@ -407,7 +425,7 @@ def test_calls_at_the_same_time_are_served_in_the_order_they_began_so_results_st
 
 def test_a_failed_group_raises_from_the_call_that_reaches_it_and_from_every_call_after() -> None:
     async def main() -> None:
-        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        ahead: GroupsAhead[str] = GroupsAhead(limit=4)
         a, b = Gate("a"), Gate("b")
         await ahead.take(a.work())
         await ahead.take(b.work())
@@ -427,11 +445,11 @@ def test_a_failed_group_raises_from_the_call_that_reaches_it_and_from_every_call
 
 def test_cancel_stops_every_group_at_work() -> None:
     async def main() -> None:
-        ahead: GroupsAhead[str] = GroupsAhead(depth=4)
+        ahead: GroupsAhead[str] = GroupsAhead(limit=4)
         a = Gate("a")
         await ahead.take(a.work())
         await settle()
-        task = next(iter(ahead._groups))
+        task, _ = next(iter(ahead._groups))
         ahead.cancel()
         await settle()
         assert task.cancelled() and ahead.at_work == 0
@@ -439,6 +457,6 @@ def test_cancel_stops_every_group_at_work() -> None:
     asyncio.run(asyncio.wait_for(main(), timeout=10))
 
 
-def test_depth_must_be_at_least_one() -> None:
-    with pytest.raises(ValueError, match="depth must be at least 1, got 0"):
+def test_the_limit_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="limit must be at least 1, got 0"):
         GroupsAhead(0)

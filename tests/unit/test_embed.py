@@ -267,7 +267,7 @@ def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on
     encoder = FakeEncoder(bad=["bad"])
     function = EmbedFunction(EmbedConfig(linger_ms=1000))
     function._embedder = Embedder(encoder, EmbedConfig(linger_ms=1000))
-    function._ahead = GroupsAhead(2)
+    function._ahead = GroupsAhead(256)
     changes = [upsert("one", 0), upsert("bad", 1), upsert("two", 2)]
     rows = [Row(dedup_row(c)[5], i == 2, 0) for i, c in enumerate(changes)]  # what the JVM dedup operator emits
 
@@ -284,6 +284,24 @@ def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on
     assert isinstance(out[0], Change) and out[0].values == vector_of("one").tolist() and not out[0].replaces
     assert isinstance(out[1], DeadLetter) and out[1].stage == "embed"
     assert isinstance(out[2], Change) and out[2].values == vector_of("two").tolist() and out[2].replaces
+
+
+def test_a_group_weighs_the_texts_it_sends_to_the_model() -> None:
+    import dataclasses
+
+    embedder = Embedder(FakeEncoder(), EmbedConfig())
+    try:
+        embedder.cache.put(text_key(upsert("seen")), vector_of("seen"))
+        changes = [
+            upsert("new", 0),
+            upsert("seen", 1),  # in the cache
+            upsert("given", 2, values=[0.5] * DIM),  # brings its vector
+            dataclasses.replace(upsert("gone", 3), op=DELETE),
+            dataclasses.replace(upsert("a long document", 4), chunk_spans=((0, 6), (7, 15))),  # two chunks
+        ]
+        assert embedder.model_texts(changes) == 1 + 2
+    finally:
+        embedder.close()
 
 
 def test_a_change_without_text_hash_is_cached_by_a_digest_of_its_text() -> None:
