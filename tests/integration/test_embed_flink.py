@@ -52,7 +52,9 @@ def test_embed_function_under_ordered_wait_keeps_order_and_dead_letters_a_bad_te
     rows = env.from_collection(list(range(len(inputs))), type_info=Types.INT()).map(
         lambda i: Row(pickle.dumps(inputs[i]), i % 2 == 1, 0), output_type=DEDUP_OUTPUT
     )
-    groups = batched(rows, GROUP_RECORDS, 1 << 20, 10_000, "Batch for embed")
+    # With markers, as in the job: the embed stage hands on the groups it is still embedding on the marker at the end
+    # of input (without them, the last groups' results were never handed on).
+    groups = batched(rows, GROUP_RECORDS, 1 << 20, 10_000, "Batch for embed", marker_idle_ms=10)
     embedded = AsyncDataStream.ordered_wait(
         groups,
         EmbedFunction(EmbedConfig(batch_size=16, linger_ms=10)),
@@ -63,6 +65,7 @@ def test_embed_function_under_ordered_wait_keeps_order_and_dead_letters_a_bad_te
     with embedded.execute_and_collect() as results:
         out_groups = list(results)
     assert all(len(group) <= GROUP_RECORDS for group in out_groups) and len(out_groups) >= len(inputs) // GROUP_RECORDS
+    assert [] not in out_groups  # markers are not handed on
     out = [o for group in out_groups for o in group]
     assert [o.source.offset for o in out] == list(range(len(inputs)))
     assert isinstance(out[5], DeadLetter) and out[5].stage == "embed"
