@@ -26,10 +26,11 @@ and a bundle end waits for the model to finish every text the bundle brought, so
 text waited for the bundle to fill or time out (flink-conf: 16 groups or 200 ms), then for the whole bundle's model
 work: at half load the texts came in lumps of ~1 s and freshness p99 was 2.4-4.0 s. With one group per bundle a
 group reaches the model as soon as the JVM Batcher hands it on, and the next group gathers what arrived meanwhile,
-as a consumer loop would: p99 0.6-0.8 s (`benchmarks/compare.py`, (b) and (c), BENCHMARKS.md). The price is catch-up
-speed: a bundle no longer overlaps one group's writes with the next group's model work, and (c) from a backlog ran
-~25% fewer records/s in the mini-cluster; set `--flink.conf python.fn-execution.bundle.size=16` where catching up
-matters more than freshness. A job without the model keeps flink-conf's 16: one group per bundle cost (a) 24% of its
+as a consumer loop would: p99 0.6-0.8 s (`benchmarks/compare.py`, (b) and (c), BENCHMARKS.md). Alone, this cost
+catch-up speed: a bundle no longer overlapped one group's writes with the next group's model work, and (c) from a
+backlog ran ~25% fewer records/s in the mini-cluster. The embed stage now works on a group after its call has returned
+(``udfs.batching.GroupsAhead``, with markers from the JVM ``Batcher``), which won that back (BENCHMARKS.md, "The embed
+stage works ahead"). A job without the model keeps flink-conf's 16: one group per bundle cost (a) 24% of its
 records/s."""
 
 
