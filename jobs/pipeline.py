@@ -149,7 +149,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
 
         to_sink = AsyncDataStream.ordered_wait(
             to_sink,
-            EmbedFunction(spec.embed),
+            EmbedFunction(spec.embed, ahead_from=spec.batch_max_records),
             Time.milliseconds(0),
             capacity=EMBED_CAPACITY,
             output_type=Types.PICKLED_BYTE_ARRAY(),

@@ -236,15 +236,17 @@ class GroupsAhead(Generic[R]):
     bundle of one group, ``jobs.config.settings.EMBED_BUNDLE_SIZE``), so that its next group's work can overlap this
     one's instead of waiting for it.
 
-    ``take(work, weight)`` starts ``work`` (the group's coroutine) and returns the results of the earliest groups
-    that are done, in order, none of them later than the first group still at work (possibly none). It waits while
-    the groups at work weigh more than ``limit`` together (the embed stage weighs a group by the texts it sends to the
-    model), unless only one is at work: so a checkpoint, which waits for every group, waits for about ``limit`` of
-    work at most besides the largest group. ``take(None)`` (a marker: the JVM ``Batcher`` hands on an empty group before
-    every checkpoint barrier, at the end of input and after a quiet time) waits for every group and returns all their
-    results, so the call on the marker returns only once every earlier group is done: Flink waits for it before it
-    forwards the barrier. A group that failed raises its exception from the call that reaches it and from every call
-    after (which fails the task; Flink restarts from the last checkpoint).
+    ``take(work, weight)`` starts ``work`` (the group's coroutine) and returns the results of the earliest groups that
+    are done, in order, none of them later than the first group still at work (possibly none). It waits while the groups
+    at work weigh more than ``limit`` together (the embed stage weighs a group by the texts it sends to the model),
+    unless only one is at work: so a checkpoint, which waits for every group, waits for about ``limit`` of work at most
+    besides the largest group. ``take(work, weight, wait=True)`` does not work ahead: it returns once ``work`` and every
+    group before it are done, with all their results (the embed stage's way with a partial group: no backlog, and a
+    text's wait matters more than the model's idle time). ``take(None)`` (a marker: the JVM ``Batcher`` hands on an
+    empty group before every checkpoint barrier, at the end of input and after a quiet time) waits for every group and
+    returns all their results, so the call on the marker returns only once every earlier group is done: Flink waits for
+    it before it forwards the barrier. A group that failed raises its exception from the call that reaches it and from
+    every call after (which fails the task; Flink restarts from the last checkpoint).
 
     Calls are served one at a time in the order they began, so the results of all calls together come in the groups'
     order; with ``AsyncDataStream.ordered_wait`` Flink emits them in that order too. Use from one event loop.
@@ -257,16 +259,16 @@ class GroupsAhead(Generic[R]):
         self._groups: deque[tuple[asyncio.Task[R], int]] = deque()
         self._turn = asyncio.Lock()
 
-    async def take(self, work: Awaitable[R] | None, weight: int = 1) -> list[R]:
+    async def take(self, work: Awaitable[R] | None, weight: int = 1, *, wait: bool = False) -> list[R]:
         async with self._turn:
             if work is not None:
                 self._groups.append((asyncio.ensure_future(work), weight))
-                while True:
+                while not wait:
                     busy = [(group, w) for group, w in self._groups if not group.done()]
                     if len(busy) <= 1 or sum(w for _, w in busy) <= self._limit:
                         break
                     await asyncio.wait([group for group, _ in busy], return_when=asyncio.FIRST_COMPLETED)
-            elif self._groups:
+            if (work is None or wait) and self._groups:
                 await asyncio.wait([group for group, _ in self._groups])
             done: list[R] = []
             while self._groups and self._groups[0][0].done():

@@ -505,14 +505,16 @@ class EmbedFunction(AsyncFunction):
     one element: the list of the group's changes with their vectors set, or a ``DeadLetter`` in place of a change
     whose text could not be embedded. The model is loaded in ``open()`` on the worker.
 
-    The call on a group returns at once, and the group is embedded after it (``udfs.batching.GroupsAhead``, while
-    the groups at work besides the first hold at most one pool of texts for the model): with bundles of one group
-    (``jobs.config.settings.EMBED_BUNDLE_SIZE``) the next group reaches Python only when this call returns, and
-    waiting for the model here left it idle between groups. A call returns the results of the groups done by then,
-    in order (often none); the call on a marker (an empty list, which the ``Batcher`` hands on before every barrier,
-    at the end of input and after a quiet time) returns when every group is done, with all their results. So the
-    input must come from a ``Batcher`` with markers (``stage_batch.batched(..., marker_idle_ms=...)``): without them
-    the last groups' results would wait for the next group.
+    The call on a full group (``ahead_from`` records: a backlog) returns at once, and the group is embedded after it
+    (``udfs.batching.GroupsAhead``, while the groups at work besides the first hold at most one pool of texts for the
+    model): with bundles of one group (``jobs.config.settings.EMBED_BUNDLE_SIZE``) the next group reaches Python only
+    when this call returns, and waiting for the model here left it idle between groups. A call returns the results of
+    the groups done by then, in order (often none). The call on a smaller group returns once it is embedded, with every
+    result before it: with no backlog, working ahead only made texts wait (freshness p99 at half load 1.1-2.2 s instead
+    of 0.7-1.0 s on the standalone cluster). The call on a marker (an empty list, which the ``Batcher`` hands on before
+    every barrier, at the end of input and after a quiet time) returns when every group is done, with all their results.
+    So the input must come from a ``Batcher`` with markers (``stage_batch.batched(..., marker_idle_ms=...)``): without
+    them the last groups' results would wait for the next group.
 
     Must be applied with ``AsyncDataStream.ordered_wait`` (timeout 0): a call's results must not overtake an earlier
     call's, which may hold an earlier version of the same id. Checkpoint safety: the batcher hands its group and a
@@ -526,8 +528,12 @@ class EmbedFunction(AsyncFunction):
     ``async_invoke`` runs on the operator's asyncio thread.
     """
 
-    def __init__(self, config: EmbedConfig) -> None:
+    def __init__(self, config: EmbedConfig, ahead_from: int = 1) -> None:
+        """``ahead_from``: the group size (records) from which the stage works ahead (the ``Batcher``'s full group,
+        which means a backlog); a smaller group, handed on by the linger or before a barrier, is embedded before its
+        call returns, so that at low load a text does not wait for the next group to be handed on."""
         self._config = config
+        self._ahead_from = ahead_from
         self._embedder: Embedder | None = None
         self._ahead: GroupsAhead[list[Change | DeadLetter]] | None = None
 
@@ -563,7 +569,8 @@ class EmbedFunction(AsyncFunction):
         if not value:  # a marker: every group's results, now
             return await self._ahead.take(None)
         changes = [applied_change(row) for row in value]
-        return await self._ahead.take(self._embedder.embed_group(changes), self._embedder.model_texts(changes))
+        work = self._embedder.embed_group(changes)
+        return await self._ahead.take(work, self._embedder.model_texts(changes), wait=len(changes) < self._ahead_from)
 
     def close(self) -> None:
         if self._ahead is not None:

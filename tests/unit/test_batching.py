@@ -347,6 +347,23 @@ def test_a_call_returns_at_once_and_later_calls_hand_on_the_groups_done_in_their
     asyncio.run(asyncio.wait_for(ordered(), timeout=10))
 
 
+def test_a_call_that_does_not_work_ahead_returns_once_its_group_and_every_one_before_are_done() -> None:
+    async def main() -> None:
+        ahead: GroupsAhead[str] = GroupsAhead(limit=4)
+        a, b = Gate("a"), Gate("b")
+        assert await ahead.take(a.work()) == []
+        call = asyncio.ensure_future(ahead.take(b.work(), wait=True))
+        await settle()
+        b.open()
+        await settle()
+        assert not call.done()  # its own group is done, the one before it is not
+        a.open()
+        assert await asyncio.wait_for(call, timeout=5) == ["a", "b"]
+        assert ahead.at_work == 0
+
+    asyncio.run(asyncio.wait_for(main(), timeout=10))
+
+
 def test_a_marker_waits_for_every_group_and_returns_all_their_results() -> None:
     async def main() -> None:
         ahead: GroupsAhead[str] = GroupsAhead(limit=4)

@@ -286,6 +286,30 @@ def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on
     assert isinstance(out[2], Change) and out[2].values == vector_of("two").tolist() and out[2].replaces
 
 
+def test_the_embed_function_embeds_a_group_smaller_than_ahead_from_before_its_call_returns() -> None:
+    from pyflink.common import Row
+
+    from kafka_pinecone_flink.udfs.batching import GroupsAhead
+    from kafka_pinecone_flink.udfs.dedup import dedup_row
+
+    function = EmbedFunction(EmbedConfig(linger_ms=1000), ahead_from=3)
+    function._embedder = Embedder(FakeEncoder(), EmbedConfig(linger_ms=1000))
+    function._ahead = GroupsAhead(256)
+    full = [Row(dedup_row(upsert(f"full {i}", i))[5], False, 0) for i in range(3)]
+    partial = [Row(dedup_row(upsert("partial", 3))[5], False, 0)]
+
+    async def main() -> list[list[list[Change | DeadLetter]]]:
+        return [await asyncio.wait_for(function.async_invoke(group), timeout=10) for group in (full, partial, [])]
+
+    try:
+        after_full, after_partial, after_marker = asyncio.run(main())
+    finally:
+        function.close()
+    assert after_full == []  # a full group: the call returned before the model ran
+    assert [[o.source.offset for o in group] for group in after_partial] == [[0, 1, 2], [3]]  # both, in order
+    assert after_marker == []
+
+
 def test_a_group_weighs_the_texts_it_sends_to_the_model() -> None:
     import dataclasses
 
