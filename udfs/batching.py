@@ -283,7 +283,9 @@ class GroupsAhead(Generic[R]):
 
     def cancel(self) -> None:
         """Stop every group still at work (the task is closing; what was not handed on is replayed after a
-        restart)."""
+        restart). Safe after the event loop has closed (Flink closes the function after its loop): the groups end with
+        the loop then."""
         for group, _ in self._groups:
-            group.cancel()
+            if not group.get_loop().is_closed():
+                group.cancel()
         self._groups.clear()

@@ -474,6 +474,21 @@ def test_cancel_stops_every_group_at_work() -> None:
     asyncio.run(asyncio.wait_for(main(), timeout=10))
 
 
+def test_cancel_after_the_event_loop_has_closed_does_not_raise() -> None:
+    ahead: GroupsAhead[str] = GroupsAhead(limit=4)
+    loop = asyncio.new_event_loop()
+    gate = Gate("a")
+
+    async def start() -> None:
+        await ahead.take(gate.work())
+        await settle()  # the group waits on its gate
+
+    loop.run_until_complete(start())
+    loop.close()  # as Flink's async runner does before it closes the function
+    ahead.cancel()
+    assert ahead.at_work == 0
+
+
 def test_the_limit_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="limit must be at least 1, got 0"):
         GroupsAhead(0)
