@@ -149,7 +149,8 @@ class _RuntimeContext:
 
 
 def test_the_embed_function_loads_the_model_in_open_and_reports_gauges() -> None:
-    function = EmbedFunction(EmbedConfig(linger_ms=1))
+    # Groups smaller than ahead_from (no backlog): each is embedded before its call returns.
+    function = EmbedFunction(EmbedConfig(linger_ms=1), ahead_from=len(TEXTS) + 1)
     context = _RuntimeContext()
     function.open(context)
 
@@ -158,6 +159,7 @@ def test_the_embed_function_loads_the_model_in_open_and_reports_gauges() -> None
         groups = [[change(t, i) for i, t in enumerate(TEXTS)], [change(TEXTS[0], len(TEXTS))]]
         outs = [await function.async_invoke(group) for group in groups]
         assert [len(out) for out in outs] == [1, 1]  # one element per group: the list of its changes
+        assert await function.async_invoke([]) == []  # the marker after them finds nothing left
         return [o for out in outs for o in out[0]]
 
     try:
