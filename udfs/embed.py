@@ -292,8 +292,9 @@ class Embedder:
         vectors: dict[tuple[int, int], Vector] = {}  # (position, chunk) -> vector
         wanted: dict[int, list[tuple[int, bytes, str]]] = {}
         for position, change in enumerate(changes):
-            if change.op == DELETE or change.values is not None or change.text is None:
+            if not needs_embedding(change):
                 continue
+            assert change.text is not None
             if change.chunk_spans is None:
                 wanted[position] = [(-1, text_key(change), change.text)]
                 continue
@@ -351,7 +352,7 @@ class Embedder:
         (a document's chunks counted whole)."""
         count = 0
         for change in changes:
-            if change.op == DELETE or change.values is not None or change.text is None:
+            if not needs_embedding(change):
                 continue
             if change.chunk_spans is not None:
                 count += len(change.chunk_spans)

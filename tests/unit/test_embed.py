@@ -80,6 +80,15 @@ class FakeEncoder:
         return np.stack(rows)
 
 
+def dedup_output(change: Change, replaces: bool = False) -> Any:
+    """``change`` as the row the JVM dedup operator emits (the pickled change, replaces, previous chunks)."""
+    from pyflink.common import Row
+
+    from kafka_pinecone_flink.udfs.dedup import dedup_row
+
+    return Row(dedup_row(change)[5], replaces, 0)
+
+
 def run_stage(encoder: FakeEncoder, changes: list[Change], **config: Any) -> tuple[list[Change | DeadLetter], Embedder]:
     embedder = Embedder(encoder, EmbedConfig(**config))
 
@@ -259,17 +268,14 @@ def test_a_text_of_a_group_that_fails_is_a_dead_letter_in_its_place() -> None:
 
 
 def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on_a_marker() -> None:
-    from pyflink.common import Row
-
     from kafka_pinecone_flink.udfs.batching import GroupsAhead
-    from kafka_pinecone_flink.udfs.dedup import dedup_row
 
     encoder = FakeEncoder(bad=["bad"])
     function = EmbedFunction(EmbedConfig(linger_ms=1000))
     function._embedder = Embedder(encoder, EmbedConfig(linger_ms=1000))
     function._ahead = GroupsAhead(256)
     changes = [upsert("one", 0), upsert("bad", 1), upsert("two", 2)]
-    rows = [Row(dedup_row(c)[5], i == 2, 0) for i, c in enumerate(changes)]  # what the JVM dedup operator emits
+    rows = [dedup_output(c, replaces=i == 2) for i, c in enumerate(changes)]
 
     async def main() -> tuple[list[list[Change | DeadLetter]], list[list[Change | DeadLetter]]]:
         first = await asyncio.wait_for(function.async_invoke(rows), timeout=10)
@@ -287,16 +293,13 @@ def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on
 
 
 def test_the_embed_function_embeds_a_group_smaller_than_ahead_from_before_its_call_returns() -> None:
-    from pyflink.common import Row
-
     from kafka_pinecone_flink.udfs.batching import GroupsAhead
-    from kafka_pinecone_flink.udfs.dedup import dedup_row
 
     function = EmbedFunction(EmbedConfig(linger_ms=1000), ahead_from=3)
     function._embedder = Embedder(FakeEncoder(), EmbedConfig(linger_ms=1000))
     function._ahead = GroupsAhead(256)
-    full = [Row(dedup_row(upsert(f"full {i}", i))[5], False, 0) for i in range(3)]
-    partial = [Row(dedup_row(upsert("partial", 3))[5], False, 0)]
+    full = [dedup_output(upsert(f"full {i}", i)) for i in range(3)]
+    partial = [dedup_output(upsert("partial", 3))]
 
     async def main() -> list[list[list[Change | DeadLetter]]]:
         return [await asyncio.wait_for(function.async_invoke(group), timeout=10) for group in (full, partial, [])]
