@@ -12,9 +12,11 @@
 
 Texts missing the cache go through one ``MicroBatcher`` key: a pool is sealed at ``batch_size x pool_batches`` texts
 or after ``linger_ms``, and each pool is encoded in a worker thread, so the asyncio loop stays responsive. The model
-runs in ``lanes``: each lane is its own copy of the model in its own thread, encoding one pool at a time, and a pool
-sealed while several lanes are idle is shared among them (``MicroBatcher`` workers); a text one lane is encoding is
-not encoded again by another. On CPU, two lanes of one torch thread each encoded 2-18% more texts/s than one call on
+runs in ``lanes``: each lane is its own copy of the model in its own thread. With one lane a pool is one model call;
+with several, a pool is sorted by length and cut into batches of ``batch_size``, and each lane takes the next batch
+as soon as it is free, so the lanes finish a pool together (the stage drains before every checkpoint, and a whole
+pool on one lane left the other idle for up to a pool's time then). A text one lane is encoding is not encoded again
+by another. On CPU, two lanes of one torch thread each encoded 2-18% more texts/s than one call on
 two threads on the 2-core development machine, and 7-26% more beside a process that takes a tenth of a core (as the
 job's own JVM and decode do), most in small pools (``python benchmarks/lanes_bench.py``): a call on several threads
 waits at every parallel step for its slowest thread, so a core taken by anything else stalls the whole call.
@@ -42,12 +44,14 @@ rather than dead-lettering every record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -194,6 +198,16 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_TEXT_HASH_BYTES).digest()
 
 
+@dataclass(eq=False)
+class _Piece:
+    """A batch of one pool's texts, waiting for a lane or being encoded by one; ``done`` gets its outcomes and how
+    many of its texts were longer than the model's window. ``pool``: every batch of its pool, itself included."""
+
+    texts: list[str]
+    done: asyncio.Future[tuple[list[Vector | EmbeddingError], int]]
+    pool: list[_Piece] = field(default_factory=list)
+
+
 def needs_embedding(change: Change) -> bool:
     return change.op != DELETE and change.values is None and change.text is not None
 
@@ -206,7 +220,11 @@ class Embedder:
         lanes: list[TextEncoder] = list(encoder) if isinstance(encoder, (list, tuple)) else [encoder]  # type: ignore[list-item]
         if not lanes:
             raise ValueError("the embed stage needs at least one encoder")
+        self._lanes = lanes
         self._free_lanes: deque[TextEncoder] = deque(lanes)
+        self._pieces: deque[_Piece] = deque()
+        """Batches of texts waiting for a free lane, in the order their pools were sealed."""
+        self._closed = False
         self._in_flight: dict[bytes, asyncio.Future[Vector | EmbeddingError]] = {}
         """Texts a lane is encoding now: a pool of another lane that holds one waits for it instead of encoding it
         again (an update that keeps an id's text often follows the one before within a pool's time)."""
@@ -214,7 +232,8 @@ class Embedder:
         self.cache = TextVectorCache(config.cache_entries)
         self.stats = EmbedStats()
         self.batch_latency_ms = SlidingWindow()
-        """Wall time of each model call (one pool of texts), for the ``embed_batch_latency_ms_p*`` gauges."""
+        """Wall time of each model call (a batch of texts with several lanes, else a pool), for the
+        ``embed_batch_latency_ms_p*`` gauges."""
         # One thread per lane: encodes run off the event loop (torch releases the GIL), at most one per lane.
         self._executor = ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="embed-encode")
         # Work-conserving: the model never idles while texts wait for a pool to fill (see MicroBatcher). Flink ends
@@ -365,6 +384,9 @@ class Embedder:
         await self._batcher.flush()
 
     def close(self) -> None:
+        self._closed = True
+        while self._pieces:
+            self._pieces.popleft().done.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _process(self, _: str, items: list[tuple[bytes, str]]) -> list[Vector | EmbeddingError]:
@@ -386,12 +408,8 @@ class Embedder:
             loop = asyncio.get_running_loop()
             futures = {key: loop.create_future() for key in to_encode}
             self._in_flight.update(futures)
-            started = time.monotonic()
-            lane = self._free_lanes.popleft()  # the batcher runs at most one pool per lane
             try:
-                encoded, truncated = await loop.run_in_executor(
-                    self._executor, self._encode_isolating, lane, list(to_encode.values())
-                )
+                encoded, truncated = await self._encode_on_lanes(list(to_encode.values()))
             except BaseException as exc:
                 for key, future in futures.items():
                     del self._in_flight[key]
@@ -401,9 +419,6 @@ class Embedder:
                         future.set_exception(exc)
                         future.exception()  # retrieved: a pool that waits on it re-raises it, else none needs it
                 raise
-            finally:
-                self._free_lanes.append(lane)
-            self.batch_latency_ms.add((time.monotonic() - started) * 1000)
             self.stats.truncated += truncated
             for (key, future), outcome in zip(futures.items(), encoded, strict=True):
                 del self._in_flight[key]
@@ -421,8 +436,75 @@ class Embedder:
         self.stats.cache_hits += len(out) - failed - embedded
         return out
 
+    async def _encode_on_lanes(self, texts: list[str]) -> tuple[list[Vector | EmbeddingError], int]:
+        """A pool's texts through the model, and how many were longer than its window. With one lane the pool is one
+        model call. With several, the pool is sorted by length and cut into batches of ``batch_size`` that the lanes
+        take in turn as they come free (``_start_pieces``), so that a pool ends on every lane at about the same time:
+        a whole pool on one lane left the other idle for up to a pool's time before every checkpoint, when the stage
+        drains. Sorting before the cut keeps the padding of one call on the whole pool."""
+        if len(self._lanes) > 1:
+            order = sorted(range(len(texts)), key=lambda index: len(texts[index]), reverse=True)
+            size = self._config.batch_size
+            parts = [order[start : start + size] for start in range(0, len(order), size)]
+        else:
+            parts = [list(range(len(texts)))]
+        loop = asyncio.get_running_loop()
+        pieces = [_Piece([texts[index] for index in part], loop.create_future()) for part in parts]
+        for piece in pieces:
+            piece.pool = pieces
+        self._pieces.extend(pieces)
+        self._start_pieces()
+        try:
+            results = await asyncio.gather(*(piece.done for piece in pieces))
+        except BaseException:
+            for piece in pieces:  # the pool failed: its waiting batches are dropped, its other failures retrieved
+                if not piece.done.done():
+                    piece.done.cancel()
+                elif not piece.done.cancelled():
+                    piece.done.exception()
+            raise
+        placed: dict[int, Vector | EmbeddingError] = {}
+        truncated = 0
+        for part, (outcomes, cut) in zip(parts, results, strict=True):
+            placed.update(zip(part, outcomes, strict=True))
+            truncated += cut
+        return [placed[index] for index in range(len(texts))], truncated
+
+    def _start_pieces(self) -> None:
+        """Start waiting batches on free lanes, one batch per lane, each in the lane's own thread."""
+        loop = asyncio.get_running_loop()
+        while self._free_lanes and self._pieces and not self._closed:
+            piece = self._pieces.popleft()
+            if piece.done.done():  # its pool failed or was cancelled
+                continue
+            lane = self._free_lanes.popleft()
+            ended = functools.partial(self._piece_ended, lane, piece, time.monotonic())
+            work = self._executor.submit(self._encode_isolating, lane, piece.texts)
+            work.add_done_callback(functools.partial(_call_on_loop, loop, ended))
+
+    def _piece_ended(
+        self,
+        lane: TextEncoder,
+        piece: _Piece,
+        started: float,
+        work: Future[tuple[list[Vector | EmbeddingError], int]],
+    ) -> None:
+        self._free_lanes.append(lane)
+        if work.cancelled():
+            piece.done.cancel()
+        elif (error := work.exception()) is not None:
+            if not piece.done.done():
+                piece.done.set_exception(error)
+                for other in piece.pool:  # the pool has failed: its batches still waiting are not encoded
+                    other.done.cancel()
+        else:
+            self.batch_latency_ms.add((time.monotonic() - started) * 1000)
+            if not piece.done.done():  # else its pool has failed
+                piece.done.set_result(work.result())
+        self._start_pieces()
+
     def _encode_isolating(self, lane: TextEncoder, texts: list[str]) -> tuple[list[Vector | EmbeddingError], int]:
-        """Runs in a lane's thread: the whole pool at once, one by one only if the pool fails. Returns the outcomes
+        """Runs in a lane's thread: the texts at once, one by one only if that call fails. Returns the outcomes
         and how many texts were longer than the model's window (counted on the event loop, not here)."""
         cap_text: Callable[[str], str] | None = getattr(lane, "cap_text", None)
         over_window: Callable[[str], bool] | None = getattr(lane, "over_window", None)
@@ -457,6 +539,15 @@ class Embedder:
             row.copy() if ok else EmbeddingError("the model returned a vector with NaN or infinity")
             for row, ok in zip(vectors, finite, strict=True)
         ]
+
+
+def _call_on_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[Future[Any]], object], work: Future[Any]
+) -> None:
+    """``callback(work)`` on ``loop``, from the thread that finished ``work``; nothing if the loop has closed (the
+    stage is shut down, and a lane's outcome has no one left to take it)."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed
+        loop.call_soon_threadsafe(callback, work)
 
 
 def _capped(

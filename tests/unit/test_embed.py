@@ -531,6 +531,54 @@ def test_lanes_encode_at_once_each_on_its_own_copy_of_the_model() -> None:
     assert [lane.calls for lane in lanes] == [[texts[:3]], [texts[3:]]]  # the idle lanes share the group's texts
 
 
+def test_with_several_lanes_a_pool_is_cut_into_batches_by_length_that_whichever_lane_is_free_takes() -> None:
+    import threading
+
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    lanes = [GatedEncoder(entered, release, [0, 0]) for _ in range(2)]
+    embedder = Embedder(lanes, EmbedConfig(batch_size=2, pool_batches=4, linger_ms=1000))
+    texts = ["ccc", "a", "dddd", "bb"]
+
+    async def main() -> tuple[list[Change | DeadLetter], list[Change | DeadLetter]]:
+        first = asyncio.ensure_future(embedder.embed_group([upsert("busy", 0)]))
+        while not entered.acquire(blocking=False):  # one lane is busy: the next pool is not split between lanes
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(embedder.embed_group([upsert(t, n) for n, t in enumerate(texts, 1)]))
+        while not entered.acquire(blocking=False):  # the free lane took the pool's first batch
+            await asyncio.sleep(0.001)
+        release.set()
+        return await first, await second
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        embedder.close()
+    calls = sorted(tuple(call) for lane in lanes for call in lane.calls)
+    assert calls == [("bb", "a"), ("busy",), ("dddd", "ccc")]  # longest first, in batches of 2, on both lanes
+    assert [c.values for c in first if isinstance(c, Change)] == [vector_of("busy").tolist()]
+    assert [c.values for c in second if isinstance(c, Change)] == [vector_of(t).tolist() for t in texts]
+
+
+def test_when_a_batch_of_a_pool_fails_the_pools_batches_still_waiting_are_not_encoded() -> None:
+    lanes = [FakeEncoder(broken=True), FakeEncoder(broken=True)]
+    embedder = Embedder(lanes, EmbedConfig(batch_size=1, pool_batches=8, linger_ms=1000))
+    texts = [f"t{n}" for n in range(6)]  # two idle lanes: two pools of three texts, each cut into three batches
+
+    async def main() -> list[Any]:
+        group = embedder.embed_group([upsert(t, n) for n, t in enumerate(texts)])
+        return await asyncio.gather(group, return_exceptions=True)
+
+    try:
+        (outcome,) = asyncio.run(main())
+    finally:
+        embedder.close()
+    assert isinstance(outcome, RuntimeError) and "probe text" in str(outcome)
+    encoded = {text for lane in lanes for call in lane.calls for text in call}
+    assert {"t0", "t1"} <= encoded  # the first pool's first two batches, one on each lane, failed
+    assert not {"t2", "t5"} & encoded  # the third batch of each pool never reached a lane
+
+
 def test_texts_truncated_are_counted_across_lanes() -> None:
     lanes = [CappingEncoder(), CappingEncoder()]
     embedder = Embedder(lanes, EmbedConfig(linger_ms=1000))
