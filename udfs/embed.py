@@ -15,8 +15,9 @@ or after ``linger_ms``, and each pool is encoded in a worker thread, so the asyn
 runs in ``lanes``: each lane is its own copy of the model in its own thread. With one lane a pool is one model call;
 with several, a pool is sorted by length and cut into batches of ``batch_size``, and each lane takes the next batch
 as soon as it is free, so the lanes finish a pool together (the stage drains before every checkpoint, and a whole
-pool on one lane left the other idle for up to a pool's time then). A text one lane is encoding is not encoded again
-by another. On CPU, two lanes of one torch thread each encoded 2-18% more texts/s than one call on
+pool on one lane left the other idle for up to a pool's time then: ``python benchmarks/drain_bench.py`` measured the
+stage at 0.78-0.80x of the raw model that way, 0.96-1.02x now). A text one lane is encoding is not encoded again by
+another. On CPU, two lanes of one torch thread each encoded 2-18% more texts/s than one call on
 two threads on the 2-core development machine, and 7-26% more beside a process that takes a tenth of a core (as the
 job's own JVM and decode do), most in small pools (``python benchmarks/lanes_bench.py``): a call on several threads
 waits at every parallel step for its slowest thread, so a core taken by anything else stalls the whole call.

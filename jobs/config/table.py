@@ -322,9 +322,10 @@ OPTIONS: tuple[Option, ...] = (
         "embedding.lanes",
         Kind.INT,
         "Model calls at once in each Python worker, each on its own copy of the model (memory: one model per lane) "
-        "with an equal share of embedding.torch-threads; a pool of texts that arrives while several lanes are idle "
-        f"is shared among them. 0 = automatic: on CPU {embed_stage.AUTO_LANES} lanes (1 with a single thread), on a "
-        "GPU 1. Lanes of one thread each keep the model's pace when other work takes part of a core (BENCHMARKS.md)",
+        "with an equal share of embedding.torch-threads; with several lanes, each pool of texts is sorted by length "
+        "and cut into batches of embedding.batch-size that the lanes take as they come free. 0 = automatic: on CPU "
+        f"{embed_stage.AUTO_LANES} lanes (1 with a single thread), on a GPU 1. Lanes of one thread each keep the "
+        "model's pace when other work takes part of a core (BENCHMARKS.md)",
         default=EmbedConfig().lanes,
         low=0,
         high=embed_stage.MAX_LANES,
