@@ -531,6 +531,28 @@ def test_lanes_encode_at_once_each_on_its_own_copy_of_the_model() -> None:
     assert [lane.calls for lane in lanes] == [[texts[:3]], [texts[3:]]]  # the idle lanes share the group's texts
 
 
+def second_group_while_a_lane_is_busy(
+    embedder: Embedder, entered: Any, release: Any, first: list[Change], second: list[Change]
+) -> tuple[list[Change | DeadLetter], list[Change | DeadLetter]]:
+    """Hands ``embedder`` (on ``GatedEncoder`` lanes) the ``first`` group, and the ``second`` once a lane is inside
+    the model with the first; releases the lanes once a second call has entered the model, and returns both results."""
+
+    async def main() -> tuple[list[Change | DeadLetter], list[Change | DeadLetter]]:
+        pending = asyncio.ensure_future(embedder.embed_group(first))
+        while not entered.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        behind = asyncio.ensure_future(embedder.embed_group(second))
+        while not entered.acquire(blocking=False):
+            await asyncio.sleep(0.001)
+        release.set()
+        return await pending, await behind
+
+    try:
+        return asyncio.run(main())
+    finally:
+        embedder.close()
+
+
 def test_with_several_lanes_a_pool_is_cut_into_batches_by_length_that_whichever_lane_is_free_takes() -> None:
     import threading
 
@@ -539,21 +561,9 @@ def test_with_several_lanes_a_pool_is_cut_into_batches_by_length_that_whichever_
     lanes = [GatedEncoder(entered, release, [0, 0]) for _ in range(2)]
     embedder = Embedder(lanes, EmbedConfig(batch_size=2, pool_batches=4, linger_ms=1000))
     texts = ["ccc", "a", "dddd", "bb"]
-
-    async def main() -> tuple[list[Change | DeadLetter], list[Change | DeadLetter]]:
-        first = asyncio.ensure_future(embedder.embed_group([upsert("busy", 0)]))
-        while not entered.acquire(blocking=False):  # one lane is busy: the next pool is not split between lanes
-            await asyncio.sleep(0.001)
-        second = asyncio.ensure_future(embedder.embed_group([upsert(t, n) for n, t in enumerate(texts, 1)]))
-        while not entered.acquire(blocking=False):  # the free lane took the pool's first batch
-            await asyncio.sleep(0.001)
-        release.set()
-        return await first, await second
-
-    try:
-        first, second = asyncio.run(main())
-    finally:
-        embedder.close()
+    # One lane is busy with the first group, so the second group's pool is not split between idle lanes.
+    second_group = [upsert(t, n) for n, t in enumerate(texts, 1)]
+    first, second = second_group_while_a_lane_is_busy(embedder, entered, release, [upsert("busy", 0)], second_group)
     calls = sorted(tuple(call) for lane in lanes for call in lane.calls)
     assert calls == [("bb", "a"), ("busy",), ("dddd", "ccc")]  # longest first, in batches of 2, on both lanes
     assert [c.values for c in first if isinstance(c, Change)] == [vector_of("busy").tolist()]
@@ -626,20 +636,9 @@ def test_a_text_another_lane_is_encoding_is_not_encoded_twice() -> None:
     lanes = [GatedEncoder(entered, release, [0, 0]) for _ in range(2)]
     embedder = Embedder(lanes, EmbedConfig(linger_ms=1000))
 
-    async def main() -> tuple[list[Change | DeadLetter], list[Change | DeadLetter]]:
-        first = asyncio.ensure_future(embedder.embed_group([upsert("same text", 0)]))
-        while not entered.acquire(blocking=False):  # lane 0 is encoding "same text"
-            await asyncio.sleep(0.001)
-        second = asyncio.ensure_future(embedder.embed_group([upsert("same text", 1), upsert("other text", 2)]))
-        while not entered.acquire(blocking=False):  # lane 1 took the second group's pool
-            await asyncio.sleep(0.001)
-        release.set()
-        return await first, await second
-
-    try:
-        first, second = asyncio.run(main())
-    finally:
-        embedder.close()
+    first, second = second_group_while_a_lane_is_busy(
+        embedder, entered, release, [upsert("same text", 0)], [upsert("same text", 1), upsert("other text", 2)]
+    )
     assert [lane.calls for lane in lanes] == [[["same text"]], [["other text"]]]
     assert [c.values for c in (*first, *second) if isinstance(c, Change)] == [
         vector_of("same text").tolist(),
