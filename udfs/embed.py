@@ -227,8 +227,8 @@ class Embedder:
         """Batches of texts waiting for a free lane, in the order their pools were sealed."""
         self._closed = False
         self._in_flight: dict[bytes, asyncio.Future[Vector | EmbeddingError]] = {}
-        """Texts a lane is encoding now: a pool of another lane that holds one waits for it instead of encoding it
-        again (an update that keeps an id's text often follows the one before within a pool's time)."""
+        """Texts the model is encoding now: another pool that holds one waits for it instead of encoding it again (an
+        update that keeps an id's text often follows the one before within a pool's time)."""
         self._config = config
         self.cache = TextVectorCache(config.cache_entries)
         self.stats = EmbedStats()
@@ -401,7 +401,7 @@ class Embedder:
             cached = self.cache.get(key)
             if cached is not None:
                 results[key] = cached
-            elif key in self._in_flight:  # another lane encodes this text right now: take its vector
+            elif key in self._in_flight:  # another pool's batch holds this text right now: take its vector
                 elsewhere[key] = self._in_flight[key]
             else:
                 to_encode[key] = text
@@ -455,15 +455,8 @@ class Embedder:
             piece.pool = pieces
         self._pieces.extend(pieces)
         self._start_pieces()
-        try:
-            results = await asyncio.gather(*(piece.done for piece in pieces))
-        except BaseException:
-            for piece in pieces:  # the pool failed: its waiting batches are dropped, its other failures retrieved
-                if not piece.done.done():
-                    piece.done.cancel()
-                elif not piece.done.cancelled():
-                    piece.done.exception()
-            raise
+        # A failed batch cancels its pool's other batches (_piece_ended); cancelling this call cancels them too.
+        results = await asyncio.gather(*(piece.done for piece in pieces))
         placed: dict[int, Vector | EmbeddingError] = {}
         truncated = 0
         for part, (outcomes, cut) in zip(parts, results, strict=True):
