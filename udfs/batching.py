@@ -7,8 +7,8 @@ checkpoint implies every earlier record's batch was processed. The linger bounds
 which also bounds how long a checkpoint can wait for it.
 
 ``MicroBatcher`` is that mechanism, independent of Flink: ``submit(item)`` returns the item's result once its batch
-has been processed. Batches are formed per key, in submission order, and processed one after another per key, or up
-to ``workers`` at once (the embed stage's pool of texts for the model is one key, and its lanes are the workers).
+has been processed. Batches are formed per key, in submission order, and processed one after another per key, or, for
+a processor that says when it has ``room`` (the embed stage's model lanes), as they are sealed.
 
 Lingers are timers of a ``Clock`` (``call_later``): by default the running event loop, in tests a fake clock that
 moves only when the test advances it.
@@ -70,10 +70,12 @@ class MicroBatcher(Generic[K, T, R]):
     of lingering. For a processor whose cost is per batch *and* which is the bottleneck (the embedding model), this
     never lets it idle while items wait; under load batches still fill to ``max_items``.
 
-    ``workers``: how many batches of one key are processed at once (started in submission order; their results
-    may come back in any order, each to its own items). With ``work_conserving``, "idle" means fewer than
-    ``workers`` batches in process, and a batch sealed while several workers are idle is cut into as many nearly
-    equal batches, so that a burst after a pause keeps every worker busy instead of one.
+    ``room``: for a processor that works on several batches at once and queues what it cannot start yet (the embed
+    stage, whose model lanes take a pool's texts in pieces as they come free): ``room()`` says whether it could start
+    more work now. With it, every sealed batch goes to ``process`` at once (their results may come back in any order,
+    each to its own items), "idle" means ``room()`` with no sealed batch still to hand over, and the owner calls
+    ``offer()`` when the processor gains room, which seals a work-conserving batcher's open batch. Without it, the
+    batches of one key are processed one after another, and "idle" means none is in process.
 
     ``clock`` times the lingers (default: the running event loop).
     """
@@ -88,13 +90,11 @@ class MicroBatcher(Generic[K, T, R]):
         size_of: Callable[[T], int] | None = None,
         max_bytes: int | None = None,
         work_conserving: bool = False,
-        workers: int = 1,
+        room: Callable[[], bool] | None = None,
         clock: Clock | None = None,
     ) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
         if linger_s < 0:
             raise ValueError(f"linger_s must not be negative, got {linger_s}")
         self._process = process
@@ -104,7 +104,7 @@ class MicroBatcher(Generic[K, T, R]):
         self._size_of = size_of
         self._max_bytes = max_bytes
         self._work_conserving = work_conserving
-        self._max_workers = workers
+        self._room = room
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._open: dict[K, _Batch[T, R]] = {}
         self._sealed: dict[K, deque[_Batch[T, R]]] = {}
@@ -154,9 +154,18 @@ class MicroBatcher(Generic[K, T, R]):
         if self._open.get(key) is batch:
             self._seal(key)
 
+    def offer(self) -> None:
+        """The processor has room again (see ``room``): a work-conserving batcher seals its open batches now."""
+        if self._work_conserving:
+            for key in list(self._open):
+                if self._idle(key):
+                    self._seal(key)
+
     def _idle(self, key: K) -> bool:
-        """Whether a worker of ``key`` is free."""
-        return len(self._workers.get(key, ())) < self._max_workers
+        """Whether the processor could start a batch of ``key`` now."""
+        if self._room is None:
+            return key not in self._workers
+        return not self._sealed.get(key) and self._room()
 
     def _seal_if_idle(self, key: K, batch: _Batch[T, R]) -> None:
         if self._open.get(key) is batch and self._idle(key):
@@ -166,16 +175,10 @@ class MicroBatcher(Generic[K, T, R]):
         batch = self._open.pop(key)
         if batch.timer is not None:
             batch.timer.cancel()
-        queue = self._sealed.setdefault(key, deque())
+        self._sealed.setdefault(key, deque()).append(batch)
         tasks = self._workers.setdefault(key, set())
-        free = self._max_workers - len(tasks)
-        if self._work_conserving and not queue and free > 1:
-            queue.extend(_split(batch, free))
-        else:
-            queue.append(batch)
-        loop = asyncio.get_running_loop()
-        for _ in range(min(self._max_workers - len(tasks), len(queue))):
-            task = loop.create_task(self._drain(key))
+        if self._room is not None or not tasks:  # with room, each batch goes to the processor at once
+            task = asyncio.get_running_loop().create_task(self._drain(key))
             tasks.add(task)
             task.add_done_callback(functools.partial(self._release, key))
 
@@ -184,6 +187,9 @@ class MicroBatcher(Generic[K, T, R]):
         try:
             while queue:
                 batch = queue.popleft()
+                if self._room is not None:
+                    # Once the processor has taken this batch (up to its first wait), it may still have room.
+                    asyncio.get_running_loop().call_soon(self.offer)
                 try:
                     results = await self._process(key, batch.items)
                     if len(results) != len(batch.items):
@@ -202,8 +208,8 @@ class MicroBatcher(Generic[K, T, R]):
             current = asyncio.current_task()
             if current is not None:
                 self._release(key, current)
-        if self._work_conserving and key in self._open:
-            self._seal(key)  # a worker is free now: the open batch goes without lingering
+        if self._work_conserving and key in self._open and self._idle(key):
+            self._seal(key)  # the processor is free now: the open batch goes without lingering
 
     def _release(self, key: K, task: asyncio.Task[None]) -> None:
         """``task`` no longer works for ``key`` (it ended, or was cancelled before it began)."""
@@ -215,19 +221,6 @@ class MicroBatcher(Generic[K, T, R]):
             del self._workers[key]
             if not self._sealed.get(key):
                 self._sealed.pop(key, None)
-
-
-def _split(batch: _Batch[T, R], parts: int) -> list[_Batch[T, R]]:
-    """``batch`` cut into at most ``parts`` batches of nearly equal item counts, in order."""
-    count = len(batch.items)
-    parts = min(parts, count)
-    if parts <= 1:
-        return [batch]
-    pieces = []
-    for part in range(parts):
-        start, end = count * part // parts, count * (part + 1) // parts
-        pieces.append(_Batch(batch.items[start:end], batch.futures[start:end]))
-    return pieces
 
 
 class GroupsAhead(Generic[R]):

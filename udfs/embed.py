@@ -10,17 +10,19 @@
   and the stage is correct after a restart, when it is empty. This is how an update that leaves the embedded text
   unchanged (metadata only, say) is written without computing the embedding again.
 
-Texts missing the cache go through one ``MicroBatcher`` key: a pool is sealed at ``batch_size x pool_batches`` texts
-or after ``linger_ms``, and each pool is encoded in a worker thread, so the asyncio loop stays responsive. The model
-runs in ``lanes``: each lane is its own copy of the model in its own thread. With one lane a pool is one model call;
-with several, a pool is sorted by length and cut into batches of ``batch_size``, and each lane takes the next batch
-as soon as it is free, so the lanes finish a pool together (the stage drains before every checkpoint, and a whole
-pool on one lane left the other idle for up to a pool's time then: ``python benchmarks/drain_bench.py`` measured the
-stage at 0.78-0.80x of the raw model that way, 0.96-1.02x now). A text one lane is encoding is not encoded again by
-another. On CPU, two lanes of one torch thread each encoded 2-18% more texts/s than one call on
-two threads on the 2-core development machine, and 7-26% more beside a process that takes a tenth of a core (as the
-job's own JVM and decode do), most in small pools (``python benchmarks/lanes_bench.py``): a call on several threads
-waits at every parallel step for its slowest thread, so a core taken by anything else stalls the whole call.
+Texts missing the cache go through one ``MicroBatcher`` key: a pool is sealed when a lane is free and no batch waits
+for one (so the model never idles while texts wait), at ``batch_size x pool_batches`` texts, or after ``linger_ms``,
+and each pool is encoded in worker threads, so the asyncio loop stays responsive. The model runs in ``lanes``: each
+lane is its own copy of the model in its own thread. With one lane a pool is one model call; with several, a pool is
+sorted by length and cut into as many batches as lanes (or a multiple) of nearly equal counts and at most
+``batch_size`` texts, and each lane takes the next batch as soon as it is free, so the lanes finish a pool together
+(the stage drains before every checkpoint, and a whole pool on one lane left the other idle for up to a pool's time
+then: ``python benchmarks/drain_bench.py`` measured the stage at 0.78-0.80x of the raw model that way, 0.96-1.02x
+with batches of ``batch_size``). A text one lane is encoding is not encoded again by another. On CPU, two lanes of
+one torch thread each encoded 2-18% more texts/s than one call on two threads on the 2-core development machine, and
+7-26% more beside a process that takes a tenth of a core (as the job's own JVM and decode do), most in small pools
+(``python benchmarks/lanes_bench.py``): a call on several threads waits at every parallel step for its slowest
+thread, so a core taken by anything else stalls the whole call.
 
 The model encodes a pool in batches of ``batch_size`` after sorting its texts by length (sentence-transformers'
 ``encode`` does), so each batch pads its texts to a length close to their own: with 30-50-word texts, batches of 64 in
@@ -246,7 +248,7 @@ class Embedder:
             max_items=config.batch_size * config.pool_batches,
             linger_s=config.linger_ms / 1000,
             work_conserving=True,
-            workers=len(lanes),
+            room=self._has_room,
         )
 
     async def embed(self, change: Change) -> Change | DeadLetter:
@@ -367,6 +369,11 @@ class Embedder:
             out.extend(expand(change, rows, text_field))
         return out
 
+    def _has_room(self) -> bool:
+        """A lane is free and no batch waits for one: a pool sealed now would start at once (``MicroBatcher``'s
+        ``room``; ``_piece_ended`` offers it the room a lane leaves)."""
+        return not self._closed and bool(self._free_lanes) and not self._pieces
+
     def model_texts(self, changes: Sequence[Change]) -> int:
         """How many texts of ``changes`` the model would encode now: those to embed that the cache does not hold
         (a document's chunks counted whole)."""
@@ -439,14 +446,19 @@ class Embedder:
 
     async def _encode_on_lanes(self, texts: list[str]) -> tuple[list[Vector | EmbeddingError], int]:
         """A pool's texts through the model, and how many were longer than its window. With one lane the pool is one
-        model call. With several, the pool is sorted by length and cut into batches of ``batch_size`` that the lanes
-        take in turn as they come free (``_start_pieces``), so that a pool ends on every lane at about the same time:
-        a whole pool on one lane left the other idle for up to a pool's time before every checkpoint, when the stage
-        drains. Sorting before the cut keeps the padding of one call on the whole pool."""
-        if len(self._lanes) > 1:
+        model call. With several, the pool is sorted by length and cut into batches that the lanes take in turn as
+        they come free (``_start_pieces``): as many as lanes, or a multiple, of nearly equal counts and at most
+        ``batch_size`` texts each, so that a pool ends on every lane at about the same time. A whole pool on one lane
+        left the other idle for up to a pool's time before every checkpoint, when the stage drains, and batches of
+        ``batch_size`` still split a pool of 70 texts into 64 and 6. Sorting before the cut keeps the padding of one
+        call on the whole pool."""
+        lanes = len(self._lanes)
+        if lanes > 1:
             order = sorted(range(len(texts)), key=lambda index: len(texts[index]), reverse=True)
-            size = self._config.batch_size
-            parts = [order[start : start + size] for start in range(0, len(order), size)]
+            # As many batches as lanes, or a multiple, of nearly equal counts and at most batch_size texts each.
+            count = len(order)
+            cuts = min(count, lanes * -(-count // (lanes * self._config.batch_size)))
+            parts = [order[count * n // cuts : count * (n + 1) // cuts] for n in range(cuts)]
         else:
             parts = [list(range(len(texts)))]
         loop = asyncio.get_running_loop()
@@ -496,6 +508,8 @@ class Embedder:
             if not piece.done.done():  # else its pool has failed
                 piece.done.set_result(work.result())
         self._start_pieces()
+        if self._has_room():
+            self._batcher.offer()  # the texts waiting for a pool go to this free lane now
 
     def _encode_isolating(self, lane: TextEncoder, texts: list[str]) -> tuple[list[Vector | EmbeddingError], int]:
         """Runs in a lane's thread: the texts at once, one by one only if that call fails. Returns the outcomes

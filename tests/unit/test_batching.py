@@ -222,33 +222,70 @@ def test_the_default_clock_is_the_running_event_loop() -> None:
     assert asyncio.run(run()) == 70
 
 
-def test_with_two_workers_a_burst_is_shared_and_later_items_take_the_first_free_worker() -> None:
+def test_with_room_a_burst_is_one_batch_and_offer_seals_what_waited_while_the_processor_was_full() -> None:
     recorder = Recorder(gated=True)
     clock = FakeClock()
+    room = [True]
 
     async def run() -> list[int]:
         batcher = MicroBatcher(
-            recorder, key=lambda _: "k", max_items=64, linger_s=10.0, work_conserving=True, workers=2, clock=clock
+            recorder,
+            key=lambda _: "k",
+            max_items=64,
+            linger_s=10.0,
+            work_conserving=True,
+            room=lambda: room[0],
+            clock=clock,
         )
         burst = [asyncio.ensure_future(batcher.submit(i)) for i in range(5)]
         await settle()
-        assert recorder.batches == [[0, 1], [2, 3, 4]]  # both workers idle: the burst is cut in two, in order
+        assert recorder.batches == [[0, 1, 2, 3, 4]]  # the processor cuts a batch itself: no split here
+        room[0] = False  # the processor is full
         later = [asyncio.ensure_future(batcher.submit(i)) for i in range(5, 8)]
         await settle()
-        assert len(recorder.batches) == 2  # both busy: the later items wait together
-        recorder.gates[1].set()  # the second worker ends first
+        assert len(recorder.batches) == 1 and batcher.pending == 3  # the later items wait together
+        room[0] = True
+        batcher.offer()
         await settle()
-        assert recorder.batches[2] == [5, 6, 7]  # ...and takes them at once, while the first still works
-        assert recorder.finished == [[2, 3, 4]]
+        assert recorder.batches[1] == [5, 6, 7]  # sealed at once, and processed while the first batch still works
+        assert recorder.finished == []
+        recorder.gates[1].set()
         recorder.gates[0].set()
-        recorder.gates[2].set()
         return list(await asyncio.gather(*burst, *later))
 
     assert asyncio.run(run()) == [i * 10 for i in range(8)]
     assert clock.now == 0.0
 
 
-def test_workers_bound_how_many_batches_of_a_key_are_processed_at_once() -> None:
+def test_offer_seals_nothing_while_a_sealed_batch_still_waits_to_be_handed_over() -> None:
+    recorder = Recorder(gated=True)
+
+    async def run() -> None:
+        batcher = MicroBatcher(
+            recorder,
+            key=lambda _: "k",
+            max_items=2,
+            linger_s=10.0,
+            work_conserving=True,
+            room=lambda: True,
+            clock=FakeClock(),
+        )
+        first = [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]  # [0, 1] sealed full; 2 stays open
+        await asyncio.sleep(0)  # the submits ran; the full batch's task has not taken it yet
+        batcher.offer()
+        await settle()
+        assert recorder.batches == [[0, 1], [2]]  # 2 was sealed after the first batch was handed over, not with it
+        for gate in recorder.gates:
+            gate.set()
+        await asyncio.gather(*first)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("room", "overlap"), [(None, 1), (True, 10)])
+def test_without_room_batches_of_a_key_run_one_after_another_and_with_room_at_once(
+    room: bool | None, overlap: int
+) -> None:
     running = 0
     most = 0
 
@@ -262,39 +299,50 @@ def test_workers_bound_how_many_batches_of_a_key_are_processed_at_once() -> None
         return items
 
     async def run() -> list[int]:
-        batcher = MicroBatcher(process, key=lambda _: "k", max_items=2, linger_s=10.0, workers=3, clock=FakeClock())
+        batcher = MicroBatcher(
+            process,
+            key=lambda _: "k",
+            max_items=2,
+            linger_s=10.0,
+            room=None if room is None else (lambda: room),
+            clock=FakeClock(),
+        )
         results = await asyncio.gather(*(batcher.submit(i) for i in range(20)))
         await batcher.flush()
         assert batcher.pending == 0
         return list(results)
 
     assert asyncio.run(run()) == list(range(20))
-    assert most == 3
+    assert most == overlap
 
 
-def test_flush_waits_for_every_worker() -> None:
+def test_flush_waits_for_every_batch_in_process() -> None:
     recorder = Recorder(gated=True)
 
     async def run() -> None:
         batcher = MicroBatcher(
-            recorder, key=lambda _: "k", max_items=64, linger_s=10.0, work_conserving=True, workers=2, clock=FakeClock()
+            recorder,
+            key=lambda _: "k",
+            max_items=64,
+            linger_s=10.0,
+            work_conserving=True,
+            room=lambda: True,
+            clock=FakeClock(),
         )
         pending = asyncio.gather(*(batcher.submit(i) for i in range(4)))
         await settle()
+        behind = asyncio.gather(*(batcher.submit(i) for i in range(4, 6)))
+        await settle()
+        assert recorder.batches == [[0, 1, 2, 3], [4, 5]]
         flushed = asyncio.ensure_future(batcher.flush())
         recorder.gates[0].set()
         await settle()
-        assert not flushed.done()  # the second worker still works
+        assert not flushed.done()  # the second batch is still in process
         recorder.gates[1].set()
         await settle()
-        assert flushed.done() and pending.done()
+        assert flushed.done() and pending.done() and behind.done()
 
     asyncio.run(run())
-
-
-def test_workers_must_be_at_least_one() -> None:
-    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
-        MicroBatcher(Recorder(), key=lambda _: "k", max_items=1, linger_s=0.0, workers=0)
 
 
 # --- GroupsAhead --------------------------------------------------------------------------------------------------
