@@ -323,7 +323,8 @@ OPTIONS: tuple[Option, ...] = (
         Kind.INT,
         "Model calls at once in each Python worker, each on its own copy of the model (memory: one model per lane) "
         "with an equal share of embedding.torch-threads; with several lanes, each pool of texts is sorted by length "
-        "and cut into batches of embedding.batch-size that the lanes take as they come free. 0 = automatic: on CPU "
+        "and cut into as many batches as lanes, or a multiple, of nearly equal counts and at most "
+        "embedding.batch-size texts, which the lanes take as they come free. 0 = automatic: on CPU "
         f"{embed_stage.AUTO_LANES} lanes (1 with a single thread), on a GPU 1. Lanes of one thread each keep the "
         "model's pace when other work takes part of a core (BENCHMARKS.md)",
         default=EmbedConfig().lanes,
