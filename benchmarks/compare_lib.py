@@ -14,6 +14,7 @@ Workloads (all records are JSON objects keyed by their id; Pinecone ids are the 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import json
 import math
@@ -342,6 +343,28 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def bracketed(before: Result, after: Result) -> Result:
+    """One result for a baseline measured twice, before and after the contenders it is compared with: their mean
+    records/s, CPU and cores, the larger peak, and a note with both rates, so that a host that sped up or slowed down
+    during the workload shows, and moves the ratios less than a single measurement would."""
+    combined = dataclasses.replace(before, notes=list(before.notes))
+
+    def mean(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else (a + b) / 2
+
+    combined.rps = mean(before.rps, after.rps)
+    combined.cpu_s = mean(before.cpu_s, after.cpu_s)
+    combined.cores = mean(before.cores, after.cores)
+    combined.peak_rss_mb = max((m for m in (before.peak_rss_mb, after.peak_rss_mb) if m is not None), default=None)
+    if before.rps is not None and after.rps is not None:
+        combined.notes.append(
+            f"measured before and after the other contenders: {before.rps:,.1f} and {after.rps:,.1f} rec/s; "
+            "the table gives their mean, and the ratios use it"
+        )
+    combined.notes.extend(note for note in after.notes if note not in combined.notes)
+    return combined
 
 
 def fill_ratios(results: Sequence[Result]) -> None:

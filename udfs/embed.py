@@ -52,7 +52,7 @@ import functools
 import hashlib
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,6 +211,15 @@ class _Piece:
     pool: list[_Piece] = field(default_factory=list)
 
 
+@dataclass
+class GroupWork:
+    """A group's embedding, started: ``model_texts`` is how many of its texts missed the cache and go to the model
+    (what ``GroupsAhead`` weighs the group by), ``result`` the coroutine that embeds them and returns the group."""
+
+    model_texts: int
+    result: Coroutine[Any, Any, list[Change | DeadLetter]]
+
+
 def needs_embedding(change: Change) -> bool:
     return change.op != DELETE and change.values is None and change.text is not None
 
@@ -279,8 +288,13 @@ class Embedder:
         embedded (and cached) on its own, and the deletes of the chunks its previous version had and it has not. If
         a chunk cannot be embedded, the document is one dead letter and none of its upserts is written; the deletes
         of ids past its chunk count are (``udfs.chunking.stale_ids_deleted``)."""
+        return await self.start_group(changes).result
+
+    def start_group(self, changes: Sequence[Change]) -> GroupWork:
+        """``embed_group`` in two steps: the cache is read now, once per text, and the ``GroupWork`` returned says
+        how many texts go to the model and holds the coroutine that embeds them (await it, or hand it to a task)."""
         if any(map(needs_expansion, changes)):
-            return await self._embed_documents(changes)
+            return self._start_documents(changes)
         waiting: list[tuple[int, bytes, str]] = []
         out: list[Change | DeadLetter] = list(changes)
         for position, change in enumerate(changes):
@@ -294,22 +308,28 @@ class Embedder:
             else:
                 self.stats.cache_hits += 1
                 change.values = vector.tolist()
+        return GroupWork(len(waiting), self._finish_group(out, waiting))
+
+    async def _finish_group(
+        self, out: list[Change | DeadLetter], waiting: list[tuple[int, bytes, str]]
+    ) -> list[Change | DeadLetter]:
         if waiting:
             # One submit per text, not the whole group sealed at once: the pool batcher is work-conserving, so while
             # the model encodes, the texts of the groups behind this one join the next pool instead of each small
             # group (at low load, a few records) becoming a model call of its own.
             results = await asyncio.gather(*(self._batcher.submit((key, text)) for _, key, text in waiting))
             for (position, _, _), result in zip(waiting, results, strict=True):
-                change = changes[position]
+                change = out[position]
+                assert isinstance(change, Change)
                 if isinstance(result, EmbeddingError):
                     out[position] = DeadLetter(change.source, result.error_class, result.message, "embed")
                 else:
                     change.values = result.tolist()
         return out
 
-    async def _embed_documents(self, changes: Sequence[Change]) -> list[Change | DeadLetter]:
-        """``embed_group`` for a group that holds document changes: every text to embed (a record's, or a chunk's)
-        goes through the cache and the model as in ``embed_group``, then each document becomes its operations."""
+    def _start_documents(self, changes: Sequence[Change]) -> GroupWork:
+        """``start_group`` for a group that holds document changes: every text to embed (a record's, or a chunk's)
+        goes through the cache and the model as in ``start_group``, then each document becomes its operations."""
         texts: list[tuple[int, bytes, str]] = []  # (position, cache key, text) of every text still to embed
         vectors: dict[tuple[int, int], Vector] = {}  # (position, chunk) -> vector
         wanted: dict[int, list[tuple[int, bytes, str]]] = {}
@@ -322,7 +342,6 @@ class Embedder:
                 continue
             pieces = [change.text[start:end] for start, end in change.chunk_spans]
             wanted[position] = [(n, _digest(piece), piece) for n, piece in enumerate(pieces)]
-        failures: dict[int, EmbeddingError] = {}
         for position, items in wanted.items():
             chunked = changes[position].chunk_spans is not None
             for n, key, text in items:
@@ -335,6 +354,16 @@ class Embedder:
                     self.stats.cache_hits += 1
                     self.stats.chunks_reused += chunked
                     vectors[(position, n)] = cached
+        return GroupWork(len(texts), self._finish_documents(changes, texts, vectors, wanted))
+
+    async def _finish_documents(
+        self,
+        changes: Sequence[Change],
+        texts: list[tuple[int, bytes, str]],
+        vectors: dict[tuple[int, int], Vector],
+        wanted: dict[int, list[tuple[int, bytes, str]]],
+    ) -> list[Change | DeadLetter]:
+        failures: dict[int, EmbeddingError] = {}
         if texts:
             results = await asyncio.gather(*(self._batcher.submit((key, text)) for _, key, text in texts))
             done: dict[tuple[int, bytes], Vector | EmbeddingError] = {
@@ -373,19 +402,6 @@ class Embedder:
         """A lane is free and no batch waits for one: a pool sealed now would start at once (``MicroBatcher``'s
         ``room``; ``_piece_ended`` offers it the room a lane leaves)."""
         return not self._closed and bool(self._free_lanes) and not self._pieces
-
-    def model_texts(self, changes: Sequence[Change]) -> int:
-        """How many texts of ``changes`` the model would encode now: those to embed that the cache does not hold
-        (a document's chunks counted whole)."""
-        count = 0
-        for change in changes:
-            if not needs_embedding(change):
-                continue
-            if change.chunk_spans is not None:
-                count += len(change.chunk_spans)
-            elif self.cache.get(text_key(change)) is None:
-                count += 1
-        return count
 
     async def flush(self) -> None:
         """Wait until every submitted text has been embedded."""
@@ -669,8 +685,8 @@ class EmbedFunction(AsyncFunction):
         if not value:  # a marker: every group's results, now
             return await self._ahead.take(None)
         changes = [applied_change(row) for row in value]
-        work = self._embedder.embed_group(changes)
-        return await self._ahead.take(work, self._embedder.model_texts(changes), wait=len(changes) < self._ahead_from)
+        work = self._embedder.start_group(changes)
+        return await self._ahead.take(work.result, work.model_texts, wait=len(changes) < self._ahead_from)
 
     def close(self) -> None:
         if self._ahead is not None:

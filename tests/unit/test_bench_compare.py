@@ -11,6 +11,7 @@ from benchmarks.compare_lib import (
     DIMENSION,
     ProcessSample,
     Result,
+    bracketed,
     change_records,
     cpu_seconds,
     embed_text,
@@ -221,6 +222,18 @@ def test_ratios_are_against_the_hand_made_consumer_and_the_raw_limit_of_the_same
     assert rows["text", "job-mini"].vs_raw == 0.9
     assert rows["changes", "job-mini"].vs_handmade == 4.0
     assert rows["changes", "job-mini"].vs_raw is None  # no raw limit measured for changes
+
+
+def test_a_baseline_measured_before_and_after_counts_as_their_mean_and_says_both() -> None:
+    before = Result("text", "raw", "raw", records=3000, rps=120.0, cpu_s=40.0, cores=1.8, peak_rss_mb=1200.0)
+    after = Result("text", "raw", "raw", records=3000, rps=140.0, cpu_s=42.0, cores=1.9, peak_rss_mb=1300.0)
+    job = Result("text", "job-mini", "job", records=3002, rps=117.0)
+    combined = bracketed(before, after)
+    assert (combined.rps, combined.cpu_s, combined.cores, combined.peak_rss_mb) == (130.0, 41.0, 1.85, 1300.0)
+    assert any("120.0 and 140.0 rec/s" in note for note in combined.notes)
+    assert before.notes == []  # the first measurement is left as it was
+    fill_ratios([combined, job])
+    assert job.vs_raw == 0.9  # against the mean, where either measurement alone gives 0.975 or 0.836
 
 
 def test_targets_are_met_missed_or_not_measured() -> None:

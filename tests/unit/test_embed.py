@@ -324,11 +324,17 @@ def test_a_group_weighs_the_texts_it_sends_to_the_model() -> None:
             upsert("seen", 1),  # in the cache
             upsert("given", 2, values=[0.5] * DIM),  # brings its vector
             dataclasses.replace(upsert("gone", 3), op=DELETE),
-            dataclasses.replace(upsert("a long document", 4), chunk_spans=((0, 6), (7, 15))),  # two chunks
+            dataclasses.replace(upsert("a long document", 4), chunk_spans=((0, 6), (7, 15))),  # two chunks...
         ]
-        assert embedder.model_texts(changes) == 1 + 2
+        embedder.cache.put(blake2b(b"document", digest_size=16).digest(), vector_of("document"))  # ...one cached
+        work = embedder.start_group(changes)
+        assert work.model_texts == 1 + 1
+        out = asyncio.run(work.result)
     finally:
         embedder.close()
+    assert [c.values for c in out[:3] if isinstance(c, Change)] == [vector_of(t).tolist() for t in ("new", "seen")] + [
+        [0.5] * DIM
+    ]
 
 
 def test_a_change_without_text_hash_is_cached_by_a_digest_of_its_text() -> None:
