@@ -34,6 +34,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -144,6 +145,21 @@ def flink_run_command(
         command += ["-s", savepoint]
     command += ["-pym", JOB_MODULE, "-pyfs", str(archive), "-j", str(connector_jar().resolve()), "--", *job_args]
     return command
+
+
+_REST_CLIENTS = threading.local()
+
+
+def _rest_client() -> Any:
+    """This thread's HTTP client for REST calls (kept: a new ``httpx`` client builds an SSL context with the CA bundle,
+    several milliseconds of CPU, and pollers call the REST API several times a second)."""
+    import httpx
+
+    client = getattr(_REST_CLIENTS, "client", None)
+    if client is None:
+        client = httpx.Client(timeout=REST_TIMEOUT_S, trust_env=False)
+        _REST_CLIENTS.client = client
+    return client
 
 
 class FlinkRestApi:
@@ -263,9 +279,7 @@ class FlinkRestApi:
         import httpx
 
         try:
-            response = httpx.request(
-                method, self.rest_url + path, json=body, params=params, timeout=REST_TIMEOUT_S, trust_env=False
-            )
+            response = _rest_client().request(method, self.rest_url + path, json=body, params=params)
         except httpx.HTTPError as exc:
             raise ClusterError(f"Flink REST API at {self.rest_url} not reachable: {exc}") from None
         if response.status_code >= 400:
