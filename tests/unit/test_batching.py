@@ -257,19 +257,24 @@ def test_with_room_a_burst_is_one_batch_and_offer_seals_what_waited_while_the_pr
     assert clock.now == 0.0
 
 
+def with_room(recorder: Recorder, max_items: int) -> MicroBatcher[str, int, int]:
+    """A work-conserving batcher of one key whose processor always has room; lingers never pass."""
+    return MicroBatcher(
+        recorder,
+        key=lambda _: "k",
+        max_items=max_items,
+        linger_s=10.0,
+        work_conserving=True,
+        room=lambda: True,
+        clock=FakeClock(),
+    )
+
+
 def test_offer_seals_nothing_while_a_sealed_batch_still_waits_to_be_handed_over() -> None:
     recorder = Recorder(gated=True)
 
     async def run() -> None:
-        batcher = MicroBatcher(
-            recorder,
-            key=lambda _: "k",
-            max_items=2,
-            linger_s=10.0,
-            work_conserving=True,
-            room=lambda: True,
-            clock=FakeClock(),
-        )
+        batcher = with_room(recorder, max_items=2)
         first = [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]  # [0, 1] sealed full; 2 stays open
         await asyncio.sleep(0)  # the submits ran; the full batch's task has not taken it yet
         batcher.offer()
@@ -320,15 +325,7 @@ def test_flush_waits_for_every_batch_in_process() -> None:
     recorder = Recorder(gated=True)
 
     async def run() -> None:
-        batcher = MicroBatcher(
-            recorder,
-            key=lambda _: "k",
-            max_items=64,
-            linger_s=10.0,
-            work_conserving=True,
-            room=lambda: True,
-            clock=FakeClock(),
-        )
+        batcher = with_room(recorder, max_items=64)
         pending = asyncio.gather(*(batcher.submit(i) for i in range(4)))
         await settle()
         behind = asyncio.gather(*(batcher.submit(i) for i in range(4, 6)))
