@@ -310,6 +310,21 @@ class ClusterJobHandle(Handle):
 # -- the run -------------------------------------------------------------------------------------------------------
 
 
+class FailureCheck:
+    """``handle.failure()``, asked at most once every ``FAILURE_CHECK_S`` (for the cluster, each ask is a REST call
+    the JobManager serves); ``None`` between asks."""
+
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+        self._asked = 0.0
+
+    def __call__(self) -> str | None:
+        if time.time() - self._asked < FAILURE_CHECK_S:
+            return None
+        self._asked = time.time()
+        return self._handle.failure()
+
+
 @dataclass
 class Prepared:
     """A workload on the broker: its topic (= namespace), records, sentinel ids and the raw limit's input."""
@@ -431,13 +446,11 @@ class Bench:
     ) -> None:
         """Until every sentinel (or ``count`` acknowledgements, without sentinels) is in, then QUIET_S of quiet."""
         deadline = time.time() + self.args.phase_timeout
-        checked = 0.0
+        failed = FailureCheck(handle)
         while time.time() < deadline:
-            if time.time() - checked >= FAILURE_CHECK_S:  # for the cluster, a REST call the JobManager serves
-                checked = time.time()
-                failure = handle.failure()
-                if failure:
-                    raise BenchError(failure)
+            failure = failed()
+            if failure:
+                raise BenchError(failure)
             acks = self.acks.of(index, namespace)
             ids = {vector_id for _, vector_id in acks} if sentinels else set()
             complete = set(sentinels) <= ids if sentinels else len(acks) >= count
@@ -469,12 +482,8 @@ class Bench:
         result.fresh_rate = count / max(time.time() - began, 1e-3)
         deadline = time.time() + FRESH_GRACE_S
         found, missing = latencies(produced, {})
-        checked = 0.0
-        while time.time() < deadline:
-            if time.time() - checked >= FAILURE_CHECK_S:
-                checked = time.time()
-                if handle.failure():
-                    break
+        failed = FailureCheck(handle)
+        while time.time() < deadline and not failed():
             # The fresh topic writes into the backlog's namespace (see launch), where the backlog is acknowledged.
             found, missing = latencies(produced, self.acks.times_by_id(index, data.topic))
             if not missing:
