@@ -26,6 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kafka_pinecone_flink.udfs.python_worker import skip_state_sampling
+
+# Every Python stage's module imports this one, so the worker that runs a stage ends its bundles without waiting for
+# Beam's sampling thread from its first bundle on (udfs.python_worker).
+skip_state_sampling()
+
 RESULT_FIELDS = ("records", "dead_letters", "counts")
 """The fields of a stage's result row (``batch.result`` in jvm/contract/rows.txt, checked against it by
 tests/unit/test_jvm_contract.py), in the order ``BatchResults.java`` reads them."""

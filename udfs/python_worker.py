@@ -1,0 +1,66 @@
+"""One change this job makes to the Python worker that runs its stages (Apache Beam's SDK harness under PyFlink).
+
+**Bundle ends without Beam's state-sampling thread.** For every bundle, Beam's ``StateSampler`` starts a thread that
+wakes up and credits the elapsed time to the step the bundle is in (Beam's per-step msec counters). It sleeps 2 ms at
+first, then 1.2 times longer each round, up to 200 ms. At the bundle's end, ``stop`` joins that thread, so the
+bundle ends only when the thread next wakes up. For a bundle that ran about a second, that is up to 200 ms after its
+last element. The Flink task waits for the end of a bundle before it sends the next one, so the whole stage
+stands still meanwhile. In a py-spy profile of (a) in the mini-cluster, the bundle thread spent 12% of its time in
+that join (BENCHMARKS.md, "Bundle ends without the state sampler"). Flink forwards only a bundle's user metrics to its
+own metric system, never these counters, so the sampling gains this job nothing.
+
+``skip_state_sampling`` makes ``start`` and ``stop`` keep everything else they do (the current tracker, the
+``started`` and ``finished`` flags that ``reset`` clears for the next bundle) without the thread. The step
+transitions (``ScopedState``) still run; only the sampled times stay at zero. The change is made once per process,
+when a stage module is imported: in the worker, that is while Beam builds the bundle's operators, before the first
+bundle starts. A sampler already started with its thread is stopped the original way, so no thread is left behind.
+If the installed Beam lacks what the change relies on, nothing is changed and bundles end as Beam made them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+_LOG = logging.getLogger(__name__)
+_PATCHED = "_kpf_without_sampling_thread"
+"""Set on Beam's sampler class once ``skip_state_sampling`` has changed it."""
+_THREADLESS = "_kpf_threadless"
+"""Set on a sampler started without its thread; its ``stop`` then has no thread to join."""
+
+
+def skip_state_sampling() -> bool:
+    """Start and stop Beam's bundle state samplers without their sampling thread (see the module docstring), once per
+    process. Returns True when the samplers work that way now, False when this Beam lacks what the change needs."""
+    try:
+        from apache_beam.runners.worker import statesampler
+    except ImportError:
+        return False
+    sampler = getattr(statesampler, "StateSampler", None)
+    if sampler is None or not hasattr(statesampler, "set_current_tracker"):
+        return False
+    if getattr(sampler, _PATCHED, False):
+        return True
+    if not all(callable(getattr(sampler, name, None)) for name in ("start", "stop", "reset")):
+        return False
+    stopped_with_join = sampler.stop
+
+    def start(self: Any) -> None:
+        self.tracked_thread = threading.current_thread()
+        statesampler.set_current_tracker(self)
+        self.started = True
+        self.__dict__[_THREADLESS] = True
+
+    def stop(self: Any) -> None:
+        if not self.__dict__.pop(_THREADLESS, False):
+            stopped_with_join(self)
+            return
+        statesampler.set_current_tracker(None)
+        self.finished = True
+
+    sampler.start = start
+    sampler.stop = stop
+    setattr(sampler, _PATCHED, True)
+    _LOG.debug("Beam's bundle state samplers run without their sampling thread")
+    return True
