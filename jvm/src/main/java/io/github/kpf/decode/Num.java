@@ -46,6 +46,13 @@ final class Num {
     private final long mantissa;
     final int exp10;
     final boolean integer;
+    /**
+     * Whether the token is already written the way {@link #writeFloatJson} writes its value in plain notation: a
+     * fraction and no exponent, the fraction ending in a non-zero digit or being a single zero ({@code 0.0123},
+     * {@code -12.5}, {@code 10.0}). With at most {@link #MAX_DIGITS} digits such a token is the shortest text that
+     * parses back to its double, so it is copied as it is. JSON forbids leading zeros, so none need checking.
+     */
+    private final boolean plainToken;
 
     private Num(
             byte[] in,
@@ -55,7 +62,8 @@ final class Num {
             int digitCount,
             long mantissa,
             int exp10,
-            boolean integer) {
+            boolean integer,
+            boolean plainToken) {
         this.in = in;
         this.start = start;
         this.end = end;
@@ -64,6 +72,7 @@ final class Num {
         this.mantissa = mantissa;
         this.exp10 = exp10;
         this.integer = integer;
+        this.plainToken = plainToken;
     }
 
     static Num of(
@@ -91,7 +100,7 @@ final class Num {
             }
         }
         if (first < 0) {
-            return new Num(in, start, end, negative, 0, 0L, 0, integer);
+            return new Num(in, start, end, negative, 0, 0L, 0, integer, false);
         }
         int digitCount = last - first + 1;
         long mantissa = 0;
@@ -100,7 +109,10 @@ final class Num {
                 mantissa = mantissa * 10 + (in[k < intLength ? intStart + k : fracStart + (k - intLength)] - '0');
             }
         }
-        return new Num(in, start, end, negative, digitCount, mantissa, intLength - first + exponent, integer);
+        boolean plainToken =
+                fracEnd == end && fracEnd > fracStart && (in[fracEnd - 1] != '0' || fracEnd - fracStart == 1);
+        return new Num(
+                in, start, end, negative, digitCount, mantissa, intLength - first + exponent, integer, plainToken);
     }
 
     boolean isZero() {
@@ -187,6 +199,11 @@ final class Num {
             out.raw((byte) '0').raw((byte) '.').raw((byte) '0');
             return;
         }
+        int exponent = exp10 - 1; // of the first digit
+        if (plainToken && exponent >= -5 && exponent < 16) {
+            out.raw(in, start, end - start);
+            return;
+        }
         byte[] digits = new byte[MAX_DIGITS];
         long rest = mantissa;
         for (int i = digitCount - 1; i >= 0; i--) {
@@ -194,7 +211,6 @@ final class Num {
             rest /= 10;
         }
         int n = digitCount;
-        int exponent = exp10 - 1; // of the first digit
         if (negative) {
             out.raw((byte) '-');
         }

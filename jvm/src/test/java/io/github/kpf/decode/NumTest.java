@@ -74,4 +74,42 @@ class NumTest {
         assertNull(scan("0.1234567890123456").floatJson()); // 16 digits: left to Python
         assertNull(scan("1e-320").floatJson()); // subnormal: left to Python
     }
+
+    @Test
+    void aTokenInItsFloatJsonFormIsCopiedAndAnyOtherIsRewritten() {
+        assertEquals("10.0", scan("10.0").floatJson());
+        assertEquals("-12.5", scan("-12.5").floatJson());
+        assertEquals("0.0123", scan("0.0123").floatJson());
+        assertEquals("0.5", scan("0.50").floatJson());
+        assertEquals("1.5", scan("1.5e0").floatJson());
+        assertEquals("1.5", scan("1.5E0").floatJson());
+        assertEquals("100.0", scan("100.00").floatJson());
+        assertEquals("0.00001", scan("0.00001").floatJson());
+        assertEquals("1e-6", scan("0.000001").floatJson());
+        assertEquals("1.23456789012345e+16", scan("12345678901234500.0").floatJson());
+        assertEquals("99999999999999.9", scan("99999999999999.9").floatJson());
+        assertNull(scan("999999999999999.9").floatJson()); // 16 digits: left to Python
+        // Every plain token of at most 15 digits: the copy equals what the digits make of the same value.
+        Random random = new Random(11);
+        for (int i = 0; i < 100_000; i++) {
+            int intDigits = random.nextInt(8);
+            int fracDigits = 1 + random.nextInt(15 - Math.max(intDigits, 1) + 1);
+            StringBuilder token = new StringBuilder(random.nextBoolean() ? "-" : "");
+            if (intDigits == 0) {
+                token.append('0');
+            } else {
+                token.append((char) ('1' + random.nextInt(9)));
+                for (int d = 1; d < intDigits; d++) {
+                    token.append((char) ('0' + random.nextInt(10)));
+                }
+            }
+            token.append('.');
+            for (int d = 0; d < fracDigits; d++) {
+                token.append((char) ('0' + random.nextInt(10)));
+            }
+            String text = token.toString();
+            String rewritten = scan(text + "e0").floatJson();
+            assertEquals(rewritten, scan(text).floatJson(), text);
+        }
+    }
 }
