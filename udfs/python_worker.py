@@ -6,8 +6,8 @@ first, then 1.2 times longer each round, up to 200 ms. At the bundle's end, ``st
 bundle ends only when the thread next wakes up. For a bundle that ran about a second, that is up to 200 ms after its
 last element. The Flink task waits for the end of a bundle before it sends the next one, so the whole stage
 stands still meanwhile. In a py-spy profile of (a) in the mini-cluster, the bundle thread spent 12% of its time in
-that join (BENCHMARKS.md, "Bundle ends without the state sampler"). Flink forwards only a bundle's user metrics to its
-own metric system, never these counters, so the sampling gains this job nothing.
+that join (BENCHMARKS.md, "Bundle ends without Beam's state sampler"). Flink forwards only a bundle's user metrics to
+its own metric system, never these counters, so the sampling gains this job nothing.
 
 ``skip_state_sampling`` makes ``start`` and ``stop`` keep everything else they do (the current tracker, the
 ``started`` and ``finished`` flags that ``reset`` clears for the next bundle) without the thread. The step

@@ -200,7 +200,8 @@ final class Num {
             return;
         }
         int exponent = exp10 - 1; // of the first digit
-        if (plainToken && exponent >= -5 && exponent < 16) {
+        boolean plainNotation = exponent >= -5 && exponent < 16;
+        if (plainToken && plainNotation) {
             out.raw(in, start, end - start);
             return;
         }
@@ -214,7 +215,7 @@ final class Num {
         if (negative) {
             out.raw((byte) '-');
         }
-        if (exponent >= -5 && exponent < 16) {
+        if (plainNotation) {
             if (exponent >= 0) {
                 int intDigits = exponent + 1;
                 if (n <= intDigits) {
