@@ -651,6 +651,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--update-benchmarks", action="store_true", help="write the results into BENCHMARKS.md")
     parser.add_argument(
+        "--server-latency-ms",
+        type=float,
+        default=0.0,
+        help="latency the local Pinecone server adds to every request (default none: it answers in about a "
+        "millisecond, where Pinecone's upserts take tens of milliseconds)",
+    )
+    parser.add_argument(
         "--job-option",
         action="append",
         default=[],
@@ -666,6 +673,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.tutorial_sizes = parse_sizes(args.tutorial_sizes, tutorial_defaults)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.update_benchmarks and args.server_latency_ms:
+        parser.error("--server-latency-ms changes what the Results block measures: run it without --update-benchmarks")
     if args.quick:
         args.fresh_seconds = min(args.fresh_seconds, 4.0)
         args.fresh_max = min(args.fresh_max, 2_000)
@@ -687,7 +696,10 @@ def main(argv: list[str] | None = None) -> int:
     ack_log = workdir / "acks.tsv"
     broker = KafkaBroker(workdir / "kafka", port=free_port(), controller_port=free_port())
     broker.start()
-    server = start_pinecone_local(extra_args=("--ack-log", str(ack_log)), log_path=workdir / "pinecone.log")
+    extra = ("--ack-log", str(ack_log))
+    if args.server_latency_ms:
+        extra += ("--latency-ms", str(args.server_latency_ms))
+    server = start_pinecone_local(extra_args=extra, log_path=workdir / "pinecone.log")
     bench = Bench(args, workdir, broker, server, AckLog(ack_log))
     bench.pinecone = Pinecone(api_key="bench", host=server.url)
     results: list[Result] = []

@@ -21,10 +21,13 @@ Guarantees of ``write_batch(namespace, changes)``:
 
 Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
 matter, and Pinecone rate-limits per namespace). ``submit_group`` splits a group of changes (a batch handed over by
-Flink) by lane = (namespace, a stable hash of the id modulo ``max_concurrency``) and writes each lane's part as one
-batch: every write of one id goes to the same lane, and the parts of one lane are written strictly in the order the
-groups were submitted, so a later write of an id never overtakes an earlier one, while up to ``max_concurrency``
-requests per namespace are in flight. Use one event loop.
+Flink) by lane = (namespace, a stable hash of the id modulo ``max_concurrency``): every write of one id goes to the
+same lane, and each lane writes one batch at a time, so up to ``max_concurrency`` requests per namespace are in
+flight. A lane's part that arrives while the lane is writing waits for that write; then every part that waited is
+written as one batch, in the order the groups were submitted. So a later write of an id never overtakes an earlier
+one (the batch's collapse keeps its last operation), and requests grow towards ``batch_size`` when writes take long:
+the slower Pinecone answers, the fuller each request. If such a batch raises, every group with a part in it gets the
+error (the job then replays them all); the lane goes on with the parts that came after. Use one event loop.
 """
 
 from __future__ import annotations
@@ -111,6 +114,14 @@ class _Round:
         self.rejected: list[int] = []
 
 
+@dataclass(slots=True)
+class _Part:
+    """One group's changes of one lane, and the future of their outcomes."""
+
+    changes: list[Change]
+    outcomes: asyncio.Future[list[Outcome]]
+
+
 class PineconeWriter:
     """Writes changes to one Pinecone index through an ``IndexClient``; see the module docstring for guarantees."""
 
@@ -141,13 +152,16 @@ class PineconeWriter:
         self._secrets = (config.api_key,)
         self._existing_namespaces: set[str] = set()
         self._lanes = config.max_concurrency
-        self._last_write: dict[tuple[str, int], asyncio.Future[list[Outcome]]] = {}
-        """The latest write of each lane with a write in flight: the next one of the lane starts after it."""
+        self._waiting: dict[tuple[str, int], list[_Part]] = {}
+        """Per lane that is writing: the parts that came since its write began (written together after it)."""
+        self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
+        """The task that writes each lane's parts while it has any (held here: the loop keeps only weak references)."""
 
     # --- groups, per lane -----------------------------------------------------------------------------------------
     async def submit_group(self, changes: Sequence[Change]) -> list[Outcome]:
         """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: split
-        into lanes in order, each lane's part written now as one batch, behind any earlier write of the lane."""
+        into lanes in order, each lane's part written now, or with the other parts that wait for the lane's write in
+        flight right after it."""
         parts: dict[tuple[str, int], list[int]] = {}
         for position, change in enumerate(changes):
             parts.setdefault(lane_of(change, self._lanes), []).append(position)
@@ -165,22 +179,41 @@ class PineconeWriter:
         return settled
 
     def _queue(self, lane: tuple[str, int], changes: list[Change]) -> asyncio.Future[list[Outcome]]:
-        write = asyncio.ensure_future(self._write_after(self._last_write.get(lane), lane[0], changes))
-        self._last_write[lane] = write
+        part = _Part(changes, asyncio.get_running_loop().create_future())
+        waiting = self._waiting.get(lane)
+        if waiting is not None:
+            waiting.append(part)
+        else:
+            self._waiting[lane] = [part]
+            self._drains[lane] = asyncio.ensure_future(self._drain(lane))
+        return part.outcomes
 
-        def forget(done: asyncio.Future[list[Outcome]]) -> None:
-            if self._last_write.get(lane) is done:
-                del self._last_write[lane]
-
-        write.add_done_callback(forget)
-        return write
-
-    async def _write_after(
-        self, previous: asyncio.Future[list[Outcome]] | None, namespace: str, changes: list[Change]
-    ) -> list[Outcome]:
-        if previous is not None:
-            await asyncio.wait([previous])  # its failure is its own caller's; this write goes on after it
-        return await self.write_batch(namespace, changes)
+    async def _drain(self, lane: tuple[str, int]) -> None:
+        """Write the lane's waiting parts, all of them as one batch, until none is left."""
+        parts: list[_Part] = []
+        try:
+            while parts := self._waiting[lane]:
+                self._waiting[lane] = []  # parts that come during this write wait for the next one
+                changes = parts[0].changes if len(parts) == 1 else [c for part in parts for c in part.changes]
+                try:
+                    outcomes = await self.write_batch(lane[0], changes)
+                except Exception as exc:  # noqa: BLE001 - raised to every caller of the batch; the lane goes on
+                    for part in parts:
+                        if not part.outcomes.done():  # a caller that was cancelled no longer waits
+                            part.outcomes.set_exception(exc)
+                    continue
+                start = 0
+                for part in parts:
+                    end = start + len(part.changes)
+                    if not part.outcomes.done():
+                        part.outcomes.set_result(outcomes[start:end])
+                    start = end
+            parts = []
+        finally:
+            # Normally nothing is left; when the loop cancels this task, nobody must wait for a write that never comes.
+            for part in parts + self._waiting.pop(lane, []):
+                part.outcomes.cancel()
+            self._drains.pop(lane, None)
 
     # --- namespaces ---------------------------------------------------------------------------------------------
     async def require_namespaces(self, namespaces: Iterable[str]) -> None:

@@ -458,7 +458,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "sink.batch-size",
         Kind.INT,
-        "Records per Pinecone upsert request inside a group (a request is also cut at 2 MB)",
+        "Records per Pinecone upsert request (a request is also cut at 2 MB); a lane's request can carry the parts of "
+        "several groups that waited for its previous write",
         default=sink_config.DEFAULT_BATCH_SIZE,
         low=1,
         high=sink_config.PINECONE_MAX_UPSERT_RECORDS,

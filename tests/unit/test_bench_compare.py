@@ -321,3 +321,12 @@ def test_sizes_and_choices_are_parsed_with_aliases_and_checked() -> None:
     assert parse_choice("c,a", allowed, {"a": "vectors", "c": "changes"}) == ["vectors", "changes"]
     with pytest.raises(ValueError):
         parse_choice("vectors,nope", allowed)
+
+
+def test_an_added_server_latency_is_passed_on_but_never_written_into_the_results_block() -> None:
+    from benchmarks.compare import parse_args
+
+    assert parse_args(["--server-latency-ms=30"]).server_latency_ms == 30.0
+    assert parse_args([]).server_latency_ms == 0.0
+    with pytest.raises(SystemExit):
+        parse_args(["--server-latency-ms=30", "--update-benchmarks"])

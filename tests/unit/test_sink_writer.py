@@ -389,18 +389,49 @@ def test_requests_of_one_namespace_run_concurrently_up_to_max_concurrency() -> N
 def test_the_writes_of_one_id_stay_in_order_across_groups_in_flight() -> None:
     fake = SlowIndex()
     writer = PineconeWriter(fake, config(batch_size=1, max_concurrency=8), sleep=Sleeps())
+    written: dict[str, list[float]] = {}
+    upsert = fake.upsert
 
-    async def go() -> None:
-        # Ten groups in flight at once, each with a new version of five ids, one request per change: without lanes
+    async def record(records: Sequence[UpsertRecord], namespace: str) -> None:
+        for record in records:
+            written.setdefault(record.id, []).append(Stored.of(record).values[0])
+        await upsert(records, namespace)
+
+    fake.upsert = record  # type: ignore[method-assign]
+
+    async def go() -> list[list[Any]]:
+        # Ten groups in flight at once, each with a new version of five ids, one record per request: without lanes
         # keyed by id and kept in order across groups, a later version could be written before an earlier one.
         groups = [[change(f"id{n}", values=[float(g * 5 + n), 0.0, 1.0]) for n in range(5)] for g in range(10)]
-        await asyncio.wait_for(asyncio.gather(*(writer.submit_group(group) for group in groups)), timeout=5)
+        first = asyncio.ensure_future(writer.submit_group(groups[0]))
+        await asyncio.sleep(0.005)  # the first group's writes are in flight when the others come
+        rest = [writer.submit_group(group) for group in groups[1:]]
+        return list(await asyncio.wait_for(asyncio.gather(first, *rest), timeout=5))
+
+    outcomes = asyncio.run(go())
+    for n in range(5):
+        # The first group's version, then the nine that waited for it as one batch: its last operation wins.
+        assert written[f"id{n}"] == [float(n), float(45 + n)]
+        assert fake.store["ns"][f"id{n}"].values[0] == float(45 + n)
+    assert outcomes[0] == [UPSERTED] * 5
+    assert outcomes[1:-1] == [[SUPERSEDED] * 5] * 8 and outcomes[-1] == [UPSERTED] * 5
+
+
+def test_the_parts_that_wait_for_a_lane_are_written_together_in_fuller_requests() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=100, max_concurrency=1), sleep=Sleeps())
+
+    async def go() -> None:
+        first = asyncio.ensure_future(writer.submit_group([change(f"a{i}") for i in range(10)]))
+        await asyncio.sleep(0.005)
+        # Three groups of 30 come while the first write is in flight: one request of 90 after it, not three of 30.
+        rest = [writer.submit_group([change(f"g{g}-{i}") for i in range(30)]) for g in range(3)]
+        results = await asyncio.wait_for(asyncio.gather(first, *rest), timeout=5)
+        assert [len(r) for r in results] == [10, 30, 30, 30] and all(o == UPSERTED for r in results for o in r)
 
     asyncio.run(go())
-    for n in range(5):
-        written = [ids for kind, _, ids in fake.calls if kind == "upsert" and ids == [f"id{n}"]]
-        assert len(written) == 10
-        assert fake.store["ns"][f"id{n}"].values[0] == float(45 + n)
+    assert [len(ids) for kind, _, ids in fake.calls if kind == "upsert"] == [10, 90]
+    assert fake.most_in_flight == 1
 
 
 def test_a_lane_is_stable_for_an_id_and_spreads_ids() -> None:
@@ -552,10 +583,54 @@ def test_a_failed_write_fails_its_group_and_the_write_queued_behind_it_goes_on()
     writer = PineconeWriter(fake, config(max_concurrency=1), sleep=Sleeps())
 
     async def go() -> tuple[BaseException | list[Any], ...]:
-        first = writer.submit_group([change("a", values=[1.0, 0.0, 0.0])])
+        first = asyncio.ensure_future(writer.submit_group([change("a", values=[1.0, 0.0, 0.0])]))
+        await asyncio.sleep(0.005)  # the first write is in flight: the second waits for it
         second = writer.submit_group([change("a", values=[2.0, 0.0, 0.0])])
         return tuple(await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), timeout=5))
 
     failed, written = asyncio.run(go())
     assert isinstance(failed, SinkFatalError)
     assert written == [UPSERTED] and fake.store["ns"]["a"].values[0] == 2.0
+
+
+def test_a_failed_batch_of_parts_fails_every_group_in_it_and_the_lane_goes_on() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(max_concurrency=1), sleep=Sleeps())
+    upsert = fake.upsert
+
+    async def fail_b(records: Sequence[UpsertRecord], namespace: str) -> None:
+        if "b" in [record.id for record in records]:  # the request that carries the two waiting groups
+            fake.fail_with = [UnauthorizedError()]
+        await upsert(records, namespace)
+
+    fake.upsert = fail_b  # type: ignore[method-assign]
+
+    async def go() -> list[Any]:
+        first = asyncio.ensure_future(writer.submit_group([change("a")]))
+        await asyncio.sleep(0.005)
+        waiting = [asyncio.ensure_future(writer.submit_group([change(i)])) for i in ("b", "c")]
+        await asyncio.sleep(0.03)
+        after = writer.submit_group([change("d")])
+        return list(await asyncio.wait_for(asyncio.gather(first, *waiting, after, return_exceptions=True), timeout=5))
+
+    first, second, third, after = asyncio.run(go())
+    assert first == [UPSERTED] and after == [UPSERTED]
+    assert isinstance(second, SinkFatalError) and third is second
+    assert fake.ids() == {"a", "d"}
+    assert [ids for kind, _, ids in fake.calls if kind == "upsert"] == [["a"], ["b", "c"], ["d"]]
+
+
+def test_a_cancelled_write_leaves_no_caller_waiting() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(max_concurrency=1), sleep=Sleeps())
+
+    async def go() -> list[Any]:
+        first = asyncio.ensure_future(writer.submit_group([change("a")]))
+        await asyncio.sleep(0.005)
+        second = asyncio.ensure_future(writer.submit_group([change("b")]))
+        await asyncio.sleep(0)
+        for task in list(writer._drains.values()):
+            task.cancel()
+        return list(await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), timeout=5))
+
+    assert [type(result) for result in asyncio.run(go())] == [asyncio.CancelledError, asyncio.CancelledError]
