@@ -3,8 +3,8 @@
 The JVM ``Batcher`` before it (``udfs.stage_batch``) hands over the applied changes of its subtask as one list, at
 most ``sink.linger-ms`` after the first of them arrived and always before a checkpoint barrier. Each
 ``async_invoke`` writes its group through the ``PineconeWriter`` at once (``submit_group``: per lane, in arrival
-order, together with the parts of other groups that wait for the lane's write in flight, in requests of
-``sink.batch-size``) and returns once every change of the group is written or dead-lettered.
+order, behind the lane's write in flight, in requests of up to ``sink.batch-size`` ids that may also carry other
+groups' changes) and returns once every change of the group is written or dead-lettered.
 Flink waits for every in-flight ``async_invoke`` before it forwards a barrier, so a completed checkpoint means every
 earlier record is in Pinecone or in the dead-letter output: the sink never holds records that a checkpoint has
 already covered.

@@ -23,11 +23,13 @@ Requests of one batch are sent one after another (ids are distinct after collaps
 matter, and Pinecone rate-limits per namespace). ``submit_group`` splits a group of changes (a batch handed over by
 Flink) by lane = (namespace, a stable hash of the id modulo ``max_concurrency``): every write of one id goes to the
 same lane, and each lane writes one batch at a time, so up to ``max_concurrency`` requests per namespace are in
-flight. A lane's part that arrives while the lane is writing waits for that write; then every part that waited is
-written as one batch, in the order the groups were submitted. So a later write of an id never overtakes an earlier
-one (the batch's collapse keeps its last operation), and requests grow towards ``batch_size`` when writes take long:
-the slower Pinecone answers, the fuller each request. If such a batch raises, every group with a part in it gets the
-error (the job then replays them all); the lane goes on with the parts that came after. Use one event loop.
+flight. The lane's parts of the groups wait in submission order; each write takes up to ``batch_size`` ids of them,
+across the parts of several groups (a part that does not fit is split between writes, each id's changes in it kept
+together, so they collapse as when the part is written alone), and a group gets its outcomes when every change of it
+is settled. So a later write of an id never overtakes an earlier one (within a write, the collapse keeps its last
+operation), and requests fill up to ``batch_size`` when writes take long: the slower Pinecone answers, the fuller each
+request. If a write raises, every group with changes in it gets the error (the job then replays them all) and the rest
+of those groups is not written; the lane goes on with the other groups. Use one event loop.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import asyncio
 import random
 import time
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar, get_args
@@ -116,10 +119,18 @@ class _Round:
 
 @dataclass(slots=True)
 class _Part:
-    """One group's changes of one lane, and the future of their outcomes."""
+    """One group's changes of one lane, and the future of their outcomes. The lane's writes take it whole or, when it
+    does not fit the room left in a write, in slices of whole ids (``units``), so that every change of one id in the
+    part is in the same write and collapses there, as when the part is written alone."""
 
     changes: list[Change]
-    outcomes: asyncio.Future[list[Outcome]]
+    future: asyncio.Future[list[Outcome]]
+    outcomes: list[Outcome | None]
+    settled: int = 0
+    units: list[list[int]] | None = None
+    """Set when the part is first split: the positions of each id's changes, ids in order of first appearance."""
+    next_unit: int = 0
+    """With ``units``: the first unit no write has taken yet."""
 
 
 class PineconeWriter:
@@ -152,8 +163,8 @@ class PineconeWriter:
         self._secrets = (config.api_key,)
         self._existing_namespaces: set[str] = set()
         self._lanes = config.max_concurrency
-        self._waiting: dict[tuple[str, int], list[_Part]] = {}
-        """Per lane that is writing: the parts that came since its write began (written together after it)."""
+        self._waiting: dict[tuple[str, int], deque[_Part]] = {}
+        """Per lane that is writing: the parts with changes not yet handed to a write, in submission order."""
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
         """The task that writes each lane's parts while it has any (held here: the loop keeps only weak references)."""
 
@@ -179,41 +190,78 @@ class PineconeWriter:
         return settled
 
     def _queue(self, lane: tuple[str, int], changes: list[Change]) -> asyncio.Future[list[Outcome]]:
-        part = _Part(changes, asyncio.get_running_loop().create_future())
+        part = _Part(changes, asyncio.get_running_loop().create_future(), [None] * len(changes))
         waiting = self._waiting.get(lane)
         if waiting is not None:
             waiting.append(part)
         else:
-            self._waiting[lane] = [part]
+            self._waiting[lane] = deque([part])
             self._drains[lane] = asyncio.ensure_future(self._drain(lane))
-        return part.outcomes
+        return part.future
 
     async def _drain(self, lane: tuple[str, int]) -> None:
-        """Write the lane's waiting parts, all of them as one batch, until none is left."""
-        parts: list[_Part] = []
+        """Write the lane's waiting changes, up to ``batch_size`` ids at a time, until none is left."""
+        waiting = self._waiting[lane]
+        slices: list[tuple[_Part, list[int] | None]] = []
         try:
-            while parts := self._waiting[lane]:
-                self._waiting[lane] = []  # parts that come during this write wait for the next one
-                changes = parts[0].changes if len(parts) == 1 else [c for part in parts for c in part.changes]
+            while slices := self._take(waiting):
+                if len(slices) == 1 and slices[0][1] is None:
+                    changes = slices[0][0].changes
+                else:
+                    changes = []
+                    for part, positions in slices:
+                        changes += part.changes if positions is None else [part.changes[p] for p in positions]
                 try:
                     outcomes = await self.write_batch(lane[0], changes)
-                except Exception as exc:  # noqa: BLE001 - raised to every caller of the batch; the lane goes on
-                    for part in parts:
-                        if not part.outcomes.done():  # a caller that was cancelled no longer waits
-                            part.outcomes.set_exception(exc)
+                except Exception as exc:  # noqa: BLE001 - raised to the caller of every part in the write
+                    for part, _ in slices:
+                        if not part.future.done():
+                            part.future.set_exception(exc)
                     continue
-                start = 0
-                for part in parts:
-                    end = start + len(part.changes)
-                    if not part.outcomes.done():
-                        part.outcomes.set_result(outcomes[start:end])
-                    start = end
-            parts = []
+                at = 0
+                for part, positions in slices:
+                    if positions is None:
+                        part.outcomes = outcomes[at : at + len(part.changes)]  # type: ignore[assignment]
+                        part.settled = len(part.changes)
+                    else:
+                        for i, position in enumerate(positions, at):
+                            part.outcomes[position] = outcomes[i]
+                        part.settled += len(positions)
+                    at += len(part.changes) if positions is None else len(positions)
+                    if part.settled == len(part.changes) and not part.future.done():
+                        part.future.set_result(part.outcomes)  # type: ignore[arg-type]  # every slot is settled
+            slices = []
         finally:
             # Normally nothing is left; when the loop cancels this task, nobody must wait for a write that never comes.
-            for part in parts + self._waiting.pop(lane, []):
-                part.outcomes.cancel()
+            for part in [part for part, _ in slices] + list(self._waiting.pop(lane, ())):
+                part.future.cancel()
             self._drains.pop(lane, None)
+
+    def _take(self, waiting: deque[_Part]) -> list[tuple[_Part, list[int] | None]]:
+        """The next write's slices, from the front of the lane's waiting parts, in order, up to ``batch_size`` ids
+        (each id's changes in a part stay together): (part, None) for a whole part, else (part, its positions). A part
+        whose caller already has its answer (a failed write, a cancelled caller) is not written further."""
+        room = self._config.batch_size
+        slices: list[tuple[_Part, list[int] | None]] = []
+        while waiting and room > 0:
+            part = waiting[0]
+            if part.future.done():
+                waiting.popleft()
+                continue
+            if part.units is None:
+                if len(part.changes) <= room:
+                    slices.append((part, None))
+                    room -= len(part.changes)
+                    waiting.popleft()
+                    continue
+                part.units = list(_id_units(part.changes).values())
+            taken = part.units[part.next_unit : part.next_unit + room]
+            part.next_unit += len(taken)
+            room -= len(taken)
+            slices.append((part, sorted(position for unit in taken for position in unit)))
+            if part.next_unit == len(part.units):
+                waiting.popleft()
+        return slices
 
     # --- namespaces ---------------------------------------------------------------------------------------------
     async def require_namespaces(self, namespaces: Iterable[str]) -> None:
@@ -384,6 +432,14 @@ class PineconeWriter:
             metrics.gauge(stats.LAG_MS, now_ms - min(timestamps))
             for timestamp in timestamps:
                 metrics.observe(stats.FRESHNESS_MS, now_ms - timestamp)
+
+
+def _id_units(changes: Sequence[Change]) -> dict[str, list[int]]:
+    """Each id's positions in ``changes``, ids in order of first appearance."""
+    units: dict[str, list[int]] = {}
+    for position, change in enumerate(changes):
+        units.setdefault(change.id, []).append(position)
+    return units
 
 
 def lane_of(change: Change, lanes: int) -> tuple[str, int]:

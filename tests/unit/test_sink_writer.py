@@ -410,11 +410,10 @@ def test_the_writes_of_one_id_stay_in_order_across_groups_in_flight() -> None:
 
     outcomes = asyncio.run(go())
     for n in range(5):
-        # The first group's version, then the nine that waited for it as one batch: its last operation wins.
-        assert written[f"id{n}"] == [float(n), float(45 + n)]
+        # One change per write (batch_size 1): every version of the id, in the groups' order.
+        assert written[f"id{n}"] == [float(g * 5 + n) for g in range(10)]
         assert fake.store["ns"][f"id{n}"].values[0] == float(45 + n)
-    assert outcomes[0] == [UPSERTED] * 5
-    assert outcomes[1:-1] == [[SUPERSEDED] * 5] * 8 and outcomes[-1] == [UPSERTED] * 5
+    assert outcomes == [[UPSERTED] * 5] * 10
 
 
 def test_the_parts_that_wait_for_a_lane_are_written_together_in_fuller_requests() -> None:
@@ -575,6 +574,73 @@ def test_a_later_group_writes_an_id_after_an_earlier_group() -> None:
 
     asyncio.run(go())
     assert all(fake.store["ns"][f"id{i}"].values[0] == 2.0 for i in range(5))
+
+
+def test_a_lane_fills_each_write_up_to_batch_size_across_groups_splitting_a_group_between_writes() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=3, max_concurrency=1), sleep=Sleeps())
+    done: list[str] = []
+
+    async def group(name: str, size: int) -> list[Any]:
+        outcomes = await writer.submit_group([change(f"{name}{i}") for i in range(size)])
+        done.append(name)
+        return outcomes
+
+    async def go() -> list[Any]:
+        first = asyncio.ensure_future(group("a", 1))
+        await asyncio.sleep(0.005)
+        waiting = [asyncio.ensure_future(group("x", 5)), asyncio.ensure_future(group("y", 2))]
+        return list(await asyncio.wait_for(asyncio.gather(first, *waiting), timeout=5))
+
+    assert asyncio.run(go()) == [[UPSERTED], [UPSERTED] * 5, [UPSERTED] * 2]
+    assert [ids for kind, _, ids in fake.calls if kind == "upsert"] == [
+        ["a0"],
+        ["x0", "x1", "x2"],
+        ["x3", "x4", "y0"],  # x's rest and the start of y share a request
+        ["y1"],
+    ]
+    assert done == ["a", "x", "y"]  # x is answered when its second slice is written, before y's last
+
+
+def test_a_group_split_between_writes_keeps_each_ids_changes_in_one_write() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=2, max_concurrency=1), sleep=Sleeps())
+
+    async def go() -> list[Any]:
+        first = asyncio.ensure_future(writer.submit_group([change("a0")]))
+        await asyncio.sleep(0.005)
+        group = [change("p", values=[1.0]), change("q"), change("p", values=[2.0]), change("r")]
+        return list(await asyncio.wait_for(asyncio.gather(first, writer.submit_group(group)), timeout=5))
+
+    assert asyncio.run(go())[1] == [SUPERSEDED, UPSERTED, UPSERTED, UPSERTED]
+    # Two ids per write: p (both of its changes, collapsed to the last) with q, then r.
+    assert [ids for kind, _, ids in fake.calls if kind == "upsert"] == [["a0"], ["q", "p"], ["r"]]
+    assert fake.store["ns"]["p"].values == [2.0]
+
+
+def test_a_failed_write_does_not_write_the_rest_of_its_groups() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=2, max_concurrency=1), sleep=Sleeps())
+    upsert = fake.upsert
+
+    async def fail_x1(records: Sequence[UpsertRecord], namespace: str) -> None:
+        if "x1" in [record.id for record in records]:
+            fake.fail_with = [UnauthorizedError()]
+        await upsert(records, namespace)
+
+    fake.upsert = fail_x1  # type: ignore[method-assign]
+
+    async def go() -> list[Any]:
+        first = asyncio.ensure_future(writer.submit_group([change("a0")]))
+        await asyncio.sleep(0.005)
+        x = asyncio.ensure_future(writer.submit_group([change(f"x{i}") for i in range(4)]))
+        y = asyncio.ensure_future(writer.submit_group([change("y0")]))
+        return list(await asyncio.wait_for(asyncio.gather(first, x, y, return_exceptions=True), timeout=5))
+
+    first, x, y = asyncio.run(go())
+    assert first == [UPSERTED] and isinstance(x, SinkFatalError) and y == [UPSERTED]
+    # x0 and x1 failed; x2 and x3 are never sent; y goes on.
+    assert [ids for kind, _, ids in fake.calls if kind == "upsert"] == [["a0"], ["x0", "x1"], ["y0"]]
 
 
 def test_a_failed_write_fails_its_group_and_the_write_queued_behind_it_goes_on() -> None:
