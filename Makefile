@@ -60,6 +60,9 @@ pinecone-stop: ## stop the local Pinecone-compatible server
 bench-pinecone-local: setup ## benchmark the local Pinecone server (upsert throughput, query latency)
 	@$(PY) benchmarks/pinecone_local_bench.py
 
+bench-sink: setup ## the Pinecone writer alone against added server latency: request fullness, records/s, CPU
+	@$(PY) benchmarks/sink_lanes_bench.py
+
 bench-embed: setup ## benchmark the embedding model: one at a time vs batched, and the async embed stage
 	@$(PY) benchmarks/embed_bench.py
 
@@ -88,4 +91,4 @@ clean: ## stop local services and remove run data (keeps the cached environment)
 	-@$(PY) -m kafka_pinecone_flink.pinecone_local stop --pid-file .run/pinecone.pid 2>/dev/null
 	rm -rf .run
 
-.PHONY: help setup demo check hooks test test-jvm test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-embed bench-ingest bench chaos-small chaos lock clean
+.PHONY: help setup demo check hooks test test-jvm test-unit test-integration lint format kafka-start kafka-stop pinecone-start pinecone-stop bench-pinecone-local bench-sink bench-embed bench-ingest bench chaos-small chaos lock clean
