@@ -221,13 +221,14 @@ class PineconeWriter:
                 at = 0
                 for part, positions in slices:
                     if positions is None:
-                        part.outcomes = outcomes[at : at + len(part.changes)]  # type: ignore[assignment]
-                        part.settled = len(part.changes)
+                        count = len(part.changes)
+                        part.outcomes = outcomes[at : at + count]  # type: ignore[assignment]
                     else:
+                        count = len(positions)
                         for i, position in enumerate(positions, at):
                             part.outcomes[position] = outcomes[i]
-                        part.settled += len(positions)
-                    at += len(part.changes) if positions is None else len(positions)
+                    part.settled += count
+                    at += count
                     if part.settled == len(part.changes) and not part.future.done():
                         part.future.set_result(part.outcomes)  # type: ignore[arg-type]  # every slot is settled
             slices = []
@@ -254,7 +255,7 @@ class PineconeWriter:
                     room -= len(part.changes)
                     waiting.popleft()
                     continue
-                part.units = list(_id_units(part.changes).values())
+                part.units = list(collapse(part.changes)[1].values())  # each id's positions, in order
             taken = part.units[part.next_unit : part.next_unit + room]
             part.next_unit += len(taken)
             room -= len(taken)
@@ -432,14 +433,6 @@ class PineconeWriter:
             metrics.gauge(stats.LAG_MS, now_ms - min(timestamps))
             for timestamp in timestamps:
                 metrics.observe(stats.FRESHNESS_MS, now_ms - timestamp)
-
-
-def _id_units(changes: Sequence[Change]) -> dict[str, list[int]]:
-    """Each id's positions in ``changes``, ids in order of first appearance."""
-    units: dict[str, list[int]] = {}
-    for position, change in enumerate(changes):
-        units.setdefault(change.id, []).append(position)
-    return units
 
 
 def lane_of(change: Change, lanes: int) -> tuple[str, int]:

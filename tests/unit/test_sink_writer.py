@@ -362,14 +362,18 @@ def test_batch_size_latency_and_lag_are_reported() -> None:
 
 
 class SlowIndex(FakeIndex):
-    """Each request takes a little while; records how many requests were in flight at once."""
+    """Each request takes a little while; records how many requests were in flight at once. A request that carries
+    the id ``refuse_request_with`` is answered 401."""
 
     def __init__(self) -> None:
         super().__init__()
         self.in_flight = 0
         self.most_in_flight = 0
+        self.refuse_request_with: str | None = None
 
     async def upsert(self, records: Sequence[UpsertRecord], namespace: str) -> None:
+        if self.refuse_request_with in [record.id for record in records]:
+            self.fail_with = [UnauthorizedError()]
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         await asyncio.sleep(0.01)
@@ -621,14 +625,7 @@ def test_a_group_split_between_writes_keeps_each_ids_changes_in_one_write() -> N
 def test_a_failed_write_does_not_write_the_rest_of_its_groups() -> None:
     fake = SlowIndex()
     writer = PineconeWriter(fake, config(batch_size=2, max_concurrency=1), sleep=Sleeps())
-    upsert = fake.upsert
-
-    async def fail_x1(records: Sequence[UpsertRecord], namespace: str) -> None:
-        if "x1" in [record.id for record in records]:
-            fake.fail_with = [UnauthorizedError()]
-        await upsert(records, namespace)
-
-    fake.upsert = fail_x1  # type: ignore[method-assign]
+    fake.refuse_request_with = "x1"
 
     async def go() -> list[Any]:
         first = asyncio.ensure_future(writer.submit_group([change("a0")]))
@@ -662,14 +659,7 @@ def test_a_failed_write_fails_its_group_and_the_write_queued_behind_it_goes_on()
 def test_a_failed_batch_of_parts_fails_every_group_in_it_and_the_lane_goes_on() -> None:
     fake = SlowIndex()
     writer = PineconeWriter(fake, config(max_concurrency=1), sleep=Sleeps())
-    upsert = fake.upsert
-
-    async def fail_b(records: Sequence[UpsertRecord], namespace: str) -> None:
-        if "b" in [record.id for record in records]:  # the request that carries the two waiting groups
-            fake.fail_with = [UnauthorizedError()]
-        await upsert(records, namespace)
-
-    fake.upsert = fail_b  # type: ignore[method-assign]
+    fake.refuse_request_with = "b"  # the request that carries the two waiting groups
 
     async def go() -> list[Any]:
         first = asyncio.ensure_future(writer.submit_group([change("a")]))
