@@ -34,6 +34,7 @@ from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
 from kafka_pinecone_flink.sinks.embedding_health import EmbeddingHealth, load_reference
 from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
 from kafka_pinecone_flink.udfs.dedup import applied_change
+from kafka_pinecone_flink.udfs.python_worker import settle_collector
 from kafka_pinecone_flink.udfs.records import Change, DeadLetter
 from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
 from kafka_pinecone_flink.udfs.window import register_percentiles
@@ -120,6 +121,7 @@ class PineconeSinkFunction(AsyncFunction):
         # first request, so describing the index in a short-lived loop here is safe.
         self._client = asyncio.run(open_index(self._config))
         self._writer = PineconeWriter(self._client, self._config, metrics=metrics)
+        settle_collector()
 
     async def async_invoke(self, value: Any) -> list[Any]:
         if self._writer is None:

@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pyflink.datastream import MapFunction
+from pyflink.datastream import MapFunction, RuntimeContext
 
 from kafka_pinecone_flink.udfs.decode import Skip, decode
 from kafka_pinecone_flink.udfs.dedup import dedup_row, order_marker
 from kafka_pinecone_flink.udfs.errors import RecordError, RecordRejectedError
+from kafka_pinecone_flink.udfs.python_worker import settle_collector
 from kafka_pinecone_flink.udfs.records import DeadLetter, row_to_source_record
 from kafka_pinecone_flink.udfs.route_config import RouteConfig
 from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
@@ -110,6 +111,9 @@ class DecodeFunction(MapFunction):
                         label = OTHER_NAMESPACES
             self._labels[topic] = label
         return label
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        settle_collector()
 
     def map(self, value: Sequence[Any]) -> Any:
         changes = []

@@ -74,6 +74,7 @@ from kafka_pinecone_flink.udfs.embed_model import (
     resolve_device,
 )
 from kafka_pinecone_flink.udfs.errors import RecordError
+from kafka_pinecone_flink.udfs.python_worker import settle_collector
 from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
 from kafka_pinecone_flink.udfs.window import SlidingWindow, register_percentiles
 
@@ -678,6 +679,7 @@ class EmbedFunction(AsyncFunction):
         metrics.gauge("chunks_embedded", lambda: embedder.stats.chunks_embedded)
         metrics.gauge("chunks_reused", lambda: embedder.stats.chunks_reused)
         register_percentiles(metrics, "embed_batch_latency_ms", embedder.batch_latency_ms)
+        settle_collector()
 
     async def async_invoke(self, value: Any) -> list[list[Change | DeadLetter]]:
         if self._embedder is None or self._ahead is None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from apache_beam.runners.worker import statesampler
@@ -76,3 +79,72 @@ def test_the_change_is_made_once_and_every_stage_module_makes_it() -> None:
 def test_a_beam_without_the_sampler_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(statesampler, "set_current_tracker")
     assert not python_worker.skip_state_sampling()
+
+
+@pytest.fixture
+def collector_restored() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_settle_collector_freezes_what_the_process_holds_and_raises_the_youngest_threshold(
+    collector_restored: None,
+) -> None:
+    gc.set_threshold(700, 10, 10)
+    held = _Cycle()
+    python_worker.settle_collector()
+    assert gc.get_threshold() == (python_worker.GC_GEN0_THRESHOLD, 10, 10)
+    assert gc.get_freeze_count() > 0
+    # Frozen: no collection walks what was there at the call (gc.get_objects lists only the three generations).
+    assert not any(obj is held for gen in range(3) for obj in gc.get_objects(generation=gen))
+    # Made later: still tracked, and a cycle of it is still reclaimed.
+    later = _Cycle()
+    assert any(obj is later for gen in range(3) for obj in gc.get_objects(generation=gen))
+    before = gc.get_freeze_count()
+    del later
+    assert gc.collect() >= 1
+    assert gc.get_freeze_count() == before
+
+
+def test_every_stage_settles_the_collector_when_it_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kafka_pinecone_flink.sinks import pinecone_sink
+    from kafka_pinecone_flink.udfs import decode_function, embed
+    from kafka_pinecone_flink.udfs.route_config import RouteConfig
+    from tests.unit.test_sink_writer import FakeIndex, config
+
+    settled: list[str] = []
+    for module in (decode_function, embed, pinecone_sink):
+        monkeypatch.setattr(module, "settle_collector", lambda name=module.__name__: settled.append(name))
+
+    async def open_index(_config: Any) -> FakeIndex:
+        return FakeIndex()
+
+    monkeypatch.setattr(pinecone_sink, "open_index", open_index)
+    monkeypatch.setattr(embed, "load_encoder", lambda *args, **kwargs: object())
+    context = _Context()
+    decode_function.DecodeFunction(RouteConfig(dimension=3, metric="cosine"), "all").open(context)
+    embed.EmbedFunction(embed.EmbedConfig()).open(context)
+    pinecone_sink.PineconeSinkFunction(config()).open(context)
+    assert settled == [decode_function.__name__, embed.__name__, pinecone_sink.__name__]
+
+
+class _Context:
+    """A runtime context whose metric group takes every gauge and sub-group."""
+
+    def get_metrics_group(self) -> Any:
+        return self
+
+    def gauge(self, name: str, obj: Any) -> None:
+        pass
+
+    def add_group(self, *names: str) -> Any:
+        return self
