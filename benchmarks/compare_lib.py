@@ -429,13 +429,11 @@ def evaluate_targets(results: Sequence[Result]) -> list[Target]:
         text = _find(results, "text", job)
         tutorial = _find(results, "text", "tutorial")
         if text is not None:
+            # Two rows: issue 17's bound, and the earlier one, which the tutorial loop's own speed can put out of
+            # reach of any job (at more than half the raw model's rate, 2x it is faster than the model itself).
+            targets.append(Target(f"{name}, (b): ≥ 90% of raw model", _ge(text.vs_raw, 0.9)))
             vs_tutorial = ratio(text.rps, tutorial.rps if tutorial else None)
-            targets.append(
-                Target(
-                    f"{name}, (b): ≥ 90% of raw model and ≥ 2x tutorial",
-                    _check(_ge(text.vs_raw, 0.9), _ge(vs_tutorial, 2)),
-                )
-            )
+            targets.append(Target(f"{name}, (b): ≥ 2x tutorial loop (earlier target)", _ge(vs_tutorial, 2)))
         changes = _find(results, "changes", job)
         if changes is not None:
             targets.append(Target(f"{name}, (c): ≥ 3x hand-made", _ge(changes.vs_handmade, 3)))

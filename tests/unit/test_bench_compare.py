@@ -242,7 +242,8 @@ def test_targets_are_met_missed_or_not_measured() -> None:
     assert targets[f"{job}, (a): ≥ hand-made and ≥ 5,000 rec/s"] is True
     assert targets[f"{job}, (a): CPU-s per record ≤ 2x hand-made"] is None  # no CPU figures in _results
     assert targets[f"{job}, (a): peak memory < 1.5 GiB"] is True
-    assert targets[f"{job}, (b): ≥ 90% of raw model and ≥ 2x tutorial"] is True
+    assert targets[f"{job}, (b): ≥ 90% of raw model"] is True
+    assert targets[f"{job}, (b): ≥ 2x tutorial loop (earlier target)"] is True
     assert targets[f"{job}, (c): ≥ 3x hand-made"] is True
     assert targets[f"{job}, (a): freshness p99 < 1 s at 50% load"] is True
     assert targets[f"{job}, (b): freshness p99 < 2 s at 50% load"] is False  # 2.5 s
@@ -274,7 +275,19 @@ def test_a_job_at_89_percent_of_the_raw_model_misses_the_text_target() -> None:
     next(r for r in rows if (r.workload, r.contender) == ("text", "job-mini")).rps = 178.0
     fill_ratios(rows)
     targets = {t.text: t.met for t in evaluate_targets(rows)}
-    assert targets["this job, mini-cluster (p=1), (b): ≥ 90% of raw model and ≥ 2x tutorial"] is False
+    assert targets["this job, mini-cluster (p=1), (b): ≥ 90% of raw model"] is False
+
+
+def test_the_text_targets_are_judged_apart() -> None:
+    # Inside 90% of the raw model, under 2x a tutorial loop that runs at more than half the model's rate.
+    rows = _results()
+    by_row = {(r.workload, r.contender): r for r in rows}
+    by_row["text", "tutorial"].rps = 0.6 * by_row["text", "raw"].rps
+    by_row["text", "job-mini"].rps = 0.95 * by_row["text", "raw"].rps
+    fill_ratios(rows)
+    targets = {t.text: t.met for t in evaluate_targets(rows)}
+    assert targets["this job, mini-cluster (p=1), (b): ≥ 90% of raw model"] is True
+    assert targets["this job, mini-cluster (p=1), (b): ≥ 2x tutorial loop (earlier target)"] is False
 
 
 def test_freshness_with_every_record_lost_is_missed_not_unmeasured() -> None:
@@ -292,7 +305,13 @@ def test_a_slow_job_misses_its_targets() -> None:
             row.rps = 100.0
     fill_ratios(rows)
     targets = evaluate_targets(rows)
-    assert [t.met for t in targets if "(a): ≥" in t.text or "(b): ≥" in t.text or "(c): ≥" in t.text] == [False] * 3
+    met = {t.text.split("), ", 1)[1]: t.met for t in targets if "): ≥" in t.text}
+    assert met == {
+        "(a): ≥ hand-made and ≥ 5,000 rec/s": False,
+        "(b): ≥ 90% of raw model": False,
+        "(b): ≥ 2x tutorial loop (earlier target)": True,  # 100 records/s, 2.5x the tutorial loop's 40
+        "(c): ≥ 3x hand-made": False,
+    }
 
 
 def test_markdown_and_text_tables_have_a_row_per_result() -> None:
