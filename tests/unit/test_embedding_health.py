@@ -115,6 +115,8 @@ def test_vectors_that_travel_as_request_json_are_read_back_and_large_groups_are_
     assert health.namespaces["ns"].norms.values() == [2.0]
     health.observe([change([1.0, 0.0])] * (SAMPLE_PER_GROUP * 3))
     assert health.observed["ns"] == 1 + SAMPLE_PER_GROUP
+    health.observe([change([1.0, 0.0])] * 250)  # a full group of the Batcher: 16 of its vectors are read back
+    assert health.observed["ns"] == 1 + SAMPLE_PER_GROUP + 16
 
 
 def test_the_drift_options_reach_the_sink_and_a_bad_reference_file_is_refused_when_the_job_is_built(
