@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import Counter
 from typing import Any
 
@@ -29,7 +28,7 @@ from pyflink.datastream import RuntimeContext
 from pyflink.datastream.functions import AsyncFunction
 
 from kafka_pinecone_flink.sinks import stats
-from kafka_pinecone_flink.sinks.client import open_index
+from kafka_pinecone_flink.sinks.client import open_index, quiet_request_logs
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
 from kafka_pinecone_flink.sinks.embedding_health import EmbeddingHealth, load_reference
 from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
@@ -109,8 +108,8 @@ class PineconeSinkFunction(AsyncFunction):
         )
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        # The SDK logs every request at INFO: quiet when healthy.
-        logging.getLogger("pinecone").setLevel(logging.WARNING)
+        # httpx and the SDK log every request at INFO: quiet when healthy.
+        quiet_request_logs()
         metrics = FlinkSinkMetrics()
         metrics.register(runtime_context.get_metrics_group())
         self._health = EmbeddingHealth(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from kafka_pinecone_flink.sinks import stats
-from kafka_pinecone_flink.sinks.client import PineconeIndexClient, open_index
+from kafka_pinecone_flink.sinks.client import REQUEST_LOGGERS, PineconeIndexClient, open_index, quiet_request_logs
 from kafka_pinecone_flink.sinks.config import PINECONE_MAX_REQUEST_BYTES, PineconeSinkConfig
 from kafka_pinecone_flink.sinks.retry import SinkFatalError
 from kafka_pinecone_flink.sinks.writer import DELETED, SUPERSEDED, UPDATED, UPSERTED, PineconeWriter
@@ -150,6 +151,46 @@ def test_upserts_updates_and_deletes_reach_the_index(
     vectors = stored(pinecone_local_index, ["a", "b", "c"])
     assert set(vectors) == {"a"}
     assert vectors["a"].values == pytest.approx(vec(4, 8), rel=1e-6)
+
+
+@pytest.fixture
+def unset_request_loggers() -> Iterator[None]:
+    """``REQUEST_LOGGERS`` at NOTSET for the test, then back (``setLevel``: it clears logging's level cache)."""
+    levels = {name: logging.getLogger(name).level for name in REQUEST_LOGGERS}
+    for name in REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_quiet_sink_logs_no_line_per_request(
+    pinecone_local_server: LocalServer,
+    pinecone_local_index: LocalIndex,
+    caplog: pytest.LogCaptureFixture,
+    unset_request_loggers: None,
+    quiet: bool,
+) -> None:
+    """httpx logged every upsert at INFO; in the job each line crossed to the JVM and landed in the TaskManager log."""
+    config = sink_config(pinecone_local_server, pinecone_local_index)
+    if quiet:
+        quiet_request_logs()
+    caplog.set_level(logging.INFO)
+    outcomes = run_writer(config, lambda w, _: w.write_batch("ns", [change("a", offset=1), change("b", offset=2)]))
+    assert outcomes == [UPSERTED, UPSERTED]
+    request_lines = [
+        r for r in caplog.records if r.name.split(".")[0] in REQUEST_LOGGERS and r.levelno < logging.WARNING
+    ]
+    # The unquiet run is the control: the same requests do log a line each.
+    assert bool(request_lines) is not quiet, [r.getMessage() for r in request_lines]
+
+
+def test_quieting_keeps_a_level_set_explicitly(unset_request_loggers: None) -> None:
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    quiet_request_logs()
+    assert logging.getLogger("httpx").level == logging.DEBUG
+    assert logging.getLogger("pinecone").level == logging.WARNING
 
 
 def test_deleting_from_a_namespace_that_does_not_exist_succeeds(
