@@ -187,19 +187,37 @@ def partition_lag(rows: DataStream, options: KafkaSourceOptions) -> DataStream:
     from pyflink.java_gateway import get_gateway
 
     gateway = get_gateway()
-    properties = gateway.jvm.java.util.Properties()
-    for key, value in options.properties.items():
-        properties.setProperty(key, value)
-    properties.setProperty("bootstrap.servers", options.bootstrap_servers)
     j_rows = rows._j_data_stream
     operator = gateway.jvm.io.github.kpf.lag.PartitionLag.withAdmin(
         SOURCE_COLUMNS.index("topic"),
         SOURCE_COLUMNS.index("partition"),
         SOURCE_COLUMNS.index("offset"),
         options.lag_interval_ms,
-        properties,
+        _java_properties(gateway, options),
     )
     return DataStream(j_rows.transform("Partition lag", j_rows.getType(), operator)).uid("partition-lag")
+
+
+def refetch_values(dead_letters: DataStream, options: KafkaSourceOptions) -> DataStream:
+    """``dead_letters`` (raw rows) with the Kafka value put back where the JVM decode path left it out of the change
+    (``io.github.kpf.decode.ValueRefetch``): read at the record's coordinates, with the source's own bootstrap servers
+    and properties."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    package = gateway.jvm.io.github.kpf.decode
+    function = package.ValueRefetch(_java_properties(gateway, options))
+    return DataStream(package.ValueRefetch.apply(dead_letters._j_data_stream, function))
+
+
+def _java_properties(gateway: Any, options: KafkaSourceOptions) -> Any:
+    """The source's Kafka client properties, bootstrap servers included, as ``java.util.Properties``."""
+    properties = gateway.jvm.java.util.Properties()
+    for key, value in options.properties.items():
+        properties.setProperty(key, value)
+    properties.setProperty("bootstrap.servers", options.bootstrap_servers)
+    return properties
 
 
 def raw_row_type() -> Any:

@@ -6,7 +6,8 @@
     ─► Batch ─► Embed (if configured) ─► Pinecone sink ─► Pinecone sink results
                 (Python, groups)         (Python, groups)
 
-    Decode results and Pinecone sink results ─► dead letters ─► dead-letter topic (exactly once)
+    Decode results ─────────────────────────────────────────┬─► dead letters ─► dead-letter topic (exactly once)
+    Pinecone sink results ─► Dead-letter values (with JVM decode)┘
 
 Right after the source, the JVM ``PartitionLag`` operator (chained, rows pass unchanged) reports each partition's
 records behind its latest offset, and the JVM decode path (``decode_stage``, option ``decode.jvm``) takes the records it
@@ -19,6 +20,12 @@ groupings, so its per-id order, fencing and state are those of a record-level op
 before it also hands on markers, on which the embed stage hands on every group it is still embedding
 (``udfs.batching.GroupsAhead``): its call on a group returns at once, so the next group reaches it while the model
 works.
+
+A change the JVM decode path makes carries its Kafka record without the value (``FastDecoder.withValueRefetch``),
+which is most of a record of pre-computed vectors: it would cross two exchanges, the dedup and the Python sink only to
+be dropped there, and carrying it cost (a) about 40 CPU-microseconds per record (BENCHMARKS.md). The sink's dead
+letters, the only place after decode that needs it, get it back from Kafka by their coordinates (``Dead-letter
+values``, ``io.github.kpf.decode.ValueRefetch``).
 
 What PyFlink forces: a Python stage's output is one type, so each stage returns one result row per group (records,
 dead letters, counts) and the JVM splits it; the embed stage hands the sink Python objects (pickled), and the sink
@@ -36,6 +43,7 @@ from kafka_pinecone_flink.jobs.kafka_io import (
     KafkaSourceOptions,
     partition_lag,
     raw_row_type,
+    refetch_values,
     source_table_ddl,
     write_raw,
 )
@@ -130,7 +138,14 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         sequenced=bool(jvm_topics),
     )
     changes, decode_dead_letters = decode_stage(
-        rows, spec.route, decode, jvm_topics, spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms
+        rows,
+        spec.route,
+        decode,
+        jvm_topics,
+        spec.batch_max_records,
+        spec.batch_max_bytes,
+        spec.batch_linger_ms,
+        refetch_up_to=spec.dead_letter_max_bytes or 0,
     )
     deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
     # With the model, the group before it comes with markers: the embed stage works on a group after its call has
@@ -162,6 +177,10 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     sink_out.name("Pinecone sink").uid("pinecone-sink-groups")
     sink_results, sink_dead_letters = batch_results(sink_out, "sink", raw_row_type(), pinecone_sink.COUNTS)
     sink_results.name("Pinecone sink results").uid("pinecone-sink-results")
+    if jvm_topics:
+        # The JVM decode path leaves each record's value out of its change; a dead letter after decode gets it back.
+        sink_dead_letters = refetch_values(sink_dead_letters, spec.source)
+        sink_dead_letters.name("Dead-letter values").uid("dead-letter-values")
 
     # Exactly-once: a replay after a crash must not dead-letter the same record twice (found by the chaos harness:
     # at-least-once resent every bad record between the restored checkpoint and the crash).
@@ -187,18 +206,22 @@ def decode_stage(
     max_records: int,
     max_bytes: int,
     linger_ms: int,
+    refetch_up_to: int | None = None,
 ) -> tuple[Any, Any]:
     """The decode stage on the source ``rows``: its changes (``dedup.input`` rows, in their records' order) and its
     dead letters. The JVM decode stage takes what it can of ``jvm_topics``' records (none: Python decodes every
     record); ``decode`` (a ``udfs.decode_function.DecodeFunction``, ``sequenced`` when ``jvm_topics``) decodes the
-    rest in groups of ``max_records`` / ``max_bytes`` / ``linger_ms``."""
+    rest in groups of ``max_records`` / ``max_bytes`` / ``linger_ms``. ``refetch_up_to``: the JVM decode path leaves
+    the value out of the change of a record whose dead letter would fit in that many bytes (0: any record), and the
+    dead letters after decode must then go through ``kafka_io.refetch_values``; None: every change keeps its value."""
     from kafka_pinecone_flink.udfs import decode_function
     from kafka_pinecone_flink.udfs.dedup import input_type
     from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
     jvm_changes = None
     if jvm_topics:
-        jvm_changes, rows = _jvm_decode(rows, route, jvm_topics, [decode.namespace_label(t) for t in jvm_topics])
+        labels = [decode.namespace_label(t) for t in jvm_topics]
+        jvm_changes, rows = _jvm_decode(rows, route, jvm_topics, labels, refetch_up_to)
     groups = batched(rows, max_records, max_bytes, linger_ms, "Batch for decode")
     groups.uid("batch-decode")
     decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
@@ -232,9 +255,11 @@ def fast_decoder(gateway: Any, route: RouteConfig, topics: Sequence[str], labels
     )
 
 
-def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str]) -> tuple[Any, Any]:
+def _jvm_decode(
+    rows: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str], refetch_up_to: int | None
+) -> tuple[Any, Any]:
     """The JVM decode stage on the source ``rows``: its changes (with markers of the records it left to Python) and
-    the rows it left to Python (the source columns and ``seq``)."""
+    the rows it left to Python (the source columns and ``seq``); ``refetch_up_to`` as for ``decode_stage``."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
@@ -242,9 +267,10 @@ def _jvm_decode(rows: Any, route: RouteConfig, topics: Sequence[str], labels: Se
 
     gateway = get_gateway()
     package = gateway.jvm.io.github.kpf.decode
-    function = package.FastDecodeFunction(
-        fast_decoder(gateway, route, topics, labels), java_strings(gateway, SOURCE_COLUMNS)
-    )
+    decoder = fast_decoder(gateway, route, topics, labels)
+    if refetch_up_to is not None:
+        decoder = decoder.withValueRefetch(refetch_up_to)
+    function = package.FastDecodeFunction(decoder, java_strings(gateway, SOURCE_COLUMNS))
     j_changes = package.FastDecodeFunction.apply(rows._j_data_stream, function)
     changes = DataStream(j_changes).name("Decode JVM").uid("decode-jvm")
     to_python = DataStream(j_changes.getSideOutput(function.toPython()))

@@ -42,6 +42,10 @@ H_ORIGINAL_VALUE_SIZE = "kpf.original.value.size"
 H_ORIGINAL_VALUE_SHA256 = "kpf.original.value.sha256"
 H_ORIGINAL_KEY_SIZE = "kpf.original.key.size"
 H_ORIGINAL_HEADERS_SIZE = "kpf.original.headers.size"
+H_REFETCH_VALUE = "kpf.refetch.value"
+"""Set on a change's record by the JVM decode path in place of its value (``SourceRecord.withoutValue`` in
+jvm/src): a dead letter of that change has it, and the job's ``Dead-letter values`` operator (``ValueRefetch``) reads
+the value back from Kafka at the ``kpf.source.*`` coordinates and drops it, before the dead-letter topic."""
 TRUNCATION_HEADER_NAMES = (
     H_TRUNCATED,
     H_ORIGINAL_VALUE_SIZE,

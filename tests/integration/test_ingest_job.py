@@ -146,6 +146,35 @@ def test_text_records_are_embedded_with_the_packaged_model_and_updates_keep_vect
     assert index["s3"][0] == tuple([0.5] * 384)
 
 
+def test_a_record_pinecone_rejects_after_the_jvm_decode_path_is_dead_lettered_with_its_original_value(
+    ingest: IngestHarness,
+) -> None:
+    """The JVM decode path leaves the value out of the change (it is most of such a record); the dead letter reads it
+    back from Kafka (``ValueRefetch``), so it is the record as it was produced, headers included."""
+    records = [
+        (b"k1", value(values=[1, 0, 0, 0], title="a")),
+        (b"k2", value(values=[0, 1, 0, 0], title="b"), [("trace", b"t-2")]),
+        (b"k3", value(values=[0, 0, 1, 0])),
+    ]
+    admin = ingest.pinecone_admin
+    admin("PUT", "/admin/faults", {"fail_next": [{"kind": "upsert", "count": 1000, "status": 400}]})
+    try:
+        run = ingest.run(records)  # type: ignore[arg-type]
+    finally:
+        admin("POST", "/admin/faults/reset")
+    dead = {message.key: message for message in run.dead_letters(expected=3)}
+    assert set(dead) == {b"k1", b"k2", b"k3"}
+    for offset, (key, original, *headers) in enumerate(records):
+        message = dead[key]
+        context = dead_letter_headers(message)
+        assert context["kpf.error.stage"] == "sink", context
+        assert context["kpf.source.offset"] == str(offset)
+        assert message.value == original, "the value read back from Kafka"
+        assert "kpf.refetch.value" not in context and "kpf.truncated" not in context, context
+        assert [h for h in message.headers if not h[0].startswith("kpf.")] == (headers[0] if headers else [])
+    assert run.snapshot(run.topics[0]) == {}
+
+
 def test_fail_fast_stops_the_job_with_an_error_naming_the_record(ingest: IngestHarness) -> None:
     records = [(b"k1", value(values=[1, 0, 0, 0])), (b"k2", value(values=[0, 1, 0, 0])), (b"k3", b"{oops")]
     run = ingest.run(

@@ -11,6 +11,7 @@ must take the plain records, or it would not be worth its place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import random
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from kafka_pinecone_flink.jobs.pipeline import fast_decoder
+from kafka_pinecone_flink.sinks.dead_letter import H_REFETCH_VALUE
 from kafka_pinecone_flink.udfs.decode import decode
 from kafka_pinecone_flink.udfs.dedup import version_text
 from kafka_pinecone_flink.udfs.errors import RecordError
@@ -281,6 +283,31 @@ def test_the_jvm_decoder_takes_every_plain_record_with_a_vector(jvm: Any, name: 
         verdict = decode(record, config)
         assert isinstance(verdict, Change), (record, verdict)
         assert_same_change(got, verdict)
+
+
+def test_with_value_refetch_a_change_carries_its_record_without_the_value_where_its_dead_letter_fits(
+    jvm: Any,
+) -> None:
+    """The value is most of a record of pre-computed vectors; the change leaves it out and marks its record, so the
+    dead letters after decode (``ValueRefetch``) can read it back. Above the dead-letter size limit it stays."""
+    config = CONFIGS["kafka-uuid"]
+    record = plain_record(random.Random(3), 1)
+    record = dataclasses.replace(record, headers=(("trace", b"t-1"),))
+    size = len(record.key or b"") + len(record.value or b"") + len("trace") + len(b"t-1") + 8  # 8: per header
+    context = jvm.jvm.io.github.kpf.decode.FastDecoder.DEAD_LETTER_CONTEXT_BYTES
+
+    def source_of(decoder: Any) -> SourceRecord:
+        change = pickle.loads(bytes(field(jvm_decode(jvm, decoder, record), "payload")))
+        assert change.json == decode(record, config).json
+        return change.source
+
+    assert source_of(java_decoder(jvm, config)) == record  # without withValueRefetch: the record as it is
+    for limit in (0, size + context):
+        elided = source_of(java_decoder(jvm, config).withValueRefetch(limit))
+        assert elided.value == b""
+        assert elided.headers == (("trace", b"t-1"), (H_REFETCH_VALUE, b""))
+        assert dataclasses.replace(elided, value=record.value, headers=record.headers) == record
+    assert source_of(java_decoder(jvm, config).withValueRefetch(size + context - 1)) == record
 
 
 def test_full_precision_floats_are_left_to_python(jvm: Any) -> None:

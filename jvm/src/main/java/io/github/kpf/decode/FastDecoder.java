@@ -66,6 +66,10 @@ public final class FastDecoder implements Serializable {
     private final String versionField;
     private final int maxMetadataBytes;
 
+    /** Leave the value out of a change whose record's dead letter would fit in this many bytes (0: any record;
+     * -1: never), {@link #withValueRefetch}. */
+    private long refetchValuesUpTo = -1;
+
     private transient MessageDigest sha1;
     private transient JsonOut metadata;
     private transient JsonOut request;
@@ -122,6 +126,35 @@ public final class FastDecoder implements Serializable {
         this.maxMetadataBytes = maxMetadataBytes;
     }
 
+    /**
+     * Room kept in a dead letter for what the sink adds to its record: the error context headers
+     * ({@code sinks.dead_letter.DLQ_HEADER_NAMES}; the message at most {@code udfs.errors.MAX_MESSAGE_CHARS} = 1,000
+     * characters, up to 4,000 bytes of UTF-8) and the refetch header, with a wide margin.
+     */
+    public static final long DEAD_LETTER_CONTEXT_BYTES = 16_384;
+
+    /**
+     * From now on, leave each record's value out of the change it decodes ({@link SourceRecord#withoutValue}) when
+     * the record's dead letter would fit in {@code deadLetterMaxBytes} without truncation (0 or less: no limit), so
+     * that the value, the largest part of a change, stops travelling through the exchanges and the Python sink. The
+     * job then runs {@link ValueRefetch} on the sink's dead letters.
+     *
+     * @return this decoder
+     */
+    public FastDecoder withValueRefetch(long deadLetterMaxBytes) {
+        this.refetchValuesUpTo = Math.max(0, deadLetterMaxBytes);
+        return this;
+    }
+
+    /** The record as the change's {@code source}: without its value where {@link #withValueRefetch} allows. */
+    private SourceRecord changeSource(SourceRecord record) {
+        if (refetchValuesUpTo < 0
+                || (refetchValuesUpTo > 0 && record.size() + DEAD_LETTER_CONTEXT_BYTES > refetchValuesUpTo)) {
+            return record;
+        }
+        return record.withoutValue();
+    }
+
     /** A record this path decoded: what the dedup operator reads, and the label of its namespace's counts. */
     public static final class Decoded {
         /** Namespace and id, NUL-separated ({@code Change.key}). */
@@ -152,7 +185,7 @@ public final class FastDecoder implements Serializable {
     /**
      * Decodes one Kafka record, or returns null when the Python decoder must (see the class doc). The record's headers
      * keep their order ({@code SourceRecord.headers}); a header's value may be null. The record becomes the change's
-     * {@code source} as it is.
+     * {@code source} as it is, or without its value ({@link #withValueRefetch}).
      */
     public Decoded decode(SourceRecord record) {
         String topic = record.topic;
@@ -226,7 +259,8 @@ public final class FastDecoder implements Serializable {
         }
         out.raw((byte) '}');
         byte[] contentHash = hash.update((byte) 'M').update(metadataJson).digest();
-        byte[] payload = ChangePickle.upsert(namespace, id, record, version, contentHash, out.toBytes());
+        byte[] payload =
+                ChangePickle.upsert(namespace, id, changeSource(record), version, contentHash, out.toBytes());
         return new Decoded(
                 namespace + "\0" + id,
                 version == null ? null : version.toString(),
