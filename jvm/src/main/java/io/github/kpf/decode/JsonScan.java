@@ -21,6 +21,16 @@ final class JsonScan {
     /** JSON null (a map cannot hold Java null as a value distinctly from absence). */
     static final Object NULL = new Object();
 
+    /** 10^0 to 10^18, the powers a mantissa of at most {@link Num#MAX_MANTISSA_DIGITS} digits is built with. */
+    private static final long[] POWERS_OF_TEN = new long[Num.MAX_MANTISSA_DIGITS + 1];
+
+    static {
+        POWERS_OF_TEN[0] = 1;
+        for (int i = 1; i < POWERS_OF_TEN.length; i++) {
+            POWERS_OF_TEN[i] = POWERS_OF_TEN[i - 1] * 10;
+        }
+    }
+
     private final byte[] in;
     private final int end;
     private int pos;
@@ -168,6 +178,13 @@ final class JsonScan {
         pos += word.length();
     }
 
+    /**
+     * One number token, read in a single pass that also counts its significant digits for {@link Num}: digits are
+     * numbered across the integer part and the fraction ({@code k}); {@code first} and {@code last} are the first and
+     * last non-zero ones, and the mantissa takes the zeros between two non-zero digits only when the second comes, so
+     * trailing zeros never enter it. A vector holds hundreds of numbers per record, so this is the hottest loop of
+     * the JVM decode path.
+     */
     private Num readNumber() throws Refused {
         int start = pos;
         boolean negative = false;
@@ -175,17 +192,34 @@ final class JsonScan {
             negative = true;
             pos++;
         }
-        int intStart = pos;
-        if (in[pos] == '0') {
+        long mantissa = 0;
+        int first = -1;
+        int last = -1;
+        int k = 0;
+        byte b = in[pos];
+        if (b == '0') {
             pos++;
-        } else if (in[pos] >= '1' && in[pos] <= '9') {
-            while (pos < end && in[pos] >= '0' && in[pos] <= '9') {
+            k = 1;
+        } else if (b >= '1' && b <= '9') {
+            first = 0;
+            last = 0;
+            mantissa = b - '0';
+            pos++;
+            k = 1;
+            while (pos < end && (b = in[pos]) >= '0' && b <= '9') {
+                if (b != '0') {
+                    if (k - first < Num.MAX_MANTISSA_DIGITS) {
+                        mantissa = mantissa * POWERS_OF_TEN[k - last] + (b - '0');
+                    }
+                    last = k;
+                }
                 pos++;
+                k++;
             }
         } else {
             throw refused();
         }
-        int intEnd = pos;
+        int intLength = k;
         int fracStart = pos;
         int fracEnd = pos;
         boolean integer = true;
@@ -193,8 +227,18 @@ final class JsonScan {
             integer = false;
             pos++;
             fracStart = pos;
-            while (pos < end && in[pos] >= '0' && in[pos] <= '9') {
+            while (pos < end && (b = in[pos]) >= '0' && b <= '9') {
+                if (b != '0') {
+                    if (first < 0) {
+                        first = k;
+                        mantissa = b - '0';
+                    } else if (k - first < Num.MAX_MANTISSA_DIGITS) {
+                        mantissa = mantissa * POWERS_OF_TEN[k - last] + (b - '0');
+                    }
+                    last = k;
+                }
                 pos++;
+                k++;
             }
             fracEnd = pos;
             if (fracEnd == fracStart) {
@@ -224,7 +268,9 @@ final class JsonScan {
                 exponent = -exponent;
             }
         }
-        return Num.of(in, start, pos, negative, intStart, intEnd, fracStart, fracEnd, (int) exponent, integer);
+        int digitCount = first < 0 ? 0 : last - first + 1;
+        int exp10 = first < 0 ? 0 : intLength - first + (int) exponent;
+        return Num.of(in, start, pos, negative, digitCount, mantissa, exp10, fracStart, fracEnd, integer);
     }
 
     private String readString() throws Refused {

@@ -24,7 +24,7 @@ final class Num {
 
     private static final BigInteger MAX_EXACT_INT = BigInteger.ONE.shiftLeft(53);
     /** Most digits kept in {@link #mantissa} (a long holds any 18-digit number). */
-    private static final int MAX_MANTISSA_DIGITS = 18;
+    static final int MAX_MANTISSA_DIGITS = 18;
     /** Powers of ten that are exact doubles: 10^0 to 10^22. */
     private static final double[] EXACT_POWERS = new double[23];
 
@@ -75,44 +75,29 @@ final class Num {
         this.plainToken = plainToken;
     }
 
+    /**
+     * The token {@code in[start..end)} with its significant digits already counted ({@link JsonScan} does it while
+     * it reads the token, in one pass): {@code digitCount} of them (0 for zero), {@code mantissa} their value when
+     * there are at most {@link #MAX_MANTISSA_DIGITS}, {@code exp10} the decimal exponent of the first one plus one.
+     * {@code fracStart..fracEnd} is the fraction's digits (empty without one).
+     */
     static Num of(
             byte[] in,
             int start,
             int end,
             boolean negative,
-            int intStart,
-            int intEnd,
+            int digitCount,
+            long mantissa,
+            int exp10,
             int fracStart,
             int fracEnd,
-            int exponent,
             boolean integer) {
-        // The mantissa's digits are the integer part's then the fraction's, the decimal point after intLength.
-        int intLength = intEnd - intStart;
-        int total = intLength + (fracEnd - fracStart);
-        int first = -1;
-        int last = -1;
-        for (int k = 0; k < total; k++) {
-            if (in[k < intLength ? intStart + k : fracStart + (k - intLength)] != '0') {
-                if (first < 0) {
-                    first = k;
-                }
-                last = k;
-            }
-        }
-        if (first < 0) {
+        if (digitCount == 0) {
             return new Num(in, start, end, negative, 0, 0L, 0, integer, false);
-        }
-        int digitCount = last - first + 1;
-        long mantissa = 0;
-        if (digitCount <= MAX_MANTISSA_DIGITS) {
-            for (int k = first; k <= last; k++) {
-                mantissa = mantissa * 10 + (in[k < intLength ? intStart + k : fracStart + (k - intLength)] - '0');
-            }
         }
         boolean plainToken =
                 fracEnd == end && fracEnd > fracStart && (in[fracEnd - 1] != '0' || fracEnd - fracStart == 1);
-        return new Num(
-                in, start, end, negative, digitCount, mantissa, intLength - first + exponent, integer, plainToken);
+        return new Num(in, start, end, negative, digitCount, mantissa, exp10, integer, plainToken);
     }
 
     boolean isZero() {

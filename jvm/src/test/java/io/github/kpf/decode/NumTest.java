@@ -60,6 +60,42 @@ class NumTest {
         }
     }
 
+    /**
+     * Tokens of up to 30 digits, most of them zeros (leading, between and after the significant digits, on both
+     * sides of the point): the single-pass count of significant digits in {@link JsonScan} gives each the correctly
+     * rounded double, and a float JSON that parses back to it exactly when at most 15 significant digits remain.
+     */
+    @Test
+    void significantDigitsAreCountedThroughRunsOfZeros() {
+        Random random = new Random(13);
+        for (int i = 0; i < 200_000; i++) {
+            int digits = 1 + random.nextInt(30);
+            StringBuilder mantissa = new StringBuilder();
+            for (int d = 0; d < digits; d++) {
+                mantissa.append(random.nextInt(10) < 7 ? '0' : (char) ('1' + random.nextInt(9)));
+            }
+            int point = 1 + random.nextInt(digits);
+            String whole = mantissa.substring(0, point).replaceFirst("^0+(?=\\d)", "");
+            String token = (random.nextBoolean() ? "-" : "") + whole
+                    + (point < digits ? "." + mantissa.substring(point) : "")
+                    + (random.nextInt(4) == 0 ? "e" + (random.nextInt(40) - 20) : "");
+            Num number = scan(token);
+            java.math.BigDecimal exact = new java.math.BigDecimal(token);
+            double expected = number.integer && exact.signum() == 0 ? 0.0 : Double.parseDouble(token);
+            assertEquals(
+                    Double.doubleToRawLongBits(expected), Double.doubleToRawLongBits(number.doubleValue()), token);
+            int significant = exact.signum() == 0 ? 0 : exact.stripTrailingZeros().precision();
+            String json = number.floatJson();
+            int exponent = significant == 0 ? 0 : significant - exact.stripTrailingZeros().scale() - 1;
+            boolean writable = significant <= Num.MAX_DIGITS && Math.abs(exponent) <= Num.MAX_EXPONENT;
+            assertEquals(writable, json != null, token);
+            if (json != null) {
+                assertEquals(
+                        Double.doubleToRawLongBits(expected), Double.doubleToRawLongBits(Double.parseDouble(json)), token);
+            }
+        }
+    }
+
     @Test
     void floatJsonAsOrjsonWritesIt() {
         assertEquals("0.123456", scan("0.1234560").floatJson());
