@@ -65,7 +65,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert config.kafka.starting_position == "committed" and config.kafka.bounded is False
     assert dict(config.kafka.properties) == {}
     assert config.sink.api_key == API_KEY and config.sink.index_name == "products"
-    assert (config.sink.batch_size, config.sink.max_retries, config.sink.retry_interval_ms) == (100, 3, 1000)
+    assert (config.sink.batch_size, config.sink.max_retries, config.sink.retry_interval_ms) == (250, 3, 1000)
     assert (config.sink.linger_ms, config.sink.error_tolerance, config.sink.schema_evolution) == (50, "none", "basic")
     assert config.embed is None
     assert config.route.namespace_template == "${topic}" and config.route.id_strategy == "kafka"
@@ -757,7 +757,7 @@ def test_the_markdown_table_has_one_row_per_option_in_spec_order() -> None:
     lines = markdown().splitlines()
     assert lines[:2] == ["| option | default | description |", "|---|---|---|"]
     assert [line.split(" | ")[0].removeprefix("| ") for line in lines[2:]] == [f"`{o.name}`" for o in OPTIONS]
-    assert "| `sink.batch-size` | `100` | Records per Pinecone upsert request" in markdown()
+    assert "| `sink.batch-size` | `250` | Records per Pinecone upsert request" in markdown()
     assert "| `pinecone.index` | required |" in markdown()
 
 
