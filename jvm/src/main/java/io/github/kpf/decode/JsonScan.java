@@ -201,14 +201,12 @@ final class JsonScan {
             pos++;
             k = 1;
         } else if (b >= '1' && b <= '9') {
-            first = 0;
-            last = 0;
-            mantissa = b - '0';
-            pos++;
-            k = 1;
             while (pos < end && (b = in[pos]) >= '0' && b <= '9') {
                 if (b != '0') {
-                    if (k - first < Num.MAX_MANTISSA_DIGITS) {
+                    if (first < 0) {
+                        first = k;
+                        mantissa = b - '0';
+                    } else if (k - first < Num.MAX_MANTISSA_DIGITS) {
                         mantissa = mantissa * POWERS_OF_TEN[k - last] + (b - '0');
                     }
                     last = k;

@@ -3,6 +3,7 @@ package io.github.kpf.decode;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
+import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
@@ -80,13 +81,14 @@ class NumTest {
                     + (point < digits ? "." + mantissa.substring(point) : "")
                     + (random.nextInt(4) == 0 ? "e" + (random.nextInt(40) - 20) : "");
             Num number = scan(token);
-            java.math.BigDecimal exact = new java.math.BigDecimal(token);
+            BigDecimal exact = new BigDecimal(token);
             double expected = number.integer && exact.signum() == 0 ? 0.0 : Double.parseDouble(token);
             assertEquals(
                     Double.doubleToRawLongBits(expected), Double.doubleToRawLongBits(number.doubleValue()), token);
-            int significant = exact.signum() == 0 ? 0 : exact.stripTrailingZeros().precision();
+            BigDecimal stripped = exact.stripTrailingZeros();
+            int significant = exact.signum() == 0 ? 0 : stripped.precision();
             String json = number.floatJson();
-            int exponent = significant == 0 ? 0 : significant - exact.stripTrailingZeros().scale() - 1;
+            int exponent = significant == 0 ? 0 : significant - stripped.scale() - 1;
             boolean writable = significant <= Num.MAX_DIGITS && Math.abs(exponent) <= Num.MAX_EXPONENT;
             assertEquals(writable, json != null, token);
             if (json != null) {
