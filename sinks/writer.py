@@ -20,16 +20,21 @@ Guarantees of ``write_batch(namespace, changes)``:
   namespace created later is picked up. ``require_namespaces`` is the same check for the namespaces known at start.
 
 Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
-matter, and Pinecone rate-limits per namespace). ``submit_group`` splits a group of changes (a batch handed over by
-Flink) by lane = (namespace, a stable hash of the id modulo ``max_concurrency``): every write of one id goes to the
-same lane, and each lane writes one batch at a time, so up to ``max_concurrency`` requests per namespace are in
-flight. The lane's parts of the groups wait in submission order; each write takes up to ``batch_size`` ids of them,
-across the parts of several groups (a part that does not fit is split between writes, each id's changes in it kept
-together, so they collapse as when the part is written alone), and a group gets its outcomes when every change of it
-is settled. So a later write of an id never overtakes an earlier one (within a write, the collapse keeps its last
-operation), and requests fill up to ``batch_size`` when writes take long: the slower Pinecone answers, the fuller each
-request. If a write raises, every group with changes in it gets the error (the job then replays them all) and the rest
-of those groups is not written; the lane goes on with the other groups. Use one event loop.
+matter, and Pinecone rate-limits per namespace). ``submit_group`` writes a group of changes (a batch handed over by
+Flink) of one namespace that fits one request (at most ``batch_size`` changes) as one write when nothing of that
+namespace is being written or waits: every earlier write of its ids is done, and one request costs less than one per
+lane (each request costs the client and the server a fixed share, whatever its size). Otherwise, and for every group
+that comes while that write is in flight, it splits the group by lane = (namespace, a stable hash of the id modulo
+``max_concurrency``): every write of one id goes to the same lane, each lane writes one batch at a time, and a lane's
+first write waits for the namespace's whole-group write in flight, if any; so up to ``max_concurrency`` requests per
+namespace are in flight, and they are in flight exactly when changes wait. The lane's parts of the groups wait in
+submission order; each write takes up to ``batch_size`` ids of them, across the parts of several groups (a part that
+does not fit is split between writes, each id's changes in it kept together, so they collapse as when the part is
+written alone), and a group gets its outcomes when every change of it is settled. So a later write of an id never
+overtakes an earlier one (within a write, the collapse keeps its last operation), and requests fill up to ``batch_size``
+when writes take long: the slower Pinecone answers, the fuller each request. If a write raises, every group with changes
+in it gets the error (the job then replays them all) and the rest of those groups is not written; the lane goes on with
+the other groups. Use one event loop.
 """
 
 from __future__ import annotations
@@ -167,12 +172,25 @@ class PineconeWriter:
         """Per lane that is writing: the parts with changes not yet handed to a write, in submission order."""
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
         """The task that writes each lane's parts while it has any (held here: the loop keeps only weak references)."""
+        self._draining: dict[str, int] = {}
+        """Per namespace: how many of its lanes have a drain task (``_drains``)."""
+        self._whole: dict[str, asyncio.Future[None]] = {}
+        """Per namespace: done when its whole-group write in flight (``_write_whole``) ends; the lanes wait for it."""
 
     # --- groups, per lane -----------------------------------------------------------------------------------------
     async def submit_group(self, changes: Sequence[Change]) -> list[Outcome]:
         """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: split
         into lanes in order, each lane's part written now, or with the other parts that wait for the lane's write in
-        flight right after it."""
+        flight right after it; or, when it fits one request and nothing of its namespace is in flight or waits, in
+        one write of its own (see the module docstring)."""
+        if changes and len(changes) <= self._config.batch_size:
+            namespace = changes[0].namespace
+            if (
+                namespace not in self._whole
+                and not self._draining.get(namespace)
+                and all(change.namespace == namespace for change in changes)
+            ):
+                return await self._write_whole(namespace, list(changes))
         parts: dict[tuple[str, int], list[int]] = {}
         for position, change in enumerate(changes):
             parts.setdefault(lane_of(change, self._lanes), []).append(position)
@@ -189,6 +207,16 @@ class PineconeWriter:
             settled.append(maybe)
         return settled
 
+    async def _write_whole(self, namespace: str, changes: list[Change]) -> list[Outcome]:
+        """Write a group alone; the lanes of its namespace start writing only after it (``_drain``)."""
+        ended = asyncio.get_running_loop().create_future()
+        self._whole[namespace] = ended
+        try:
+            return await self.write_batch(namespace, changes)
+        finally:
+            del self._whole[namespace]
+            ended.set_result(None)
+
     def _queue(self, lane: tuple[str, int], changes: list[Change]) -> asyncio.Future[list[Outcome]]:
         part = _Part(changes, asyncio.get_running_loop().create_future(), [None] * len(changes))
         waiting = self._waiting.get(lane)
@@ -196,7 +224,9 @@ class PineconeWriter:
             waiting.append(part)
         else:
             self._waiting[lane] = deque([part])
-            self._drains[lane] = asyncio.ensure_future(self._drain(lane))
+            self._draining[lane[0]] = self._draining.get(lane[0], 0) + 1
+            drain = self._drains[lane] = asyncio.ensure_future(self._drain(lane))
+            drain.add_done_callback(lambda task: self._drain_ended(lane, task))
         return part.future
 
     async def _drain(self, lane: tuple[str, int]) -> None:
@@ -204,6 +234,9 @@ class PineconeWriter:
         waiting = self._waiting[lane]
         slices: list[tuple[_Part, list[int] | None]] = []
         try:
+            whole = self._whole.get(lane[0])
+            if whole is not None:  # a group written alone holds earlier changes of these ids: after it
+                await asyncio.shield(whole)
             while slices := self._take(waiting):
                 if len(slices) == 1 and slices[0][1] is None:
                     changes = slices[0][0].changes
@@ -234,9 +267,23 @@ class PineconeWriter:
             slices = []
         finally:
             # Normally nothing is left; when the loop cancels this task, nobody must wait for a write that never comes.
-            for part in [part for part, _ in slices] + list(self._waiting.pop(lane, ())):
+            for part, _ in slices:
                 part.future.cancel()
-            self._drains.pop(lane, None)
+            self._release(lane)
+
+    def _drain_ended(self, lane: tuple[str, int], task: asyncio.Task[None]) -> None:
+        """A drain cancelled before its first step never runs its ``finally``: release its lane here instead."""
+        if self._drains.get(lane) is task:
+            self._release(lane)
+
+    def _release(self, lane: tuple[str, int]) -> None:
+        """The lane has no drain any more: its waiting parts (none, unless the drain was cancelled) are cancelled."""
+        for part in self._waiting.pop(lane, ()):
+            part.future.cancel()
+        del self._drains[lane]
+        self._draining[lane[0]] -= 1
+        if not self._draining[lane[0]]:
+            del self._draining[lane[0]]
 
     def _take(self, waiting: deque[_Part]) -> list[tuple[_Part, list[int] | None]]:
         """The next write's slices, from the front of the lane's waiting parts, in order, up to ``batch_size`` ids

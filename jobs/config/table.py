@@ -505,8 +505,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "sink.max-concurrency",
         Kind.INT,
-        "Upsert/delete requests in flight per namespace; ids are spread over them by a hash, so the writes of one id "
-        "stay in order",
+        "Upsert/delete requests in flight per namespace when changes wait; ids are spread over them by a hash, so "
+        "the writes of one id stay in order (a group of at most sink.batch-size changes that finds its namespace "
+        "idle is one request)",
         default=sink_config.DEFAULT_MAX_CONCURRENCY,
         low=1,
         high=sink_config.MAX_MAX_CONCURRENCY,

@@ -362,21 +362,23 @@ def test_batch_size_latency_and_lag_are_reported() -> None:
 
 
 class SlowIndex(FakeIndex):
-    """Each request takes a little while; records how many requests were in flight at once. A request that carries
-    the id ``refuse_request_with`` is answered 401."""
+    """Each request takes a little while (``delays``); records how many requests were in flight at once. A request
+    that carries the id ``refuse_request_with`` is answered 401."""
 
     def __init__(self) -> None:
         super().__init__()
         self.in_flight = 0
         self.most_in_flight = 0
         self.refuse_request_with: str | None = None
+        self.delays: list[float] = []
+        """How long the next requests take, one per request; 10 ms each after them."""
 
     async def upsert(self, records: Sequence[UpsertRecord], namespace: str) -> None:
         if self.refuse_request_with in [record.id for record in records]:
             self.fail_with = [UnauthorizedError()]
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(self.delays.pop(0) if self.delays else 0.01)
         self.in_flight -= 1
         await super().upsert(records, namespace)
 
@@ -678,10 +680,11 @@ def test_a_failed_batch_of_parts_fails_every_group_in_it_and_the_lane_goes_on() 
 
 def test_a_cancelled_write_leaves_no_caller_waiting() -> None:
     fake = SlowIndex()
-    writer = PineconeWriter(fake, config(max_concurrency=1), sleep=Sleeps())
+    writer = PineconeWriter(fake, config(batch_size=1, max_concurrency=1), sleep=Sleeps())
 
     async def go() -> list[Any]:
-        first = asyncio.ensure_future(writer.submit_group([change("a")]))
+        # Two ids in requests of one: the group goes through the lane, whose drain is writing "a" when cancelled.
+        first = asyncio.ensure_future(writer.submit_group([change("a"), change("a2")]))
         await asyncio.sleep(0.005)
         second = asyncio.ensure_future(writer.submit_group([change("b")]))
         await asyncio.sleep(0)
@@ -690,3 +693,76 @@ def test_a_cancelled_write_leaves_no_caller_waiting() -> None:
         return list(await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), timeout=5))
 
     assert [type(result) for result in asyncio.run(go())] == [asyncio.CancelledError, asyncio.CancelledError]
+
+
+def test_a_drain_cancelled_before_its_first_step_leaves_no_caller_waiting() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=1, max_concurrency=1), sleep=Sleeps())
+
+    async def go() -> tuple[Any, Any]:
+        first = asyncio.ensure_future(writer.submit_group([change("a"), change("b")]))
+        await asyncio.sleep(0)  # the group is queued and its lane's drain task made, but that task has not run yet
+        (drain,) = writer._drains.values()
+        drain.cancel()
+        cancelled = (await asyncio.wait_for(asyncio.gather(first, return_exceptions=True), timeout=5))[0]
+        # The lane was released: a later group gets a drain of its own and is written.
+        return cancelled, await asyncio.wait_for(writer.submit_group([change("c"), change("d")]), timeout=5)
+
+    cancelled, later = asyncio.run(go())
+    assert isinstance(cancelled, asyncio.CancelledError) and later == [UPSERTED, UPSERTED]
+    assert fake.ids() == {"c", "d"} and writer._drains == {} and writer._waiting == {}
+
+
+# --- a group written whole --------------------------------------------------------------------------------------------
+
+
+def test_a_group_that_fits_one_request_and_finds_its_namespace_idle_is_one_request() -> None:
+    fake = SlowIndex()
+    writer = PineconeWriter(fake, config(batch_size=40, max_concurrency=4), sleep=Sleeps())
+    group = [change(f"id{i}") for i in range(40)]
+    assert len({lane_of(c, 4) for c in group}) == 4  # split by lane, it would take four requests
+    assert write_group(writer, group) == [UPSERTED] * 40
+    assert fake.calls == [("upsert", "ns", [c.id for c in group])]
+
+
+def test_groups_that_come_while_a_whole_group_is_written_wait_for_it_then_go_through_the_lanes() -> None:
+    fake = SlowIndex()
+    fake.delays = [0.05]  # the whole group's request is slow; the lanes' requests take the usual 10 ms
+    writer = PineconeWriter(fake, config(batch_size=10, max_concurrency=4), sleep=Sleeps())
+
+    async def go() -> list[list[Any]]:
+        versions = [change(f"id{i}", values=[1.0, 0.0, 0.0]) for i in range(10)]
+        first = asyncio.ensure_future(writer.submit_group(versions))
+        await asyncio.sleep(0.005)
+        # Both come while it is in flight: the larger one would go through the lanes anyway, the small one because
+        # the namespace is busy. Written before the whole group ends, their versions would be overwritten by it.
+        larger = writer.submit_group([change(f"id{i}", values=[2.0, 0.0, 0.0]) for i in range(20)])
+        small = writer.submit_group([change(f"id{i}", values=[3.0, 0.0, 0.0]) for i in range(5)])
+        return list(await asyncio.wait_for(asyncio.gather(first, larger, small), timeout=5))
+
+    whole, larger, small = asyncio.run(go())
+    assert whole == [UPSERTED] * 10 and small == [UPSERTED] * 5
+    # A lane's waiting parts are written together: there, the small group's version supersedes the larger's.
+    assert set(larger[:5]) <= {UPSERTED, SUPERSEDED} and larger[5:] == [UPSERTED] * 15
+    assert {i: fake.store["ns"][f"id{i}"].values[0] for i in range(20)} == {i: 3.0 if i < 5 else 2.0 for i in range(20)}
+    upserts = [ids for kind, _, ids in fake.calls if kind == "upsert"]
+    assert upserts[0] == [f"id{i}" for i in range(10)] and len(upserts) > 2
+    assert fake.most_in_flight > 1  # after the whole group, the lanes write side by side
+
+
+def test_a_cancelled_whole_group_write_lets_the_groups_behind_it_be_written() -> None:
+    fake = SlowIndex()
+    fake.delays = [0.05]
+    writer = PineconeWriter(fake, config(max_concurrency=2), sleep=Sleeps())
+
+    async def go() -> tuple[Any, Any]:
+        whole = asyncio.ensure_future(writer.submit_group([change("a", values=[1.0, 0.0, 0.0])]))
+        await asyncio.sleep(0.005)
+        behind = asyncio.ensure_future(writer.submit_group([change("a", values=[2.0, 0.0, 0.0])]))
+        await asyncio.sleep(0)
+        whole.cancel()
+        return tuple(await asyncio.wait_for(asyncio.gather(whole, behind, return_exceptions=True), timeout=5))
+
+    cancelled, written = asyncio.run(go())
+    assert isinstance(cancelled, asyncio.CancelledError) and written == [UPSERTED]
+    assert fake.store["ns"]["a"].values[0] == 2.0 and writer._whole == {}
