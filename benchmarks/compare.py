@@ -39,8 +39,10 @@ How each figure is measured:
   ``time.time()``); p50/p95/p99 and lost records are reported.
 * CPU: CPU seconds of the contender's whole process tree (the consumer; the job's driver, JVM and Python workers;
   the cluster's JobManager, TaskManager and workers) between the first and the last acknowledgement, read from
-  /proc every 0.2 s and interpolated; cores = CPU seconds / that window. Peak RSS: the largest sum of the tree's
-  resident memory over the contender's whole run.
+  /proc every 0.2 s and interpolated; cores = CPU seconds / that window. The same, and records/s, over the run's
+  second half (``compare_lib.warm_window``: the acknowledgements from the 50th to the 90th percentile, after a JVM's
+  just-in-time compiler did most of its work) go to the notes, and (a)'s CPU target is also given for it. Peak RSS:
+  the largest sum of the tree's resident memory over the contender's whole run.
 * ratios: records/s over the hand-made consumer's and over the raw limit's, on the same workload. When other
   contenders run with it, the raw limit is measured twice, first and last on its workload, and counts as the mean of
   the two (both rates are in its notes): the host's speed drifts by several percent over a workload's minutes, and
@@ -101,6 +103,7 @@ from benchmarks.compare_lib import (
     save_chart,
     steady_rate,
     texts_to_embed,
+    warm_window,
 )
 from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, free_port
 
@@ -534,17 +537,19 @@ class Bench:
             start, end = min(times), max(times)
             result.rps, result.window_s = self.timed(result, times)
             result.startup_s = start - launched
+            warm = warm_window(times, result.records)
             self.freshness(result, data, index, fresh_topic, handle)
         except RuntimeError as exc:  # BenchError, or ClusterError from a submission
             result.notes.append(f"failed: {(str(exc).splitlines() or [''])[0][:300]}")
             self.log(f"  FAILED: {exc}")
-            start = end = None
+            start = end = warm = None
         finally:
             try:
                 handle.stop()
             finally:
                 samples = sampler.stop()
         self.account(result, samples, start, end)
+        self.account_warm(result, samples, warm)
         self.log(
             f"  {result.records:,} records, {result.rps or 0:,.1f} rec/s, start-up {result.startup_s or 0:.1f}s, "
             f"p99 {result.p99_ms or 0:,.0f} ms, peak {result.peak_rss_mb or 0:,.0f} MiB"
@@ -593,6 +598,21 @@ class Bench:
         if rps is None:
             result.notes.append("too few records to time: everything was acknowledged at once")
         return rps, window
+
+    @staticmethod
+    def account_warm(result: Result, samples: list[ProcessSample], warm: tuple[float, float, float] | None) -> None:
+        """The second half's records/s and CPU (``compare_lib.warm_window``), and a note that gives them."""
+        if warm is None:
+            return
+        start, end, records = warm
+        result.warm_cpu_s = cpu_seconds(samples, start, end)
+        if result.warm_cpu_s is None or not records:
+            return
+        result.warm_rps, result.warm_records = records / (end - start), records
+        result.notes.append(
+            f"second half of the run (acknowledgements from the 50th to the 90th percentile): "
+            f"{result.warm_rps:,.0f} rec/s, {result.warm_cpu_s / records * 1e6:,.0f} µs of CPU per record"
+        )
 
     @staticmethod
     def account(result: Result, samples: list[ProcessSample], start: float | None, end: float | None) -> None:

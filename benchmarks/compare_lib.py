@@ -259,6 +259,24 @@ def steady_rate(ack_times: Sequence[float], records: int) -> tuple[float | None,
     return records * within / len(ordered) / window, window
 
 
+WARM_FROM = 0.5
+
+
+def warm_window(ack_times: Sequence[float], records: int) -> tuple[float, float, float] | None:
+    """``(start, end, records acknowledged in between)`` from the acknowledgement at the 50th percentile to the one at
+    the 90th: the second half of a run, after the JVM compiled its hot code (a just-in-time compiler's work falls
+    mostly in a run's first half) and before the tail. None when it is shorter than 10 ms."""
+    if not ack_times or records <= 0:
+        return None
+    ordered = sorted(ack_times)
+    last = len(ordered) - 1
+    low, high = math.floor(WARM_FROM * last), math.ceil(STEADY_HIGH * last)
+    if low >= high or ordered[high] - ordered[low] < MIN_STEADY_WINDOW_S:
+        return None
+    within = bisect.bisect_right(ordered, ordered[high]) - bisect.bisect_right(ordered, ordered[low])
+    return ordered[low], ordered[high], records * within / len(ordered)
+
+
 def latencies(produced: Sequence[tuple[str, float]], acked: Mapping[str, Sequence[float]]) -> tuple[list[float], int]:
     """Seconds from each produced record's Kafka timestamp to the first acknowledgement of its id at or after it
     (``acked``: each id's acknowledgement times, sorted), and how many records had none. An id produced again
@@ -339,6 +357,12 @@ class Result:
     peak_rss_mb: float | None = None
     vs_handmade: float | None = None
     vs_raw: float | None = None
+    warm_rps: float | None = None
+    """Records/s in the run's second half (``warm_window``)."""
+    warm_cpu_s: float | None = None
+    """CPU seconds of the contender's process tree in that window."""
+    warm_records: float | None = None
+    """Records acknowledged in that window."""
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -406,6 +430,10 @@ def _cpu_per_record(row: Result | None) -> float | None:
     return None if row is None or row.cpu_s is None or not row.records else row.cpu_s / row.records
 
 
+def _warm_cpu_per_record(row: Result | None) -> float | None:
+    return None if row is None or row.warm_cpu_s is None or not row.warm_records else row.warm_cpu_s / row.warm_records
+
+
 def evaluate_targets(results: Sequence[Result]) -> list[Target]:
     """Issue 17's targets (and the earlier ones it kept: ≥ 5,000 rec/s on (a), ≥ 2x the tutorial loop on (b)), each
     met, missed, or not measured (None), for every job contender measured."""
@@ -421,6 +449,15 @@ def evaluate_targets(results: Sequence[Result]) -> list[Target]:
             )
             cpu = ratio(_cpu_per_record(vec), _cpu_per_record(_find(results, "vectors", "handmade")))
             targets.append(Target(f"{name}, (a): CPU-s per record ≤ 2x hand-made", None if cpu is None else cpu <= 2))
+            # The same bound on the run's second half: what a long-running job pays once its JVM has compiled the
+            # hot code. Reported beside the whole-run row, which stays the target's measure.
+            warm = ratio(_warm_cpu_per_record(vec), _warm_cpu_per_record(_find(results, "vectors", "handmade")))
+            targets.append(
+                Target(
+                    f"{name}, (a): CPU-s per record ≤ 2x hand-made, second half of the run (beside the row above)",
+                    None if warm is None else warm <= 2,
+                )
+            )
             limit = PEAK_RSS_TARGET_MB[job]
             peak = vec.peak_rss_mb
             targets.append(
