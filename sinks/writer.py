@@ -172,8 +172,6 @@ class PineconeWriter:
         """Per lane that is writing: the parts with changes not yet handed to a write, in submission order."""
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
         """The task that writes each lane's parts while it has any (held here: the loop keeps only weak references)."""
-        self._draining: dict[str, int] = {}
-        """Per namespace: how many of its lanes have a drain task (``_drains``)."""
         self._whole: dict[str, asyncio.Future[None]] = {}
         """Per namespace: done when its whole-group write in flight (``_write_whole``) ends; the lanes wait for it."""
 
@@ -187,7 +185,7 @@ class PineconeWriter:
             namespace = changes[0].namespace
             if (
                 namespace not in self._whole
-                and not self._draining.get(namespace)
+                and not any(lane[0] == namespace for lane in self._drains)
                 and all(change.namespace == namespace for change in changes)
             ):
                 return await self._write_whole(namespace, list(changes))
@@ -224,7 +222,6 @@ class PineconeWriter:
             waiting.append(part)
         else:
             self._waiting[lane] = deque([part])
-            self._draining[lane[0]] = self._draining.get(lane[0], 0) + 1
             drain = self._drains[lane] = asyncio.ensure_future(self._drain(lane))
             drain.add_done_callback(lambda task: self._drain_ended(lane, task))
         return part.future
@@ -281,9 +278,6 @@ class PineconeWriter:
         for part in self._waiting.pop(lane, ()):
             part.future.cancel()
         del self._drains[lane]
-        self._draining[lane[0]] -= 1
-        if not self._draining[lane[0]]:
-            del self._draining[lane[0]]
 
     def _take(self, waiting: deque[_Part]) -> list[tuple[_Part, list[int] | None]]:
         """The next write's slices, from the front of the lane's waiting parts, in order, up to ``batch_size`` ids
