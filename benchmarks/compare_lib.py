@@ -239,42 +239,47 @@ STEADY_LOW, STEADY_HIGH = 0.1, 0.9
 MIN_STEADY_WINDOW_S = 0.01
 
 
+def ack_window(
+    ack_times: Sequence[float], records: int, low_share: float, *, after_first_request: bool = False
+) -> tuple[float, float, float] | None:
+    """``(start, end, records acknowledged in between)``: from the acknowledgement at the ``low_share`` quantile (or,
+    with ``after_first_request``, if later, the first one after the first request) to the one at the 90th
+    percentile of all of a run's acknowledgements; records in between = after the request that opened the window, up
+    to and including the one that closed it. None when the window is shorter than 10 ms."""
+    if not ack_times or records <= 0:
+        return None
+    ordered = sorted(ack_times)
+    last = len(ordered) - 1
+    low, high = math.floor(low_share * last), math.ceil(STEADY_HIGH * last)
+    if after_first_request:
+        low = max(low, sum(1 for t in ordered if t == ordered[0]))  # written together: prepared before the window
+    if low >= high or ordered[high] - ordered[low] < MIN_STEADY_WINDOW_S:
+        return None
+    within = bisect.bisect_right(ordered, ordered[high]) - bisect.bisect_right(ordered, ordered[low])
+    return ordered[low], ordered[high], records * within / len(ordered)
+
+
 def steady_rate(ack_times: Sequence[float], records: int) -> tuple[float | None, float | None]:
     """``(records/s, window seconds)`` between the acknowledgements at the 10th (or, if later, the first one after the
     first request) and the 90th percentile of all of a run's acknowledgements: start-up and the first batch
     (prepared before the first acknowledgement) are outside, and so is the tail; the same rule for every contender.
     ``(None, None)`` when that window is shorter than 10 ms (everything was written in one or two requests: too few
     records to time)."""
-    if not ack_times or records <= 0:
+    window = ack_window(ack_times, records, STEADY_LOW, after_first_request=True)
+    if window is None:
         return None, None
-    ordered = sorted(ack_times)
-    last = len(ordered) - 1
-    first_request = sum(1 for t in ordered if t == ordered[0])  # written together: prepared before the window
-    low, high = max(math.floor(STEADY_LOW * last), first_request), math.ceil(STEADY_HIGH * last)
-    window = ordered[high] - ordered[low] if low < high else 0.0
-    if window < MIN_STEADY_WINDOW_S:
-        return None, None
-    # Acknowledged within the window: after the request that opened it, up to and including the one that closed it.
-    within = bisect.bisect_right(ordered, ordered[high]) - bisect.bisect_right(ordered, ordered[low])
-    return records * within / len(ordered) / window, window
+    start, end, within = window
+    return within / (end - start), end - start
 
 
 WARM_FROM = 0.5
 
 
 def warm_window(ack_times: Sequence[float], records: int) -> tuple[float, float, float] | None:
-    """``(start, end, records acknowledged in between)`` from the acknowledgement at the 50th percentile to the one at
-    the 90th: the second half of a run, after the JVM compiled its hot code (a just-in-time compiler's work falls
-    mostly in a run's first half) and before the tail. None when it is shorter than 10 ms."""
-    if not ack_times or records <= 0:
-        return None
-    ordered = sorted(ack_times)
-    last = len(ordered) - 1
-    low, high = math.floor(WARM_FROM * last), math.ceil(STEADY_HIGH * last)
-    if low >= high or ordered[high] - ordered[low] < MIN_STEADY_WINDOW_S:
-        return None
-    within = bisect.bisect_right(ordered, ordered[high]) - bisect.bisect_right(ordered, ordered[low])
-    return ordered[low], ordered[high], records * within / len(ordered)
+    """``ack_window`` from the acknowledgement at the 50th percentile to the one at the 90th: the second half of a
+    run, after the JVM compiled its hot code (a just-in-time compiler's work falls mostly in a run's first half) and
+    before the tail. None when it is shorter than 10 ms."""
+    return ack_window(ack_times, records, WARM_FROM)
 
 
 def latencies(produced: Sequence[tuple[str, float]], acked: Mapping[str, Sequence[float]]) -> tuple[list[float], int]:
@@ -426,12 +431,12 @@ FRESHNESS_TARGET_MS = {"vectors": 1000, "text": 2000, "changes": 2000}
 """Issue 17: freshness p99 at 50% load, under 1 s for (a), under 2 s for (b) and (c)."""
 
 
-def _cpu_per_record(row: Result | None) -> float | None:
-    return None if row is None or row.cpu_s is None or not row.records else row.cpu_s / row.records
-
-
-def _warm_cpu_per_record(row: Result | None) -> float | None:
-    return None if row is None or row.warm_cpu_s is None or not row.warm_records else row.warm_cpu_s / row.warm_records
+def _cpu_per_record(row: Result | None, *, warm: bool = False) -> float | None:
+    """CPU seconds per record over the whole run, or with ``warm`` over its second half (``warm_window``)."""
+    if row is None:
+        return None
+    cpu_s, records = (row.warm_cpu_s, row.warm_records) if warm else (row.cpu_s, row.records)
+    return None if cpu_s is None or not records else cpu_s / records
 
 
 def evaluate_targets(results: Sequence[Result]) -> list[Target]:
@@ -451,7 +456,9 @@ def evaluate_targets(results: Sequence[Result]) -> list[Target]:
             targets.append(Target(f"{name}, (a): CPU-s per record ≤ 2x hand-made", None if cpu is None else cpu <= 2))
             # The same bound on the run's second half: what a long-running job pays once its JVM has compiled the
             # hot code. Reported beside the whole-run row, which stays the target's measure.
-            warm = ratio(_warm_cpu_per_record(vec), _warm_cpu_per_record(_find(results, "vectors", "handmade")))
+            warm = ratio(
+                _cpu_per_record(vec, warm=True), _cpu_per_record(_find(results, "vectors", "handmade"), warm=True)
+            )
             targets.append(
                 Target(
                     f"{name}, (a): CPU-s per record ≤ 2x hand-made, second half of the run (beside the row above)",
