@@ -187,6 +187,31 @@ def test_fail_fast_stops_the_job_with_an_error_naming_the_record(ingest: IngestH
     assert f"record {run.topics[0]}[0]@2 rejected in decode: InvalidJsonError" in run.output
 
 
+def test_fail_fast_in_the_sink_names_the_record_and_leaves_the_group_out_of_the_error(ingest: IngestHarness) -> None:
+    """PyFlink wraps a failed async call's error in a message with ``str()`` of its whole input: this group's records,
+    2 KB of metadata each, made a 131 KB first line before the line that names the record (udfs.python_worker)."""
+    title = "confidential-title-" * 100
+    records = [(f"k{i}".encode(), value(values=[1, 0, 0, 0], title=title)) for i in range(50)]
+    admin = ingest.pinecone_admin
+    admin("PUT", "/admin/faults", {"fail_next": [{"kind": "upsert", "count": 1000, "status": 400}]})
+    try:
+        run = ingest.run(
+            records,  # type: ignore[arg-type]
+            "--errors.tolerance=none",
+            "--flink.conf=restart-strategy.type=none",
+            expect_success=False,
+        )
+    finally:
+        admin("POST", "/admin/faults/reset")
+    assert run.result.returncode != 0
+    assert re.search(rf"record {re.escape(run.topics[0])}\[0\]@\d+ rejected in sink: PineconeRejectedError", run.output)
+    assert re.search(r"during handling input .a group of \d+ items \(content left out\)", run.output), run.output[
+        -3000:
+    ]
+    assert "confidential-title" not in run.output
+    assert max(map(len, run.output.splitlines())) < 5_000
+
+
 def test_a_missing_index_fails_at_start_naming_the_index(ingest: IngestHarness) -> None:
     run = ingest.run([], index=("no-such-index", None), expect_success=False)
     assert run.result.returncode != 0

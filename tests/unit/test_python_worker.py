@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -148,3 +150,75 @@ class _Context:
 
     def add_group(self, *names: str) -> Any:
         return self
+
+
+# -- summarise_failed_inputs ----------------------------------------------------------------------------------------
+
+
+def _failed_call(record: Any) -> tuple[list[Exception], list[Any], Any]:
+    """A PyFlink ``ResultHandler`` for ``record`` whose call fails: the errors it reports, what it completes with."""
+    from pyflink.fn_execution.datastream.process.async_function.operation import ResultHandler
+
+    reported: list[Exception] = []
+    completed: list[Any] = []
+
+    class _Future:
+        def complete(self, result: Any) -> None:
+            completed.append(result)
+
+    handler = ResultHandler("Stage", lambda value: [], reported.append, record, _Future())
+    handler.complete_exceptionally(ValueError("record t[0]@7 rejected in sink"))
+    return reported, completed, handler
+
+
+def test_a_failed_group_is_reported_by_its_size_with_its_error_and_kept() -> None:
+    assert python_worker.summarise_failed_inputs()
+    group = [b"secret-looking metadata " * 100 for _ in range(250)]
+    reported, completed, handler = _failed_call(group)
+    (error,) = reported
+    message = str(error)
+    assert "a group of 250 items (content left out)" in message
+    assert "secret-looking" not in message and len(message) < 500
+    # The error that names the record is still there, as PyFlink's second argument.
+    assert isinstance(error.args[1], ValueError) and "t[0]@7" in str(error.args[1])
+    assert completed == [[]]
+    assert handler._record is group
+
+
+def test_without_the_change_pyflink_puts_the_whole_group_in_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the change is for: PyFlink's own method, as installed, writes ``str()`` of the input."""
+    from pyflink.fn_execution.datastream.process.async_function.operation import ResultHandler
+
+    assert python_worker.summarise_failed_inputs()
+    monkeypatch.setattr(
+        ResultHandler, "_complete_exceptionally_internal", getattr(ResultHandler, python_worker._SUMMARISED)
+    )
+    reported, _, _ = _failed_call([b"secret-looking metadata " * 100 for _ in range(250)])
+    assert "secret-looking" in str(reported[0]) and len(str(reported[0])) > 100_000
+
+
+def test_one_input_that_is_not_a_group_is_named_by_its_type() -> None:
+    assert python_worker.summarise_failed_inputs()
+    reported, _, _ = _failed_call(b"x" * 10_000)
+    assert "one bytes (content left out)" in str(reported[0]) and "xxxx" not in str(reported[0])
+
+
+def test_a_pyflink_without_the_handler_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyflink.fn_execution.datastream.process.async_function import operation
+
+    monkeypatch.delattr(operation, "ResultHandler")
+    assert not python_worker.summarise_failed_inputs()
+
+
+@pytest.mark.parametrize("module", ["kafka_pinecone_flink.udfs.embed", "kafka_pinecone_flink.sinks.pinecone_sink"])
+def test_each_async_stage_module_makes_the_change_on_its_own(module: str) -> None:
+    """In a fresh interpreter (as in a Python worker), importing the stage's module alone is enough."""
+    check = (
+        f"import {module}\n"
+        "from pyflink.fn_execution.datastream.process.async_function.operation import ResultHandler\n"
+        f"assert getattr(ResultHandler, {python_worker._SUMMARISED!r}, False)\n"
+        "from apache_beam.runners.worker import statesampler\n"
+        f"assert getattr(statesampler.StateSampler, {python_worker._PATCHED!r}, False)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
