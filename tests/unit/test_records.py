@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cloudpickle
+import numpy as np
 import orjson
 import pytest
 
@@ -84,6 +85,35 @@ def test_upsert_json_is_the_records_json_in_pinecones_shape(
     sparse: SparseVector | None, metadata_json: bytes | None, expected: dict[str, Any]
 ) -> None:
     assert orjson.loads(upsert_json("a", [0.5, -1.0], sparse, metadata_json)) == expected
+
+
+def test_narrow_writes_a_float32_vector_in_float32s_shortest_form_that_reads_back_the_same() -> None:
+    vector = (np.random.default_rng(7).standard_normal(384) / 20).astype(np.float32)
+    edges = np.array([1e-45, 1.1754944e-38, 3.4028235e38, -0.0, 0.1, 1 / 3, 16777216], dtype=np.float32)
+    for values in (vector, edges):
+        wide = upsert_json("a", values.tolist(), None, None)
+        narrow = upsert_json("a", values.tolist(), None, None, narrow=True)
+        read = np.asarray(orjson.loads(narrow)["values"], dtype=np.float32)
+        assert np.array_equal(read, values) and all(np.signbit(read) == np.signbit(values))
+        assert np.array_equal(np.asarray(orjson.loads(wide)["values"], dtype=np.float32), read)
+    assert b"0.1," in upsert_json("a", edges.tolist(), None, None, narrow=True)  # not 0.10000000149011612
+    wide, narrow = (
+        upsert_json("a", vector.tolist(), None, None),
+        upsert_json("a", vector.tolist(), None, None, narrow=True),
+    )
+    assert len(narrow) < 0.65 * len(wide)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.1, 0.2], [1e300, 2.0], [float("nan"), 1.0], [1e-45], [], [1, 2]],
+    ids=["not-float32", "beyond-float32", "nan", "below-float32", "empty", "ints"],
+)
+def test_narrow_leaves_values_that_are_not_all_float32_as_doubles(values: list[float]) -> None:
+    expected = b'{"id":"a","values":' + orjson.dumps(values) + b"}"
+    if values == [1, 2]:  # exact float32s: written as such
+        expected = b'{"id":"a","values":[1.0,2.0]}'
+    assert upsert_json("a", values, None, None, narrow=True) == expected
 
 
 class _Instant:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 from pinecone import SparseValues, Vector
@@ -21,7 +22,7 @@ from kafka_pinecone_flink.sinks.config import (
     PINECONE_MAX_DELETE_IDS,
     PINECONE_MAX_UPSERT_RECORDS,
 )
-from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, Op, SourceRecord, SparseVector
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, Op, SourceRecord, SparseVector, upsert_json
 
 pytestmark = pytest.mark.unit
 
@@ -189,6 +190,22 @@ def test_an_upsert_without_any_vector_is_rejected() -> None:
     assert position == 0
     assert isinstance(error, MissingVectorError)
     assert "neither dense values nor sparse values" in error.message
+
+
+def test_a_model_vector_is_sent_in_float32s_shortest_form_and_a_records_json_as_it_is() -> None:
+    """A change without ``json`` carries the model's vector (float32): the request holds the same float32 numbers,
+    in about three fifths of the bytes; a change with ``json`` (a record's own vector) is sent as that JSON."""
+    vector = (np.random.default_rng(3).standard_normal(DIM) / 20).astype(np.float32)
+    embedded = change("a", values=vector.tolist(), metadata={"title": "t"})
+    record = encode_upsert(embedded)
+    sent = orjson.loads(record.json)
+    assert np.array_equal(np.asarray(sent["values"], dtype=np.float32), vector)
+    assert sent["metadata"] == {"title": "t"} and sent["id"] == "a"
+    as_doubles = upsert_json("a", vector.tolist(), None, orjson.dumps({"title": "t"}))
+    assert len(record.json) < 0.65 * len(as_doubles)
+    brought = change("b", values=vector.tolist())
+    brought.json = as_doubles
+    assert encode_upsert(brought).json is as_doubles
 
 
 def test_a_record_whose_metadata_cannot_be_encoded_is_rejected() -> None:
