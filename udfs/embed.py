@@ -74,15 +74,13 @@ from kafka_pinecone_flink.udfs.embed_model import (
     resolve_device,
 )
 from kafka_pinecone_flink.udfs.errors import RecordError
-from kafka_pinecone_flink.udfs.python_worker import settle_collector, skip_state_sampling, summarise_failed_inputs
+from kafka_pinecone_flink.udfs.python_worker import prepare_stage_worker, settle_collector
 from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
 from kafka_pinecone_flink.udfs.window import SlidingWindow, register_percentiles
 
-# This stage's module does not import udfs.stage_batch, which makes these two changes for the other stages: the
-# worker that runs it ends its bundles without Beam's sampling thread, and a failed group's error gives its size, not
-# its content (udfs.python_worker).
-skip_state_sampling()
-summarise_failed_inputs()
+# This stage's module does not import udfs.stage_batch, which prepares the worker for the other stages
+# (udfs.python_worker).
+prepare_stage_worker()
 
 DEFAULT_BATCH_SIZE = 64
 """Batches of 32-64 gave the best CPU throughput on 2 cores with 30-60-word texts (benchmarks/embed_bench.py)."""

@@ -55,6 +55,14 @@ _SUMMARISED = "_kpf_summarised_inputs"
 """Set on PyFlink's ``ResultHandler`` once ``summarise_failed_inputs`` has changed it: PyFlink's own method."""
 
 
+def prepare_stage_worker() -> None:
+    """The changes of this module that a stage's worker needs before its first bundle: the bundle state samplers
+    without their thread (``skip_state_sampling``) and failed groups named by their size (``summarise_failed_inputs``).
+    Each is made once per process; call at the import of every Python stage's module."""
+    skip_state_sampling()
+    summarise_failed_inputs()
+
+
 GC_GEN0_THRESHOLD = 100_000
 """Container allocations (beyond deallocations) between two collections of the youngest generation; Python's default
 is 700. A group of records allocates tens of thousands: at 700 the collector ran several times per group."""

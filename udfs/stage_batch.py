@@ -26,13 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kafka_pinecone_flink.udfs.python_worker import skip_state_sampling, summarise_failed_inputs
+from kafka_pinecone_flink.udfs.python_worker import prepare_stage_worker
 
-# Every Python stage's module but udfs.embed (which does the same itself) imports this one, so the worker that runs
-# a stage ends its bundles without waiting for Beam's sampling thread from its first bundle on, and a failed group's
-# error gives its size, not its content (udfs.python_worker).
-skip_state_sampling()
-summarise_failed_inputs()
+# Every Python stage's module but udfs.embed (which calls it itself) imports this one, so the worker that runs a stage
+# ends its bundles without waiting for Beam's sampling thread from its first bundle on, and a failed group's error
+# gives its size, not its content (udfs.python_worker).
+prepare_stage_worker()
 
 RESULT_FIELDS = ("records", "dead_letters", "counts")
 """The fields of a stage's result row (``batch.result`` in jvm/contract/rows.txt, checked against it by
