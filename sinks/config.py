@@ -33,9 +33,9 @@ counts differently."""
 MIN_MAX_REQUEST_BYTES = 1_024
 DEFAULT_LINGER_MS = 50
 DEFAULT_MAX_CONCURRENCY = 4
-"""Requests in flight per namespace when changes wait. One is latency-bound (an upsert to Pinecone takes tens of ms);
-ids are spread over the lanes by a hash, so the writes of one id stay in order. A group that fits one request and
-finds its namespace idle is written whole (``sinks.writer``)."""
+"""Requests in flight per namespace. One is latency-bound (an upsert to Pinecone takes tens of ms). Groups that fit one
+request and share no id go side by side, whole; when changes wait, ids are spread over the lanes by a hash, so the
+writes of one id stay in order (``sinks.writer``)."""
 MAX_MAX_CONCURRENCY = 64
 MAX_LINGER_MS = 10_000
 DEFAULT_MAX_RETRIES = 3

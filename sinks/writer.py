@@ -21,13 +21,15 @@ Guarantees of ``write_batch(namespace, changes)``:
 
 Requests of one batch are sent one after another (ids are distinct after collapsing, so order between them does not
 matter, and Pinecone rate-limits per namespace). ``submit_group`` writes a group of changes (a batch handed over by
-Flink) of one namespace that fits one request (at most ``batch_size`` changes) as one write when nothing of that
-namespace is being written or waits: every earlier write of its ids is done, and one request costs less than one per
-lane (each request costs the client and the server a fixed share, whatever its size). Otherwise, and for every group
-that comes while that write is in flight, it splits the group by lane = (namespace, a stable hash of the id modulo
-``max_concurrency``): every write of one id goes to the same lane, each lane writes one batch at a time, and a lane's
-first write waits for the namespace's whole-group write in flight, if any; so up to ``max_concurrency`` requests per
-namespace are in flight, and they are in flight exactly when changes wait. The lane's parts of the groups wait in
+Flink) of one namespace that fits one request (at most ``batch_size`` changes) as one write of its own when no lane
+of that namespace is writing or waits, fewer than ``max_concurrency`` such whole-group writes of the namespace are in
+flight, and none of them holds one of the group's ids: every earlier write of its ids is then done, and one request
+costs less than one per lane (each request costs the client and the server a fixed share, whatever its size). So
+groups of distinct ids, the common case at full speed, go side by side as full requests. Otherwise, and for every
+group that comes while a lane of its namespace writes or waits, it splits the group by lane = (namespace, a stable
+hash of the id modulo ``max_concurrency``): every write of one id goes to the same lane, each lane writes one batch at
+a time, and a lane's first write waits for every whole-group write of the namespace in flight; so up to
+``max_concurrency`` requests per namespace are in flight either way. The lane's parts of the groups wait in
 submission order; each write takes up to ``batch_size`` ids of them, across the parts of several groups (a part that
 does not fit is split between writes, each id's changes in it kept together, so they collapse as when the part is
 written alone), and a group gets its outcomes when every change of it is settled. So a later write of an id never
@@ -122,6 +124,14 @@ class _Round:
         self.rejected: list[int] = []
 
 
+@dataclass(frozen=True, slots=True)
+class _WholeWrite:
+    """A group written alone (``PineconeWriter._write_whole``): its ids, and a future done when its write ends."""
+
+    ids: frozenset[str]
+    ended: asyncio.Future[None]
+
+
 @dataclass(slots=True)
 class _Part:
     """One group's changes of one lane, and the future of their outcomes. The lane's writes take it whole or, when it
@@ -172,23 +182,27 @@ class PineconeWriter:
         """Per lane that is writing: the parts with changes not yet handed to a write, in submission order."""
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
         """The task that writes each lane's parts while it has any (held here: the loop keeps only weak references)."""
-        self._whole: dict[str, asyncio.Future[None]] = {}
-        """Per namespace: done when its whole-group write in flight (``_write_whole``) ends; the lanes wait for it."""
+        self._whole: dict[str, list[_WholeWrite]] = {}
+        """Per namespace: its whole-group writes in flight (``_write_whole``); the lanes wait for them to end."""
 
     # --- groups, per lane -----------------------------------------------------------------------------------------
     async def submit_group(self, changes: Sequence[Change]) -> list[Outcome]:
-        """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: split
+        """The outcomes of a group of changes (a batch handed over by Flink), in order, once all are written: in one
+        write of its own when it fits one request, no lane of its namespace writes or waits, and the whole-group
+        writes of its namespace in flight are fewer than ``max_concurrency`` and hold none of its ids; else split
         into lanes in order, each lane's part written now, or with the other parts that wait for the lane's write in
-        flight right after it; or, when it fits one request and nothing of its namespace is in flight or waits, in
-        one write of its own (see the module docstring)."""
+        flight right after it (see the module docstring)."""
         if changes and len(changes) <= self._config.batch_size:
             namespace = changes[0].namespace
+            alone = self._whole.get(namespace, ())
             if (
-                namespace not in self._whole
+                len(alone) < self._lanes
                 and not any(lane[0] == namespace for lane in self._drains)
                 and all(change.namespace == namespace for change in changes)
             ):
-                return await self._write_whole(namespace, list(changes))
+                ids = frozenset(change.id for change in changes)
+                if all(ids.isdisjoint(write.ids) for write in alone):
+                    return await self._write_whole(namespace, list(changes), ids)
         parts: dict[tuple[str, int], list[int]] = {}
         for position, change in enumerate(changes):
             parts.setdefault(lane_of(change, self._lanes), []).append(position)
@@ -205,15 +219,18 @@ class PineconeWriter:
             settled.append(maybe)
         return settled
 
-    async def _write_whole(self, namespace: str, changes: list[Change]) -> list[Outcome]:
+    async def _write_whole(self, namespace: str, changes: list[Change], ids: frozenset[str]) -> list[Outcome]:
         """Write a group alone; the lanes of its namespace start writing only after it (``_drain``)."""
-        ended = asyncio.get_running_loop().create_future()
-        self._whole[namespace] = ended
+        write = _WholeWrite(ids, asyncio.get_running_loop().create_future())
+        self._whole.setdefault(namespace, []).append(write)
         try:
             return await self.write_batch(namespace, changes)
         finally:
-            del self._whole[namespace]
-            ended.set_result(None)
+            writes = self._whole[namespace]
+            writes.remove(write)
+            if not writes:
+                del self._whole[namespace]
+            write.ended.set_result(None)
 
     def _queue(self, lane: tuple[str, int], changes: list[Change]) -> asyncio.Future[list[Outcome]]:
         part = _Part(changes, asyncio.get_running_loop().create_future(), [None] * len(changes))
@@ -231,9 +248,10 @@ class PineconeWriter:
         waiting = self._waiting[lane]
         slices: list[tuple[_Part, list[int] | None]] = []
         try:
-            whole = self._whole.get(lane[0])
-            if whole is not None:  # a group written alone holds earlier changes of these ids: after it
-                await asyncio.shield(whole)
+            # Groups written alone may hold earlier changes of these ids: after them. None starts while this lane
+            # exists (``submit_group``), so the ones in flight now are all there are.
+            for write in list(self._whole.get(lane[0], ())):
+                await asyncio.shield(write.ended)
             while slices := self._take(waiting):
                 if len(slices) == 1 and slices[0][1] is None:
                     changes = slices[0][0].changes

@@ -505,9 +505,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "sink.max-concurrency",
         Kind.INT,
-        "Upsert/delete requests in flight per namespace when changes wait; ids are spread over them by a hash, so "
-        "the writes of one id stay in order (a group of at most sink.batch-size changes that finds its namespace "
-        "idle is one request)",
+        "Upsert/delete requests in flight per namespace: groups of at most sink.batch-size changes with no id in "
+        "common go side by side, one request each; when changes wait, ids are spread over lanes by a hash, so the "
+        "writes of one id stay in order",
         default=sink_config.DEFAULT_MAX_CONCURRENCY,
         low=1,
         high=sink_config.MAX_MAX_CONCURRENCY,

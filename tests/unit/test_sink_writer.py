@@ -766,3 +766,41 @@ def test_a_cancelled_whole_group_write_lets_the_groups_behind_it_be_written() ->
     cancelled, written = asyncio.run(go())
     assert isinstance(cancelled, asyncio.CancelledError) and written == [UPSERTED]
     assert fake.store["ns"]["a"].values[0] == 2.0 and writer._whole == {}
+
+
+def test_groups_of_distinct_ids_are_written_whole_side_by_side_up_to_max_concurrency() -> None:
+    fake = SlowIndex()
+    fake.delays = [0.05, 0.05]  # the first two requests are slow, so the third group comes while both are in flight
+    writer = PineconeWriter(fake, config(batch_size=10, max_concurrency=2), sleep=Sleeps())
+    groups = [[change(f"g{g}-{i}") for i in range(10)] for g in range(3)]
+
+    async def go() -> list[list[Any]]:
+        first, second = (asyncio.ensure_future(writer.submit_group(group)) for group in groups[:2])
+        await asyncio.sleep(0.005)
+        assert fake.in_flight == 2  # each a whole group, at once
+        third = writer.submit_group(groups[2])  # two whole groups in flight: max_concurrency, so the lanes take it
+        return list(await asyncio.wait_for(asyncio.gather(first, second, third), timeout=5))
+
+    assert asyncio.run(go()) == [[UPSERTED] * 10] * 3
+    upserts = [ids for kind, _, ids in fake.calls if kind == "upsert"]
+    assert upserts[:2] == [[c.id for c in groups[0]], [c.id for c in groups[1]]]
+    assert len(upserts) > 3 and sorted(id for ids in upserts[2:] for id in ids) == sorted(c.id for c in groups[2])
+    assert fake.most_in_flight == 2 and writer._whole == {}
+
+
+def test_a_group_that_shares_an_id_with_a_whole_group_in_flight_is_written_after_it() -> None:
+    fake = SlowIndex()
+    fake.delays = [0.05]  # the first group's request is slow, a later one would be done first
+    writer = PineconeWriter(fake, config(batch_size=10, max_concurrency=4), sleep=Sleeps())
+
+    async def go() -> list[list[Any]]:
+        first = asyncio.ensure_future(writer.submit_group([change(f"id{i}", values=[1.0, 0.0, 0.0]) for i in range(5)]))
+        await asyncio.sleep(0.005)
+        # id4 again, with a later version: written beside the first group, its version would be overwritten by it.
+        later = writer.submit_group([change(f"x{i}") for i in range(3)] + [change("id4", values=[2.0, 0.0, 0.0])])
+        return list(await asyncio.wait_for(asyncio.gather(first, later), timeout=5))
+
+    assert asyncio.run(go()) == [[UPSERTED] * 5, [UPSERTED] * 4]
+    assert fake.store["ns"]["id4"].values[0] == 2.0
+    upserts = [ids for kind, _, ids in fake.calls if kind == "upsert"]
+    assert upserts[0] == [f"id{i}" for i in range(5)] and fake.most_in_flight > 1  # then the lanes, side by side
