@@ -124,9 +124,10 @@ class _Round:
         self.rejected: list[int] = []
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _WholeWrite:
-    """A group written alone (``PineconeWriter._write_whole``): its ids, and a future done when its write ends."""
+    """A group written alone (``PineconeWriter._write_whole``): its ids, and a future done when its write ends.
+    Compared by identity: each is one write."""
 
     ids: frozenset[str]
     ended: asyncio.Future[None]
