@@ -6,7 +6,9 @@ All paths are derived from the repository root so that every entry point (Makefi
 from __future__ import annotations
 
 import os
+import random
 import socket
+import threading
 from pathlib import Path
 
 import kafka_pinecone_flink
@@ -52,8 +54,51 @@ def kpf_jar() -> Path:
     return KPF_JAR
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PORT_FLOOR = 10000
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel hands out for ``bind(port=0)`` and outgoing connections, inclusive.
+
+    Linux says it in ``ip_local_port_range``; elsewhere Linux's default is assumed, which also lies below the IANA
+    dynamic range (49152-65535) that macOS uses, so ports chosen outside it are outside both.
+    """
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now (for tests and ad-hoc services)."""
+    """A TCP port on loopback that nothing listens on right now, for a service that a test or a local run starts next.
+
+    The port is not one the kernel would pick by itself: ``bind(port=0)`` returns a port of the ephemeral range,
+    and between this call and the service binding it, any process's next ``bind(port=0)`` or outgoing connection
+    (a JVM's RPC or Python gateway, a Kafka client) can take that same port; a Flink Web UI then fails with
+    "Could not start rest endpoint on any port". So the port is drawn at random from outside the ephemeral range,
+    checked free by binding it, and never handed out twice by one process.
+    """
+    low, high = ephemeral_port_range()
+    candidates = [port for port in range(_PORT_FLOOR, 65536) if not low <= port <= high]
+    for _ in range(200):
+        port = random.choice(candidates)
+        with _handed_out_lock:
+            if port in _handed_out:
+                continue
+            if _bindable(port):
+                _handed_out.add(port)
+                return port
+    raise OSError(f"no free TCP port on 127.0.0.1 outside the ephemeral range {low}-{high} after 200 tries")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

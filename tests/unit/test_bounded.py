@@ -18,6 +18,8 @@ from kafka_pinecone_flink.jobs.bounded import (
 )
 from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, source_table_ddl
 
+pytestmark = pytest.mark.unit
+
 OFFSETS = StoppingOffsets({("t", 0): 42, ("t", 1): 300})
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from kafka_pinecone_flink.stack import memory
 
+pytestmark = pytest.mark.unit
+
 
 def test_the_cap_goes_into_an_environment_that_has_none_and_a_users_value_is_kept() -> None:
     env: dict[str, str] = {}
