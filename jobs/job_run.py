@@ -3,7 +3,8 @@
 Locally (a mini-cluster in this process) the job is submitted with ``execute_async``: the mini-cluster is up once
 that returns, so the address its REST endpoint bound can be printed even with ``--flink.rest-port=0`` (any free
 port), then the driver waits for the job's end. Under ``flink run`` the job is submitted with ``execute`` as before
-(``flink run -d`` must return at once).
+(``flink run -d`` must return at once). While a local job runs, ``TaskManagerWatch`` starts a new TaskManager when
+the mini-cluster has lost its own (a fatal error closes it, and the mini-cluster starts none).
 
 A failure prints its whole cause chain, outermost first, with every secret scrubbed: Flink hands the driver a py4j
 wrapper ("An error occurred while calling o107.execute") around several Java exceptions, and the one that matters
@@ -13,17 +14,29 @@ wrapper ("An error occurred while calling o107.execute") around several Java exc
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.request import ProxyHandler, build_opener
 
 from kafka_pinecone_flink.jobs.run_summary import summary_of
 from kafka_pinecone_flink.sinks.dead_letter import MIN_SECRET_CHARS, scrub
 
 MAX_CAUSES = 16
 PYTHON_TRACEBACK = "Traceback (most recent call last)"
+_NO_PROXY = build_opener(ProxyHandler({}))
+"""The mini-cluster's REST endpoint is on this machine: never through a proxy from the environment."""
+LOST_TASKMANAGER_GRACE_S = 10.0
+"""How long a local run may be without a TaskManager before the watch starts a new one."""
+MAX_TASKMANAGER_REPLACEMENTS = 5
+"""TaskManagers the watch starts in one run; one more loss ends the run (``LOST_TASKMANAGERS_EXIT``)."""
+LOST_TASKMANAGERS_EXIT = 75
+"""The exit code of a local run that lost more TaskManagers than the watch replaces (EX_TEMPFAIL: run it again,
+``--resume-from-latest``)."""
 
 
 def withhold_secrets_from_workers(secrets: Iterable[str]) -> list[str]:
@@ -41,19 +54,146 @@ def withhold_secrets_from_workers(secrets: Iterable[str]) -> list[str]:
     return removed
 
 
-def bound_rest_address(job_client: Any) -> str | None:
-    """The REST address (``http://host:port``) of the mini-cluster running ``job_client``'s job, None if unknown.
+def mini_cluster(job_client: Any) -> Any:
+    """The Java ``MiniCluster`` running ``job_client``'s job, None if unknown.
 
-    PyFlink does not expose the mini-cluster; its Java job client (``MiniClusterJobClient``) holds it, and the
-    mini-cluster knows the address its REST endpoint bound (``MiniCluster.getRestAddress``)."""
+    PyFlink does not expose the mini-cluster; its Java job client (``MiniClusterJobClient``) holds it."""
     try:
         j_client = job_client._j_job_client
         field = j_client.getClass().getDeclaredField("miniCluster")
         field.setAccessible(True)
-        uri = field.get(j_client).getRestAddress().get()
+        return field.get(j_client)
+    except Exception:  # noqa: BLE001 - another Flink version or client
+        return None
+
+
+def bound_rest_address(job_client: Any) -> str | None:
+    """The REST address (``http://host:port``) of the mini-cluster running ``job_client``'s job, None if unknown:
+    the mini-cluster knows the address its REST endpoint bound (``MiniCluster.getRestAddress``)."""
+    try:
+        uri = mini_cluster(job_client).getRestAddress().get()
         return f"{uri.getScheme()}://{uri.getHost()}:{uri.getPort()}"
     except Exception:  # noqa: BLE001 - another Flink version or client: the address is a convenience
         return None
+
+
+def registered_taskmanagers(rest_address: str) -> int | None:
+    """How many TaskManagers the cluster at ``rest_address`` has registered (REST ``/taskmanagers``); None when
+    the REST endpoint does not answer."""
+    try:
+        with _NO_PROXY.open(f"{rest_address.rstrip('/')}/taskmanagers", timeout=5) as response:
+            return len(json.load(response)["taskmanagers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class TaskManagerWatch:
+    """Starts a new TaskManager in a local run's mini-cluster when it has had none for ``grace_s``.
+
+    A TaskManager of the mini-cluster ends on a fatal error, and the mini-cluster does not start another: the
+    job then waits for a slot forever (its restart strategy cannot place it). One such error is PyFlink's
+    ``IllegalStateException: Reference count must not be negative``, raised when the job fails while its Python
+    stages close (README, "Running on a Flink cluster"). On a cluster the supervisor of the TaskManager restarts
+    it; here the watch does: it reads the registered TaskManagers from the REST endpoint every ``poll_s`` and,
+    once one has been registered (or ``startup_s`` has passed) and none has been for ``grace_s``, starts one
+    (``MiniCluster.startTaskManager``). The job then restarts from its last checkpoint, as after any other
+    failure. After ``max_replacements`` it starts no more: the next loss calls ``give_up`` (the driver exits
+    with ``LOST_TASKMANAGERS_EXIT``)."""
+
+    def __init__(
+        self,
+        count: Callable[[], int | None],
+        start_taskmanager: Callable[[], None],
+        give_up: Callable[[str], None],
+        log: Callable[[str], None],
+        grace_s: float = LOST_TASKMANAGER_GRACE_S,
+        poll_s: float = 2.0,
+        max_replacements: int = MAX_TASKMANAGER_REPLACEMENTS,
+        startup_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._count = count
+        self._start = start_taskmanager
+        self._give_up = give_up
+        self._log = log
+        self.grace_s = grace_s
+        self.poll_s = poll_s
+        self.max_replacements = max_replacements
+        self.startup_s = startup_s
+        self._clock = clock
+        self._began = clock()
+        self.replacements = 0
+        self._seen = False
+        self._lost_since: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> None:
+        """One look at the TaskManagers (what each poll does)."""
+        registered = self._count()
+        if registered is None:
+            return
+        if registered > 0:
+            self._seen, self._lost_since = True, None
+            return
+        now = self._clock()
+        if not self._seen and now - self._began < self.startup_s:
+            return  # still starting: its TaskManager has not registered yet
+        self._seen = True
+        if self._lost_since is None:
+            self._lost_since = now
+            return
+        if now - self._lost_since < self.grace_s:
+            return
+        self._lost_since = None
+        if self.replacements >= self.max_replacements:
+            self._give_up(
+                f"the local mini-cluster lost its TaskManager again, after {self.replacements} replacement(s): the "
+                "log says why (`TaskManager #<n> failed`); run the job again with `kpf run --resume-from-latest` "
+                "and the same options"
+            )
+            return
+        self.replacements += 1
+        self._log(
+            f"warning: the local mini-cluster had no TaskManager for {self.grace_s:.0f}s (the log says why: "
+            f"`TaskManager #<n> failed`); started a new one ({self.replacements} of at most "
+            f"{self.max_replacements}), and the job restarts from its last checkpoint"
+        )
+        self._start()
+
+    def start(self) -> TaskManagerWatch:
+        def loop() -> None:
+            while not self._stop.wait(self.poll_s):
+                try:
+                    self.check()
+                except Exception as exc:  # noqa: BLE001 - a watch must never end the run it watches
+                    self._log(f"warning: the TaskManager watch failed: {exc}")
+
+        self._thread = threading.Thread(target=loop, name="kpf-taskmanager-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def watch_taskmanagers(job_client: Any, rest_address: str | None) -> TaskManagerWatch | None:
+    """A started ``TaskManagerWatch`` for the mini-cluster of ``job_client``'s job, None when the mini-cluster or its
+    REST address is unknown."""
+    cluster = mini_cluster(job_client)
+    if cluster is None or not rest_address:
+        return None
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def give_up(reason: str) -> None:
+        log(f"error: {reason}")
+        os._exit(LOST_TASKMANAGERS_EXIT)
+
+    return TaskManagerWatch(
+        lambda: registered_taskmanagers(rest_address), cluster.startTaskManager, give_up, log
+    ).start()
 
 
 def cause_chain(exc: BaseException) -> list[tuple[str, str]]:
@@ -134,7 +274,12 @@ def run_to_end(
             address = session.web_ui or bound_rest_address(job_client)
             if address and not session.web_ui:
                 print(f"Flink Web UI: {address}", flush=True)
-            result = wait(job_client) if wait is not None else job_client.get_job_execution_result().result()
+            watch = watch_taskmanagers(job_client, address)
+            try:
+                result = wait(job_client) if wait is not None else job_client.get_job_execution_result().result()
+            finally:
+                if watch is not None:
+                    watch.stop()
     except Exception as exc:  # noqa: BLE001 - the Java stack trace is in the log; the cause is what the user needs
         for line in failure_report(exc, secrets):
             print(line, file=sys.stderr)
