@@ -59,6 +59,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlparse
 from urllib.request import urlopen
 
+from kafka_pinecone_flink.jobs.job_run import bound_rest_address
 from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions, librdkafka_config
 
 END_FILE = "kpf-bounded-end.json"
@@ -175,14 +176,12 @@ def _rest_get(url: str, path: str, params: Mapping[str, str] | None = None) -> A
 def rest_url(client: Any, settings: Mapping[str, str]) -> str | None:
     """The REST address of the mini-cluster running the job: asked of the mini-cluster itself (exact also with
     ``rest.port`` 0), else the configured port on loopback."""
-    try:
-        j_client = client._j_job_client
-        handle = j_client.getClass().getDeclaredField("miniCluster")
-        handle.setAccessible(True)
-        return str(handle.get(j_client).getRestAddress().get().toString()).rstrip("/")
-    except Exception:  # noqa: BLE001 - not a mini-cluster client, or another PyFlink: use the setting
-        port = settings.get("rest.port", "")
-        return f"http://127.0.0.1:{port}" if port.isdigit() and port != "0" else None
+    address = bound_rest_address(client)
+    if address is not None:
+        return address
+    # Not a mini-cluster client, or another PyFlink: use the setting.
+    port = settings.get("rest.port", "")
+    return f"http://127.0.0.1:{port}" if port.isdigit() and port != "0" else None
 
 
 def completed_checkpoints(url: str, job_id: str) -> int:

@@ -126,7 +126,6 @@ class TaskManagerWatch:
         self._seen = False
         self._lost_since: float | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def check(self) -> None:
         """One look at the TaskManagers (what each poll does)."""
@@ -169,8 +168,7 @@ class TaskManagerWatch:
                 except Exception as exc:  # noqa: BLE001 - a watch must never end the run it watches
                     self._log(f"warning: the TaskManager watch failed: {exc}")
 
-        self._thread = threading.Thread(target=loop, name="kpf-taskmanager-watch", daemon=True)
-        self._thread.start()
+        threading.Thread(target=loop, name="kpf-taskmanager-watch", daemon=True).start()
         return self
 
     def stop(self) -> None:
