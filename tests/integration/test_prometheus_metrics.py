@@ -304,9 +304,10 @@ def test_prometheus_scrapes_the_job_and_every_dashboard_and_rule_query_returns_p
     ingest.run(
         {topic: first + bad, quiet: []},
         f"--flink.conf=metrics.reporter.prom.port={reporter_port}",
-        # The sink reads back at most 16 vectors of a group (sinks.embedding_health.SAMPLE_PER_GROUP), and each
-        # batch of 150 may arrive as one group: a reference of 10 is complete after the first, and a window of 8
-        # leaves 12% of the old direction in the recent mean after 16 vectors of the new one.
+        # The sink reads back at most 16 vectors of a group (sinks.embedding_health.SAMPLE_PER_GROUP; its cap of
+        # 128 a second leaves that alone for the few groups here), and each batch of 150 may arrive as one group: a
+        # reference of 10 is complete after the first, and a window of 8 leaves 12% of the old direction in the
+        # recent mean after 16 vectors of the new one.
         "--metrics.drift-reference-size=10",
         "--metrics.drift-window=8",
         during=observe,

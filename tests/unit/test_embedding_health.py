@@ -32,15 +32,28 @@ def around(direction: list[float], n: int, seed: int) -> list[Change]:
     return [change((base + rng.normal(0, 0.05, base.shape)).tolist()) for _ in range(n)]
 
 
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_drift_is_zero_while_the_distribution_holds_and_rises_when_it_moves() -> None:
-    health = EmbeddingHealth(reference_size=50, window=50)
+    clock = Clock()
+    health = EmbeddingHealth(reference_size=50, window=50, clock=clock)
     before = around([1, 0, 0, 0], 200, seed=1)
-    for start in range(0, 200, 20):  # groups as the sink gets them
+    for start in range(0, 200, 20):  # groups as the sink gets them, 16 vectors sampled from each
         health.observe(before[start : start + 20])
+        clock.now += 0.2
     assert health.drift("ns") < 0.01
     after = around([0, 1, 0, 0], 300, seed=2)
     for start in range(0, 300, 20):
         health.observe(after[start : start + 20])
+        clock.now += 0.2
     assert 0.9 < health.drift("ns") <= 1.05
     assert health.drift("other") == 0.0
 
@@ -143,3 +156,40 @@ def test_the_drift_options_reach_the_sink_and_a_bad_reference_file_is_refused_wh
     assert PineconeSinkFunction(config.sink)._drift_reference == {"*": [1.0, 0.0, 0.0]}
     with pytest.raises(JobConfigError, match="not all zero"):
         load_job_config([*base, f"--metrics.drift-reference-file={bad}"], env)
+
+
+def test_sampling_is_capped_per_namespace_and_second_whatever_the_rate_of_groups() -> None:
+    from kafka_pinecone_flink.sinks.embedding_health import SAMPLE_PER_GROUP, SAMPLES_PER_SECOND
+
+    clock = Clock()
+    health = EmbeddingHealth(reference_size=1, window=1, clock=clock)
+    group = [change([1.0, 0.0])] * 250
+    for _ in range(20):  # 20 full groups at once: the bucket's SAMPLES_PER_SECOND, then nothing
+        health.observe(group)
+    assert health.observed["ns"] == SAMPLES_PER_SECOND
+    health.observe([change([1.0, 0.0], namespace="other")] * 250)  # another namespace has its own bucket
+    assert health.observed["other"] == SAMPLE_PER_GROUP
+    clock.now += 0.05  # refills 6.4 vectors: 6 are sampled, and the fraction waits
+    health.observe(group)
+    assert health.observed["ns"] == SAMPLES_PER_SECOND + 6
+    clock.now += 0.1  # 12.8 more, with the 0.4 left over: 13
+    health.observe(group)
+    assert health.observed["ns"] == SAMPLES_PER_SECOND + 6 + 13
+    for _ in range(100):  # 32 groups a second for about 3 s: 128 a second, never 16 per group
+        clock.now += 1 / 32
+        health.observe(group)
+    assert health.observed["ns"] == pytest.approx(SAMPLES_PER_SECOND + 19 + 100 / 32 * SAMPLES_PER_SECOND, abs=2)
+    clock.now += 60  # after a quiet minute, the bucket holds SAMPLES_PER_SECOND again, not more
+    before = health.observed["ns"]
+    for _ in range(20):
+        health.observe(group)
+    assert health.observed["ns"] - before == SAMPLES_PER_SECOND
+
+
+def test_small_groups_below_the_cap_are_sampled_whole() -> None:
+    clock = Clock()
+    health = EmbeddingHealth(reference_size=1, window=1, clock=clock)
+    for _ in range(50):  # 10 groups of 5 a second: 50 vectors a second, under the cap
+        health.observe([change([1.0, 0.0])] * 5)
+        clock.now += 0.1
+    assert health.observed["ns"] == 250
