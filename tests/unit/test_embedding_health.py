@@ -17,6 +17,7 @@ from kafka_pinecone_flink.sinks.embedding_health import (
     load_reference,
 )
 from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
+from tests.unit.test_window import Clock
 
 pytestmark = pytest.mark.unit
 
@@ -30,16 +31,6 @@ def around(direction: list[float], n: int, seed: int) -> list[Change]:
     rng = np.random.default_rng(seed)
     base = np.asarray(direction, dtype=float)
     return [change((base + rng.normal(0, 0.05, base.shape)).tolist()) for _ in range(n)]
-
-
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_drift_is_zero_while_the_distribution_holds_and_rises_when_it_moves() -> None:
