@@ -91,6 +91,8 @@ from benchmarks.compare_lib import (
     fill_ratios,
     fresh_records,
     generate,
+    jit_seconds,
+    jit_share,
     latencies,
     parse_choice,
     parse_sizes,
@@ -164,19 +166,90 @@ def tree(roots: Sequence[int], table: dict[int, tuple[int, float, int]]) -> set[
     return found
 
 
+def stat_cpu(path: str) -> float | None:
+    """User + system CPU seconds from a ``/proc`` ``stat`` file (of a process or a thread); None when it is gone."""
+    try:
+        with open(path, "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+JIT_THREAD_NAMES = (b"C1 CompilerThre", b"C2 CompilerThre")
+"""HotSpot's JIT compiler threads (``C1 CompilerThread0`` ...), as /proc has their names: cut to 15 characters."""
+JIT_RESCAN_S = 1.0
+"""How often each process's threads are listed again: HotSpot starts and ends compiler threads as its queue grows
+and shrinks, and reading every thread of a JVM at each sample would cost the benchmark's process more CPU."""
+
+
+class JitThreads:
+    """The JIT compiler threads of the JVMs among a tree's processes, and the CPU seconds of each: how much of a
+    contender's CPU went to compiling its Java code rather than running it."""
+
+    def __init__(self) -> None:
+        self._threads: dict[int, list[int]] = {}
+        self._listed: dict[int, float] = {}
+
+    @staticmethod
+    def compiler_threads(pid: int) -> list[int]:
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as handle:
+                if handle.read().strip() != b"java":
+                    return []
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return []
+        found = []
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm", "rb") as handle:
+                    if handle.read().startswith(JIT_THREAD_NAMES):
+                        found.append(int(tid))
+            except OSError:
+                continue
+        return found
+
+    def cpu(self, pids: set[int], now: float) -> dict[int, float]:
+        """Thread id → CPU seconds, for every compiler thread of the JVMs among ``pids``."""
+        for pid in [p for p in self._threads if p not in pids]:
+            del self._threads[pid], self._listed[pid]
+        found = {}
+        for pid in pids:
+            if now - self._listed.get(pid, float("-inf")) >= JIT_RESCAN_S:
+                self._listed[pid] = now
+                self._threads[pid] = self.compiler_threads(pid)
+            for tid in self._threads[pid]:
+                cpu = stat_cpu(f"/proc/{pid}/task/{tid}/stat")
+                if cpu is not None:
+                    found[tid] = cpu
+        return found
+
+
 class Sampler(threading.Thread):
-    """Samples the CPU time and RSS of a process tree every ``SAMPLE_INTERVAL_S``."""
+    """Samples the CPU time and RSS of a process tree, and the CPU time of its JVMs' JIT compiler threads, every
+    ``SAMPLE_INTERVAL_S``."""
 
     def __init__(self, roots: Callable[[], Sequence[int]]) -> None:
         super().__init__(daemon=True)
         self.roots = roots
         self.samples: list[ProcessSample] = []
+        self._jit = JitThreads()
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
         table = proc_table()
         pids = tree(self.roots(), table)
-        self.samples.append(ProcessSample(time.time(), {p: table[p][1] for p in pids}, sum(table[p][2] for p in pids)))
+        now = time.time()
+        self.samples.append(
+            ProcessSample(
+                now,
+                {p: table[p][1] for p in pids},
+                sum(table[p][2] for p in pids),
+                self._jit.cpu(pids, now),
+            )
+        )
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -609,9 +682,11 @@ class Bench:
         if result.warm_cpu_s is None or not records:
             return
         result.warm_rps, result.warm_records = records / (end - start), records
+        result.warm_jit_cpu_s = jit_seconds(samples, start, end)
         result.notes.append(
             f"second half of the run (acknowledgements from the 50th to the 90th percentile): "
             f"{result.warm_rps:,.0f} rec/s, {result.warm_cpu_s / records * 1e6:,.0f} µs of CPU per record"
+            + jit_share(result.warm_jit_cpu_s, result.warm_cpu_s, records)
         )
 
     @staticmethod
@@ -621,6 +696,13 @@ class Bench:
             result.cpu_s = cpu_seconds(samples, start, end)
             if result.cpu_s is not None and end > start:
                 result.cores = result.cpu_s / (end - start)
+            result.jit_cpu_s = jit_seconds(samples, start, end)
+            if result.cpu_s is not None and result.jit_cpu_s is not None and result.records:
+                result.notes.append(
+                    f"from the first acknowledgement to the last: {result.cpu_s:,.1f} CPU-s, "
+                    f"{result.cpu_s / result.records * 1e6:,.0f} µs per record"
+                    + jit_share(result.jit_cpu_s, result.cpu_s, result.records)
+                )
 
 
 def machine() -> str:

@@ -303,21 +303,27 @@ class ProcessSample:
     time: float
     cpu_by_pid: Mapping[int, float]
     rss_bytes: int
+    jit_cpu_by_thread: Mapping[int, float] = field(default_factory=dict)
+    """CPU seconds of each JIT compiler thread (HotSpot's ``C1 CompilerThread<n>`` and ``C2 CompilerThread<n>``) of
+    the JVMs in the tree, by thread id: part of their processes' CPU in ``cpu_by_pid``."""
 
 
-def cumulative_cpu(samples: Sequence[ProcessSample]) -> list[tuple[float, float]]:
-    """``(time, CPU seconds used so far by every process seen)``: a process that ended keeps its last value."""
+def cumulative_cpu(samples: Sequence[ProcessSample], *, jit: bool = False) -> list[tuple[float, float]]:
+    """``(time, CPU seconds used so far by every process seen)``: a process that ended keeps its last value. With
+    ``jit``, by the JVMs' compiler threads only (a thread that ended, as HotSpot ends compiler threads it no longer
+    needs, keeps its last value too)."""
     last: dict[int, float] = {}
     series = []
     for sample in samples:
-        last.update(sample.cpu_by_pid)
+        last.update(sample.jit_cpu_by_thread if jit else sample.cpu_by_pid)
         series.append((sample.time, sum(last.values())))
     return series
 
 
-def cpu_seconds(samples: Sequence[ProcessSample], start: float, end: float) -> float | None:
-    """CPU seconds the tree used between ``start`` and ``end`` (interpolated between samples)."""
-    series = cumulative_cpu(samples)
+def cpu_seconds(samples: Sequence[ProcessSample], start: float, end: float, *, jit: bool = False) -> float | None:
+    """CPU seconds the tree used between ``start`` and ``end`` (interpolated between samples); with ``jit``, the
+    part of them its JVMs' JIT compiler threads used."""
+    series = cumulative_cpu(samples, jit=jit)
     if not series or end <= start:
         return None
 
@@ -331,6 +337,25 @@ def cpu_seconds(samples: Sequence[ProcessSample], start: float, end: float) -> f
         return series[-1][1]
 
     return max(at(end) - at(start), 0.0)
+
+
+def jit_seconds(samples: Sequence[ProcessSample], start: float, end: float) -> float | None:
+    """CPU seconds of the JVMs' JIT compiler threads between ``start`` and ``end``; None when the samples saw no
+    such thread (a contender without a JVM)."""
+    if not any(sample.jit_cpu_by_thread for sample in samples):
+        return None
+    return cpu_seconds(samples, start, end, jit=True)
+
+
+def jit_share(jit_cpu_s: float | None, cpu_s: float, records: float) -> str:
+    """A note's clause on how much of ``cpu_s`` (for ``records``) the JIT compilers took, and the rest per record;
+    empty without a JVM."""
+    if jit_cpu_s is None or cpu_s <= 0 or not records:
+        return ""
+    return (
+        f", of which the JVMs' JIT compiler threads {jit_cpu_s:,.1f} CPU-s ({jit_cpu_s / cpu_s:.0%}) "
+        f"and everything else {(cpu_s - jit_cpu_s) / records * 1e6:,.0f} µs per record"
+    )
 
 
 def peak_rss_bytes(samples: Sequence[ProcessSample]) -> int:
@@ -368,6 +393,10 @@ class Result:
     """CPU seconds of the contender's process tree in that window."""
     warm_records: float | None = None
     """Records acknowledged in that window."""
+    jit_cpu_s: float | None = None
+    """Of ``cpu_s``, the CPU seconds of the JVMs' JIT compiler threads (None: no JVM in the contender)."""
+    warm_jit_cpu_s: float | None = None
+    """Of ``warm_cpu_s``, the same."""
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from benchmarks.compare_lib import (
     evaluate_targets,
     fill_ratios,
     fresh_records,
+    jit_seconds,
+    jit_share,
     latencies,
     parse_choice,
     parse_sizes,
@@ -206,6 +208,27 @@ def test_cpu_seconds_counts_the_window_and_keeps_ended_processes() -> None:
     assert cpu_seconds([], 0.0, 1.0) is None
     assert peak_rss_bytes(samples) == 300
     assert peak_rss_bytes([]) == 0
+
+
+def test_jit_seconds_count_the_compiler_threads_alone_and_keep_ended_ones() -> None:
+    samples = [
+        ProcessSample(0.0, {1: 10.0}, 100, {11: 1.0, 12: 0.5}),
+        ProcessSample(1.0, {1: 12.0}, 100, {11: 1.5, 12: 0.75}),
+        ProcessSample(2.0, {1: 13.0}, 100, {11: 1.75}),  # thread 12 ended with 0.75 s (HotSpot ends idle ones)
+        ProcessSample(3.0, {1: 14.0}, 100, {11: 2.0, 13: 0.25}),
+    ]
+    assert jit_seconds(samples, 0.0, 3.0) == pytest.approx(3.0 - 1.5)  # 2.0 + 0.75 + 0.25
+    assert jit_seconds(samples, 0.5, 1.0) == pytest.approx(0.375)  # interpolated
+    assert cpu_seconds(samples, 0.0, 3.0) == pytest.approx(4.0)  # the whole tree, unchanged
+    assert jit_seconds([ProcessSample(0.0, {1: 1.0}, 1), ProcessSample(1.0, {1: 2.0}, 1)], 0.0, 1.0) is None
+
+
+def test_jit_share_says_what_the_compilers_took_and_the_rest_per_record() -> None:
+    assert jit_share(1.0, 4.0, 10_000) == (
+        ", of which the JVMs' JIT compiler threads 1.0 CPU-s (25%) and everything else 300 µs per record"
+    )
+    assert jit_share(None, 4.0, 10_000) == ""  # no JVM
+    assert jit_share(1.0, 0.0, 10_000) == ""
 
 
 # -- results, targets, rendering -------------------------------------------------------------------------------------
