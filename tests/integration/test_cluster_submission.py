@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,6 +108,12 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     ]
     first = [_upsert(i, 1) for i in range(200)]
     produce(kafka_broker.bootstrap_servers, topic, first)
+
+    # The TaskManager runs with flink-conf's env.java.opts.taskmanager (the serial collector): the rendered
+    # configuration reaches Flink's own start script.
+    tm_pid = flink_cluster.taskmanager_pid()
+    assert tm_pid is not None
+    assert "-XX:+UseSerialGC" in Path(f"/proc/{tm_pid}/cmdline").read_bytes().decode().split("\0")
 
     began = time.monotonic()
     job_id = flink_cluster.submit([*options, "--sink.batch-size=50"])
