@@ -40,9 +40,11 @@ How each figure is measured:
 * CPU: CPU seconds of the contender's whole process tree (the consumer; the job's driver, JVM and Python workers;
   the cluster's JobManager, TaskManager and workers) between the first and the last acknowledgement, read from
   /proc every 0.2 s and interpolated; cores = CPU seconds / that window. The same, and records/s, over the run's
-  second half (``compare_lib.warm_window``: the acknowledgements from the 50th to the 90th percentile, after a JVM's
-  just-in-time compiler did most of its work) go to the notes, and (a)'s CPU target is also given for it. Peak RSS:
-  the largest sum of the tree's resident memory over the contender's whole run.
+  second half (``compare_lib.warm_window``: the acknowledgements from the 50th to the 90th percentile) go to the
+  notes, and (a)'s CPU target is also given for it. For a contender with JVMs, the notes also give the part of both
+  that the JVMs' JIT compiler threads used (``JitThreads``; ``jit_cpu_s`` and ``warm_jit_cpu_s`` in results.json):
+  in a run of a few seconds a JVM is still compiling its code while the records flow, in its second half too.
+  Peak RSS: the largest sum of the tree's resident memory over the contender's whole run.
 * ratios: records/s over the hand-made consumer's and over the raw limit's, on the same workload. When other
   contenders run with it, the raw limit is measured twice, first and last on its workload, and counts as the mean of
   the two (both rates are in its notes): the host's speed drifts by several percent over a workload's minutes, and

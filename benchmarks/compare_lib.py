@@ -277,8 +277,9 @@ WARM_FROM = 0.5
 
 def warm_window(ack_times: Sequence[float], records: int) -> tuple[float, float, float] | None:
     """``ack_window`` from the acknowledgement at the 50th percentile to the one at the 90th: the second half of a
-    run, after the JVM compiled its hot code (a just-in-time compiler's work falls mostly in a run's first half) and
-    before the tail. None when it is shorter than 10 ms."""
+    run, before the tail. A JVM's just-in-time compilers do more of their work in a run's first half, but in a run of
+    a few seconds they are still at work in its second (BENCHMARKS.md, "(a)'s short run: the JIT compilers' share").
+    None when it is shorter than 10 ms."""
     return ack_window(ack_times, records, WARM_FROM)
 
 
