@@ -137,20 +137,31 @@ class BenchError(RuntimeError):
 # -- process sampling ----------------------------------------------------------------------------------------------
 
 
+def stat_fields(path: str) -> list[bytes] | None:
+    """The fields of a ``/proc`` ``stat`` file (of a process or a thread) after its name: state, parent pid, ...;
+    None when it is gone."""
+    try:
+        with open(path, "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def cpu_of(fields: Sequence[bytes]) -> float:
+    """User + system CPU seconds from ``stat_fields``."""
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 def proc_table() -> dict[int, tuple[int, float, int]]:
     """Every process: pid → (parent pid, CPU seconds, resident bytes), from /proc/<pid>/stat."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-        table[int(entry)] = (int(fields[1]), cpu, int(fields[21]) * _PAGE)
+        fields = stat_fields(f"/proc/{entry}/stat")
+        if fields is not None:
+            table[int(entry)] = (int(fields[1]), cpu_of(fields), int(fields[21]) * _PAGE)
     return table
 
 
@@ -166,17 +177,6 @@ def tree(roots: Sequence[int], table: dict[int, tuple[int, float, int]]) -> set[
             found.add(pid)
             todo.extend(children[pid])
     return found
-
-
-def stat_cpu(path: str) -> float | None:
-    """User + system CPU seconds from a ``/proc`` ``stat`` file (of a process or a thread); None when it is gone."""
-    try:
-        with open(path, "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 JIT_THREAD_NAMES = (b"C1 CompilerThre", b"C2 CompilerThre")
@@ -223,9 +223,9 @@ class JitThreads:
                 self._listed[pid] = now
                 self._threads[pid] = self.compiler_threads(pid)
             for tid in self._threads[pid]:
-                cpu = stat_cpu(f"/proc/{pid}/task/{tid}/stat")
-                if cpu is not None:
-                    found[tid] = cpu
+                fields = stat_fields(f"/proc/{pid}/task/{tid}/stat")
+                if fields is not None:
+                    found[tid] = cpu_of(fields)
         return found
 
 
