@@ -419,6 +419,10 @@ class FlinkCluster(FlinkRestApi):
         """The pid of this cluster's running TaskManager JVM (checked like ``kill_taskmanager`` does), or None."""
         return self._daemon_pid("taskexecutor", _TASKMANAGER_CLASS)
 
+    def jobmanager_pid(self) -> int | None:
+        """The pid of this cluster's running JobManager JVM, or None."""
+        return self._daemon_pid("standalonesession", _JOBMANAGER_CLASS)
+
     def start_taskmanager(self, timeout_s: float = START_TIMEOUT_S) -> float:
         """Start another TaskManager and return the seconds until the JobManager has registered it (a new
         TaskManager id: a killed one stays listed until its heartbeat times out, so counting would be wrong)."""
@@ -430,7 +434,7 @@ class FlinkCluster(FlinkRestApi):
 
     def is_running(self) -> bool:
         """Whether this cluster's JobManager runs and answers REST requests."""
-        if self._daemon_pid("standalonesession", _JOBMANAGER_CLASS) is None:
+        if self.jobmanager_pid() is None:
             return False
         try:
             self.overview()

@@ -109,11 +109,15 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     first = [_upsert(i, 1) for i in range(200)]
     produce(kafka_broker.bootstrap_servers, topic, first)
 
-    # The TaskManager runs with flink-conf's env.java.opts.taskmanager (the serial collector): the rendered
-    # configuration reaches Flink's own start script.
-    tm_pid = flink_cluster.taskmanager_pid()
-    assert tm_pid is not None
-    assert "-XX:+UseSerialGC" in Path(f"/proc/{tm_pid}/cmdline").read_bytes().decode().split("\0")
+    # The TaskManager runs with flink-conf's env.java.opts.taskmanager (the serial collector), the JobManager with
+    # env.java.opts.jobmanager (C1 only, the serial collector): the rendered configuration reaches Flink's own start
+    # scripts.
+    tm_pid, jm_pid = flink_cluster.taskmanager_pid(), flink_cluster.jobmanager_pid()
+    assert tm_pid is not None and jm_pid is not None
+    tm_flags = Path(f"/proc/{tm_pid}/cmdline").read_bytes().decode().split("\0")
+    jm_flags = Path(f"/proc/{jm_pid}/cmdline").read_bytes().decode().split("\0")
+    assert "-XX:+UseSerialGC" in tm_flags and "-XX:TieredStopAtLevel=1" not in tm_flags
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"} <= set(jm_flags)
 
     began = time.monotonic()
     job_id = flink_cluster.submit([*options, "--sink.batch-size=50"])
