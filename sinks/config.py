@@ -31,7 +31,12 @@ DEFAULT_MAX_REQUEST_BYTES = 1_950_000
 """The packer bounds the SDK's JSON body from above (see ``sinks.batch``); the 50 kB of headroom covers a server that
 counts differently."""
 MIN_MAX_REQUEST_BYTES = 1_024
-DEFAULT_LINGER_MS = 50
+DEFAULT_LINGER_MS = 100
+"""Longest wait of a partial group before the sink. Under a backlog a group should fill: with 50 ms, each sink
+subtask of the standalone cluster at parallelism 2 (about 3,000-3,500 records/s each on (a)) got groups of 150-200
+records, and the job ran 12-30% slower on 15% more CPU than with 100 or 150 ms, whose groups held 230-245
+(BENCHMARKS.md, "The sink's linger at parallelism 2"). At parallelism 1 the groups filled within 50 ms either way. A
+lone record waits at most this long at low load."""
 DEFAULT_MAX_CONCURRENCY = 4
 """Requests in flight per namespace. One is latency-bound (an upsert to Pinecone takes tens of ms). Groups that fit one
 request and share no id go side by side, whole; when changes wait, ids are spread over the lanes by a hash, so the

@@ -66,7 +66,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert dict(config.kafka.properties) == {}
     assert config.sink.api_key == API_KEY and config.sink.index_name == "products"
     assert (config.sink.batch_size, config.sink.max_retries, config.sink.retry_interval_ms) == (250, 3, 1000)
-    assert (config.sink.linger_ms, config.sink.error_tolerance, config.sink.schema_evolution) == (50, "none", "basic")
+    assert (config.sink.linger_ms, config.sink.error_tolerance, config.sink.schema_evolution) == (100, "none", "basic")
     assert config.embed is None
     assert config.route.namespace_template == "${topic}" and config.route.id_strategy == "kafka"
     assert config.route.id_format == "uuid" and config.route.vector_field == "values"

@@ -488,7 +488,7 @@ def test_an_invalid_api_key_is_refused_without_echoing_it() -> None:
 
 def test_the_config_defaults_are_valid_and_documented_values() -> None:
     defaults = PineconeSinkConfig(index_name="docs")
-    assert (defaults.batch_size, defaults.linger_ms, defaults.max_retries) == (250, 50, 3)
+    assert (defaults.batch_size, defaults.linger_ms, defaults.max_retries) == (250, 100, 3)
     assert (defaults.retry_interval_ms, defaults.max_retry_interval_ms) == (1_000, 30_000)
     assert defaults.max_request_bytes < 2_000_000 and defaults.api_key is None
 
