@@ -496,7 +496,9 @@ OPTIONS: tuple[Option, ...] = (
         "sink.linger-ms",
         Kind.INT,
         "Longest wait of a partial group of changes before it is handed to the sink (the JVM Batcher before the "
-        "sink; groups are also handed on before every checkpoint), which writes it at once",
+        "sink; groups are also handed on before every checkpoint), which writes it at once. Under a backlog a sink "
+        "subtask's groups fill only if it gets at least batch.max-records changes per linger; short groups slow "
+        "the whole job down",
         default=sink_config.DEFAULT_LINGER_MS,
         low=0,
         high=sink_config.MAX_LINGER_MS,
