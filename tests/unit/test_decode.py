@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import random
 import re
+import struct
 import uuid
 from datetime import UTC, datetime
-from hashlib import blake2b
+from hashlib import blake2b, sha256
 from typing import Any
 
 import orjson
@@ -451,6 +452,21 @@ def test_the_sparse_vector_and_the_text_are_part_of_the_content_hash() -> None:
     assert base.content_hash != change({"values": VECTOR}, sparse_cfg).content_hash
     text_cfg = config(text_fields=("t",), metadata_fields=())
     assert change({"t": "a"}, text_cfg).content_hash != change({"t": "b"}, text_cfg).content_hash
+
+
+def test_the_content_hash_is_sha256_of_the_tagged_parts_cut_to_128_bits() -> None:
+    # The JVM decoder (FastDecoder.contentHash) computes the same bytes; tests/integration/test_jvm_decode.py holds
+    # the two to it on random records.
+    metadata = b'{"a":1,"b":"x"}'
+    expected = sha256(b"upsert\x00V" + struct.pack("<3d", *VECTOR) + b"M" + metadata).digest()[:16]
+    assert change({"values": VECTOR, "b": "x", "a": 1}).content_hash == expected
+
+
+def test_a_record_to_embed_keeps_its_blake2b_content_hash() -> None:
+    # Changing it would embed every such record again after an upgrade (the hash is in the dedup state).
+    text_cfg = config(text_fields=("t",), metadata_fields=())
+    expected = blake2b(b"upsert\x00M{}Tred shoe", digest_size=16).digest()
+    assert change({"t": "red shoe"}, text_cfg).content_hash == expected
 
 
 def test_an_upsert_and_a_delete_never_share_a_content_hash() -> None:

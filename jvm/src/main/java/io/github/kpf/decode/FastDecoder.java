@@ -1,14 +1,18 @@
 package io.github.kpf.decode;
 
 import java.io.Serializable;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.math.BigInteger;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,8 +31,8 @@ import java.util.Map;
  * nulls dropped, {@code __} control fields dropped) within the size limit; a version, when configured, that is a JSON
  * integer.
  *
- * <p>What it makes is what Python makes, byte for byte: the dedup key, the version text, the content hash (BLAKE2b-128
- * over the op, the packed doubles and the canonical metadata JSON), and the pickled {@code Change} holding the
+ * <p>What it makes is what Python makes, byte for byte: the dedup key, the version text, the content hash (SHA-256
+ * truncated to 128 bits, over the op, the packed doubles and the canonical metadata JSON), and the pickled {@code Change} holding the
  * upsert's JSON ({@link ChangePickle}). tests/integration/test_jvm_decode.py holds the two decoders to that on
  * random records, with the Python decoder as the oracle.
  */
@@ -46,6 +50,8 @@ public final class FastDecoder implements Serializable {
     private static final byte[] METADATA_PREFIX = ",\"metadata\":".getBytes(StandardCharsets.US_ASCII);
     private static final int MAX_ID_CHARS = 512;
     private static final int HASH_BYTES = 16;
+    private static final VarHandle DOUBLE_LE =
+            MethodHandles.byteArrayViewVarHandle(double[].class, ByteOrder.LITTLE_ENDIAN);
     /** Vector values must be finite as float32: below 1e38 (first digit's exponent at most 37) is always so. */
     private static final int MAX_VECTOR_EXPONENT = 37;
 
@@ -71,6 +77,8 @@ public final class FastDecoder implements Serializable {
     private long refetchValuesUpTo = -1;
 
     private transient MessageDigest sha1;
+    private transient MessageDigest sha256;
+    private transient byte[] packed;
     private transient JsonOut metadata;
     private transient JsonOut request;
 
@@ -229,12 +237,12 @@ public final class FastDecoder implements Serializable {
         if (metadataJson == null) {
             return null;
         }
-        Blake2b hash = new Blake2b(HASH_BYTES).update(UPSERT_TAG).update((byte) 'V');
         JsonOut out = request();
         out.reset();
         out.raw(ID_PREFIX).string(id).raw(VALUES_PREFIX);
         boolean nonZero = false;
         List<?> items = (List<?>) vector;
+        byte[] packed = packed(items.size());
         for (int i = 0; i < items.size(); i++) {
             if (!(items.get(i) instanceof Num)) {
                 return null;
@@ -248,7 +256,7 @@ public final class FastDecoder implements Serializable {
                 out.raw((byte) ',');
             }
             number.writeFloatJson(out);
-            hash.updateLong(Double.doubleToRawLongBits(number.doubleValue()));
+            DOUBLE_LE.set(packed, 8 * i, number.doubleValue());
         }
         if (cosine && !nonZero) {
             return null;
@@ -258,7 +266,7 @@ public final class FastDecoder implements Serializable {
             out.raw(METADATA_PREFIX).raw(metadataJson);
         }
         out.raw((byte) '}');
-        byte[] contentHash = hash.update((byte) 'M').update(metadataJson).digest();
+        byte[] contentHash = contentHash(packed, 8 * items.size(), metadataJson);
         byte[] payload =
                 ChangePickle.upsert(namespace, id, changeSource(record), version, contentHash, out.toBytes());
         return new Decoded(
@@ -267,6 +275,35 @@ public final class FastDecoder implements Serializable {
                 contentHash,
                 payload,
                 labels.get(topic));
+    }
+
+    /**
+     * {@code _content_hash} of udfs/decode.py for an upsert with a dense vector and no text: SHA-256 of the op's tag,
+     * the vector's doubles (little-endian, {@code struct.pack("<d")}) and the metadata JSON, truncated to 128 bits.
+     */
+    private byte[] contentHash(byte[] packed, int packedBytes, byte[] metadataJson) {
+        if (sha256 == null) {
+            try {
+                sha256 = MessageDigest.getInstance("SHA-256");
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("SHA-256 is not available", e);
+            }
+        }
+        sha256.reset();
+        sha256.update(UPSERT_TAG);
+        sha256.update((byte) 'V');
+        sha256.update(packed, 0, packedBytes);
+        sha256.update((byte) 'M');
+        sha256.update(metadataJson);
+        return Arrays.copyOf(sha256.digest(), HASH_BYTES);
+    }
+
+    /** A reused array for the doubles of a vector of {@code dimension} values. */
+    private byte[] packed(int dimension) {
+        if (packed == null || packed.length < 8 * dimension) {
+            packed = new byte[8 * dimension];
+        }
+        return packed;
     }
 
     private JsonOut request() {

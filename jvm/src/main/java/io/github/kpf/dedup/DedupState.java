@@ -15,7 +15,7 @@ import java.util.Objects;
 public class DedupState {
     /** Highest applied version as exact decimal text; null when no applied change carried one. */
     public String version;
-    /** Content hash of the last applied change (BLAKE2b-128 from the decode stage). */
+    /** Content hash of the last applied change (SHA-256 truncated to 128 bits, from the decode stage). */
     public byte[] contentHash;
     /** Text hash of the last applied upsert that was embedded; null otherwise. */
     public byte[] textHash;
