@@ -240,7 +240,7 @@ public final class FastDecoder implements Serializable {
         JsonOut out = request();
         out.reset();
         out.raw(ID_PREFIX).string(id).raw(VALUES_PREFIX);
-        boolean nonZero = false;
+        int digits = 0; // OR of the numbers' digit counts: 0 when every number is zero (no branch per number)
         List<?> items = (List<?>) vector;
         byte[] packed = packed(items.size());
         for (int i = 0; i < items.size(); i++) {
@@ -248,17 +248,17 @@ public final class FastDecoder implements Serializable {
                 return null;
             }
             Num number = (Num) items.get(i);
-            if (!number.hasFloatJson() || (!number.isZero() && number.exp10 - 1 > MAX_VECTOR_EXPONENT)) {
+            if (!number.hasFloatJson() || number.exp10 - 1 > MAX_VECTOR_EXPONENT) { // a zero passes (Num.ZERO_EXPONENT)
                 return null;
             }
-            nonZero |= !number.isZero();
+            digits |= number.digitCount();
             if (i > 0) {
                 out.raw((byte) ',');
             }
             number.writeFloatJson(out);
             DOUBLE_LE.set(packed, 8 * i, number.doubleValue());
         }
-        if (cosine && !nonZero) {
+        if (cosine && digits == 0) {
             return null;
         }
         out.raw((byte) ']');

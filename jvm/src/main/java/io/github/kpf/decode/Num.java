@@ -8,15 +8,26 @@ import java.nio.charset.StandardCharsets;
  * any size), any other token a {@code float}.
  *
  * <p>Its significant digits are kept: value = 0.d1d2...dn x 10^{@link #exp10}, the n digits without leading or
- * trailing zeros (n = 0 for zero), as the integer {@code mantissa} when n is at most 18. With at most 15 significant
- * digits those digits are exactly the digits of the shortest repr of the double the token parses to (15-digit
- * decimals map one-to-one to doubles), so {@link #writeFloatJson} can write the float as orjson writes it without a
- * shortest-digits algorithm; a token with more digits gets no JSON here, and the record goes to the Python decoder.
+ * trailing zeros (n = 0 for zero, whose exponent is {@link #ZERO_EXPONENT}), as the integer {@code mantissa} when n
+ * is at most 18. With at most 15 significant digits those digits are exactly the digits of the shortest repr of the
+ * double the token parses to (15-digit decimals map one-to-one to doubles), so {@link #writeFloatJson} can write the
+ * float as orjson writes it without a shortest-digits algorithm; a token with more digits gets no JSON here, and the
+ * record goes to the Python decoder.
  *
  * <p>A vector has hundreds of numbers per record, so a token allocates nothing but itself: its text is read from the
  * record's bytes only where an integer's exact value or a slow-path float needs it.
  */
 final class Num {
+    /**
+     * {@link #exp10} of a zero. A vector's numbers are almost all fractions, and HotSpot's C2 compiles a branch that
+     * its profile never saw taken as a trap: the first zero in a vector then threw away the compiled decoder
+     * (FastDecoder.decode, with all it inlines) and C2 compiled it again, about 0.2-0.5 s of compiling early in a
+     * run (a -XX:+LogCompilation log of (a)). With this exponent a zero needs no branch of its own where the
+     * decoder checks and converts a vector's numbers: -1 is below every limit, and it puts the zero on the
+     * fractions' path of {@link #doubleValue}.
+     */
+    static final int ZERO_EXPONENT = -1;
+
     /** Most significant digits {@link #writeFloatJson} writes (DBL_DIG). */
     static final int MAX_DIGITS = 15;
     /** Decimal exponents (of the first digit) of a float {@link #writeFloatJson} writes: normal doubles only. */
@@ -39,6 +50,7 @@ final class Num {
     private final byte[] in;
     private final int start;
     private final int end;
+    /** A minus sign, except on an integer zero (Python's {@code -0} is {@code 0}). */
     final boolean negative;
     /** Significant digits (no leading or trailing zeros); 0 for zero. */
     private final int digitCount;
@@ -93,7 +105,9 @@ final class Num {
             int fracEnd,
             boolean integer) {
         if (digitCount == 0) {
-            return new Num(in, start, end, negative, 0, 0L, 0, integer, false);
+            // Zero: exponent -1 and no sign for an integer, so that doubleValue, hasFloatJson and the vector checks
+            // of FastDecoder take it through their common path, as a fraction like 0.05 (see ZERO_EXPONENT).
+            return new Num(in, start, end, negative && !integer, 0, 0L, ZERO_EXPONENT, integer, false);
         }
         boolean plainToken =
                 fracEnd == end && fracEnd > fracStart && (in[fracEnd - 1] != '0' || fracEnd - fracStart == 1);
@@ -104,16 +118,21 @@ final class Num {
         return digitCount == 0;
     }
 
+    /** Significant digits (no leading or trailing zeros): 0 for zero. */
+    int digitCount() {
+        return digitCount;
+    }
+
     /** The token as written. */
     private String text() {
         return new String(in, start, end - start, StandardCharsets.ISO_8859_1);
     }
 
-    /** The value as Python's {@code float()} of it: correctly rounded; an integer zero is +0.0 (Python's -0 is 0). */
+    /**
+     * The value as Python's {@code float()} of it: correctly rounded; an integer zero is +0.0 (Python's -0 is 0). A
+     * zero takes the path of every short fraction: 0 / 10^1, signed.
+     */
     double doubleValue() {
-        if (isZero()) {
-            return negative && !integer ? -0.0 : 0.0;
-        }
         if (digitCount <= MAX_DIGITS) {
             // Both the mantissa (below 10^15 < 2^53) and 10^|q| (q at most 22) are exact doubles, so one IEEE
             // multiplication or division rounds the exact value once, correctly, as parsing the text would.
@@ -154,9 +173,6 @@ final class Num {
 
     /** Whether {@link #writeFloatJson} can write this token: at most {@link #MAX_DIGITS} digits, a normal exponent. */
     boolean hasFloatJson() {
-        if (isZero()) {
-            return true;
-        }
         int exponent = exp10 - 1;
         return digitCount <= MAX_DIGITS && exponent <= MAX_EXPONENT && exponent >= -MAX_EXPONENT;
     }

@@ -2,6 +2,7 @@ package io.github.kpf.decode;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
@@ -99,6 +100,21 @@ class NumTest {
     }
 
     @Test
+    void aZeroIsAFractionWithNoDigitsForEveryCheckOfAVector() {
+        // FastDecoder checks a vector's numbers with no branch for zero (Num.ZERO_EXPONENT).
+        for (String token : List.of("0", "-0", "0.0", "-0.0", "0e5", "-0E-7", "0.000")) {
+            Num zero = scan(token);
+            assertTrue(zero.isZero());
+            assertEquals(0, zero.digitCount());
+            assertEquals(Num.ZERO_EXPONENT, zero.exp10);
+            assertTrue(zero.hasFloatJson());
+            double expected = token.equals("-0") ? 0.0 : Double.parseDouble(token);
+            assertEquals(expected, zero.doubleValue(), token);
+            assertEquals(token.startsWith("-") && !token.equals("-0"), zero.negative, token);
+        }
+    }
+
+    @Test
     void floatJsonAsOrjsonWritesIt() {
         assertEquals("0.123456", scan("0.1234560").floatJson());
         assertEquals("5.0", scan("5").floatJson());
@@ -109,6 +125,8 @@ class NumTest {
         assertEquals("1000000000000000.0", scan("1e15").floatJson());
         assertEquals("-0.0", scan("-0.0").floatJson());
         assertEquals("0.0", scan("-0").floatJson());
+        assertEquals("-0.0", scan("-0e-3").floatJson());
+        assertEquals("0.0", scan("0e5").floatJson());
         assertNull(scan("0.1234567890123456").floatJson()); // 16 digits: left to Python
         assertNull(scan("1e-320").floatJson()); // subnormal: left to Python
     }
