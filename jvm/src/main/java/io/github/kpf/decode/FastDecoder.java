@@ -32,9 +32,9 @@ import java.util.Map;
  * integer.
  *
  * <p>What it makes is what Python makes, byte for byte: the dedup key, the version text, the content hash (SHA-256
- * truncated to 128 bits, over the op, the packed doubles and the canonical metadata JSON), and the pickled {@code Change} holding the
- * upsert's JSON ({@link ChangePickle}). tests/integration/test_jvm_decode.py holds the two decoders to that on
- * random records, with the Python decoder as the oracle.
+ * truncated to 128 bits, over the op, the packed doubles and the canonical metadata JSON), and the pickled {@code
+ * Change} holding the upsert's JSON ({@link ChangePickle}). tests/integration/test_jvm_decode.py holds the two
+ * decoders to that on random records, with the Python decoder as the oracle.
  */
 public final class FastDecoder implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -283,11 +283,7 @@ public final class FastDecoder implements Serializable {
      */
     private byte[] contentHash(byte[] packed, int packedBytes, byte[] metadataJson) {
         if (sha256 == null) {
-            try {
-                sha256 = MessageDigest.getInstance("SHA-256");
-            } catch (NoSuchAlgorithmException e) {
-                throw new IllegalStateException("SHA-256 is not available", e);
-            }
+            sha256 = digest("SHA-256");
         }
         sha256.reset();
         sha256.update(UPSERT_TAG);
@@ -296,6 +292,15 @@ public final class FastDecoder implements Serializable {
         sha256.update((byte) 'M');
         sha256.update(metadataJson);
         return Arrays.copyOf(sha256.digest(), HASH_BYTES);
+    }
+
+    /** A new digest of {@code algorithm}, which every Java platform has (SHA-1, SHA-256). */
+    private static MessageDigest digest(String algorithm) {
+        try {
+            return MessageDigest.getInstance(algorithm);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(algorithm + " is not available", e);
+        }
     }
 
     /** A reused array for the doubles of a vector of {@code dimension} values. */
@@ -359,11 +364,7 @@ public final class FastDecoder implements Serializable {
     /** {@code str(uuid5(ID_NAMESPACE, name))} for any bytes ({@code udfs.ids.uuid_for}). */
     String uuidFor(byte[] name) {
         if (sha1 == null) {
-            try {
-                sha1 = MessageDigest.getInstance("SHA-1");
-            } catch (NoSuchAlgorithmException e) {
-                throw new IllegalStateException("SHA-1 is not available", e);
-            }
+            sha1 = digest("SHA-1");
         }
         sha1.reset();
         sha1.update(ID_NAMESPACE);
