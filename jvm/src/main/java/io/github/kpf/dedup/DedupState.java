@@ -15,7 +15,10 @@ import java.util.Objects;
 public class DedupState {
     /** Highest applied version as exact decimal text; null when no applied change carried one. */
     public String version;
-    /** Content hash of the last applied change (SHA-256 truncated to 128 bits, from the decode stage). */
+    /**
+     * Content hash of the last applied change, 128 bits from the decode stage: SHA-256 cut to 128 bits for an upsert
+     * with a dense vector, BLAKE2b-128 for any other change (udfs/decode.py).
+     */
     public byte[] contentHash;
     /** Text hash of the last applied upsert that was embedded; null otherwise. */
     public byte[] textHash;
