@@ -236,6 +236,39 @@ def _stream(count: int, ids: int) -> list[tuple[bytes | None, bytes | None]]:
     return records
 
 
+def test_unversioned_changes_of_one_id_apply_in_kafka_order_whichever_decoder_took_each_record(
+    ingest: IngestHarness,
+) -> None:
+    """The JVM decode path takes plain records at once and leaves the others to the Python decoder, whose answers
+    come a linger and a Python round trip later; ``SequencedMerge`` (the "Decode order" operator) puts them back in
+    their records' order before dedup. Without versions, dedup applies changes in arrival order, so a record the JVM
+    took must not overtake an earlier record of its id that Python took: here each id ends on a record the JVM takes
+    (a plain object) right after one only Python takes (nested metadata, a tombstone, a delete flag: pinned in
+    test_jvm_decode.py), and the index must hold the last record of each."""
+    python_only = {
+        b"after-nested": value(values=[1, 0, 0, 0], nested={"a": 1}),
+        b"after-tombstone": None,
+        b"after-delete-flag": value(values=[1, 0, 0, 0], __deleted="true"),
+    }
+    records: list[tuple[bytes | None, bytes | None]] = []
+    for key, earlier in python_only.items():
+        records.append((key, value(values=[0, 0, 1, 0], step="first")))  # the JVM's
+        records.append((key, earlier))  # Python's
+        records.append((key, value(values=[0, 1, 0, 0], step="last")))  # the JVM's, right after it
+    # Many ids alternating between the two decoders, so that the JVM's changes run well ahead of Python's.
+    for i in range(40):
+        key = f"mixed-{i}".encode()
+        records.append((key, value(values=[1, 1, 0, 0], nested={"i": i})))
+        records.append((key, value(values=[0, 1, 1, 0], step="last")))
+    run = ingest.run(records)
+
+    index = run.snapshot(run.topics[0])
+    expected = {uuid_for(key): ((0.0, 1.0, 0.0, 0.0), {"step": "last"}) for key in python_only}
+    expected.update({uuid_for(f"mixed-{i}".encode()): ((0.0, 1.0, 1.0, 0.0), {"step": "last"}) for i in range(40)})
+    assert index == expected
+    assert run.dead_letters(expected=0) == []
+
+
 def test_after_an_injected_failure_mid_stream_the_index_equals_an_undisturbed_runs(
     ingest: IngestHarness,
 ) -> None:

@@ -1,0 +1,143 @@
+package io.github.kpf.decode;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.streaming.api.operators.co.CoProcessOperator;
+import org.apache.flink.streaming.util.TwoInputStreamOperatorTestHarness;
+import org.apache.flink.types.Row;
+import org.junit.jupiter.api.Test;
+import io.github.kpf.dedup.DedupFunction;
+
+/**
+ * {@link SequencedMerge} on Flink's operator test harness, as the job runs it: input 1 carries the JVM decoder's
+ * changes and its markers of the rows it handed to Python, input 2 the Python decoder's changes and a marker after
+ * each group. Each change's payload is a label that says which change came out.
+ */
+class SequencedMergeTest {
+    private static TwoInputStreamOperatorTestHarness<Row, Row, Row> harness() throws Exception {
+        TwoInputStreamOperatorTestHarness<Row, Row, Row> h =
+                new TwoInputStreamOperatorTestHarness<>(new CoProcessOperator<>(new SequencedMerge()));
+        h.open();
+        return h;
+    }
+
+    /** A change of the record with sequence number {@code seq}, labelled {@code label}. */
+    private static Row change(long seq, String label) {
+        Row row = new Row(DedupFunction.INPUT_FIELDS.length);
+        row.setField(DedupFunction.KEY, "ns/" + label);
+        row.setField(DedupFunction.PAYLOAD, label.getBytes(StandardCharsets.UTF_8));
+        row.setField(DedupFunction.SEQ, seq);
+        return row;
+    }
+
+    /** On input 1: the row {@code seq} is with Python. On input 2: every row up to {@code seq} has its verdict. */
+    private static Row marker(long seq) {
+        Row row = new Row(DedupFunction.INPUT_FIELDS.length);
+        row.setField(DedupFunction.SEQ, seq);
+        return row;
+    }
+
+    private static void jvm(TwoInputStreamOperatorTestHarness<Row, Row, Row> h, Row row) throws Exception {
+        h.processElement1(row, 0L);
+    }
+
+    private static void python(TwoInputStreamOperatorTestHarness<Row, Row, Row> h, Row row) throws Exception {
+        h.processElement2(row, 0L);
+    }
+
+    /** The labels handed on since the last call. */
+    private static List<String> drain(TwoInputStreamOperatorTestHarness<Row, Row, Row> h) {
+        List<String> out = new ArrayList<>();
+        for (Row row : h.extractOutputValues()) {
+            out.add(new String((byte[]) row.getField(DedupFunction.PAYLOAD), StandardCharsets.UTF_8));
+        }
+        h.getOutput().clear();
+        return out;
+    }
+
+    @Test
+    void jvmChangesPassStraightThroughWhileNoRowIsWithPython() throws Exception {
+        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+            jvm(h, change(0, "j0"));
+            jvm(h, change(1, "j1"));
+            assertEquals(List.of("j0", "j1"), drain(h));
+        }
+    }
+
+    @Test
+    void aJvmChangeWaitsForThePythonVerdictOfTheRowBeforeIt() throws Exception {
+        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+            jvm(h, change(0, "j0"));
+            jvm(h, marker(1));
+            jvm(h, change(2, "j2"));
+            jvm(h, change(3, "j3"));
+            assertEquals(List.of("j0"), drain(h), "j2 and j3 come after row 1, which Python has not answered");
+            // Python's stream is in row order and a row makes at most one change: p1 answers rows up to 1.
+            python(h, change(1, "p1"));
+            assertEquals(List.of("p1", "j2", "j3"), drain(h));
+            python(h, marker(1));
+            assertEquals(List.of(), drain(h));
+            jvm(h, change(4, "j4"));
+            assertEquals(List.of("j4"), drain(h), "nothing waits once every row with Python is answered");
+        }
+    }
+
+    @Test
+    void aPythonChangeWaitsForTheJvmChangesBeforeIt() throws Exception {
+        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+            // Python answers rows 2 and 4 before the JVM's input has reached them.
+            python(h, change(2, "p2"));
+            python(h, change(4, "p4"));
+            python(h, marker(4));
+            assertEquals(List.of(), drain(h));
+            jvm(h, change(0, "j0"));
+            jvm(h, change(1, "j1"));
+            jvm(h, marker(2));
+            assertEquals(List.of("j0", "j1", "p2"), drain(h));
+            jvm(h, change(3, "j3"));
+            jvm(h, marker(4));
+            jvm(h, change(5, "j5"));
+            assertEquals(List.of("j3", "p4", "j5"), drain(h));
+        }
+    }
+
+    @Test
+    void aRowPythonMakesNoChangeOfReleasesTheChangesAfterIt() throws Exception {
+        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+            // Rows 0 and 1 go to Python: row 0 is a dead letter (no change), row 1 makes one.
+            jvm(h, marker(0));
+            jvm(h, marker(1));
+            jvm(h, change(2, "j2"));
+            python(h, marker(0));
+            assertEquals(List.of(), drain(h), "row 1 is not answered yet");
+            python(h, change(1, "p1"));
+            python(h, marker(1));
+            assertEquals(List.of("p1", "j2"), drain(h));
+        }
+    }
+
+    @Test
+    void aCheckpointThatFindsAChangeWaitingIsRefused() throws Exception {
+        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+            jvm(h, change(0, "j0"));
+            h.snapshot(1L, 1L); // nothing waits: taken
+            jvm(h, marker(1));
+            jvm(h, change(2, "j2"));
+            Exception refused = assertThrows(Exception.class, () -> h.snapshot(2L, 2L));
+            assertTrue(causes(refused).contains("needs aligned checkpoints"), causes(refused));
+        }
+    }
+
+    private static String causes(Throwable error) {
+        StringBuilder text = new StringBuilder();
+        for (Throwable t = error; t != null; t = t.getCause()) {
+            text.append(t).append('\n');
+        }
+        return text.toString();
+    }
+}
