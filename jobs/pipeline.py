@@ -1,8 +1,9 @@
 """The ingest pipeline's graph, wired from the stages' own functions:
 
-    Kafka ─► Decode JVM ─┬───────────────────────────────────────► Decode order ─► key_by(namespace, id) ─► Dedup
+    Kafka ─► Decode JVM ─┬─ (a direct call) ─────────────────────► Decode order ─► key_by(namespace, id) ─► Dedup
                          └─► Batch ─► Decode ─► Decode results ──┘                              (JVM state)
                                (Python, groups)
+    └──────────────── one task: the source's, chained ─────────────────────┘
     ─► Batch ─► Embed (if configured) ─► Pinecone sink ─► Pinecone sink results
                 (Python, groups)         (Python, groups)
 
@@ -12,10 +13,12 @@
 Right after the source, the JVM ``PartitionLag`` operator (chained, rows pass unchanged) reports each partition's
 records behind its latest offset, and the JVM decode path (``decode_stage``, option ``decode.jvm``) takes the records it
 can decode exactly as Python would and hands the rest to the Python decode stage. Nothing here decides anything about
-records; it only connects stages, names operators for the Web UI and sets each operator's types. Python never handles a
-record on its own: the JVM ``Batcher`` operators hand each Python stage lists of records (flushed before every
-checkpoint barrier, at end of input, and after a short linger), and the JVM ``BatchResults`` operators unpack what the
-Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs in the JVM on records, between the two
+records; it only connects stages, names operators for the Web UI and sets each operator's types. Everything up to
+``Decode order`` runs chained in the source's task, and the JVM decode stage hands its changes to ``Decode order``
+(``io.github.kpf.decode.SequencedMerge``) by a direct call rather than through a network exchange of their own. Python
+never handles a record on its own: the JVM ``Batcher`` operators hand each Python stage lists of records (flushed before
+every checkpoint barrier, at end of input, and after a short linger), and the JVM ``BatchResults`` operators unpack what
+the Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs in the JVM on records, between the two
 groupings, so its per-id order, fencing and state are those of a record-level operator. With the model, the batcher
 before it also hands on markers, on which the embed stage hands on every group it is still embedding
 (``udfs.batching.GroupsAhead``): its call on a group returns at once, so the next group reaches it while the model
@@ -34,6 +37,7 @@ hands back only dead letters and counts.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,15 +94,19 @@ class PipelineSpec:
     """Let the JVM decode path take the records it can (``jvm_decode_topics``); False: Python decodes every record."""
 
 
-def jvm_decode_topics(spec: PipelineSpec, unaligned_checkpoints: bool = False) -> tuple[str, ...]:
+def jvm_decode_topics(
+    spec: PipelineSpec, unaligned_checkpoints: bool = False, chaining: bool = True
+) -> tuple[str, ...]:
     """The topics whose records the JVM decode stage (``io.github.kpf.decode``) may take: none when it is switched
     off, or when the configuration needs what only the Python decoder does (random ids, chosen metadata fields, a
-    topic pattern), or with unaligned checkpoints (``SequencedMerge`` relies on aligned barriers); else every
-    configured topic that routes to a namespace."""
+    topic pattern), with unaligned checkpoints (the stage was built for aligned barriers), or with operator chaining
+    off (``SequencedMerge`` must run in the JVM decode stage's task); else every configured topic that routes to a
+    namespace."""
     route = spec.route
     if (
         not spec.jvm_decode
         or unaligned_checkpoints
+        or not chaining
         or route.id_strategy not in ("kafka", "field")
         or route.metadata_fields is not None
         or not spec.source.topics
@@ -128,7 +136,11 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
     rows = partition_lag(t_env.to_data_stream(t_env.from_path(SOURCE_TABLE)), spec.source)
 
-    jvm_topics = jvm_decode_topics(spec, env.get_checkpoint_config().is_unaligned_checkpoints_enabled())
+    jvm_topics = jvm_decode_topics(
+        spec,
+        env.get_checkpoint_config().is_unaligned_checkpoints_enabled(),
+        env._j_stream_execution_environment.isChainingEnabled(),
+    )
     decode = DecodeFunction(
         spec.route,
         spec.error_tolerance,
@@ -218,10 +230,10 @@ def decode_stage(
     from kafka_pinecone_flink.udfs.dedup import input_type
     from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
-    jvm_changes = None
+    merge_token = None
     if jvm_topics:
         labels = [decode.namespace_label(t) for t in jvm_topics]
-        jvm_changes, rows = _jvm_decode(rows, route, jvm_topics, labels, refetch_up_to)
+        merge_token, rows = _jvm_decode(rows, route, jvm_topics, labels, refetch_up_to)
     groups = batched(rows, max_records, max_bytes, linger_ms, "Batch for decode")
     groups.uid("batch-decode")
     decoded = groups.map(decode, output_type=result_type(input_type())).name("Decode").uid("decode")
@@ -229,8 +241,8 @@ def decode_stage(
         decoded, "decode", input_type(), decode.declared_counts(), per_namespace=decode_function.PER_NAMESPACE
     )
     changes.name("Decode results").uid("decode-results")
-    if jvm_changes is not None:
-        changes = _in_order(jvm_changes, changes)
+    if merge_token is not None:
+        changes = _in_order(merge_token, changes)
     return changes, dead_letters
 
 
@@ -257,9 +269,10 @@ def fast_decoder(gateway: Any, route: RouteConfig, topics: Sequence[str], labels
 
 def _jvm_decode(
     rows: Any, route: RouteConfig, topics: Sequence[str], labels: Sequence[str], refetch_up_to: int | None
-) -> tuple[Any, Any]:
-    """The JVM decode stage on the source ``rows``: its changes (with markers of the records it left to Python) and
-    the rows it left to Python (the source columns and ``seq``); ``refetch_up_to`` as for ``decode_stage``."""
+) -> tuple[str, Any]:
+    """The JVM decode stage on the source ``rows``: the token of the merge that takes its changes (with markers of the
+    records it left to Python; ``_in_order``) and the rows it left to Python (the source columns and ``seq``);
+    ``refetch_up_to`` as for ``decode_stage``."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
@@ -270,18 +283,21 @@ def _jvm_decode(
     decoder = fast_decoder(gateway, route, topics, labels)
     if refetch_up_to is not None:
         decoder = decoder.withValueRefetch(refetch_up_to)
-    function = package.FastDecodeFunction(decoder, java_strings(gateway, SOURCE_COLUMNS))
+    token = uuid.uuid4().hex
+    function = package.FastDecodeFunction(decoder, java_strings(gateway, SOURCE_COLUMNS), token)
     j_changes = package.FastDecodeFunction.apply(rows._j_data_stream, function)
-    changes = DataStream(j_changes).name("Decode JVM").uid("decode-jvm")
+    DataStream(j_changes).name("Decode JVM").uid("decode-jvm")
     to_python = DataStream(j_changes.getSideOutput(function.toPython()))
-    return changes, to_python
+    return token, to_python
 
 
-def _in_order(jvm_changes: Any, python_changes: Any) -> Any:
-    """The changes of both decoders in their records' order (``io.github.kpf.decode.SequencedMerge``)."""
+def _in_order(merge_token: str, python_changes: Any) -> Any:
+    """The changes of both decoders in their records' order: ``io.github.kpf.decode.SequencedMerge``, chained after
+    the Python decode stage's ``python_changes``, where the JVM decode stage made with ``merge_token`` in the same task
+    hands it its changes directly."""
     from pyflink.datastream import DataStream
     from pyflink.java_gateway import get_gateway
 
     package = get_gateway().jvm.io.github.kpf.decode
-    merged = package.SequencedMerge.apply(jvm_changes._j_data_stream, python_changes._j_data_stream)
+    merged = package.SequencedMerge.apply(python_changes._j_data_stream, merge_token)
     return DataStream(merged).name("Decode order").uid("decode-order")

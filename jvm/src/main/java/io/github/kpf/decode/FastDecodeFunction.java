@@ -26,10 +26,11 @@ import io.github.kpf.dedup.DedupFunction;
  * row, or, when the record is not for the JVM path, handed to the Python decode stage through the side output {@link
  * #toPython} (the source row and its sequence number).
  *
- * <p>Order: every row gets the next sequence number of its subtask ({@code seq}). For a row handed to Python, the
- * main output carries a marker (a dedup input row with a null key and that sequence number) where the row would have
- * been, so that {@link SequencedMerge} can put the Python stage's changes back in their place: records of one id keep
- * their Kafka order whichever decoder took them.
+ * <p>Order: every row gets the next sequence number of its subtask ({@code seq}). Its changes go to the {@link
+ * SequencedMerge} of its task (chained after the Python decode stage; both are made with the same token), not to
+ * this function's main output, which stays empty; for a row handed to Python the merge gets a marker (a dedup input
+ * row with a null key and that sequence number) where the row's change would have been, so that it can put the
+ * Python stage's changes back in their place: records of one id keep their Kafka order whichever decoder took them.
  *
  * <p>Counts (run totals {@code decode.<name>}, as the Python stage's): {@code records_in}, {@code decoded} and {@code
  * vectors_accepted@<namespace>} of the records decoded here; the Python stage counts the others.
@@ -50,6 +51,9 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
     private final int timestampField;
     private final String[] pythonFields;
     private final OutputTag<Row> toPython;
+    private final String mergeToken;
+    /** The merge of this task, found at the first row (every operator of the task is open by then). */
+    private transient SequencedMerge merge;
     private transient long seq;
     private transient RunTotals totals;
     /** The name of each namespace label's count of vectors accepted, made once per label, not per record. */
@@ -58,9 +62,11 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
     /**
      * @param sourceFields the source table's columns in order (names: key, value, topic, partition, offset, headers,
      *     timestamp)
+     * @param mergeToken the token of the {@link SequencedMerge} in this function's task
      */
-    public FastDecodeFunction(FastDecoder decoder, String[] sourceFields) {
+    public FastDecodeFunction(FastDecoder decoder, String[] sourceFields, String mergeToken) {
         this.decoder = decoder;
+        this.mergeToken = mergeToken;
         List<String> fields = List.of(sourceFields);
         this.keyField = require(fields, "key");
         this.valueField = require(fields, "value");
@@ -120,7 +126,7 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
         return toPython;
     }
 
-    /** The type of the main output: the dedup operator's input rows ({@link DedupFunction#inputType}). */
+    /** The type of the main output (which stays empty): the dedup operator's input rows. */
     public static TypeInformation<Row> outputType() {
         return DedupFunction.inputType();
     }
@@ -150,6 +156,10 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
 
     @Override
     public void processElement(Row row, Context ctx, Collector<Row> out) {
+        SequencedMerge merge = this.merge;
+        if (merge == null) {
+            merge = this.merge = findMerge();
+        }
         long sequence = seq++;
         FastDecoder.Decoded decoded = null;
         try {
@@ -164,8 +174,8 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
                 python.setField(i, row.getField(i));
             }
             python.setField(pythonFields.length - 1, sequence);
+            merge.jvm(marker(sequence));
             ctx.output(toPython, python);
-            out.collect(marker(sequence));
             return;
         }
         totals.add("records_in", 1);
@@ -183,7 +193,17 @@ public class FastDecodeFunction extends ProcessFunction<Row, Row> implements Che
         change.setField(DedupFunction.PAYLOAD, decoded.payload);
         change.setField(DedupFunction.CHUNKS, 0L);
         change.setField(DedupFunction.SEQ, sequence);
-        out.collect(change);
+        merge.jvm(change);
+    }
+
+    private SequencedMerge findMerge() {
+        SequencedMerge found = SequencedMerge.forTask(mergeToken);
+        if (found == null) {
+            throw new IllegalStateException(
+                    "the JVM decode stage found no SequencedMerge in its task: the decode operators must be chained"
+                            + " (pipeline.operator-chaining.enabled), or set decode.jvm=false");
+        }
+        return found;
     }
 
     /** A marker of the main output: the row with this sequence number went to Python. */

@@ -1,14 +1,15 @@
 package io.github.kpf.decode;
 
 import java.util.ArrayDeque;
-import org.apache.flink.runtime.state.FunctionInitializationContext;
-import org.apache.flink.runtime.state.FunctionSnapshotContext;
-import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
+import java.util.HashMap;
+import java.util.Map;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
-import org.apache.flink.streaming.api.functions.co.CoProcessFunction;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
-import org.apache.flink.util.Collector;
 import io.github.kpf.dedup.DedupFunction;
 
 /**
@@ -16,53 +17,84 @@ import io.github.kpf.dedup.DedupFunction;
  * changes of one id reach it in Kafka order whichever decoder took each record (version fencing alone could not
  * order unversioned changes).
  *
- * <p>Input 1: the main output of {@link FastDecodeFunction} of the same subtask (forward): changes it decoded and
- * markers (null key) of the rows it handed to Python, each with its sequence number, in order. Input 2: the changes
- * of the Python decode stage for those rows, each with its row's sequence number, in order, plus a marker (null key)
- * after each group, whose sequence number is the group's last: every row up to it is decoded (a dead letter or a
- * skip makes no change). A change is handed on once every row before it has been: a JVM change waits for the Python
- * verdicts of the rows before it, a Python change for the JVM changes before it. Most records pass straight through:
- * nothing waits while no row is with Python.
+ * <p>It runs in the source's task, chained after the Python decode stage, and has two inputs there. Its stream input:
+ * the changes of the Python decode stage for the rows {@link FastDecodeFunction} handed it, each with its row's
+ * sequence number, in order, plus a marker (null key) after each group, whose sequence number is the group's last:
+ * every row up to it is decoded (a dead letter or a skip makes no change). Its other input, {@link #jvm}: the changes
+ * {@link FastDecodeFunction} of the same task decoded and its markers of the rows it handed to Python, each with its
+ * sequence number, in order; the decode function calls it directly, from the same thread, instead of sending its
+ * changes through a network exchange and a task of their own to an operator with two inputs (that exchange cost (a)
+ * of the benchmark a tenth of its CPU; BENCHMARKS.md). The two find each other by a token the job gives both
+ * ({@link #forTask}); the job uses this path only with operator chaining on, and the decode function refuses to run
+ * without its merge in its task.
  *
- * <p>Checkpoints: nothing waits when a barrier passes, because the Python stage answers every group before it
- * forwards the barrier (its batcher flushes before the barrier) and this operator aligns its two inputs' barriers.
- * So the operator has no state. Unaligned checkpoints would break that; {@link #snapshotState} refuses a checkpoint
- * that finds a change waiting rather than lose it, and the job does not use this path when they are enabled.
+ * <p>A change is handed on once every row before it has been: a JVM change waits for the Python verdicts of the rows
+ * before it, a Python change for the JVM changes before it. Most records pass straight through: nothing waits while
+ * no row is with Python.
+ *
+ * <p>Checkpoints: nothing waits when a barrier passes, because the batcher before the Python stage flushes before the
+ * barrier and the Python stage answers the whole group before it, all in this task ahead of this operator. So the
+ * operator has no state. The job leaves this path off with unaligned checkpoints; {@link #snapshotState} refuses a
+ * checkpoint that finds a change waiting rather than lose it.
  */
-public class SequencedMerge extends CoProcessFunction<Row, Row, Row> implements CheckpointedFunction {
+public class SequencedMerge extends AbstractStreamOperator<Row> implements OneInputStreamOperator<Row, Row> {
     private static final long serialVersionUID = 1L;
 
-    /** Input 1 in order, from the first entry that waits: JVM changes and markers of rows with Python. */
+    /** The merges open in this thread (a task's operators all run in its one thread), by token. */
+    private static final ThreadLocal<Map<String, SequencedMerge>> OPEN = ThreadLocal.withInitial(HashMap::new);
+
+    private final String token;
+    /** The JVM decoder's changes and markers in order, from the first entry that waits. */
     private transient ArrayDeque<Row> jvm;
-    /** Python changes that wait for input 1 to reach their place. */
+    /** Python changes that wait for the JVM decoder's input to reach their place. */
     private transient ArrayDeque<Row> python;
     /** Every row handed to Python up to this sequence number has been answered. */
     private transient long answered;
 
-    /** The merge of {@code jvm} and {@code python} (see the class doc); both must have the same parallelism. */
-    public static SingleOutputStreamOperator<Row> apply(DataStream<Row> jvm, DataStream<Row> python) {
-        return jvm.forward()
-                .connect(python.forward())
-                .process(new SequencedMerge(), FastDecodeFunction.outputType());
+    /** @param token what pairs this merge with the {@link FastDecodeFunction} of its task (same token) */
+    public SequencedMerge(String token) {
+        this.token = token;
+    }
+
+    /**
+     * The merge after {@code python} (the Python decode stage's changes, in the task of the {@link
+     * FastDecodeFunction} made with {@code token}).
+     */
+    public static SingleOutputStreamOperator<Row> apply(DataStream<Row> python, String token) {
+        return python.forward().transform("Decode order", FastDecodeFunction.outputType(), new SequencedMerge(token));
+    }
+
+    /** The merge with {@code token} open in the calling thread's task, or null when there is none. */
+    static SequencedMerge forTask(String token) {
+        return OPEN.get().get(token);
     }
 
     @Override
-    public void initializeState(FunctionInitializationContext context) {
+    public void open() throws Exception {
+        super.open();
         jvm = new ArrayDeque<>();
         python = new ArrayDeque<>();
         answered = -1;
+        OPEN.get().put(token, this);
     }
 
     @Override
-    public void snapshotState(FunctionSnapshotContext context) {
+    public void close() throws Exception {
+        OPEN.get().remove(token, this);
+        super.close();
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
         if (!jvm.isEmpty() || !python.isEmpty()) {
             throw new IllegalStateException(
                     "decoded changes were waiting for their order when a checkpoint barrier passed ("
                             + jvm.size()
                             + " from the JVM decoder, "
                             + python.size()
-                            + " from Python); the JVM decode path needs aligned checkpoints");
+                            + " from Python)");
         }
+        super.snapshotState(context);
     }
 
     private static long seqOf(Row row) {
@@ -73,30 +105,36 @@ public class SequencedMerge extends CoProcessFunction<Row, Row, Row> implements 
         return row.getField(DedupFunction.KEY) == null;
     }
 
-    @Override
-    public void processElement1(Row row, Context ctx, Collector<Row> out) {
+    private void emit(Row row) {
+        output.collect(new StreamRecord<>(row));
+    }
+
+    /** A change of the JVM decoder, or its marker of a row it handed to Python; in the order of their rows. */
+    void jvm(Row row) {
         if (jvm.isEmpty() && !isMarker(row)) {
-            out.collect(row);
+            emit(row);
             return;
         }
         jvm.addLast(row);
-        drain(out);
+        drain();
     }
 
+    /** A change of the Python decode stage, or the marker after its group. */
     @Override
-    public void processElement2(Row row, Context ctx, Collector<Row> out) {
+    public void processElement(StreamRecord<Row> element) {
+        Row row = element.getValue();
         answered = Math.max(answered, seqOf(row));
         if (!isMarker(row)) {
             python.addLast(row);
         }
-        drain(out);
+        drain();
     }
 
-    private void drain(Collector<Row> out) {
+    private void drain() {
         while (!jvm.isEmpty()) {
             Row head = jvm.peekFirst();
             if (!isMarker(head)) {
-                out.collect(jvm.pollFirst());
+                emit(jvm.pollFirst());
                 continue;
             }
             long seq = seqOf(head);
@@ -104,7 +142,7 @@ public class SequencedMerge extends CoProcessFunction<Row, Row, Row> implements 
                 return; // Python has not answered this row yet
             }
             while (!python.isEmpty() && seqOf(python.peekFirst()) <= seq) {
-                out.collect(python.pollFirst());
+                emit(python.pollFirst());
             }
             jvm.pollFirst();
         }

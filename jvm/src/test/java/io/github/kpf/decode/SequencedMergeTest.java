@@ -1,27 +1,32 @@
 package io.github.kpf.decode;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import org.apache.flink.streaming.api.operators.co.CoProcessOperator;
-import org.apache.flink.streaming.util.TwoInputStreamOperatorTestHarness;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.Test;
 import io.github.kpf.dedup.DedupFunction;
 
 /**
- * {@link SequencedMerge} on Flink's operator test harness, as the job runs it: input 1 carries the JVM decoder's
- * changes and its markers of the rows it handed to Python, input 2 the Python decoder's changes and a marker after
- * each group. Each change's payload is a label that says which change came out.
+ * {@link SequencedMerge} on Flink's operator test harness, as the job runs it: its stream input carries the Python
+ * decoder's changes and a marker after each group, and {@link SequencedMerge#jvm} (called by the JVM decoder of its
+ * task) the JVM decoder's changes and its markers of the rows it handed to Python. Each change's payload is a label
+ * that says which change came out.
  */
 class SequencedMergeTest {
-    private static TwoInputStreamOperatorTestHarness<Row, Row, Row> harness() throws Exception {
-        TwoInputStreamOperatorTestHarness<Row, Row, Row> h =
-                new TwoInputStreamOperatorTestHarness<>(new CoProcessOperator<>(new SequencedMerge()));
+    private static final String TOKEN = "merge-test";
+
+    private static OneInputStreamOperatorTestHarness<Row, Row> harness() throws Exception {
+        OneInputStreamOperatorTestHarness<Row, Row> h =
+                new OneInputStreamOperatorTestHarness<>(new SequencedMerge(TOKEN));
         h.open();
         return h;
     }
@@ -42,16 +47,19 @@ class SequencedMergeTest {
         return row;
     }
 
-    private static void jvm(TwoInputStreamOperatorTestHarness<Row, Row, Row> h, Row row) throws Exception {
-        h.processElement1(row, 0L);
+    /** As the JVM decoder of the task calls it: it finds the merge by its token. */
+    private static void jvm(OneInputStreamOperatorTestHarness<Row, Row> h, Row row) {
+        SequencedMerge merge = SequencedMerge.forTask(TOKEN);
+        assertSame(h.getOneInputOperator(), merge);
+        merge.jvm(row);
     }
 
-    private static void python(TwoInputStreamOperatorTestHarness<Row, Row, Row> h, Row row) throws Exception {
-        h.processElement2(row, 0L);
+    private static void python(OneInputStreamOperatorTestHarness<Row, Row> h, Row row) throws Exception {
+        h.processElement(new StreamRecord<>(row));
     }
 
     /** The labels handed on since the last call. */
-    private static List<String> drain(TwoInputStreamOperatorTestHarness<Row, Row, Row> h) {
+    private static List<String> drain(OneInputStreamOperatorTestHarness<Row, Row> h) {
         List<String> out = new ArrayList<>();
         for (Row row : h.extractOutputValues()) {
             out.add(new String((byte[]) row.getField(DedupFunction.PAYLOAD), StandardCharsets.UTF_8));
@@ -62,7 +70,7 @@ class SequencedMergeTest {
 
     @Test
     void jvmChangesPassStraightThroughWhileNoRowIsWithPython() throws Exception {
-        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+        try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
             jvm(h, change(0, "j0"));
             jvm(h, change(1, "j1"));
             assertEquals(List.of("j0", "j1"), drain(h));
@@ -71,7 +79,7 @@ class SequencedMergeTest {
 
     @Test
     void aJvmChangeWaitsForThePythonVerdictOfTheRowBeforeIt() throws Exception {
-        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+        try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
             jvm(h, change(0, "j0"));
             jvm(h, marker(1));
             jvm(h, change(2, "j2"));
@@ -89,7 +97,7 @@ class SequencedMergeTest {
 
     @Test
     void aPythonChangeWaitsForTheJvmChangesBeforeIt() throws Exception {
-        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+        try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
             // Python answers rows 2 and 4 before the JVM's input has reached them.
             python(h, change(2, "p2"));
             python(h, change(4, "p4"));
@@ -108,7 +116,7 @@ class SequencedMergeTest {
 
     @Test
     void aRowPythonMakesNoChangeOfReleasesTheChangesAfterIt() throws Exception {
-        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+        try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
             // Rows 0 and 1 go to Python: row 0 is a dead letter (no change), row 1 makes one.
             jvm(h, marker(0));
             jvm(h, marker(1));
@@ -123,13 +131,13 @@ class SequencedMergeTest {
 
     @Test
     void aCheckpointThatFindsAChangeWaitingIsRefused() throws Exception {
-        try (TwoInputStreamOperatorTestHarness<Row, Row, Row> h = harness()) {
+        try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
             jvm(h, change(0, "j0"));
             h.snapshot(1L, 1L); // nothing waits: taken
             jvm(h, marker(1));
             jvm(h, change(2, "j2"));
             Exception refused = assertThrows(Exception.class, () -> h.snapshot(2L, 2L));
-            assertTrue(causes(refused).contains("needs aligned checkpoints"), causes(refused));
+            assertTrue(causes(refused).contains("were waiting for their order"), causes(refused));
         }
     }
 
@@ -139,5 +147,14 @@ class SequencedMergeTest {
             text.append(t).append('\n');
         }
         return text.toString();
+    }
+
+    @Test
+    void aClosedMergeIsNoLongerFoundByItsToken() throws Exception {
+        OneInputStreamOperatorTestHarness<Row, Row> h = harness();
+        assertSame(h.getOneInputOperator(), SequencedMerge.forTask(TOKEN));
+        assertNull(SequencedMerge.forTask("another-token"));
+        h.close();
+        assertNull(SequencedMerge.forTask(TOKEN));
     }
 }
