@@ -421,7 +421,7 @@ OPTIONS: tuple[Option, ...] = (
         "Decode the records that carry their own dense vector in the JVM when they have the common shape (a plain "
         "JSON object, flat metadata, numbers of at most 15 significant digits), with the Python decoder taking every "
         "other record and giving every dead letter; false: Python decodes every record. Off by itself with "
-        "unaligned checkpoints, random ids or chosen metadata fields",
+        "unaligned checkpoints, operator chaining off, random ids or chosen metadata fields",
         default=True,
         target="batch.jvm_decode",
     ),

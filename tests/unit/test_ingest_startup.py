@@ -68,7 +68,8 @@ def test_a_model_whose_dimension_differs_from_the_index_stops_the_job(
         startup_checks(config("default"))
 
 
-def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+def _spec(monkeypatch: pytest.MonkeyPatch, *options: str) -> Any:
+    """The pipeline spec the ingest job builds its graph from, for ``options`` (no Flink, no Pinecone)."""
     specs: list[Any] = []
 
     class Session:
@@ -81,19 +82,36 @@ def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(ingest_job, "create_session", lambda *args, **kwargs: Session())
     monkeypatch.setattr(ingest_job, "build", lambda env, t_env, spec: specs.append(spec))
     monkeypatch.setattr(ingest_job, "run_to_end", lambda *args, **kwargs: 0)
-    argv = [
+    argv = ["--pinecone.index=docs", "--pinecone.controller-host=http://127.0.0.1:1", *options]
+    assert ingest_job.main(argv) == 0
+    (spec,) = specs
+    return spec
+
+
+def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _spec(
+        monkeypatch,
         "--kafka.topics=docs",
-        "--pinecone.index=docs",
-        "--pinecone.controller-host=http://127.0.0.1:1",
         "--batch.max-records=600",
         f"--batch.max-bytes={2 * 1024 * 1024}",
         "--batch.linger-ms=7",
         "--sink.linger-ms=9",
-    ]
-    assert ingest_job.main(argv) == 0
-    (spec,) = specs
+    )
     assert (spec.batch_max_records, spec.batch_max_bytes, spec.batch_linger_ms) == (600, 2 * 1024 * 1024, 7)
     assert spec.sink.linger_ms == 9
+
+
+def test_the_jvm_decode_path_is_off_with_unaligned_checkpoints_without_operator_chaining_or_when_switched_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kafka_pinecone_flink.jobs.pipeline import jvm_decode_topics
+
+    spec = _spec(monkeypatch, "--kafka.topics=docs,more")
+    assert jvm_decode_topics(spec) == ("docs", "more")
+    # SequencedMerge must run in the JVM decode stage's task, and the stage was built for aligned barriers.
+    assert jvm_decode_topics(spec, unaligned_checkpoints=True) == ()
+    assert jvm_decode_topics(spec, chaining=False) == ()
+    assert jvm_decode_topics(_spec(monkeypatch, "--kafka.topics=docs", "--decode.jvm=false")) == ()
 
 
 def test_the_gateway_gets_the_client_options_then_the_users_jvm_args() -> None:
