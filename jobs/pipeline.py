@@ -139,7 +139,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     jvm_topics = jvm_decode_topics(
         spec,
         env.get_checkpoint_config().is_unaligned_checkpoints_enabled(),
-        env._j_stream_execution_environment.isChainingEnabled(),
+        env.is_chaining_enabled(),
     )
     decode = DecodeFunction(
         spec.route,
