@@ -130,7 +130,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     from kafka_pinecone_flink.sinks import pinecone_sink
     from kafka_pinecone_flink.sinks.pinecone_sink import PineconeSinkFunction
     from kafka_pinecone_flink.udfs.decode_function import DecodeFunction
-    from kafka_pinecone_flink.udfs.dedup import keyed_dedup
+    from kafka_pinecone_flink.udfs.dedup import applied_groups, keyed_dedup
     from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
@@ -171,6 +171,8 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         marker_idle_ms=spec.sink.linger_ms if spec.embed is not None else None,
     )
     to_sink.uid("batch-sink")
+    # Each group crosses to Python as one pickle of its changes (one pickle.loads, not a row and a pickle per change).
+    to_sink = applied_groups(to_sink).name("Groups for Python").uid("applied-groups")
     if spec.embed is not None:
         from kafka_pinecone_flink.udfs.embed import EmbedFunction
 

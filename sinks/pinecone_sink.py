@@ -32,7 +32,6 @@ from kafka_pinecone_flink.sinks.client import open_index, quiet_request_logs
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
 from kafka_pinecone_flink.sinks.embedding_health import EmbeddingHealth, load_reference
 from kafka_pinecone_flink.sinks.writer import APPLIED_KINDS, PineconeWriter
-from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.python_worker import settle_collector
 from kafka_pinecone_flink.udfs.records import Change, DeadLetter
 from kafka_pinecone_flink.udfs.stage_batch import DEAD_LETTERED, batch_result, dead_letter_row
@@ -90,8 +89,8 @@ class PineconeSinkFunction(AsyncFunction):
     ``upserted``, ``updated``, ``deleted``, ``superseded``, ``dead_lettered`` (the sink's), ``embed_dead_lettered``;
     with chunking, a document's operations after its first count as ``chunk_operations`` / ``chunk_dead_lettered``.
 
-    A group is a list of rows of the JVM dedup operator (handed over by the JVM ``Batcher``), or the list the embed
-    stage returns (``Change`` and ``DeadLetter`` records)."""
+    A group is a list of ``Change``s after dedup (the JVM ``Batcher``'s group, loaded in one piece:
+    ``udfs.dedup.applied_groups``), or the list the embed stage returns (``Change`` and ``DeadLetter`` records)."""
 
     def __init__(
         self, config: PineconeSinkConfig, secrets: tuple[str, ...] = (), dead_letter_max_bytes: int | None = None
@@ -129,7 +128,6 @@ class PineconeSinkFunction(AsyncFunction):
         dead_letters = []
         counts: Counter[str] = Counter()
         for item in value:
-            item = applied_change(item)
             if isinstance(item, DeadLetter):
                 counts[f"{item.stage}_{DEAD_LETTERED}"] += 1
                 dead_letters.append(dead_letter_row(item, self._secrets, self._max_bytes))

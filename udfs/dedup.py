@@ -68,7 +68,7 @@ from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import DataStream
 
-from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter
+from kafka_pinecone_flink.udfs.records import DELETE, Change
 
 MAX_STATE_TTL_MS = 36_500 * 86_400_000
 """100 years; 0 keeps dedup state (and tombstones) forever."""
@@ -236,16 +236,28 @@ def order_marker(seq: int) -> Row:
     return row
 
 
-def applied_change(value: Any) -> Any:
-    """What a stage after dedup receives, as a ``Change``: a row of the JVM dedup operator (payload and replaces)
-    becomes the change it carries, with ``replaces`` set; a ``Change`` or ``DeadLetter`` (after the embed stage)
-    is returned as it is."""
-    if isinstance(value, (Change, DeadLetter)):
-        return value
-    change: Change = pickle.loads(value[_PAYLOAD])
-    change.replaces = bool(value[_REPLACES])
-    change.previous_chunks = int(value[_PREVIOUS_CHUNKS] or 0)
+def applied_change(row: Any) -> Change:
+    """The change a row of the JVM dedup operator carries (payload, replaces, previous chunks), with ``replaces`` and
+    ``previous_chunks`` set: how to read that operator's rows one by one. The job's stages after dedup read whole
+    groups instead (``applied_groups``)."""
+    change: Change = pickle.loads(row[_PAYLOAD])
+    change.replaces = bool(row[_REPLACES])
+    change.previous_chunks = int(row[_PREVIOUS_CHUNKS] or 0)
     return change
+
+
+def applied_groups(groups: DataStream) -> DataStream:
+    """``groups`` (lists of the JVM dedup operator's rows, from ``udfs.stage_batch.batched``) as the Python stage
+    after them reads them: each list becomes one pickle, written in the JVM (``io.github.kpf.dedup.AppliedGroups``),
+    of type ``Types.PICKLED_BYTE_ARRAY()``, which PyFlink loads with one ``pickle.loads`` into the list of the group's
+    ``Change``s, ``replaces`` and ``previous_chunks`` set. An empty list (a marker) stays empty. Loading a group so
+    costs Python one call instead of a row and a pickle per change (BENCHMARKS.md, "Groups after dedup as one
+    pickle"). Refuses a stream of any other type when the job is built."""
+    from pyflink.java_gateway import get_gateway
+
+    dedup = get_gateway().jvm.io.github.kpf.dedup
+    j_type = Types.PICKLED_BYTE_ARRAY().get_java_type_info()
+    return DataStream(dedup.AppliedGroups.apply(groups._j_data_stream, j_type))
 
 
 def check_ttl_ms(ttl_ms: int) -> int:

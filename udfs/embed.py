@@ -63,7 +63,6 @@ from pyflink.datastream.functions import AsyncFunction, RuntimeContext
 
 from kafka_pinecone_flink.udfs.batching import GroupsAhead, MicroBatcher
 from kafka_pinecone_flink.udfs.chunking import expand, needs_expansion, stale_ids_deleted
-from kafka_pinecone_flink.udfs.dedup import applied_change
 from kafka_pinecone_flink.udfs.embed_model import (
     DEFAULT_MODEL,
     DEVICES,
@@ -622,9 +621,9 @@ def lane_plan(lanes: int, torch_threads: int, device: str, cores: int) -> tuple[
 
 class EmbedFunction(AsyncFunction):
     """Flink async function around ``Embedder``, on groups: ``async_invoke(group)`` takes a list of applied changes
-    (rows of the JVM dedup operator, handed over as one list by the JVM ``Batcher``, ``udfs.stage_batch``) and returns
-    one element: the list of the group's changes with their vectors set, or a ``DeadLetter`` in place of a change
-    whose text could not be embedded. The model is loaded in ``open()`` on the worker.
+    (the JVM ``Batcher``'s group of the dedup operator's changes, ``udfs.stage_batch``, loaded in one piece:
+    ``udfs.dedup.applied_groups``) and returns one element: the list of the group's changes with their vectors set,
+    or a ``DeadLetter`` in place of a change whose text could not be embedded. The model is loaded in ``open()`` on the worker.
 
     The call on a full group (``ahead_from`` records: a backlog) returns at once, and the group is embedded after it
     (``udfs.batching.GroupsAhead``, while the groups at work besides the first hold at most one pool of texts for the
@@ -690,7 +689,7 @@ class EmbedFunction(AsyncFunction):
             raise RuntimeError("EmbedFunction.async_invoke called before open()")
         if not value:  # a marker: every group's results, now
             return await self._ahead.take(None)
-        changes = [applied_change(row) for row in value]
+        changes: list[Change] = value
         work = self._embedder.start_group(changes)
         return await self._ahead.take(work.result, work.model_texts, wait=len(changes) < self._ahead_from)
 

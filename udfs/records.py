@@ -20,6 +20,7 @@ path writes the same bytes as ``upsert_json`` without ``narrow``).
 
 from __future__ import annotations
 
+import pickle
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -181,6 +182,15 @@ def _unpickle_change(
         previous_chunks,
         follows,
     )
+
+
+def _applied_change(change: Change | bytes, replaces: bool, previous_chunks: int) -> Change:
+    """A change of a group the JVM pickled after dedup (``io.github.kpf.decode.ChangePickle.appliedGroup``): the
+    change, or its own pickle (Python's, which the group holds as bytes), with what dedup found set."""
+    loaded: Change = pickle.loads(change) if isinstance(change, bytes) else change
+    loaded.replaces = replaces
+    loaded.previous_chunks = previous_chunks
+    return loaded
 
 
 def upsert_json(

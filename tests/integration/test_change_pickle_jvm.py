@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from kafka_pinecone_flink.udfs.records import UPSERT, Change, SourceRecord
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
 from tests.integration.jvm_gateway import java_source_record, kpf_gateway
 
 pytestmark = pytest.mark.integration  # a JVM (PyFlink's Java gateway) for the module
@@ -194,3 +194,57 @@ def test_python_reads_a_lone_surrogate_as_ChangePickle_writes_it() -> None:
     ``ChangePickle`` writes one as its 3-byte form (ChangePickleTest), which Python's unpickler decodes with
     ``surrogatepass`` back to that surrogate."""
     assert pickle.loads(b"\x80\x04\x8c\x05a\xed\xa0\x80b.") == "a\ud800b"
+
+
+def applied_group(rows: list[tuple[bytes, bool, int]]) -> bytes:
+    """``ChangePickle.appliedGroup`` of (payload, replaces, previous_chunks) rows, through the gateway."""
+    gateway = kpf_gateway()
+    payloads = gateway.jvm.java.util.ArrayList()
+    replaces = gateway.new_array(gateway.jvm.boolean, len(rows))
+    previous = gateway.new_array(gateway.jvm.long, len(rows))
+    for i, (payload, replaced, chunks) in enumerate(rows):
+        payloads.add(payload)
+        replaces[i] = replaced
+        previous[i] = chunks
+    got = gateway.jvm.io.github.kpf.decode.ChangePickle.appliedGroup(payloads, replaces, previous)
+    assert isinstance(got, bytes)
+    return got
+
+
+def test_a_group_of_applied_changes_loads_in_one_piece_whoever_pickled_each(decode: Any) -> None:
+    """The JVM's pickles are spliced into the group, Python's (protocol 5, memo and frames) go in as bytes; either
+    way the group loads as the list of the changes, in order, with what dedup found (replaces, previous chunks) set,
+    and the group's memo entry (``_applied_change``) is not confused by the changes' own memo."""
+    cases = [{**BASE, **VARIANTS[name], "offset": i} for i, name in enumerate(VARIANTS)]
+    rows: list[tuple[bytes, bool, int]] = []
+    expected: list[Change] = []
+    for i, case in enumerate(cases):
+        change = python_change(case)
+        # Every third change pickled by Python, a delete among them; the rest by the JVM decode path.
+        if i % 3 == 2:
+            change.op = DELETE if i % 2 else UPSERT
+            payload = pickle.dumps(change, protocol=pickle.HIGHEST_PROTOCOL)
+            assert payload[:2] == b"\x80\x05"
+        else:
+            payload = java_pickle(decode, case)
+        replaced, chunks = i % 2 == 1, [0, 3, 255, 256, 70_000, 2**31 - 1][i % 6]
+        rows.append((payload, replaced, chunks))
+        change.replaces, change.previous_chunks = replaced, chunks
+        expected.append(change)
+
+    data = applied_group(rows)
+    loaded = pickle.loads(data)
+
+    assert loaded == expected
+    assert [type_tree(c) for c in loaded] == [type_tree(c) for c in expected]
+    names = [name for name, _ in opcodes(data)]
+    assert names.count("MEMOIZE") == 1 and names.count("BINGET") == len(rows)
+    # Spliced: the JVM's changes are not bytes inside the group (their JSON is, once, as in their own pickle).
+    assert sum(arg == payload for _, arg in opcodes(data) for payload, _, _ in rows) == sum(
+        1 for i in range(len(rows)) if i % 3 == 2
+    )
+
+
+def test_an_empty_group_is_an_empty_list() -> None:
+    """A batcher's marker stays a marker."""
+    assert pickle.loads(applied_group([])) == []

@@ -13,6 +13,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import AsyncDataStream, StreamExecutionEnvironment
 
 from kafka_pinecone_flink.stack.paths import kpf_jar
+from kafka_pinecone_flink.udfs.dedup import applied_groups
 from kafka_pinecone_flink.udfs.embed import EmbedConfig, EmbedFunction
 from kafka_pinecone_flink.udfs.records import UPSERT, Change, DeadLetter, SourceRecord
 from kafka_pinecone_flink.udfs.stage_batch import batched
@@ -54,7 +55,7 @@ def test_embed_function_under_ordered_wait_keeps_order_and_dead_letters_a_bad_te
     )
     # With markers, as in the job: the embed stage hands on the groups it is still embedding on the marker at the end
     # of input (without them, the last groups' results were never handed on).
-    groups = batched(rows, GROUP_RECORDS, 1 << 20, 10_000, "Batch for embed", marker_idle_ms=10)
+    groups = applied_groups(batched(rows, GROUP_RECORDS, 1 << 20, 10_000, "Batch for embed", marker_idle_ms=10))
     embedded = AsyncDataStream.ordered_wait(
         groups,
         EmbedFunction(EmbedConfig(batch_size=16, linger_ms=10)),

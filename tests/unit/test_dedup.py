@@ -24,7 +24,7 @@ from kafka_pinecone_flink.udfs.dedup import (
     version_text,
 )
 from kafka_pinecone_flink.udfs.dedup import decide as oracle_decide
-from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, Op, SourceRecord
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, Op, SourceRecord
 
 pytestmark = pytest.mark.unit
 
@@ -216,13 +216,6 @@ def test_a_change_travels_to_the_jvm_operator_and_back_intact() -> None:
     )
     delete_row = dedup_row(change(DELETE, version=None)).as_dict()
     assert delete_row["delete"] is True and delete_row["version"] is None and delete_row["text_hash"] is None
-
-
-def test_what_comes_after_the_embed_stage_is_passed_through() -> None:
-    c = change()
-    dead = DeadLetter(SOURCE, "X", "y", "embed")
-    assert applied_change(c) is c
-    assert applied_change(dead) is dead
 
 
 @pytest.mark.parametrize("bad", [-1, MAX_STATE_TTL_MS + 1])

@@ -27,7 +27,7 @@ from kafka_pinecone_flink.udfs.embed_model import (
     resolve_model_path,
     window_prefix,
 )
-from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord
+from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, DeadLetter, SourceRecord, _applied_change
 
 pytestmark = pytest.mark.unit
 
@@ -80,13 +80,12 @@ class FakeEncoder:
         return np.stack(rows)
 
 
-def dedup_output(change: Change, replaces: bool = False) -> Any:
-    """``change`` as the row the JVM dedup operator emits (the pickled change, replaces, previous chunks)."""
-    from pyflink.common import Row
-
+def dedup_output(change: Change, replaces: bool = False) -> Change:
+    """``change`` as the embed stage gets it after dedup (``udfs.dedup.applied_groups``): the pickle that crossed
+    dedup, loaded, with ``replaces`` set."""
     from kafka_pinecone_flink.udfs.dedup import dedup_row
 
-    return Row(dedup_row(change)[5], replaces, 0)
+    return _applied_change(dedup_row(change)[5], replaces, 0)
 
 
 def run_stage(encoder: FakeEncoder, changes: list[Change], **config: Any) -> tuple[list[Change | DeadLetter], Embedder]:
@@ -267,7 +266,7 @@ def test_a_text_of_a_group_that_fails_is_a_dead_letter_in_its_place() -> None:
     assert embedder.stats.failed == 1
 
 
-def test_the_embed_function_takes_a_group_of_dedup_rows_and_hands_on_its_list_on_a_marker() -> None:
+def test_the_embed_function_takes_a_group_of_changes_after_dedup_and_hands_on_its_list_on_a_marker() -> None:
     from kafka_pinecone_flink.udfs.batching import GroupsAhead
 
     encoder = FakeEncoder(bad=["bad"])

@@ -8,12 +8,11 @@ import pickle
 from typing import Any
 
 import pytest
-from pyflink.common import Row
 
 from kafka_pinecone_flink.sinks.dead_letter import H_ERROR_CLASS, H_OFFSET, H_STAGE
 from kafka_pinecone_flink.sinks.pinecone_sink import PineconeSinkFunction
 from kafka_pinecone_flink.sinks.writer import PineconeWriter
-from kafka_pinecone_flink.udfs.records import DELETE, DeadLetter
+from kafka_pinecone_flink.udfs.records import DELETE, Change, DeadLetter, _applied_change
 from tests.unit.test_sink_writer import KEY, FakeIndex, Sleeps, Stored, change, config
 
 pytestmark = pytest.mark.unit
@@ -34,12 +33,13 @@ def invoke(function: PineconeSinkFunction, group: list[Any]) -> tuple[list[Any],
     return list(result[0]), list(result[1]), dict(result[2])
 
 
-def dedup_output(record_id: str, op: str = "upsert", *, offset: int = 0, replaces: bool = False) -> Row:
-    """A row of the JVM dedup operator: the pickled change and whether it replaces a live version."""
-    return Row(pickle.dumps(change(record_id, op, offset=offset)), replaces, 0)  # type: ignore[arg-type]
+def dedup_output(record_id: str, op: str = "upsert", *, offset: int = 0, replaces: bool = False) -> Change:
+    """A change as the sink gets it after dedup (``udfs.dedup.applied_groups``): with whether it replaces a live
+    version."""
+    return _applied_change(pickle.dumps(change(record_id, op, offset=offset)), replaces, 0)  # type: ignore[arg-type]
 
 
-def test_a_group_of_dedup_rows_is_written_and_counted_per_outcome() -> None:
+def test_a_group_of_changes_after_dedup_is_written_and_counted_per_outcome() -> None:
     fake = FakeIndex()
     fake.store["ns"] = {"old": Stored("old", [1.0]), "gone": Stored("gone", [1.0])}
     group = [

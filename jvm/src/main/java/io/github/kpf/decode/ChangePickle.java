@@ -2,6 +2,7 @@ package io.github.kpf.decode;
 
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -60,6 +61,12 @@ public final class ChangePickle {
     private static final byte SHORT_BINUNICODE = (byte) 0x8c;
     private static final byte BINUNICODE8 = (byte) 0x8d;
     private static final byte STACK_GLOBAL = (byte) 0x93;
+    private static final byte MEMOIZE = (byte) 0x94;
+    private static final byte NEWTRUE = (byte) 0x88;
+    private static final byte BINGET = 'h';
+    private static final byte POP = '0';
+    private static final byte EMPTY_LIST = ']';
+    private static final byte APPENDS = 'e';
 
     private static final String MODULE = "kafka_pinecone_flink.udfs.records";
 
@@ -87,6 +94,13 @@ public final class ChangePickle {
 
     private final byte[] out;
     private int pos;
+
+    /**
+     * {@code PROTO 4}, {@code _applied_change} (put in the memo at 0 and popped), {@code EMPTY_LIST}: the head of
+     * every {@link #appliedGroup}.
+     */
+    private static final byte[] GROUP_HEAD =
+            concat(new byte[] {PROTO, 4}, global("_applied_change"), new byte[] {MEMOIZE, POP, EMPTY_LIST});
 
     private ChangePickle(int size) {
         out = new byte[size];
@@ -196,6 +210,76 @@ public final class ChangePickle {
             throw new IllegalStateException("pickle size " + size + " but " + w.pos + " bytes written");
         }
         return w.out;
+    }
+
+    /**
+     * One pickle of a group of applied changes, as the stages after dedup read them: {@code pickle.loads} of it is
+     * the list of the group's {@code Change}s, each with {@code replaces} and {@code previous_chunks} set (by {@code
+     * _applied_change} of udfs/records.py), so that Python loads a whole group in one call instead of a row and a
+     * pickle per change.
+     *
+     * <p>A payload that {@link #upsert} wrote is spliced in whole, less its {@code PROTO} and {@code STOP}: it has no
+     * memo opcodes, so its opcodes load the same inside the group (the group's only memo entry is its {@code
+     * _applied_change}, at 0, fetched by {@code BINGET 0} for each change). Any other payload (Python's pickle of a
+     * change: protocol 5, with memo and frames) goes in as bytes, which {@code _applied_change} loads on its own.
+     *
+     * @param payloads each change's pickle, not null
+     * @param replaces each change's {@code replaces}
+     * @param previousChunks each change's {@code previous_chunks}
+     * @return the pickle, exactly as long as it is
+     * @throws IllegalArgumentException if the lengths differ or the pickle would not fit in a Java array
+     */
+    public static byte[] appliedGroup(List<byte[]> payloads, boolean[] replaces, long[] previousChunks) {
+        int n = payloads.size();
+        if (replaces.length != n || previousChunks.length != n) {
+            throw new IllegalArgumentException(
+                    n + " payloads, " + replaces.length + " replaces, " + previousChunks.length + " previous_chunks");
+        }
+        long size = GROUP_HEAD.length + 1 + (n == 0 ? 0 : 2); // STOP; MARK ... APPENDS
+        for (int i = 0; i < n; i++) {
+            byte[] payload = payloads.get(i);
+            size += 2 + (spliced(payload) ? payload.length - 3 : bytesSize(payload)) + 1 + intSize(previousChunks[i]) + 2;
+        }
+        if (size > MAX_PICKLE) {
+            throw new IllegalArgumentException("a pickled group of " + size + " bytes does not fit in a Java array");
+        }
+        ChangePickle w = new ChangePickle((int) size);
+        w.raw(GROUP_HEAD);
+        if (n > 0) {
+            w.raw(MARK);
+            for (int i = 0; i < n; i++) {
+                byte[] payload = payloads.get(i);
+                w.raw(BINGET);
+                w.raw((byte) 0);
+                if (spliced(payload)) {
+                    System.arraycopy(payload, 2, w.out, w.pos, payload.length - 3);
+                    w.pos += payload.length - 3;
+                } else {
+                    w.bytes(payload);
+                }
+                w.raw(replaces[i] ? NEWTRUE : NEWFALSE);
+                w.integer(previousChunks[i]);
+                w.raw(TUPLE3);
+                w.raw(REDUCE);
+            }
+            w.raw(APPENDS);
+        }
+        w.raw(STOP);
+        if (w.pos != w.out.length) { // the sizes above and the writes below disagree: a bug here, never the input
+            throw new IllegalStateException("group pickle size " + size + " but " + w.pos + " bytes written");
+        }
+        return w.out;
+    }
+
+    /**
+     * Whether {@link #upsert} wrote {@code payload}: it starts with {@link #CHANGE_HEAD} (Python's pickles start with
+     * {@code PROTO 5}) and ends with {@code STOP}.
+     */
+    private static boolean spliced(byte[] payload) {
+        int head = CHANGE_HEAD.length;
+        return payload.length > head
+                && payload[payload.length - 1] == STOP
+                && Arrays.equals(payload, 0, head, CHANGE_HEAD, 0, head);
     }
 
     // -- sizes ------------------------------------------------------------------------------------------------------
