@@ -623,7 +623,8 @@ class EmbedFunction(AsyncFunction):
     """Flink async function around ``Embedder``, on groups: ``async_invoke(group)`` takes a list of applied changes
     (the JVM ``Batcher``'s group of the dedup operator's changes, ``udfs.stage_batch``, loaded in one piece:
     ``udfs.dedup.applied_groups``) and returns one element: the list of the group's changes with their vectors set,
-    or a ``DeadLetter`` in place of a change whose text could not be embedded. The model is loaded in ``open()`` on the worker.
+    or a ``DeadLetter`` in place of a change whose text could not be embedded. The model is loaded in ``open()`` on
+    the worker.
 
     The call on a full group (``ahead_from`` records: a backlog) returns at once, and the group is embedded after it
     (``udfs.batching.GroupsAhead``, while the groups at work besides the first hold at most one pool of texts for the
