@@ -206,10 +206,7 @@ public final class ChangePickle {
         w.raw(AFTER_HASH);
         w.bytes(json);
         w.raw(CHANGE_TAIL);
-        if (w.pos != w.out.length) { // the sizes above and the writes below disagree: a bug here, never the input
-            throw new IllegalStateException("pickle size " + size + " but " + w.pos + " bytes written");
-        }
-        return w.out;
+        return w.written();
     }
 
     /**
@@ -265,10 +262,15 @@ public final class ChangePickle {
             w.raw(APPENDS);
         }
         w.raw(STOP);
-        if (w.pos != w.out.length) { // the sizes above and the writes below disagree: a bug here, never the input
-            throw new IllegalStateException("group pickle size " + size + " but " + w.pos + " bytes written");
+        return w.written();
+    }
+
+    /** The pickle, once it is full. */
+    private byte[] written() {
+        if (pos != out.length) { // the sizes computed first and the writes disagree: a bug here, never the input
+            throw new IllegalStateException("pickle size " + out.length + " but " + pos + " bytes written");
         }
-        return w.out;
+        return out;
     }
 
     /**
