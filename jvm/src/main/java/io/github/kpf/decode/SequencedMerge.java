@@ -3,6 +3,7 @@ package io.github.kpf.decode;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
@@ -50,6 +51,12 @@ public class SequencedMerge extends AbstractStreamOperator<Row> implements OneIn
     private transient ArrayDeque<Row> python;
     /** Every row handed to Python up to this sequence number has been answered. */
     private transient long answered;
+    /**
+     * The operator's records-in count (Flink counts the Python decoder's changes and markers as they come in on its
+     * stream input); the JVM decoder's changes, which come by {@link #jvm}, are counted here, so that the Web UI shows
+     * every change that passes.
+     */
+    private transient Counter recordsIn;
 
     /** @param token what pairs this merge with the {@link FastDecodeFunction} of its task (same token) */
     public SequencedMerge(String token) {
@@ -75,6 +82,7 @@ public class SequencedMerge extends AbstractStreamOperator<Row> implements OneIn
         jvm = new ArrayDeque<>();
         python = new ArrayDeque<>();
         answered = -1;
+        recordsIn = getMetricGroup().getIOMetricGroup().getNumRecordsInCounter();
         OPEN.get().put(token, this);
     }
 
@@ -111,7 +119,11 @@ public class SequencedMerge extends AbstractStreamOperator<Row> implements OneIn
 
     /** A change of the JVM decoder, or its marker of a row it handed to Python; in the order of their rows. */
     void jvm(Row row) {
-        if (jvm.isEmpty() && !isMarker(row)) {
+        boolean marker = isMarker(row);
+        if (!marker) {
+            recordsIn.inc();
+        }
+        if (jvm.isEmpty() && !marker) {
             emit(row);
             return;
         }

@@ -69,6 +69,22 @@ class SequencedMergeTest {
     }
 
     @Test
+    void theJvmDecodersChangesCountAsTheOperatorsRecordsInAndItsMarkersDoNot() throws Exception {
+        try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
+            jvm(h, change(0, "j0"));
+            jvm(h, marker(1));
+            jvm(h, change(2, "j2"));
+            assertEquals(
+                    2,
+                    h.getOneInputOperator()
+                            .getMetricGroup()
+                            .getIOMetricGroup()
+                            .getNumRecordsInCounter()
+                            .getCount());
+        }
+    }
+
+    @Test
     void jvmChangesPassStraightThroughWhileNoRowIsWithPython() throws Exception {
         try (OneInputStreamOperatorTestHarness<Row, Row> h = harness()) {
             jvm(h, change(0, "j0"));
