@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kafka_pinecone_flink.udfs.dedup import applied_change, output_type
 from kafka_pinecone_flink.udfs.records import SourceRecord
-from tests.integration.jvm_gateway import java_source_record, kpf_gateway
+from tests.integration.jvm_gateway import applied_group, java_source_record, kpf_gateway
 
 
 def payloads(gateway: Any, records: int) -> list[bytes]:
@@ -43,16 +43,6 @@ def payloads(gateway: Any, records: int) -> list[bytes]:
         pickled = gateway.jvm.io.github.kpf.decode.ChangePickle.upsert("ns", f"id-{i}", record, None, bytes(32), json)
         out.append(bytes(pickled))
     return out
-
-
-def group_pickle(gateway: Any, items: list[bytes], replaces: list[bool]) -> bytes:
-    java_items = gateway.jvm.java.util.ArrayList()
-    flags = gateway.new_array(gateway.jvm.boolean, len(items))
-    chunks = gateway.new_array(gateway.jvm.long, len(items))
-    for i, item in enumerate(items):
-        java_items.add(item)
-        flags[i] = replaces[i]
-    return bytes(gateway.jvm.io.github.kpf.decode.ChangePickle.appliedGroup(java_items, flags, chunks))
 
 
 def timed(work: Callable[[], Any], repeat: int, records: int) -> tuple[float, float]:
@@ -81,7 +71,7 @@ def main() -> None:
     replaces = [i % 3 == 0 for i in range(args.records)]
     row_coder = coders.from_type_info(Types.LIST(output_type())).get_impl()
     rows_bytes = row_coder.encode([Row(item, flag, 0) for item, flag in zip(items, replaces, strict=True)])
-    group = group_pickle(gateway, items, replaces)
+    group = applied_group(gateway, [(item, flag, 0) for item, flag in zip(items, replaces, strict=True)])
 
     def by_rows() -> list[Any]:
         return [applied_change(row) for row in row_coder.decode(rows_bytes)]

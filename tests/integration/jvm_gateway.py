@@ -3,6 +3,7 @@ hold a JVM piece to its Python twin record by record."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kafka_pinecone_flink.stack.paths import kpf_jar
@@ -28,3 +29,18 @@ def java_source_record(gateway: Any, record: SourceRecord) -> Any:
     return jvm.io.github.kpf.decode.SourceRecord(
         record.topic, record.partition, record.offset, timestamp, record.key, record.value, headers
     )
+
+
+def applied_group(gateway: Any, rows: Sequence[tuple[bytes, bool, int]]) -> bytes:
+    """``ChangePickle.appliedGroup`` of (payload, replaces, previous_chunks) rows: a group after dedup as the JVM
+    hands it to Python."""
+    payloads = gateway.jvm.java.util.ArrayList()
+    replaces = gateway.new_array(gateway.jvm.boolean, len(rows))
+    previous = gateway.new_array(gateway.jvm.long, len(rows))
+    for i, (payload, replaced, chunks) in enumerate(rows):
+        payloads.add(payload)
+        replaces[i] = replaced
+        previous[i] = chunks
+    got = gateway.jvm.io.github.kpf.decode.ChangePickle.appliedGroup(payloads, replaces, previous)
+    assert isinstance(got, bytes)
+    return got

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kafka_pinecone_flink.udfs.records import DELETE, UPSERT, Change, SourceRecord
-from tests.integration.jvm_gateway import java_source_record, kpf_gateway
+from tests.integration.jvm_gateway import applied_group, java_source_record, kpf_gateway
 
 pytestmark = pytest.mark.integration  # a JVM (PyFlink's Java gateway) for the module
 
@@ -196,21 +196,6 @@ def test_python_reads_a_lone_surrogate_as_ChangePickle_writes_it() -> None:
     assert pickle.loads(b"\x80\x04\x8c\x05a\xed\xa0\x80b.") == "a\ud800b"
 
 
-def applied_group(rows: list[tuple[bytes, bool, int]]) -> bytes:
-    """``ChangePickle.appliedGroup`` of (payload, replaces, previous_chunks) rows, through the gateway."""
-    gateway = kpf_gateway()
-    payloads = gateway.jvm.java.util.ArrayList()
-    replaces = gateway.new_array(gateway.jvm.boolean, len(rows))
-    previous = gateway.new_array(gateway.jvm.long, len(rows))
-    for i, (payload, replaced, chunks) in enumerate(rows):
-        payloads.add(payload)
-        replaces[i] = replaced
-        previous[i] = chunks
-    got = gateway.jvm.io.github.kpf.decode.ChangePickle.appliedGroup(payloads, replaces, previous)
-    assert isinstance(got, bytes)
-    return got
-
-
 def test_a_group_of_applied_changes_loads_in_one_piece_whoever_pickled_each(decode: Any) -> None:
     """The JVM's pickles are spliced into the group, Python's (protocol 5, memo and frames) go in as bytes; either
     way the group loads as the list of the changes, in order, with what dedup found (replaces, previous chunks) set,
@@ -232,7 +217,7 @@ def test_a_group_of_applied_changes_loads_in_one_piece_whoever_pickled_each(deco
         change.replaces, change.previous_chunks = replaced, chunks
         expected.append(change)
 
-    data = applied_group(rows)
+    data = applied_group(kpf_gateway(), rows)
     loaded = pickle.loads(data)
 
     assert loaded == expected
@@ -247,4 +232,4 @@ def test_a_group_of_applied_changes_loads_in_one_piece_whoever_pickled_each(deco
 
 def test_an_empty_group_is_an_empty_list() -> None:
     """A batcher's marker stays a marker."""
-    assert pickle.loads(applied_group([])) == []
+    assert pickle.loads(applied_group(kpf_gateway(), [])) == []

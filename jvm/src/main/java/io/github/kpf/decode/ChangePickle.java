@@ -232,10 +232,12 @@ public final class ChangePickle {
             throw new IllegalArgumentException(
                     n + " payloads, " + replaces.length + " replaces, " + previousChunks.length + " previous_chunks");
         }
+        boolean[] spliced = new boolean[n];
         long size = GROUP_HEAD.length + 1 + (n == 0 ? 0 : 2); // STOP; MARK ... APPENDS
         for (int i = 0; i < n; i++) {
             byte[] payload = payloads.get(i);
-            size += 2 + (spliced(payload) ? payload.length - 3 : bytesSize(payload)) + 1 + intSize(previousChunks[i]) + 2;
+            spliced[i] = spliced(payload);
+            size += 2 + (spliced[i] ? payload.length - 3 : bytesSize(payload)) + 1 + intSize(previousChunks[i]) + 2;
         }
         if (size > MAX_PICKLE) {
             throw new IllegalArgumentException("a pickled group of " + size + " bytes does not fit in a Java array");
@@ -248,7 +250,7 @@ public final class ChangePickle {
                 byte[] payload = payloads.get(i);
                 w.raw(BINGET);
                 w.raw((byte) 0);
-                if (spliced(payload)) {
+                if (spliced[i]) {
                     System.arraycopy(payload, 2, w.out, w.pos, payload.length - 3);
                     w.pos += payload.length - 3;
                 } else {
