@@ -28,6 +28,7 @@ from kafka_pinecone_flink.jobs.kafka_io import (
     raw_row,
     raw_row_type,
     read_source,
+    set_sink_uid,
     write_raw,
 )
 from kafka_pinecone_flink.stack.paths import RUN_DIR
@@ -100,6 +101,7 @@ def build(args: argparse.Namespace) -> Any:
     statements = session.t_env.create_statement_set()
     statements.add_insert(name, table)
     statements.attach_as_datastream()
+    set_sink_uid(session.env, "coordinates_out", "coordinates-sink")
     return session
 
 

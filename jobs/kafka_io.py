@@ -165,12 +165,54 @@ def sink_table_ddl(
 )"""
 
 
+SOURCE_UID = "kafka-source"
+"""The uid of the Kafka source operator (the source table's scan), whose state holds the offsets read. The Table API
+gives its operators no uid, and Flink derives the id of an operator without one from its place in the graph: any
+change to the job's shape (an operator added after the source, an option that adds or removes one) gave the source a
+new id, and a savepoint's offsets no longer restored (``tests/integration/test_savepoint_upgrade.py``)."""
+DEAD_LETTER_SINK_UID = "dead-letter-sink"
+"""The uid of the dead-letter topic's Kafka sink (its writer; Flink names its committer's after it), whose state
+holds the transactions of the exactly-once dead letters: fixed for the same reason as ``SOURCE_UID``."""
+_SOURCE_TRANSFORMATIONS = frozenset({"SourceTransformation", "LegacySourceTransformation"})
+_SINK_TRANSFORMATIONS = frozenset({"SinkTransformation", "LegacySinkTransformation"})
+
+
+def table_rows(t_env: StreamTableEnvironment, table: str, uid: str = SOURCE_UID) -> DataStream:
+    """The rows of source table ``table`` as a DataStream, its source operator with the uid ``uid``."""
+    rows = t_env.to_data_stream(t_env.from_path(table))
+    pending = [rows._j_data_stream.getTransformation()]
+    sources = []
+    while pending:
+        transformation = pending.pop()
+        if transformation.getClass().getSimpleName() in _SOURCE_TRANSFORMATIONS:
+            sources.append(transformation)
+        pending.extend(transformation.getInputs())
+    if len(sources) != 1:
+        raise RuntimeError(f"expected one source operator under table {table!r}, found {len(sources)}")
+    sources[0].setUid(uid)
+    return rows
+
+
+def set_sink_uid(env: Any, table: str, uid: str = DEAD_LETTER_SINK_UID) -> None:
+    """Give the sink of table ``table``, attached to ``env`` (a StreamExecutionEnvironment) by a statement set's
+    ``attach_as_datastream``, the uid ``uid``."""
+    sinks = [
+        transformation
+        for transformation in env._j_stream_execution_environment.getTransformations()
+        if transformation.getClass().getSimpleName() in _SINK_TRANSFORMATIONS
+        and transformation.getName().startswith(f"{table}[")
+    ]
+    if len(sinks) != 1:
+        raise RuntimeError(f"expected one sink operator of table {table!r}, found {len(sinks)}")
+    sinks[0].setUid(uid)
+
+
 def read_source(t_env: StreamTableEnvironment, options: KafkaSourceOptions, table: str = "kafka_source") -> DataStream:
     """Register the source table and return its rows as a DataStream of :class:`SourceRecord`."""
     from pyflink.common import Types
 
     t_env.execute_sql(source_table_ddl(table, options))
-    rows = t_env.to_data_stream(t_env.from_path(table))
+    rows = table_rows(t_env, table)
     return rows.map(row_to_source_record, output_type=Types.PICKLED_BYTE_ARRAY()).name("Kafka records")
 
 

@@ -48,7 +48,9 @@ from kafka_pinecone_flink.jobs.kafka_io import (
     partition_lag,
     raw_row_type,
     refetch_values,
+    set_sink_uid,
     source_table_ddl,
+    table_rows,
     write_raw,
 )
 from kafka_pinecone_flink.sinks.config import PineconeSinkConfig
@@ -134,7 +136,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     from kafka_pinecone_flink.udfs.stage_batch import batch_results, batched, result_type
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, spec.source))
-    rows = partition_lag(t_env.to_data_stream(t_env.from_path(SOURCE_TABLE)), spec.source)
+    rows = partition_lag(table_rows(t_env, SOURCE_TABLE), spec.source)
 
     jvm_topics = jvm_decode_topics(
         spec,
@@ -210,6 +212,7 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
     statements = t_env.create_statement_set()
     statements.add_insert(name, table)
     statements.attach_as_datastream()
+    set_sink_uid(env, DEAD_LETTER_TABLE)
 
 
 def decode_stage(
