@@ -73,6 +73,7 @@ class RunningJob:
     rest_url: str
     process: subprocess.Popen[str]
     run_dir: Path | None = None
+    dead_letter_topic: str | None = None
 
     def vertex_metrics(self, vertex_name: str, names: Iterable[str], timeout_s: float = 120) -> dict[str, str]:
         """Wait until the running job's vertex whose name contains ``vertex_name`` reports every metric whose id
@@ -203,7 +204,7 @@ class IngestHarness:
             with subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             ) as job:
-                running = RunningJob(sdk_index, f"http://127.0.0.1:{rest_port}", job, run_dir)
+                running = RunningJob(sdk_index, f"http://127.0.0.1:{rest_port}", job, run_dir, dead_letter_topic)
                 errors: list[BaseException] = []
 
                 def call() -> None:
