@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlparse
 CHECKPOINT_DIR_SETTING = "execution.checkpointing.dir"
 RECOVERY_SETTING = "execution.state-recovery.path"
 """The Flink setting a job restores its state from (a savepoint or a retained checkpoint), Flink 2.x."""
+IGNORE_UNCLAIMED_SETTING = "execution.state-recovery.ignore-unclaimed-state"
+"""The Flink setting that lets a job restore a savepoint holding state no operator of it takes (``flink run -n``)."""
 METADATA = "_metadata"
 _CHECKPOINT_FOLDER = re.compile(r"chk-(\d+)")
 

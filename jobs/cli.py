@@ -122,22 +122,39 @@ def _latest_checkpoint(args: argparse.Namespace, config: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
-    from kafka_pinecone_flink.jobs.checkpoints import RECOVERY_SETTING
+    from kafka_pinecone_flink.jobs.checkpoints import IGNORE_UNCLAIMED_SETTING, RECOVERY_SETTING
 
-    resume_from = _latest_checkpoint(args, _load_config(job_args)) if args.resume_from_latest else None
+    config = _load_config(job_args)
+    if args.savepoint and RECOVERY_SETTING in config.flink.conf:
+        raise UsageError(
+            f"--savepoint and --flink.conf={RECOVERY_SETTING}=... both name where to resume from: give one of them"
+        )
+    resume_from = _latest_checkpoint(args, config) if args.resume_from_latest else None
+    restore = resume_from.uri if resume_from is not None else args.savepoint
+    if args.allow_non_restored_state and restore is None and RECOVERY_SETTING not in config.flink.conf:
+        raise UsageError(
+            "--allow-non-restored-state applies to a restore: give --savepoint or --resume-from-latest with it"
+        )
     if not args.print_flink_run:
         from kafka_pinecone_flink.jobs.ingest_job import main as run_job
 
-        if resume_from is not None:
-            job_args = [*job_args, f"--flink.conf={RECOVERY_SETTING}={resume_from.uri}"]
+        if restore is not None:
+            job_args = [*job_args, f"--flink.conf={RECOVERY_SETTING}={restore}"]
+        if args.allow_non_restored_state:
+            job_args = [*job_args, f"--flink.conf={IGNORE_UNCLAIMED_SETTING}=true"]
         return run_job(job_args)
     from kafka_pinecone_flink.stack.cluster import ARCHIVE_NAME, build_job_archive, flink_run_command
 
-    config = _load_config(job_args)
     archive = build_job_archive(Path(args.archive) if args.archive else Path(config.flink.run_dir) / ARCHIVE_NAME)
     shown, masked = _masked(job_args, config.secrets())
-    savepoint = resume_from.uri if resume_from is not None else args.savepoint
-    print(shlex.join(flink_run_command(shown, archive=archive, savepoint=savepoint, flink=args.flink)))
+    command = flink_run_command(
+        shown,
+        archive=archive,
+        savepoint=restore,
+        allow_non_restored_state=args.allow_non_restored_state,
+        flink=args.flink,
+    )
+    print(shlex.join(command))
     if masked:
         print(f"{PROG}: secret values are shown as {MASK}: put them in a --config file instead", file=sys.stderr)
     return EXIT_OK
@@ -252,7 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--print-flink-run", action="store_true", help="print the flink run command; start nothing")
     run.add_argument("--archive", help="where to write the job archive (default: <flink.run-dir>/kpf-job.zip)")
     run.add_argument("--flink", help="the flink executable to print (default: the apache-flink package's)")
-    run.add_argument("--savepoint", help="resume from this savepoint (adds -s)")
+    run.add_argument("--savepoint", help="resume from this savepoint (with --print-flink-run: adds -s)")
+    run.add_argument(
+        "--allow-non-restored-state",
+        action="store_true",
+        help="with --savepoint or --resume-from-latest: restore even if the savepoint holds state that no operator "
+        "of this job takes, which is then dropped (with --print-flink-run: adds -n); needed once for a savepoint of "
+        "a version before 2026-12-07 (README: Upgrading)",
+    )
     run.add_argument(
         "--resume-from-latest",
         action="store_true",

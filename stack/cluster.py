@@ -127,6 +127,7 @@ def flink_run_command(
     *,
     archive: Path,
     savepoint: str | None = None,
+    allow_non_restored_state: bool = False,
     detached: bool = True,
     flink: str | None = None,
 ) -> list[str]:
@@ -135,7 +136,8 @@ def flink_run_command(
     ``-pym jobs.ingest_job -pyfs ARCHIVE``: the driver runs the module from the archive (``build_job_archive``)
     that the Python workers import from too, so driver and workers always run the same sources (``-py
     jobs/ingest_job.py`` would also put ``jobs/`` itself on the driver's path). ``-j`` adds the Kafka connector
-    jar to the job's classpath; ``-s`` restores from a savepoint. ``--`` ends Flink's own options, so the job's
+    jar to the job's classpath; ``-s`` restores from a savepoint, ``-n`` (``allow_non_restored_state``) even one
+    holding state that no operator of the job takes. ``--`` ends Flink's own options, so the job's
     ``--kafka.topics=...`` flags reach the module untouched.
     """
     command = [flink or str(flink_home() / "bin" / "flink"), "run"]
@@ -143,6 +145,8 @@ def flink_run_command(
         command.append("-d")
     if savepoint is not None:
         command += ["-s", savepoint]
+    if allow_non_restored_state:
+        command.append("-n")
     command += ["-pym", JOB_MODULE, "-pyfs", str(archive), "-j", str(connector_jar().resolve()), "--", *job_args]
     return command
 

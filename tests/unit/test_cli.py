@@ -758,3 +758,63 @@ def test_the_replay_defaults_are_the_job_option_defaults() -> None:
     defaults = {option.name: option.default for option in OPTIONS}
     assert defaults["errors.dead-letter-topic"] == dlq_replay.DEFAULT_DEAD_LETTER_TOPIC
     assert defaults["kafka.bootstrap-servers"] == dlq_replay.DEFAULT_BOOTSTRAP_SERVERS
+
+
+# --- --savepoint and --allow-non-restored-state ---------------------------------------------------------------------
+
+
+IGNORE_UNCLAIMED = "execution.state-recovery.ignore-unclaimed-state"
+
+
+def test_run_with_a_savepoint_restores_the_local_job_from_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before 2026-12-07 a local run ignored --savepoint and started without the savepoint's offsets and dedup state.
+    import kafka_pinecone_flink.jobs.ingest_job
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: started.append(list(argv)) or 0)
+    code, _, err = _run(capsys, "run", "--savepoint", "file:///sp/savepoint-1", *VALID)
+    assert code == 0, err
+    assert started == [[*VALID, f"--flink.conf={STATE_RECOVERY}=file:///sp/savepoint-1"]]
+    code, _, err = _run(capsys, "run", "--savepoint", "file:///sp/savepoint-1", "--allow-non-restored-state", *VALID)
+    assert code == 0, err
+    assert started[1][-2:] == [
+        f"--flink.conf={STATE_RECOVERY}=file:///sp/savepoint-1",
+        f"--flink.conf={IGNORE_UNCLAIMED}=true",
+    ]
+
+
+def test_print_flink_run_with_allow_non_restored_state_adds_n(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = ["--archive", str(tmp_path / "a.zip")]
+    code, out, _ = _run(
+        capsys, "run", "--print-flink-run", *archive, "--savepoint", "file:/sp/1", "--allow-non-restored-state", *VALID
+    )
+    assert code == 0
+    command = shlex.split(out)
+    assert command[2:6] == ["-d", "-s", "file:/sp/1", "-n"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--allow-non-restored-state"], "--allow-non-restored-state applies to a restore"),
+        (
+            ["--savepoint", "file:///sp", f"--flink.conf={STATE_RECOVERY}=file:///x"],
+            "--savepoint and --flink.conf=execution.state-recovery.path=... both name where to resume from",
+        ),
+    ],
+)
+def test_run_refuses_restore_options_that_do_not_go_together(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    import kafka_pinecone_flink.jobs.ingest_job
+
+    monkeypatch.setattr(
+        kafka_pinecone_flink.jobs.ingest_job, "main", lambda argv: pytest.fail("the job must not start")
+    )
+    code, _, err = _run(capsys, "run", *args, *VALID)
+    assert code == 2
+    assert message in _one_error_line(err)
