@@ -78,16 +78,22 @@ EXPECTED_AFTER = {
 }
 """Key → (values, title) of what the restored job writes into an empty index."""
 EXPECTED_SKIPS = {"skipped_unchanged": 1, "skipped_stale": 2}
+VECTOR_HASH = "sha256-128"
+"""The content hash of a record with a dense vector since 2026-12-06 (e8879ad; BLAKE2b-128 before, ``"blake2b-128"``).
+A savepoint of a version with the other hash holds it in its dedup state, so the first record of an id after the
+upgrade is written even if nothing changed (README): the ``unchanged`` record of ``AFTER`` is written once."""
 
 
 def job_command(
-    python: str, bootstrap: str, topic: str, group: str, index: str, pinecone_url: str, dlq: str, rest_port: int
+    clone: Path, bootstrap: str, topic: str, group: str, index: str, pinecone_url: str, dlq: str, rest_port: int
 ) -> list[str]:
-    """The unbounded ingest job on ``topic`` with ``OPTIONS``."""
+    """The unbounded ingest job of ``clone`` on ``topic`` with ``OPTIONS``."""
+    # Versions before 2026-12-03 noon had no kafka_pinecone_flink package: the job was jobs.ingest_job.
+    package = "kafka_pinecone_flink." if (clone / "kafka_pinecone_flink").is_dir() else ""
     return [
-        python,
+        str(clone / ".venv" / "bin" / "python"),
         "-m",
-        "kafka_pinecone_flink.jobs.ingest_job",
+        f"{package}jobs.ingest_job",
         f"--kafka.bootstrap-servers={bootstrap}",
         f"--kafka.topics={topic}",
         f"--kafka.group-id={group}",
@@ -137,10 +143,11 @@ def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[str, in
         consumer.close()
 
 
-def generate(clone: Path, label: str, workdir: Path, allow_non_restored_state: bool) -> Path:
+def generate(clone: Path, label: str, workdir: Path, allow_non_restored_state: bool, vector_hash: str) -> Path:
     """Run the job of ``clone`` on ``BEFORE``, stop it with a savepoint and write fixture ``label``; its folder.
     ``allow_non_restored_state``: the version gave its Kafka source and dead-letter sink no uid (before 2026-12-07),
-    so their state cannot be restored into this version's operators."""
+    so their state cannot be restored into this version's operators. ``vector_hash``: the version's content hash of
+    a record with a dense vector (``VECTOR_HASH``)."""
     from kafka_pinecone_flink.pinecone_local.launcher import start_pinecone_local
     from kafka_pinecone_flink.stack.cluster import RestClient
     from kafka_pinecone_flink.stack.kafka import KafkaBroker
@@ -170,8 +177,7 @@ def generate(clone: Path, label: str, workdir: Path, allow_non_restored_state: b
         )
         index = client.index(name="upgrade")
         rest_port = free_port()
-        python = str(clone / ".venv" / "bin" / "python")
-        command = job_command(python, broker.bootstrap_servers, topic, group, "upgrade", server.url, dlq, rest_port)
+        command = job_command(clone, broker.bootstrap_servers, topic, group, "upgrade", server.url, dlq, rest_port)
         command.append(f"--flink.run-dir={workdir / 'run'}")
         env = job_process_environment({"PINECONE_API_KEY": "local-test-key"})
         env["PYTHONPATH"] = str(clone)
@@ -221,6 +227,7 @@ def generate(clone: Path, label: str, workdir: Path, allow_non_restored_state: b
             "options": list(OPTIONS),
             "committed_offsets": committed,
             "allow_non_restored_state": allow_non_restored_state,
+            "vector_hash": vector_hash,
         }
         (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return target
@@ -241,9 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the version's Kafka source and dead-letter sink have no fixed uid (before 2026-12-07)",
     )
+    parser.add_argument(
+        "--vector-hash",
+        choices=(VECTOR_HASH, "blake2b-128"),
+        default=VECTOR_HASH,
+        help="the version's content hash of a record with a dense vector (blake2b-128 before 2026-12-06)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kpf-savepoint-") as workdir:
-        target = generate(args.clone.resolve(), args.label, Path(workdir), args.allow_non_restored_state)
+        target = generate(
+            args.clone.resolve(), args.label, Path(workdir), args.allow_non_restored_state, args.vector_hash
+        )
     print(f"wrote {target}")
     return 0
 
