@@ -124,6 +124,13 @@ def _latest_checkpoint(args: argparse.Namespace, config: Any) -> Any:
 def cmd_run(args: argparse.Namespace, job_args: list[str]) -> int:
     from kafka_pinecone_flink.jobs.checkpoints import IGNORE_UNCLAIMED_SETTING, RECOVERY_SETTING
 
+    for flag, value, needed, given in (
+        ("--archive", args.archive, "--print-flink-run", args.print_flink_run),
+        ("--flink", args.flink, "--print-flink-run", args.print_flink_run),
+        ("--checkpoint-dir", args.checkpoint_dir, "--resume-from-latest", args.resume_from_latest),
+    ):
+        if value is not None and not given:
+            raise UsageError(f"{flag} applies to {needed} only: give both, or leave {flag} out")
     config = _load_config(job_args)
     if args.savepoint and RECOVERY_SETTING in config.flink.conf:
         raise UsageError(

@@ -801,13 +801,16 @@ def test_print_flink_run_with_allow_non_restored_state_adds_n(
     ("args", "message"),
     [
         (["--allow-non-restored-state"], "--allow-non-restored-state applies to a restore"),
+        (["--archive", "a.zip"], "--archive applies to --print-flink-run only"),
+        (["--flink", "/opt/flink/bin/flink"], "--flink applies to --print-flink-run only"),
+        (["--checkpoint-dir", "/ckpt"], "--checkpoint-dir applies to --resume-from-latest only"),
         (
             ["--savepoint", "file:///sp", f"--flink.conf={STATE_RECOVERY}=file:///x"],
             "--savepoint and --flink.conf=execution.state-recovery.path=... both name where to resume from",
         ),
     ],
 )
-def test_run_refuses_restore_options_that_do_not_go_together(
+def test_run_refuses_options_that_would_be_ignored_or_name_the_restore_twice(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
     import kafka_pinecone_flink.jobs.ingest_job
