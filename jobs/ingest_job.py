@@ -21,6 +21,7 @@ from kafka_pinecone_flink.jobs.config import JobConfig, JobConfigError, load_job
 from kafka_pinecone_flink.jobs.dead_letter_topic import DeadLetterTarget, DeadLetterTopicError, check_dead_letter_topic
 from kafka_pinecone_flink.jobs.flink_env import create_session, under_flink_run
 from kafka_pinecone_flink.jobs.job_run import run_to_end, withhold_secrets_from_workers
+from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions
 from kafka_pinecone_flink.jobs.pipeline import PipelineSpec, build
 from kafka_pinecone_flink.sinks.client import IndexInfo, open_index
 from kafka_pinecone_flink.sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, scrub
@@ -116,8 +117,22 @@ def main(argv: list[str] | None = None) -> int:
     if config.kafka.bounded and not under_flink_run():
         bounded = BoundedRun.prepare(config.kafka, config.flink_overrides(), Path(flink.run_dir))
     session = create_session(config.flink_overrides(), run_dir=Path(flink.run_dir), parallelism=flink.parallelism)
-    spec = PipelineSpec(
-        source=config.kafka if bounded is None else bounded.source_options(),
+    spec = pipeline_spec(config, route, dead_letters, None if bounded is None else bounded.source_options())
+    build(session.env, session.t_env, spec)
+    if session.web_ui:
+        print(f"Flink Web UI: {session.web_ui}", flush=True)
+    wait = None if bounded is None else bounded.wait
+    return run_to_end(session, JOB_NAME, config.secrets(), local=not under_flink_run(), wait=wait)
+
+
+def pipeline_spec(
+    config: JobConfig, route: RouteConfig, dead_letters: DeadLetterTarget, source: KafkaSourceOptions | None = None
+) -> PipelineSpec:
+    """What ``jobs.pipeline.build`` needs, from the job's ``config``, the ``route`` of the index it writes
+    (``startup_checks``) and its ``dead_letters`` target (``dead_letter_checks``); ``source``: the Kafka source's
+    options when not ``config.kafka`` (a bounded run's, ``BoundedRun.source_options``)."""
+    return PipelineSpec(
+        source=config.kafka if source is None else source,
         route=route,
         sink=config.sink,
         embed=config.embed,
@@ -132,11 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         batch_linger_ms=config.batch.linger_ms,
         jvm_decode=config.batch.jvm_decode,
     )
-    build(session.env, session.t_env, spec)
-    if session.web_ui:
-        print(f"Flink Web UI: {session.web_ui}", flush=True)
-    wait = None if bounded is None else bounded.wait
-    return run_to_end(session, JOB_NAME, config.secrets(), local=not under_flink_run(), wait=wait)
 
 
 def dead_letter_checks(config: JobConfig) -> DeadLetterTarget:

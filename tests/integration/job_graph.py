@@ -45,23 +45,18 @@ def operators(options: Sequence[str]) -> list[dict[str, str | None]]:
 
 def main(argv: Sequence[str]) -> int:
     from kafka_pinecone_flink.jobs.config.build import load_job_config
+    from kafka_pinecone_flink.jobs.dead_letter_topic import DeadLetterTarget
     from kafka_pinecone_flink.jobs.flink_env import create_session
-    from kafka_pinecone_flink.jobs.pipeline import PipelineSpec, build
+    from kafka_pinecone_flink.jobs.ingest_job import pipeline_spec
+    from kafka_pinecone_flink.jobs.pipeline import build
+    from kafka_pinecone_flink.sinks.dead_letter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 
     config = load_job_config([*FIXED_OPTIONS, *argv], {"PINECONE_API_KEY": "local-test-key"})
     with tempfile.TemporaryDirectory(prefix="kpf-graph-") as run_dir:
         session = create_session(config.flink_overrides(), run_dir=Path(run_dir))
-        spec = PipelineSpec(
-            source=config.kafka,
-            route=config.route_config(4, "cosine"),
-            sink=config.sink,
-            embed=config.embed,
-            state_ttl_ms=config.dedup.state_ttl_ms,
-            error_tolerance=config.errors_tolerance,
-            dead_letter_topic=config.dead_letter_topic,
-            kafka_properties=dict(config.kafka.properties),
-            jvm_decode=config.batch.jvm_decode,
-        )
+        # No index and no broker to ask: the route of a 4-dimensional cosine index, Kafka's default message limit.
+        route = config.route_config(4, "cosine")
+        spec = pipeline_spec(config, route, DeadLetterTarget(KAFKA_DEFAULT_MAX_MESSAGE_BYTES))
         build(session.env, session.t_env, spec)
         graph = session.env._generate_stream_graph(False)
         for node in graph.getStreamNodes().toArray():

@@ -12,8 +12,8 @@ Make a fixture from a clone of an earlier version (set up with ``scripts/setup.s
 
 It starts a Kafka broker and the local Pinecone server of this tree, runs the clone's job (its own code: the clone is
 the job's ``PYTHONPATH`` and working directory) unbounded on ``BEFORE``, waits until the index holds what ``BEFORE``
-leaves and a checkpoint has completed after that, stops the job with a savepoint (``POST /jobs/<id>/stop``, no drain,
-canonical format) and writes the fixture.
+leaves and the group's committed offsets cover it (a checkpoint completed after it), stops the job with a savepoint
+(``POST /jobs/<id>/stop``, no drain, canonical format) and writes the fixture.
 """
 
 from __future__ import annotations
@@ -108,26 +108,28 @@ def job_command(
 
 def _wait_for(what: str, check: Any, timeout_s: float, job: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + timeout_s
+    last_error = None
     while time.monotonic() < deadline:
         if job.poll() is not None:
             raise RuntimeError(f"the job exited ({job.returncode}) before {what}:\n{log.read_text()[-4000:]}")
-        with contextlib.suppress(Exception):
+        try:  # the index or the broker may not answer yet
             if check():
                 return
+        except Exception as exc:  # noqa: BLE001 - kept for the message below
+            last_error = exc
         time.sleep(0.5)
-    raise RuntimeError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"timed out waiting for {what} (last error: {last_error!r}):\n{log.read_text()[-4000:]}")
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[str, int]:
-    """Partition → offset that consumer group ``group`` committed for one-partition ``topic``."""
-    from confluent_kafka import Consumer, TopicPartition
+    """Partition → offset that consumer group ``group`` committed for one-partition ``topic`` (-1: none), as the
+    manifest keeps them."""
+    from kafka_pinecone_flink.jobs.bounded import committed_offsets as group_offsets
+    from kafka_pinecone_flink.jobs.kafka_io import KafkaSourceOptions
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        found = consumer.committed([TopicPartition(topic, 0)], timeout=30)
-    finally:
-        consumer.close()
-    return {str(tp.partition): tp.offset for tp in found}
+    options = KafkaSourceOptions(bootstrap_servers=bootstrap, topics=(topic,), group_id=group)
+    found = group_offsets(options, [(topic, 0)])
+    return {str(partition): offset for (_, partition), offset in found.items()}
 
 
 def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[str, int]) -> None:
@@ -211,12 +213,11 @@ def generate(clone: Path, label: str, workdir: Path, allow_non_restored_state: b
         written_savepoints = [p.parent for p in (workdir / "savepoints").glob("savepoint-*/_metadata")]
         if job.returncode != 0 or len(written_savepoints) != 1:
             raise RuntimeError(f"the stop with a savepoint failed ({job.returncode}):\n{log.read_text()[-4000:]}")
-        location = str(written_savepoints[0])
         committed = committed_offsets(broker.bootstrap_servers, group, topic)
         target = FIXTURES / label
         if target.exists():
             shutil.rmtree(target)
-        shutil.copytree(Path(location.removeprefix("file:")), target / "savepoint")
+        shutil.copytree(written_savepoints[0], target / "savepoint")
         manifest = {
             "label": label,
             "commit": commit,

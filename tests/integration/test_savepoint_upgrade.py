@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kafka_pinecone_flink.jobs.checkpoints import find_checkpoints
 from kafka_pinecone_flink.stack.kafka_client import consume
 from kafka_pinecone_flink.udfs.ids import uuid_for
 from tests.integration.ingest_harness import IngestHarness, RunningJob, dead_letter_headers
@@ -42,7 +43,7 @@ WAIT_S = 240
 
 def _completed_checkpoints(job: RunningJob) -> set[Path]:
     assert job.run_dir is not None
-    return {meta.parent for meta in (job.run_dir / "checkpoints").glob("*/chk-*/_metadata")}
+    return {found.path for found in find_checkpoints(job.run_dir / "checkpoints") if found.complete}
 
 
 RESHAPED = ("--metrics.partition-lag-interval-ms=0",)
