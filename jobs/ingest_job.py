@@ -146,6 +146,7 @@ def pipeline_spec(
         batch_max_bytes=config.batch.max_bytes,
         batch_linger_ms=config.batch.linger_ms,
         jvm_decode=config.batch.jvm_decode,
+        dedup_in_source_task=config.dedup.in_source_task,
     )
 
 

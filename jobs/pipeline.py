@@ -15,7 +15,9 @@ records behind its latest offset, and the JVM decode path (``decode_stage``, opt
 can decode exactly as Python would and hands the rest to the Python decode stage. Nothing here decides anything about
 records; it only connects stages, names operators for the Web UI and sets each operator's types. Everything up to
 ``Decode order`` runs chained in the source's task, and the JVM decode stage hands its changes to ``Decode order``
-(``io.github.kpf.decode.SequencedMerge``) by a direct call rather than through a network exchange of their own. Python
+(``io.github.kpf.decode.SequencedMerge``) by a direct call rather than through a network exchange of their own. At
+parallelism 1 the dedup is keyed in place instead of through the keyed exchange (``dedup_in_source_task``), and the
+whole pipeline up to the dead letters runs in the source's task. Python
 never handles a record on its own: the JVM ``Batcher`` operators hand each Python stage lists of records (flushed before
 every checkpoint barrier, at end of input, and after a short linger), and the JVM ``BatchResults`` operators unpack what
 the Python stage made of a group (``udfs.stage_batch``). The keyed dedup runs in the JVM on records, between the two
@@ -94,6 +96,9 @@ class PipelineSpec:
     """Longest wait of a partial group before decode (the group before the sink waits at most ``sink.linger_ms``)."""
     jvm_decode: bool = True
     """Let the JVM decode path take the records it can (``jvm_decode_topics``); False: Python decodes every record."""
+    dedup_in_source_task: bool = True
+    """Key the dedup in place, in the source's task, when the job allows it (``dedup_in_source_task``); False: always
+    through the keyed exchange."""
 
 
 def jvm_decode_topics(
@@ -122,6 +127,19 @@ def jvm_decode_topics(
             continue
         topics.append(topic)
     return tuple(topics)
+
+
+def dedup_in_source_task(spec: PipelineSpec, env: Any) -> bool:
+    """Whether the dedup runs keyed in place, in the source's task (``dedup.in-source-task``), rather than behind a
+    keyed exchange: when the option is on, the job's parallelism is 1 and nothing rescales the job while it runs (not
+    with the adaptive scheduler: ``DedupFunction.canRunInInputTask``). Saves (a) a serialization, an exchange and a
+    task hand-over per record (BENCHMARKS.md); the state is the same in both shapes."""
+    from pyflink.java_gateway import get_gateway
+
+    if not spec.dedup_in_source_task:
+        return False
+    dedup = get_gateway().jvm.io.github.kpf.dedup
+    return bool(dedup.DedupFunction.canRunInInputTask(env._j_stream_execution_environment))
 
 
 def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
@@ -161,7 +179,8 @@ def build(env: Any, t_env: Any, spec: PipelineSpec) -> None:
         spec.batch_linger_ms,
         refetch_up_to=spec.dead_letter_max_bytes or 0,
     )
-    deduped = keyed_dedup(changes, spec.state_ttl_ms).name("Dedup").uid("dedup")
+    deduped = keyed_dedup(changes, spec.state_ttl_ms, in_source_task=dedup_in_source_task(spec, env))
+    deduped.name("Dedup").uid("dedup")
     # With the model, the group before it comes with markers: the embed stage works on a group after its call has
     # returned (udfs.batching.GroupsAhead) and hands on every result on a marker.
     to_sink = batched(

@@ -267,8 +267,12 @@ def check_ttl_ms(ttl_ms: int) -> int:
     return ttl_ms
 
 
-def keyed_dedup(decoded: DataStream, state_ttl_ms: int = 0) -> DataStream:
+def keyed_dedup(decoded: DataStream, state_ttl_ms: int = 0, in_source_task: bool = False) -> DataStream:
     """Keys ``decoded`` (rows of ``input_type``) by namespace and id and runs the JVM dedup operator on it.
+
+    ``in_source_task``: keyed in place, without the keyed exchange, so that the operator runs in ``decoded``'s task;
+    only for a ``decoded`` of parallelism 1 in a job that is never rescaled while it runs
+    (``jobs.pipeline.dedup_in_source_task`` decides; ``DedupFunction.apply`` refuses another parallelism).
 
     Returns the stream of changes to apply: rows of ``output_type`` (payload, replaces), read with
     ``applied_change``. The operator and its key selector are Java classes (``io.github.kpf.dedup``,
@@ -278,4 +282,4 @@ def keyed_dedup(decoded: DataStream, state_ttl_ms: int = 0) -> DataStream:
     from pyflink.java_gateway import get_gateway
 
     dedup = get_gateway().jvm.io.github.kpf.dedup
-    return DataStream(dedup.DedupFunction.apply(decoded._j_data_stream, check_ttl_ms(state_ttl_ms)))
+    return DataStream(dedup.DedupFunction.apply(decoded._j_data_stream, check_ttl_ms(state_ttl_ms), in_source_task))

@@ -75,7 +75,7 @@ def _build(r: Resolved, environ: Mapping[str, str]) -> JobConfig:
         if embedding_on
         else None,
         route=route,
-        dedup=DedupSettings(state_ttl_ms=r["dedup.state-ttl"]),
+        dedup=DedupSettings(state_ttl_ms=r["dedup.state-ttl"], in_source_task=r["dedup.in-source-task"]),
         dead_letter_topic=r["errors.dead-letter-topic"],
         flink=FlinkSettings(
             parallelism=r["flink.parallelism"],

@@ -67,6 +67,8 @@ class DedupSettings:
 
     state_ttl_ms: int
     """0 = keep forever."""
+    in_source_task: bool = True
+    """``dedup.in-source-task``: at parallelism 1, key the dedup in place, in the source's task."""
 
 
 @dataclass(frozen=True)

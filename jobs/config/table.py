@@ -397,6 +397,15 @@ OPTIONS: tuple[Option, ...] = (
         low=0,
         high=MAX_STATE_TTL_MS,
     ),
+    Option(
+        "dedup.in-source-task",
+        Kind.BOOL,
+        "At parallelism 1, run the dedup in the source's task, keyed without a keyed exchange (one subtask holds every "
+        "id): no serialization and hand-over per record. The running job then cannot be rescaled in place, so it is "
+        "off by itself at a higher parallelism and with the adaptive scheduler (jobmanager.scheduler=adaptive or "
+        "scheduler-mode=reactive); false: always through the keyed exchange. A savepoint restores into either shape",
+        default=True,
+    ),
     # metadata
     Option(
         "metadata.fields",

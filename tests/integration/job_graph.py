@@ -1,8 +1,9 @@
-"""The ingest job's operators as Flink will run them, without running it: each operator's name and uid.
+"""The ingest job's operators as Flink will run them, without running it: each operator's name, uid and inputs.
 
 Run as a script (its own process, so that the Java gateway, the Flink configuration and the connector jar it loads
 stay out of the test process), with job options after the fixed ones below; prints one JSON line per operator of the
-stream graph that PyFlink hands to Flink (``{"name": ..., "uid": ... or null}``)::
+stream graph that PyFlink hands to Flink (``{"name": ..., "uid": ... or null, "inputs": [...]}``, an input being
+the partitioner of an edge into the operator, as Flink writes it: ``FORWARD``, ``HASH``, ...)::
 
     .venv/bin/python -m tests.integration.job_graph --decode.jvm=false
 """
@@ -15,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kafka_pinecone_flink.stack.flink import job_process_environment
 from kafka_pinecone_flink.stack.paths import ROOT
@@ -29,7 +31,7 @@ FIXED_OPTIONS = (
 )
 
 
-def operators(options: Sequence[str]) -> list[dict[str, str | None]]:
+def operators(options: Sequence[str]) -> list[dict[str, Any]]:
     """The operators of the job with ``options`` (in a process of its own)."""
     result = subprocess.run(
         [sys.executable, "-m", "tests.integration.job_graph", *options],
@@ -53,14 +55,18 @@ def main(argv: Sequence[str]) -> int:
 
     config = load_job_config([*FIXED_OPTIONS, *argv], {"PINECONE_API_KEY": "local-test-key"})
     with tempfile.TemporaryDirectory(prefix="kpf-graph-") as run_dir:
-        session = create_session(config.flink_overrides(), run_dir=Path(run_dir))
+        session = create_session(config.flink_overrides(), run_dir=Path(run_dir), parallelism=config.flink.parallelism)
         # No index and no broker to ask: the route of a 4-dimensional cosine index, Kafka's default message limit.
         route = config.route_config(4, "cosine")
         spec = pipeline_spec(config, route, DeadLetterTarget(KAFKA_DEFAULT_MAX_MESSAGE_BYTES))
         build(session.env, session.t_env, spec)
         graph = session.env._generate_stream_graph(False)
         for node in graph.getStreamNodes().toArray():
-            print(json.dumps({"name": node.getOperatorName(), "uid": node.getTransformationUID()}), flush=True)
+            inputs = [str(edge.getPartitioner().toString()) for edge in node.getInEdges().toArray()]
+            print(
+                json.dumps({"name": node.getOperatorName(), "uid": node.getTransformationUID(), "inputs": inputs}),
+                flush=True,
+            )
     return 0
 
 

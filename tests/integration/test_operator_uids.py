@@ -37,3 +37,22 @@ def test_every_operator_but_the_planners_stateless_ones_has_a_fixed_uid(options:
     uids = [op["uid"] for op in found if op["uid"] is not None]
     assert set(uids) >= STATEFUL
     assert len(uids) == len(set(uids))
+
+
+DEDUP_INPUTS = {
+    "default (parallelism 1)": ((), ["FORWARD"]),
+    "option off": (("--dedup.in-source-task=false",), ["HASH"]),
+    "parallelism 2": (("--flink.parallelism=2",), ["HASH"]),
+    "adaptive scheduler": (("--flink.conf=jobmanager.scheduler=adaptive",), ["HASH"]),
+    "reactive mode": (("--flink.conf=scheduler-mode=reactive",), ["HASH"]),
+}
+
+
+@pytest.mark.parametrize("options, inputs", DEDUP_INPUTS.values(), ids=DEDUP_INPUTS.keys())
+def test_the_dedup_is_keyed_in_the_sources_task_only_at_parallelism_1_and_where_nothing_rescales_the_running_job(
+    options: tuple[str, ...], inputs: list[str]
+) -> None:
+    # FORWARD: keyed in place, chained into the source's task; HASH: behind the keyed exchange. Either way the same
+    # uid and state, so a savepoint of one shape restores into the other (DedupFunctionTest, test_savepoint_upgrade).
+    (dedup,) = [op for op in operators(options) if op["uid"] == "dedup"]
+    assert dedup["inputs"] == inputs

@@ -101,6 +101,13 @@ def test_the_batch_options_reach_the_pipeline_spec(monkeypatch: pytest.MonkeyPat
     assert spec.sink.linger_ms == 9
 
 
+def test_the_dedup_in_source_task_option_reaches_the_pipeline_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where the job may use it (parallelism 1, no adaptive scheduler) is DedupFunction.canRunInInputTask's
+    # (DedupFunctionTest) and pipeline.dedup_in_source_task's (tests/integration/test_operator_uids.py).
+    assert _spec(monkeypatch, "--kafka.topics=docs").dedup_in_source_task is True
+    assert _spec(monkeypatch, "--kafka.topics=docs", "--dedup.in-source-task=false").dedup_in_source_task is False
+
+
 def test_the_jvm_decode_path_is_off_with_unaligned_checkpoints_without_operator_chaining_or_when_switched_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -8,11 +8,16 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.configuration.JobManagerOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.configuration.SchedulerExecutionMode;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
 import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamUtils;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -68,6 +73,7 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
     public static final int OUT_PREVIOUS_CHUNKS = 2;
 
     private final long ttlMillis;
+    private final boolean inInputTask;
     private transient ValueState<DedupState> state;
     private transient RunTotals totals;
 
@@ -76,10 +82,22 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
      *     keeps state forever
      */
     public DedupFunction(long ttlMillis) {
+        this(ttlMillis, false);
+    }
+
+    /**
+     * @param ttlMillis state expiry in milliseconds, counted from the last write (expired state is never read); 0
+     *     keeps state forever
+     * @param inInputTask whether this function runs keyed without a keyed exchange before it ({@link #apply} with
+     *     {@code inInputTask}): then it refuses to open at a parallelism above 1, where its input would hold ids of
+     *     other subtasks' key groups
+     */
+    public DedupFunction(long ttlMillis, boolean inInputTask) {
         if (ttlMillis < 0) {
             throw new IllegalArgumentException("ttlMillis must be >= 0, got " + ttlMillis);
         }
         this.ttlMillis = ttlMillis;
+        this.inInputTask = inInputTask;
     }
 
     /** The type of the rows this function reads (see {@link #INPUT_FIELDS}). */
@@ -112,8 +130,46 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
      * to another layout would be read wrongly, field by field, without any error.
      */
     public static SingleOutputStreamOperator<Row> apply(DataStream<Row> input, long ttlMillis) {
+        return apply(input, ttlMillis, false);
+    }
+
+    /**
+     * The keyed dedup stage on {@code input}, as {@link #apply(DataStream, long)}; with {@code inInputTask}, keyed
+     * in place instead of through a keyed exchange ({@link DataStreamUtils#reinterpretAsKeyedStream}), so that Flink
+     * chains it into its input's task: no serialization, exchange and task loop per change. That is correct only
+     * while a single subtask holds every key group, so it needs an {@code input} of parallelism 1, and the operator
+     * is pinned to it; the keyed state is the same either way (same uid, key, key groups and state), so a savepoint
+     * of one shape restores into the other. See {@link #canRunInInputTask} for when a job may ask for it.
+     */
+    public static SingleOutputStreamOperator<Row> apply(DataStream<Row> input, long ttlMillis, boolean inInputTask) {
         RowTypes.requireInput("the dedup operator", "dedup.input", inputType(), input.getType());
-        return input.keyBy(new ChangeKey()).process(new DedupFunction(ttlMillis), outputType());
+        if (!inInputTask) {
+            return input.keyBy(new ChangeKey()).process(new DedupFunction(ttlMillis), outputType());
+        }
+        if (input.getParallelism() != 1) {
+            throw new IllegalArgumentException(
+                    "the dedup operator can run in its input's task only at parallelism 1, and its input has "
+                            + "parallelism "
+                            + input.getParallelism());
+        }
+        return DataStreamUtils.reinterpretAsKeyedStream(input, new ChangeKey())
+                .process(new DedupFunction(ttlMillis, true), outputType())
+                .setParallelism(1);
+    }
+
+    /**
+     * Whether a job on {@code env} may run its dedup in its input's task ({@link #apply(DataStream, long, boolean)}):
+     * when its parallelism is 1 and nothing will rescale it while it runs. The adaptive scheduler may (reactive mode
+     * does on its own; otherwise the REST API's rescaling does), so not with {@code jobmanager.scheduler: adaptive}
+     * or {@code scheduler-mode: reactive} in the job's configuration. A rescale through a savepoint builds the job
+     * again, and asks again.
+     */
+    public static boolean canRunInInputTask(StreamExecutionEnvironment env) {
+        ReadableConfig config = env.getConfiguration();
+        return env.getParallelism() == 1
+                && config.get(JobManagerOptions.SCHEDULER) != JobManagerOptions.SchedulerType.Adaptive
+                && config.getOptional(JobManagerOptions.SCHEDULER_MODE).orElse(null)
+                        != SchedulerExecutionMode.REACTIVE;
     }
 
     /**
@@ -135,6 +191,16 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> implem
 
     @Override
     public void open(OpenContext openContext) {
+        int parallelism = getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks();
+        if (inInputTask && parallelism != 1) {
+            throw new IllegalStateException(
+                    "the dedup operator was built to run in its input's task, which is correct only at parallelism "
+                            + "1, and it now runs at parallelism "
+                            + parallelism
+                            + " (rescaled while it runs, by the adaptive scheduler?): start the job again from its "
+                            + "last checkpoint or savepoint with the parallelism you want, or with "
+                            + "--dedup.in-source-task=false to rescale it while it runs");
+        }
         state = getRuntimeContext().getState(stateDescriptor(ttlMillis));
     }
 

@@ -1,7 +1,9 @@
 package io.github.kpf.dedup;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -9,7 +11,20 @@ import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.accumulators.Accumulator;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.JobManagerOptions;
+import org.apache.flink.configuration.SchedulerExecutionMode;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+import org.apache.flink.streaming.api.graph.StreamEdge;
+import org.apache.flink.streaming.api.graph.StreamGraph;
+import org.apache.flink.streaming.api.graph.StreamNode;
+import org.apache.flink.streaming.runtime.partitioner.ForwardPartitioner;
+import org.apache.flink.streaming.runtime.partitioner.KeyGroupStreamPartitioner;
+import org.apache.flink.streaming.util.AbstractStreamOperatorTestHarness;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.types.Row;
@@ -22,9 +37,23 @@ import org.junit.jupiter.api.Test;
  * <p>Each change's payload here is a label ("a@3" and the like) that says which change came out.
  */
 class DedupFunctionTest {
+    private static final int MAX_PARALLELISM = 128;
+
     private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness(long ttlMillis) throws Exception {
         return new KeyedOneInputStreamOperatorTestHarness<>(
                 new KeyedProcessOperator<>(new DedupFunction(ttlMillis)), new ChangeKey(), Types.STRING);
+    }
+
+    /** Subtask {@code subtask} of {@code parallelism}; {@code inInputTask}: built to run in its input's task. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, Row, Row> harness(
+            boolean inInputTask, int parallelism, int subtask) throws Exception {
+        return new KeyedOneInputStreamOperatorTestHarness<>(
+                new KeyedProcessOperator<>(new DedupFunction(0, inInputTask)),
+                new ChangeKey(),
+                Types.STRING,
+                MAX_PARALLELISM,
+                parallelism,
+                subtask);
     }
 
     private static byte[] hash(String text) {
@@ -252,5 +281,122 @@ class DedupFunctionTest {
             send(h, upsert("a", null, "v1", "t", "a1"), upsert("a", null, "v2", "t", "a2"));
             assertEquals(List.of(0L, 0L), previousChunks(h));
         }
+    }
+
+    @Test
+    void inItsInputsTaskItRefusesToOpenAboveParallelismOne() throws Exception {
+        try (var h = harness(true, 2, 1)) {
+            IllegalStateException refused = assertThrows(IllegalStateException.class, h::open);
+            assertTrue(refused.getMessage().contains("it now runs at parallelism 2"), refused.getMessage());
+            assertTrue(refused.getMessage().contains("--dedup.in-source-task=false"), refused.getMessage());
+        }
+        try (var h = harness(false, 2, 1)) {
+            h.open(); // keyed through an exchange: any parallelism
+        }
+    }
+
+    @Test
+    void stateWrittenInTheInputsTaskRestoresIntoTheKeyedShapeAtParallelismTwo() throws Exception {
+        OperatorSubtaskState snapshot;
+        List<String> ids = List.of("a", "b", "c", "d", "e", "f", "g", "h");
+        try (var h = harness(true, 1, 0)) {
+            h.open();
+            for (String id : ids) {
+                send(h, upsert(id, 5, id + "5", "t", id + "@5"));
+            }
+            assertEquals(ids.size(), drain(h).size());
+            snapshot = h.snapshot(1L, 1L);
+        }
+        List<String> emitted = new ArrayList<>();
+        int entries = 0;
+        for (int subtask = 0; subtask < 2; subtask++) {
+            OperatorSubtaskState part =
+                    AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                            snapshot, MAX_PARALLELISM, 1, 2, subtask);
+            try (var h = harness(false, 2, subtask)) {
+                h.initializeState(part);
+                h.open();
+                entries += h.numKeyedStateEntries();
+                for (String id : ids) {
+                    // Only the ids of this subtask's key groups reach it through the keyed exchange.
+                    if (owns(subtask, "ns/" + id)) {
+                        send(h, upsert(id, 4, id + "4", "t", id + "@4-stale"), upsert(id, 6, id + "6", "t", id + "@6"));
+                    }
+                }
+                emitted.addAll(drain(h));
+            }
+        }
+        assertEquals(ids.size(), entries); // every id's state, each in one subtask
+        List<String> expected = new ArrayList<>();
+        for (String id : ids) {
+            expected.add(id + "@6+replaces");
+        }
+        emitted.sort(null);
+        assertEquals(expected, emitted);
+    }
+
+    /** Whether subtask {@code subtask} of 2 holds the key group of {@code key}. */
+    private static boolean owns(int subtask, String key) {
+        return KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(MAX_PARALLELISM, 2, subtask)
+                .contains(KeyGroupRangeAssignment.assignToKeyGroup(key, MAX_PARALLELISM));
+    }
+
+    private static DataStream<Row> rows(StreamExecutionEnvironment env) {
+        return env.fromData(List.of(upsert("a", 1, "a", "t", "a@1")), DedupFunction.inputType());
+    }
+
+    private static StreamEdge edgeIntoDedup(StreamExecutionEnvironment env) {
+        StreamGraph graph = env.getStreamGraph();
+        for (StreamNode node : graph.getStreamNodes()) {
+            if (node.getOperatorName().equals("Dedup")) {
+                return node.getInEdges().get(0);
+            }
+        }
+        throw new AssertionError("no Dedup node");
+    }
+
+    @Test
+    void inItsInputsTaskTheDedupIsKeyedWithoutAnExchangeAndChainsToItsInput() {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        env.setParallelism(1);
+        DedupFunction.apply(rows(env), 0, true).name("Dedup").sinkTo(new DiscardingSink<>());
+        StreamEdge forward = edgeIntoDedup(env);
+        assertTrue(forward.getPartitioner() instanceof ForwardPartitioner, forward.getPartitioner().toString());
+
+        StreamExecutionEnvironment keyedEnv = StreamExecutionEnvironment.getExecutionEnvironment();
+        keyedEnv.setParallelism(1);
+        DedupFunction.apply(rows(keyedEnv), 0, false).name("Dedup").sinkTo(new DiscardingSink<>());
+        StreamEdge keyed = edgeIntoDedup(keyedEnv);
+        assertTrue(keyed.getPartitioner() instanceof KeyGroupStreamPartitioner, keyed.getPartitioner().toString());
+    }
+
+    @Test
+    void inItsInputsTaskTheDedupRefusesAnInputAboveParallelismOne() {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        env.setParallelism(2);
+        DataStream<Row> input = rows(env).map(row -> row, DedupFunction.inputType()).setParallelism(2);
+        IllegalArgumentException refused =
+                assertThrows(IllegalArgumentException.class, () -> DedupFunction.apply(input, 0, true));
+        assertEquals(
+                "the dedup operator can run in its input's task only at parallelism 1, and its input has parallelism 2",
+                refused.getMessage());
+    }
+
+    private static StreamExecutionEnvironment env(int parallelism, Configuration configuration) {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(configuration);
+        env.setParallelism(parallelism);
+        return env;
+    }
+
+    @Test
+    void onlyAJobAtParallelismOneThatNothingRescalesWhileItRunsMayRunItInItsInputsTask() {
+        assertTrue(DedupFunction.canRunInInputTask(env(1, new Configuration())));
+        assertFalse(DedupFunction.canRunInInputTask(env(2, new Configuration())));
+        Configuration adaptive = new Configuration();
+        adaptive.set(JobManagerOptions.SCHEDULER, JobManagerOptions.SchedulerType.Adaptive);
+        assertFalse(DedupFunction.canRunInInputTask(env(1, adaptive)));
+        Configuration reactive = new Configuration();
+        reactive.set(JobManagerOptions.SCHEDULER_MODE, SchedulerExecutionMode.REACTIVE);
+        assertFalse(DedupFunction.canRunInInputTask(env(1, reactive)));
     }
 }
