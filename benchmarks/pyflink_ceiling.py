@@ -20,7 +20,9 @@ prints steady-state records/s (between the 10% and the 90% record, from timestam
 * ``job-decode``: ``batched`` with the job's own decode stage (``jobs.pipeline.decode_stage``: ``udfs.decode`` with
   routing, ids, validation, metadata and the request JSON) in place of the toy decode;
 * ``job-decode-jvm``: the same with the JVM decode path (``decode.jvm``): ``io.github.kpf.decode.FastDecoder`` takes
-  every record of this workload, the Python decode stage none, and Python sees only the groups of applied changes.
+  every record of this workload, the Python decode stage none, and Python sees only the groups of applied changes;
+* ``job-decode-jvm-in-place``: the same with the dedup keyed in place, in the source's task (``dedup.in-source-task``,
+  the job's shape at parallelism 1 since 2026-12-07): no keyed exchange, one task.
 
 No Pinecone writes: this is the ceiling the job's own work (decode, routing, hashing, the sink) runs under.
 """
@@ -60,8 +62,9 @@ VARIANTS = (
     "batched",
     "job-decode",
     "job-decode-jvm",
+    "job-decode-jvm-in-place",
 )
-GROUPED_VARIANTS = frozenset({"source-batched", "batched", "job-decode", "job-decode-jvm"})
+GROUPED_VARIANTS = frozenset({"source-batched", "batched", "job-decode", "job-decode-jvm", "job-decode-jvm-in-place"})
 """The variants in which Python receives lists of records (Flink's elements are groups)."""
 PER_RECORD_BUNDLE = 1000
 TICK = 1_000
@@ -167,8 +170,8 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
         changes, _ = batch_results(decoded, "decode", input_type())
         applied = batched(keyed_dedup(changes), 1000, 16 << 20, 50)
         stream = applied.map(lambda batch: [pickle.loads(r[0]) for r in batch], output_type=pickled)
-    elif variant in ("job-decode", "job-decode-jvm"):
-        stream = job_decode(rows, topic, variant == "job-decode-jvm")
+    elif variant in ("job-decode", "job-decode-jvm", "job-decode-jvm-in-place"):
+        stream = job_decode(rows, topic, variant != "job-decode", in_place=variant == "job-decode-jvm-in-place")
     else:
         raise ValueError(variant)
     stream.map(Count(str(ticks)), output_type=Types.INT()).filter(lambda _: False)
@@ -179,9 +182,10 @@ def run_variant(variant: str, bootstrap: str, topic: str, records: int, workdir:
     return (high[0] - low[0]) / (high[1] - low[1])
 
 
-def job_decode(rows: Any, topic: str, jvm: bool) -> Any:
+def job_decode(rows: Any, topic: str, jvm: bool, in_place: bool = False) -> Any:
     """The job's decode stage and JVM dedup on ``rows`` (the benchmark's routing: raw Kafka-key ids, 384-d cosine),
-    then groups of applied changes to a Python map that unpickles them, as the sink would."""
+    then groups of applied changes to a Python map that unpickles them, as the sink would; ``in_place``: the dedup
+    keyed in the source's task rather than behind the keyed exchange."""
     from kafka_pinecone_flink.jobs.pipeline import decode_stage
     from kafka_pinecone_flink.udfs.decode_function import DecodeFunction
     from kafka_pinecone_flink.udfs.dedup import keyed_dedup
@@ -192,7 +196,7 @@ def job_decode(rows: Any, topic: str, jvm: bool) -> Any:
     jvm_topics = (topic,) if jvm else ()
     decode = DecodeFunction(route, "all", topics=(topic,), sequenced=jvm)
     changes, _ = decode_stage(rows, route, decode, jvm_topics, 1000, 16 << 20, 50)
-    applied = batched(keyed_dedup(changes), 1000, 16 << 20, 50)
+    applied = batched(keyed_dedup(changes, in_source_task=in_place), 1000, 16 << 20, 50)
     return applied.map(lambda batch: [pickle.loads(r[0]) for r in batch], output_type=Types.PICKLED_BYTE_ARRAY())
 
 
