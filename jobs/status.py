@@ -12,7 +12,9 @@ from kafka_pinecone_flink.jobs.masking import mask_urls
 
 DEFAULT_REST_URL = "http://127.0.0.1:8081"
 REST_CONNECT_TIMEOUT_S = 5.0
-DECODE_VERTEX = "Decode"
+RECORDS_IN_OPERATORS = ("Decode JVM", "Decode results")
+"""The operators whose ``records_in`` counts what the job read: the JVM decode path's records and the Python
+decoder's. The dedup counts the same records again, in the same vertex when it runs in the source's task."""
 SKIPPED_PREFIX = "skipped_"
 STATUS_COUNTERS = (
     ("records in", "records_in"),
@@ -42,18 +44,19 @@ def pick_job(jobs: list[dict[str, Any]], job_id: str | None) -> dict[str, Any]:
 
 
 def job_summary(client: Any, job_id: str) -> dict[str, float]:
-    """A job's key figures from its metrics: records read by Decode, sink counters summed over subtasks, every
-    ``skipped_*`` counter, dead letters of every stage, the source's ``pendingRecords`` (summed), and the largest
-    ``lag_ms``, ``freshness_ms_p99`` and ``embedding_drift_ppm``. Counters never incremented are not reported by
-    Flink and read as 0; gauges not reported are absent."""
+    """A job's key figures from its metrics: records read by the decoders (``RECORDS_IN_OPERATORS``), sink counters
+    summed over subtasks, every ``skipped_*`` counter, dead letters of every stage, the source's ``pendingRecords``
+    (summed), and the largest ``lag_ms``, ``freshness_ms_p99`` and ``embedding_drift_ppm``. Counters never
+    incremented are not reported by Flink and read as 0; gauges not reported are absent."""
     wanted = {name for _, name in STATUS_COUNTERS if name != SKIPPED_PREFIX} | {PENDING, *LARGEST}
     totals: dict[str, float] = dict.fromkeys(wanted - {PENDING, *LARGEST}, 0.0)
     totals[SKIPPED_PREFIX] = 0.0
     for vertex in client.vertices(job_id):
-        found = client.vertex_metrics(job_id, str(vertex["id"]), lambda n: n in wanted or n.startswith(SKIPPED_PREFIX))
+        found = client.vertex_metrics(
+            job_id, str(vertex["id"]), lambda n: n != "records_in" and (n in wanted or n.startswith(SKIPPED_PREFIX))
+        )
+        found.update(client.vertex_metrics(job_id, str(vertex["id"]), "records_in".__eq__, RECORDS_IN_OPERATORS))
         for name, values in found.items():
-            if name == "records_in" and DECODE_VERTEX not in vertex["name"]:
-                continue  # Dedup counts the same records again after key_by
             if name in LARGEST:
                 totals[name] = max([totals.get(name, 0.0), *values])
             elif name == PENDING:

@@ -58,6 +58,33 @@ SAVEPOINT_TIMEOUT_S = 180.0
 """A stop-with-savepoint waits for the sink to drain its batches (the savepoint is a checkpoint)."""
 POLL_INTERVAL_S = 0.25
 METRICS_PER_REQUEST = 40
+
+
+def metric_operator(operator: str) -> str:
+    """How an operator's name (as the Web UI shows it, e.g. ``Decode results``) appears in the ids of its metrics in
+    the REST API: ``0.Decode_results.records_in``, the subtask, then the name with its spaces as underscores."""
+    return operator.replace(" ", "_")
+
+
+def select_metric_ids(
+    ids: Iterable[str], match: Callable[[str], bool], operators: Iterable[str] | None = None
+) -> list[str]:
+    """The metric ids of a vertex (``<subtask>.<operator>.<name>``, or ``<subtask>.<name>`` for the task's own)
+    whose name, the last dotted part, passes ``match``; with ``operators``, only those of these operators. A vertex is
+    a chain of operators, and which operators it chains depends on the job's shape (at parallelism 1 the whole ingest
+    job is one vertex), so a figure that one operator owns is read by its operator, never by its vertex."""
+    keep = None if operators is None else {metric_operator(operator) for operator in operators}
+    selected = []
+    for metric_id in ids:
+        parts = metric_id.split(".")
+        if not match(parts[-1]):
+            continue
+        if keep is not None and (len(parts) < 3 or parts[1] not in keep):
+            continue
+        selected.append(metric_id)
+    return selected
+
+
 REST_TIMEOUT_S = 5.0
 LOG_TAIL_LINES = 40
 
@@ -249,11 +276,14 @@ class FlinkRestApi:
         """The job's vertices (chains of operators): ``id``, ``name``, ``status``, ``parallelism``, ..."""
         return list(self._get(f"/jobs/{job_id}")["vertices"])
 
-    def vertex_metrics(self, job_id: str, vertex_id: str, match: Callable[[str], bool]) -> dict[str, list[float]]:
+    def vertex_metrics(
+        self, job_id: str, vertex_id: str, match: Callable[[str], bool], operators: Iterable[str] | None = None
+    ) -> dict[str, list[float]]:
         """Every numeric value of the vertex's metrics whose name (the id's last dotted part, e.g. ``upserted`` of
-        ``0.Dedup__Pinecone_sink.upserted``) passes ``match``: one value per subtask and chained operator."""
+        ``0.Pinecone_sink_results.upserted``) passes ``match``, of its chained ``operators`` only when given (names
+        as the Web UI shows them; ``select_metric_ids``): one value per subtask and chained operator."""
         base = f"/jobs/{job_id}/vertices/{vertex_id}/metrics"
-        ids = [m["id"] for m in self._get(base) if match(m["id"].rsplit(".", 1)[-1])]
+        ids = select_metric_ids((m["id"] for m in self._get(base)), match, operators)
         values: dict[str, list[float]] = {}
         # The REST API takes the ids in the query string: ask in chunks to stay far from URL length limits.
         for start in range(0, len(ids), METRICS_PER_REQUEST):
@@ -263,16 +293,22 @@ class FlinkRestApi:
                     values.setdefault(metric["id"].rsplit(".", 1)[-1], []).append(float(metric["value"]))
         return values
 
-    def metrics(self, job_id: str, vertex_name: str, names: Iterable[str], aggregate: str = "sum") -> dict[str, float]:
-        """The metrics ``names`` of the job's vertex whose name contains ``vertex_name``, over all its subtasks and
-        chained operators: summed (counters), or with ``aggregate="max"`` the largest (gauges such as ``lag_ms``).
-        A name not reported (yet) is absent: Python counters appear once they were first incremented."""
+    def metrics(
+        self, job_id: str, operators: Sequence[str], names: Iterable[str], aggregate: str = "sum"
+    ) -> dict[str, float]:
+        """The metrics ``names`` of the job's ``operators`` (names as the Web UI shows them, e.g. ``Pinecone sink
+        results``), whichever vertices they run in, over all their subtasks: summed (counters), or with
+        ``aggregate="max"`` the largest (gauges such as ``lag_ms``). A name not reported (yet) is absent: Python
+        counters appear once they were first incremented."""
         wanted = set(names)
-        vertex = next((v for v in self.vertices(job_id) if vertex_name in v["name"]), None)
-        if vertex is None:
-            raise ClusterError(f"job {job_id} has no vertex named like {vertex_name!r}")
+        vertices = [v for v in self.vertices(job_id) if any(operator in v["name"] for operator in operators)]
+        if not vertices:
+            raise ClusterError(f"job {job_id} has no vertex with an operator named like {list(operators)!r}")
+        found: dict[str, list[float]] = {}
+        for vertex in vertices:
+            for name, values in self.vertex_metrics(job_id, str(vertex["id"]), wanted.__contains__, operators).items():
+                found.setdefault(name, []).extend(values)
         combine = max if aggregate == "max" else sum
-        found = self.vertex_metrics(job_id, str(vertex["id"]), wanted.__contains__)
         return {name: float(combine(values)) for name, values in found.items()}
 
     def jobs(self) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafka_pinecone_flink.stack.cluster import select_metric_ids
 from kafka_pinecone_flink.stack.flink import job_process_environment
 from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
@@ -75,11 +76,14 @@ class RunningJob:
     run_dir: Path | None = None
     dead_letter_topic: str | None = None
 
-    def vertex_metrics(self, vertex_name: str, names: Iterable[str], timeout_s: float = 120) -> dict[str, str]:
-        """Wait until the running job's vertex whose name contains ``vertex_name`` reports every metric whose id
-        ends with one of ``names``; return them (id suffix → value, summed over the vertex's operators that report
-        it: with the JVM decode path, Decode JVM and Decode results count their own records, as ``kpf status``
-        adds them up)."""
+    def operator_metrics(
+        self, operators: Sequence[str], names: Iterable[str], timeout_s: float = 120
+    ) -> dict[str, str]:
+        """Wait until the running job's ``operators`` (names as the Web UI shows them), in whichever vertices they
+        run, report every metric named in ``names``; return them (name → value, summed over the operators and
+        subtasks that report it: with the JVM decode path, Decode JVM and Decode results count their own records, as
+        ``kpf status`` adds them up). By operator, not by vertex: at parallelism 1 the whole job is one vertex, whose
+        Dedup counts the decoders' records again (``stack.cluster.select_metric_ids``)."""
         import httpx
 
         wanted = tuple(names)
@@ -91,22 +95,21 @@ class RunningJob:
                 running = [j["id"] for j in jobs if j["status"] == "RUNNING"]
                 if running:
                     job = httpx.get(f"{self.rest_url}/jobs/{running[0]}", timeout=5).json()
-                    vertex = next(v["id"] for v in job["vertices"] if vertex_name in v["name"])
-                    base = f"{self.rest_url}/jobs/{running[0]}/vertices/{vertex}/metrics"
-                    ids = [m["id"] for m in httpx.get(base, timeout=5).json()]
-                    selected = [i for i in ids if i.split(".")[-1] in wanted]
-                    if selected:
-                        values = httpx.get(base, params={"get": ",".join(selected)}, timeout=5).json()
-                        found = {}
-                        for metric in values:
-                            name = metric["id"].split(".")[-1]
-                            found[name] = _add(found.get(name), metric["value"])
-                        if set(found) == set(wanted):
-                            return found
-            except (httpx.HTTPError, KeyError, StopIteration, ValueError):
+                    found = {}
+                    for vertex in job["vertices"]:
+                        base = f"{self.rest_url}/jobs/{running[0]}/vertices/{vertex['id']}/metrics"
+                        ids = [m["id"] for m in httpx.get(base, timeout=5).json()]
+                        selected = select_metric_ids(ids, wanted.__contains__, operators)
+                        if selected:
+                            for metric in httpx.get(base, params={"get": ",".join(selected)}, timeout=5).json():
+                                name = metric["id"].split(".")[-1]
+                                found[name] = _add(found.get(name), metric["value"])
+                    if set(found) == set(wanted):
+                        return found
+            except (httpx.HTTPError, KeyError, ValueError):
                 pass
             time.sleep(0.5)
-        raise AssertionError(f"metrics {wanted} of vertex {vertex_name!r} not all reported; last seen {found}")
+        raise AssertionError(f"metrics {wanted} of the operators {list(operators)} not all reported; last {found}")
 
 
 def _add(total: str | None, value: str) -> str:

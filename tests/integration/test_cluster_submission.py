@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kafka_pinecone_flink.jobs.status import RECORDS_IN_OPERATORS
 from kafka_pinecone_flink.pinecone_local.launcher import LocalServer
 from kafka_pinecone_flink.stack.cluster import FlinkCluster
 from kafka_pinecone_flink.stack.kafka import KafkaBroker
@@ -25,6 +26,9 @@ from kafka_pinecone_flink.stack.kafka_client import produce
 pytestmark = pytest.mark.integration
 
 INDEX_TIMEOUT_S = 90.0
+DECODERS = list(RECORDS_IN_OPERATORS)
+"""The operators whose records_in counts what the job read, as kpf status reads it."""
+SINK_RESULTS = ["Pinecone sink results"]
 Record = tuple[bytes, bytes | None]
 
 
@@ -57,17 +61,20 @@ def _wait_for_index(index: Any, namespace: str, expected: dict[str, float]) -> d
     raise AssertionError(f"index never matched: missing {missing}, stale {stale}, unexpected {extra}")
 
 
-def _wait_for_metrics(cluster: FlinkCluster, job_id: str, vertex: str, expected: dict[str, float]) -> dict[str, float]:
-    """Metrics are reported every few seconds: poll until they show ``expected`` (absent counters read as 0)."""
+def _wait_for_metrics(
+    cluster: FlinkCluster, job_id: str, operators: list[str], expected: dict[str, float]
+) -> dict[str, float]:
+    """Metrics are reported every few seconds: poll until ``operators`` show ``expected`` (absent counters read as
+    0). By operator: at parallelism 1 the whole job is one vertex (the dedup runs in the source's task)."""
     deadline = time.monotonic() + INDEX_TIMEOUT_S
     seen: dict[str, float] = {}
     while time.monotonic() < deadline:
-        reported = cluster.metrics(job_id, vertex, expected)
+        reported = cluster.metrics(job_id, operators, expected)
         seen = {name: reported.get(name, 0.0) for name in expected}
         if seen == expected:
             return seen
         time.sleep(0.5)
-    raise AssertionError(f"metrics of {vertex!r}: expected {expected}, last seen {seen}")
+    raise AssertionError(f"metrics of {operators}: expected {expected}, last seen {seen}")
 
 
 def _latest(records: Iterable[Record]) -> dict[str, float]:
@@ -125,11 +132,11 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     flink_cluster.wait_until_running(job_id)
     timings = {"flink run": submitted - began, "submission to RUNNING": time.monotonic() - began}
     _wait_for_index(index, topic, _latest(first))
-    assert _wait_for_metrics(flink_cluster, job_id, "Pinecone sink", {"upserted": 200.0, "deleted": 0.0}) == {
+    assert _wait_for_metrics(flink_cluster, job_id, SINK_RESULTS, {"upserted": 200.0, "deleted": 0.0}) == {
         "upserted": 200.0,
         "deleted": 0.0,
     }
-    assert _wait_for_metrics(flink_cluster, job_id, "Decode", {"records_in": 200.0}) == {"records_in": 200.0}
+    assert _wait_for_metrics(flink_cluster, job_id, DECODERS, {"records_in": 200.0}) == {"records_in": 200.0}
 
     began = time.monotonic()
     savepoint = flink_cluster.stop_with_savepoint(job_id)
@@ -154,6 +161,6 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     # Started from the savepoint's offsets: only the 210 records produced after the stop are read again.
     # upserted counts new ids, updated the upserts of ids that held an applied version.
     expected = {"records_in": 210.0, "upserted": 100.0, "updated": 100.0, "deleted": 10.0}
-    assert _wait_for_metrics(flink_cluster, resumed, "Pinecone sink", expected) == expected
+    assert _wait_for_metrics(flink_cluster, resumed, ["Dedup", *SINK_RESULTS], expected) == expected
     flink_cluster.cancel(resumed)
     flink_cluster.wait_for_state(resumed, {"CANCELED"}, timeout_s=60)

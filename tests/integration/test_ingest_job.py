@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from kafka_pinecone_flink.jobs import status
+from kafka_pinecone_flink.stack.cluster import RestClient
 from kafka_pinecone_flink.stack.kafka_client import consume
 from kafka_pinecone_flink.udfs.ids import uuid_for
 from tests.integration.ingest_harness import IngestHarness, dead_letter_headers, value
@@ -338,21 +340,30 @@ def test_the_jobs_metrics_are_visible_in_the_flink_rest_api(ingest: IngestHarnes
     records = [(f"k{i}".encode(), value(values=[1, i, 0, 0])) for i in range(40)]
     records += [(b"k1", value(values=[1, 1, 0, 0])), (b"bad", b"{"), (b"k2", value(values=[1, 0, 0, 0], v=0))]
     seen: dict[str, dict[str, str]] = {}
+    summaries: list[dict[str, float]] = []
 
     def read_metrics(job: Any) -> None:
         # Python metrics are reported at bundle ends: read until the whole input has been counted.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            seen["decode"] = job.vertex_metrics("Decode", ["records_in", "decoded", "dead_lettered"])
-            seen["sink"] = job.vertex_metrics(
-                "Pinecone sink", ["upserted", "updated", "superseded", "skipped_unchanged", "lag_ms"]
+            seen["decode"] = job.operator_metrics(
+                ["Decode JVM", "Decode results"], ["records_in", "decoded", "dead_lettered"]
             )
+            seen["sink"] = job.operator_metrics(
+                ["Dedup", "Pinecone sink", "Pinecone sink results"],
+                ["upserted", "updated", "superseded", "skipped_unchanged", "lag_ms"],
+            )
+            # kpf status reads the same REST API (the job runs at parallelism 1: one vertex, Dedup included).
+            client = RestClient(job.rest_url)
+            summaries.append(status.job_summary(client, status.pick_job(client.jobs(), None)["jid"]))
             if seen["decode"]["records_in"] == "43" and seen["sink"]["updated"] == "1":
                 return
             time.sleep(0.5)
 
     ingest.run(records, during=read_metrics, unbounded=True, expect_success=False)
     assert seen["decode"] == {"records_in": "43", "decoded": "42", "dead_lettered": "1"}
+    assert summaries[-1]["records_in"] == 43.0, summaries[-1]  # not Dedup's 42 again
+    assert summaries[-1]["dead_lettered"] == 1.0, summaries[-1]
     # 40 inserts, the unchanged k1 skipped by dedup, k2's update applied. When k2's insert and update meet in one
     # batch, the insert is superseded (one write, the update): each insert is written or superseded, never both.
     sink = {name: int(seen["sink"][name]) for name in ("upserted", "updated", "superseded", "skipped_unchanged")}

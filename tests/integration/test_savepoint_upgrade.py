@@ -108,7 +108,7 @@ def test_a_savepoint_of_an_earlier_version_restores_its_offsets_and_dedup_state(
         # Every AFTER record has passed the dedup once "last" is written; the REST API's metrics lag by up to the
         # JobManager's fetch interval.
         while time.monotonic() < deadline:
-            seen["dedup"] = job.vertex_metrics("Dedup", list(skips))
+            seen["dedup"] = job.operator_metrics(["Dedup"], list(skips))
             if {name: int(seen["dedup"][name]) for name in skips} == skips:
                 break
             time.sleep(1)

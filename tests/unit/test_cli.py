@@ -19,7 +19,14 @@ from kafka_pinecone_flink.jobs import cli, dlq_replay, status
 from kafka_pinecone_flink.jobs.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint
 from kafka_pinecone_flink.jobs.cli_errors import CommandError
 from kafka_pinecone_flink.jobs.config import OPTIONS
-from kafka_pinecone_flink.stack.cluster import JOB_MODULE, JOB_PACKAGES, NAMESPACE, build_job_archive
+from kafka_pinecone_flink.stack.cluster import (
+    JOB_MODULE,
+    JOB_PACKAGES,
+    NAMESPACE,
+    build_job_archive,
+    metric_operator,
+    select_metric_ids,
+)
 from kafka_pinecone_flink.stack.paths import free_port
 from kafka_pinecone_flink.udfs.records import DeadLetter, SourceRecord
 
@@ -524,38 +531,53 @@ def test_filters_select_by_error_class_stage_and_source_topic() -> None:
 
 
 class _FakeRest:
-    """Two vertices as the ingest job has them: Decode, and Dedup chained with the sink."""
+    """The ingest job's vertices and their metrics' ids as the REST API gives them (``<subtask>.<operator>.<name>``):
+    ``split``, the keyed exchange's shape, the source's vertex and Dedup's; else parallelism 1's, one vertex."""
+
+    SOURCE = {
+        "0.Decode_JVM.records_in": 10.0,
+        "0.Decode_results.records_in": 5.0,
+        "0.Decode_results.dead_lettered": 2.0,
+        "0.Decode_results.skipped_tombstone_ignored": 1.0,
+        "0.Source__kafka_source[1].pendingRecords": 4.0,
+        "1.Source__kafka_source[1].pendingRecords": 3.0,
+        "0.numRecordsIn": 99.0,
+    }
+    DEDUP = {
+        "0.Dedup.records_in": 12.0,
+        "0.Dedup.skipped_unchanged": 2.0,
+        "0.Pinecone_sink_results.upserted": 6.0,
+        "0.Pinecone_sink_results.updated": 1.0,
+        "0.Pinecone_sink_results.deleted": 1.0,
+        "0.Pinecone_sink_results.dead_lettered": 1.0,
+        "0.Pinecone_sink.lag_ms": 30.0,
+        "1.Pinecone_sink.lag_ms": 120.0,
+        "0.Pinecone_sink.requests": 9.0,
+        "0.Pinecone_sink.freshness_ms_p99": 800.0,
+        "1.Pinecone_sink.freshness_ms_p99": 1500.0,
+        "0.Pinecone_sink.freshness_ms_p50": 400.0,
+        "0.Pinecone_sink.embedding_drift_ppm": 1000.0,
+        "1.Pinecone_sink.embedding_drift_ppm": 250000.0,
+    }
+
+    def __init__(self, split: bool) -> None:
+        self.reported = {"v1": self.SOURCE, "v2": self.DEDUP} if split else {"v1": {**self.SOURCE, **self.DEDUP}}
 
     def vertices(self, _: str) -> list[dict[str, str]]:
-        return [{"id": "v1", "name": "Source -> Decode"}, {"id": "v2", "name": "Dedup, Pinecone sink"}]
+        return [{"id": vertex, "name": " -> ".join(self.reported[vertex])} for vertex in self.reported]
 
-    def vertex_metrics(self, _: str, vertex_id: str, match: Any) -> dict[str, list[float]]:
-        reported = {
-            "v1": {
-                "records_in": [10.0, 5.0],
-                "dead_lettered": [2.0],
-                "skipped_tombstone_ignored": [1.0],
-                "pendingRecords": [4.0, 3.0],
-            },
-            "v2": {
-                "records_in": [12.0],
-                "upserted": [6.0],
-                "updated": [1.0],
-                "deleted": [1.0],
-                "dead_lettered": [1.0],
-                "skipped_unchanged": [2.0],
-                "lag_ms": [30.0, 120.0],
-                "requests": [9.0],
-                "freshness_ms_p99": [800.0, 1500.0],
-                "freshness_ms_p50": [400.0, 700.0],
-                "embedding_drift_ppm": [1000.0, 250000.0],
-            },
-        }[vertex_id]
-        return {name: values for name, values in reported.items() if match(name)}
+    def vertex_metrics(self, _: str, vertex_id: str, match: Any, operators: Any = None) -> dict[str, list[float]]:
+        reported = self.reported[vertex_id]
+        found: dict[str, list[float]] = {}
+        for metric_id in select_metric_ids(reported, match, operators):
+            found.setdefault(metric_id.rsplit(".", 1)[-1], []).append(reported[metric_id])
+        return found
 
 
-def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage() -> None:
-    summary = status.job_summary(_FakeRest(), "job")
+@pytest.mark.parametrize("split", [True, False], ids=["keyed exchange", "one vertex at parallelism 1"])
+def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage(split: bool) -> None:
+    # With the dedup in the source's task, Dedup's records_in is in the decoders' vertex: it counted them twice.
+    summary = status.job_summary(_FakeRest(split), "job")
     assert summary == {
         "records_in": 15.0,
         "upserted": 6.0,
@@ -568,6 +590,14 @@ def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage() -> 
         "freshness_ms_p99": 1500.0,
         "embedding_drift_ppm": 250000.0,
     }
+
+
+def test_metric_ids_are_selected_by_name_and_by_operator() -> None:
+    ids = ["0.Decode_JVM.records_in", "1.Dedup.records_in", "0.numRecordsIn", "1.Decode_results.records_in"]
+    assert select_metric_ids(ids, "records_in".__eq__) == [ids[0], ids[1], ids[3]]
+    assert select_metric_ids(ids, "records_in".__eq__, ["Decode JVM", "Decode results"]) == [ids[0], ids[3]]
+    assert select_metric_ids(ids, "numRecordsIn".__eq__, ["Dedup"]) == []  # a task's own metric has no operator
+    assert metric_operator("Pinecone sink results") == "Pinecone_sink_results"
 
 
 def test_status_picks_the_newest_running_job_unless_one_is_named() -> None:
