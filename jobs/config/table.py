@@ -595,7 +595,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "flink.parallelism",
         Kind.INT,
-        "Parallelism of every operator",
+        "Parallelism of every operator; it applies over flink run -p and the cluster's parallelism.default, so pass "
+        "it to a job submitted to a cluster too",
         default=DEFAULT_PARALLELISM,
         low=1,
         high=MAX_PARALLELISM,
