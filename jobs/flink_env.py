@@ -94,6 +94,8 @@ def create_session(
 
     ``overrides`` are flat Flink settings (e.g. ``{"rest.port": "0"}``) applied last. Under ``flink run`` the
     cluster's configuration applies, with ``overrides`` except ``CLUSTER_LEVEL_SETTINGS`` on top of it.
+    ``parallelism`` applies over the configuration's ``parallelism.default``; None leaves that in force (flink-conf's
+    1 locally; under ``flink run``, its ``-p`` or else the cluster's setting, the Flink convention).
     """
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment

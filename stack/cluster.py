@@ -157,6 +157,7 @@ def flink_run_command(
     allow_non_restored_state: bool = False,
     detached: bool = True,
     flink: str | None = None,
+    parallelism: int | None = None,
 ) -> list[str]:
     """The ``flink run`` command line that submits the ingest job with ``job_args`` (its own options).
 
@@ -164,8 +165,9 @@ def flink_run_command(
     that the Python workers import from too, so driver and workers always run the same sources (``-py
     jobs/ingest_job.py`` would also put ``jobs/`` itself on the driver's path). ``-j`` adds the Kafka connector
     jar to the job's classpath; ``-s`` restores from a savepoint, ``-n`` (``allow_non_restored_state``) even one
-    holding state that no operator of the job takes. ``--`` ends Flink's own options, so the job's
-    ``--kafka.topics=...`` flags reach the module untouched.
+    holding state that no operator of the job takes; ``-p`` (``parallelism``) is the job's parallelism unless its
+    own ``--flink.parallelism`` is given. ``--`` ends Flink's own options, so the job's ``--kafka.topics=...`` flags
+    reach the module untouched.
     """
     command = [flink or str(flink_home() / "bin" / "flink"), "run"]
     if detached:
@@ -174,6 +176,8 @@ def flink_run_command(
         command += ["-s", savepoint]
     if allow_non_restored_state:
         command.append("-n")
+    if parallelism is not None:
+        command += ["-p", str(parallelism)]
     command += ["-pym", JOB_MODULE, "-pyfs", str(archive), "-j", str(connector_jar().resolve()), "--", *job_args]
     return command
 
@@ -500,11 +504,18 @@ class FlinkCluster(FlinkRestApi):
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
-    def submit(self, job_args: Sequence[str], savepoint: str | None = None, timeout_s: float = SUBMIT_TIMEOUT_S) -> str:
-        """Submit the ingest job with ``flink run -d`` (restored from ``savepoint`` if given) and return its job id
-        once the JobManager has it. Raises ``ClusterError`` with the client's output if the submission fails."""
+    def submit(
+        self,
+        job_args: Sequence[str],
+        savepoint: str | None = None,
+        timeout_s: float = SUBMIT_TIMEOUT_S,
+        parallelism: int | None = None,
+    ) -> str:
+        """Submit the ingest job with ``flink run -d`` (restored from ``savepoint`` if given, with ``-p parallelism``
+        if given) and return its job id once the JobManager has it. Raises ``ClusterError`` with the client's output
+        if the submission fails."""
         archive = build_job_archive(self.workdir / ARCHIVE_NAME)
-        command = flink_run_command(job_args, archive=archive, savepoint=savepoint)
+        command = flink_run_command(job_args, archive=archive, savepoint=savepoint, parallelism=parallelism)
         try:
             result = subprocess.run(
                 command,
@@ -523,9 +534,10 @@ class FlinkCluster(FlinkRestApi):
             raise ClusterError(f"flink run failed (exit {result.returncode}):\n{output[-6000:]}")
         return found.group(1)
 
-    def resume(self, savepoint: str, job_args: Sequence[str]) -> str:
-        """Submit the job again from ``savepoint`` (its options may differ: only its operators' uids must match)."""
-        return self.submit(job_args, savepoint=savepoint)
+    def resume(self, savepoint: str, job_args: Sequence[str], parallelism: int | None = None) -> str:
+        """Submit the job again from ``savepoint`` (its options and parallelism may differ: only its operators' uids
+        must match)."""
+        return self.submit(job_args, savepoint=savepoint, parallelism=parallelism)
 
     # -- processes and logs --------------------------------------------------------------------------------
 

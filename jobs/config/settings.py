@@ -85,7 +85,9 @@ class BatchSettings:
 
 @dataclass(frozen=True)
 class FlinkSettings:
-    parallelism: int
+    parallelism: int | None
+    """None: not given; the configuration's ``parallelism.default`` applies (flink-conf's 1 in a local run; under
+    ``flink run``, its ``-p`` or the cluster's)."""
     checkpoint_interval_ms: int
     rest_port: int
     """0 = any free port."""

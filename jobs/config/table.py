@@ -51,7 +51,6 @@ DEFAULT_STATE_TTL = "0"
 """Keep dedup state forever: "a newer version is never overwritten by an older one" then holds for any replay.
 A TTL bounds the state of a large id space at the cost of that promise beyond the TTL (see udfs/dedup.py)."""
 DAY_MS = 86_400_000
-DEFAULT_PARALLELISM = 1
 MAX_PARALLELISM = 32_768
 """Flink's upper bound on (max) parallelism."""
 DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
@@ -595,9 +594,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "flink.parallelism",
         Kind.INT,
-        "Parallelism of every operator; it applies over flink run -p and the cluster's parallelism.default, so pass "
-        "it to a job submitted to a cluster too",
-        default=DEFAULT_PARALLELISM,
+        "Parallelism of every operator. When it is not given, a local run uses 1 and a job submitted with flink run "
+        "uses flink run -p, or else the cluster's parallelism.default; when given, it applies over both",
+        doc_default="(1 locally; flink run: -p)",
         low=1,
         high=MAX_PARALLELISM,
     ),

@@ -77,6 +77,12 @@ def _wait_for_metrics(
     raise AssertionError(f"metrics of {operators}: expected {expected}, last seen {seen}")
 
 
+def _shape(cluster: FlinkCluster, job_id: str) -> list[tuple[int, bool]]:
+    """The job's vertices but the dead-letter sink's, as (parallelism, whether it runs Dedup), sorted."""
+    vertices = [v for v in cluster.vertices(job_id) if "dead_letters" not in v["name"]]
+    return sorted((int(v["parallelism"]), "Dedup" in v["name"]) for v in vertices)
+
+
 def _latest(records: Iterable[Record]) -> dict[str, float]:
     """What the index must hold after ``records``: id → version of the last upsert, deleted ids absent."""
     state: dict[str, float] = {}
@@ -131,6 +137,9 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     submitted = time.monotonic()
     flink_cluster.wait_until_running(job_id)
     timings = {"flink run": submitted - began, "submission to RUNNING": time.monotonic() - began}
+    # Without -p or --flink.parallelism the cluster's parallelism.default (1) applies: one vertex, the dedup keyed
+    # in the source's task.
+    assert _shape(flink_cluster, job_id) == [(1, True)]
     _wait_for_index(index, topic, _latest(first))
     assert _wait_for_metrics(flink_cluster, job_id, SINK_RESULTS, {"upserted": 200.0, "deleted": 0.0}) == {
         "upserted": 200.0,
@@ -151,10 +160,13 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     produce(kafka_broker.bootstrap_servers, topic, second)
 
     began = time.monotonic()
-    resumed = flink_cluster.resume(savepoint, [*options, "--sink.batch-size=7"])
+    # flink run -p 2, the Flink convention, rescales the job: the dedup's state, written in the source's task,
+    # is split between two subtasks behind the keyed exchange.
+    resumed = flink_cluster.resume(savepoint, [*options, "--sink.batch-size=7"], parallelism=2)
     assert resumed != job_id
     flink_cluster.wait_until_running(resumed)
     timings["resume to RUNNING"] = time.monotonic() - began
+    assert _shape(flink_cluster, resumed) == [(2, False), (2, True)]
     print("timings (s):", {phase: round(seconds, 1) for phase, seconds in timings.items()})  # shown with -s
     final = _wait_for_index(index, topic, _latest(first + second))
     assert len(final) == 290 and final["id-0"] == 2.0 and "id-150" not in final and final["id-299"] == 1.0

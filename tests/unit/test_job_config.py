@@ -74,7 +74,9 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert config.route.max_metadata_bytes == 40_960
     assert config.dedup.state_ttl_ms == 0
     assert config.errors_tolerance == "none" and config.dead_letter_topic == "pinecone-dead-letter"
-    assert (config.flink.parallelism, config.flink.checkpoint_interval_ms, config.flink.rest_port) == (1, 10_000, 8081)
+    # No parallelism of its own: flink-conf's parallelism.default locally, flink run -p on a cluster.
+    assert config.flink.parallelism is None
+    assert (config.flink.checkpoint_interval_ms, config.flink.rest_port) == (10_000, 8081)
     assert config.flink.run_dir.name == ".run"
     assert config.api_key_env == "PINECONE_API_KEY"
 
