@@ -89,6 +89,7 @@ def create_session(
     overrides: Mapping[str, str] | None = None,
     run_dir: Path = RUN_DIR,
     parallelism: int | None = None,
+    checkpoint_interval_ms: int | None = None,
 ) -> FlinkSession:
     """A StreamExecutionEnvironment and its table environment, configured from ``flink-conf/``.
 
@@ -96,6 +97,8 @@ def create_session(
     cluster's configuration applies, with ``overrides`` except ``CLUSTER_LEVEL_SETTINGS`` on top of it.
     ``parallelism`` applies over the configuration's ``parallelism.default``; None leaves that in force (flink-conf's
     1 locally; under ``flink run``, its ``-p`` or else the cluster's setting, the Flink convention).
+    ``checkpoint_interval_ms`` enables checkpointing where the configuration (with ``overrides``) enables none:
+    ``flink run`` keeps a cluster's own ``execution.checkpointing.interval`` (or ``-D``'s).
     """
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
@@ -131,5 +134,7 @@ def create_session(
         web_ui = f"http://127.0.0.1:{port}" if port and port != "0" else None
     if parallelism is not None:
         env.set_parallelism(parallelism)
+    if checkpoint_interval_ms is not None and env.get_checkpoint_interval() <= 0:
+        env.enable_checkpointing(checkpoint_interval_ms)
     t_env = StreamTableEnvironment.create(env)
     return FlinkSession(env=env, t_env=t_env, web_ui=web_ui)

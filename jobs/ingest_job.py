@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kafka_pinecone_flink.jobs.bounded import BoundedRun
 from kafka_pinecone_flink.jobs.config import JobConfig, JobConfigError, load_job_config
+from kafka_pinecone_flink.jobs.config.table import DEFAULT_CHECKPOINT_INTERVAL_MS
 from kafka_pinecone_flink.jobs.dead_letter_topic import DeadLetterTarget, DeadLetterTopicError, check_dead_letter_topic
 from kafka_pinecone_flink.jobs.flink_env import create_session, under_flink_run
 from kafka_pinecone_flink.jobs.job_run import run_to_end, withhold_secrets_from_workers
@@ -116,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     bounded = None
     if config.kafka.bounded and not under_flink_run():
         bounded = BoundedRun.prepare(config.kafka, config.flink_overrides(), Path(flink.run_dir))
-    session = create_session(config.flink_overrides(), run_dir=Path(flink.run_dir), parallelism=flink.parallelism)
+    session = create_session(
+        config.flink_overrides(),
+        run_dir=Path(flink.run_dir),
+        parallelism=flink.parallelism,
+        checkpoint_interval_ms=DEFAULT_CHECKPOINT_INTERVAL_MS,
+    )
     spec = pipeline_spec(config, route, dead_letters, None if bounded is None else bounded.source_options())
     build(session.env, session.t_env, spec)
     if session.web_ui:

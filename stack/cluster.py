@@ -276,6 +276,10 @@ class FlinkRestApi:
         """Cancel the job (its last retained checkpoint stays, see execution.checkpointing.externalized-...)."""
         self._request("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
 
+    def checkpoint_config(self, job_id: str) -> dict[str, Any]:
+        """``GET /jobs/<id>/checkpoints/config``: the job's checkpointing as it runs (``interval`` in ms, ...)."""
+        return dict(self._get(f"/jobs/{job_id}/checkpoints/config"))
+
     def vertices(self, job_id: str) -> list[dict[str, Any]]:
         """The job's vertices (chains of operators): ``id``, ``name``, ``status``, ``parallelism``, ..."""
         return list(self._get(f"/jobs/{job_id}")["vertices"])

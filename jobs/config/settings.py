@@ -21,6 +21,7 @@ INDEX_PROPERTIES = {"dimension": "the index's dimension", "metric": "the index's
 """The ``RouteConfig`` fields that are not options but read from the index at start, as messages name them."""
 BUNDLE_SIZE_KEY = "python.fn-execution.bundle.size"
 EMBED_BUNDLE_SIZE = 1
+CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 """Python bundle size (groups) of a job that embeds. Flink hands a Python stage its input only when a bundle ends,
 and a bundle end waits for the model to finish every text the bundle brought, so with bundles of several groups a
 text waited for the bundle to fill or time out (flink-conf: 16 groups or 200 ms), then for the whole bundle's model
@@ -88,7 +89,9 @@ class FlinkSettings:
     parallelism: int | None
     """None: not given; the configuration's ``parallelism.default`` applies (flink-conf's 1 in a local run; under
     ``flink run``, its ``-p`` or the cluster's)."""
-    checkpoint_interval_ms: int
+    checkpoint_interval_ms: int | None
+    """None: not given; the configuration's ``execution.checkpointing.interval`` applies (a cluster's, under ``flink
+    run``), or ``DEFAULT_CHECKPOINT_INTERVAL_MS`` where it sets none (``jobs.flink_env.create_session``)."""
     rest_port: int
     """0 = any free port."""
     run_dir: Path
@@ -131,16 +134,13 @@ class JobConfig:
             raise JobConfigError(f"{what}: {show(exc.value)} is not allowed; allowed: {exc.allowed}") from exc
 
     def flink_overrides(self) -> dict[str, str]:
-        """Flat Flink settings for ``jobs.flink_env.create_session``: ``flink.conf`` plus the port and the
-        checkpoint interval (``rest.port`` 0 lets Flink pick a free port), and, for a job that embeds, Python bundles
-        of one group (``EMBED_BUNDLE_SIZE``) unless ``flink.conf`` sets the bundle size itself."""
-        overrides = {BUNDLE_SIZE_KEY: str(EMBED_BUNDLE_SIZE)} if self.embed is not None else {}
-        return {
-            **overrides,
-            **self.flink.conf,
-            "rest.port": str(self.flink.rest_port),
-            "execution.checkpointing.interval": f"{self.flink.checkpoint_interval_ms}ms",
-        }
+        """Flat Flink settings for ``jobs.flink_env.create_session``: ``flink.conf`` plus the port (0 lets Flink pick
+        a free port) and the checkpoint interval when given, and, for a job that embeds, Python bundles of one group
+        (``EMBED_BUNDLE_SIZE``) unless ``flink.conf`` sets the bundle size itself."""
+        bundle = {BUNDLE_SIZE_KEY: str(EMBED_BUNDLE_SIZE)} if self.embed is not None else {}
+        interval = self.flink.checkpoint_interval_ms
+        given = {} if interval is None else {CHECKPOINT_INTERVAL_KEY: f"{interval}ms"}
+        return {**bundle, **self.flink.conf, "rest.port": str(self.flink.rest_port), **given}
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value (the API key, secret Kafka properties and Flink settings, credentials inside URLs of

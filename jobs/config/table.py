@@ -603,8 +603,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "flink.checkpoint-interval-ms",
         Kind.INT,
-        "Checkpoint interval; Kafka offsets are committed and dedup state saved on each checkpoint",
-        default=DEFAULT_CHECKPOINT_INTERVAL_MS,
+        "Checkpoint interval; Kafka offsets are committed and dedup state saved on each checkpoint. When it is not "
+        "given, a job submitted with flink run uses the cluster's execution.checkpointing.interval (or flink run "
+        f"-D's) if it sets one; otherwise, and in a local run, {DEFAULT_CHECKPOINT_INTERVAL_MS:,} ms",
+        doc_default=f"({DEFAULT_CHECKPOINT_INTERVAL_MS}; flink run: the cluster's)",
         low=MIN_CHECKPOINT_INTERVAL_MS,
         high=MAX_CHECKPOINT_INTERVAL_MS,
     ),

@@ -22,6 +22,7 @@ from kafka_pinecone_flink.pinecone_local.launcher import LocalServer
 from kafka_pinecone_flink.stack.cluster import FlinkCluster
 from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from kafka_pinecone_flink.stack.kafka_client import produce
+from tests.fixtures.stack import CLUSTER_CHECKPOINT_INTERVAL_MS
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,7 @@ INDEX_TIMEOUT_S = 90.0
 DECODERS = list(RECORDS_IN_OPERATORS)
 """The operators whose records_in counts what the job read, as kpf status reads it."""
 SINK_RESULTS = ["Pinecone sink results"]
+RESUMED_INTERVAL_MS = 1500
 Record = tuple[bytes, bytes | None]
 
 
@@ -117,7 +119,6 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
         "--id.format=raw",
         "--errors.tolerance=all",
         f"--errors.dead-letter-topic={dead_letter_topic}",
-        "--flink.checkpoint-interval-ms=1000",
     ]
     first = [_upsert(i, 1) for i in range(200)]
     produce(kafka_broker.bootstrap_servers, topic, first)
@@ -140,6 +141,8 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     # Without -p or --flink.parallelism the cluster's parallelism.default (1) applies: one vertex, the dedup keyed
     # in the source's task.
     assert _shape(flink_cluster, job_id) == [(1, True)]
+    # Without --flink.checkpoint-interval-ms the cluster's execution.checkpointing.interval applies.
+    assert flink_cluster.checkpoint_config(job_id)["interval"] == CLUSTER_CHECKPOINT_INTERVAL_MS
     _wait_for_index(index, topic, _latest(first))
     assert _wait_for_metrics(flink_cluster, job_id, SINK_RESULTS, {"upserted": 200.0, "deleted": 0.0}) == {
         "upserted": 200.0,
@@ -162,11 +165,17 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     began = time.monotonic()
     # flink run -p 2, the Flink convention, rescales the job: the dedup's state, written in the source's task,
     # is split between two subtasks behind the keyed exchange.
-    resumed = flink_cluster.resume(savepoint, [*options, "--sink.batch-size=7"], parallelism=2)
+    # The job's own options apply over the cluster's settings.
+    resumed = flink_cluster.resume(
+        savepoint,
+        [*options, "--sink.batch-size=7", f"--flink.checkpoint-interval-ms={RESUMED_INTERVAL_MS}"],
+        parallelism=2,
+    )
     assert resumed != job_id
     flink_cluster.wait_until_running(resumed)
     timings["resume to RUNNING"] = time.monotonic() - began
     assert _shape(flink_cluster, resumed) == [(2, False), (2, True)]
+    assert flink_cluster.checkpoint_config(resumed)["interval"] == RESUMED_INTERVAL_MS
     print("timings (s):", {phase: round(seconds, 1) for phase, seconds in timings.items()})  # shown with -s
     final = _wait_for_index(index, topic, _latest(first + second))
     assert len(final) == 290 and final["id-0"] == 2.0 and "id-150" not in final and final["id-299"] == 1.0

@@ -74,9 +74,8 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert config.route.max_metadata_bytes == 40_960
     assert config.dedup.state_ttl_ms == 0
     assert config.errors_tolerance == "none" and config.dead_letter_topic == "pinecone-dead-letter"
-    # No parallelism of its own: flink-conf's parallelism.default locally, flink run -p on a cluster.
-    assert config.flink.parallelism is None
-    assert (config.flink.checkpoint_interval_ms, config.flink.rest_port) == (10_000, 8081)
+    # Neither parallelism nor checkpoint interval of its own: flink-conf's locally, flink run's or the cluster's there.
+    assert (config.flink.parallelism, config.flink.checkpoint_interval_ms, config.flink.rest_port) == (None, None, 8081)
     assert config.flink.run_dir.name == ".run"
     assert config.api_key_env == "PINECONE_API_KEY"
 
@@ -309,6 +308,12 @@ def test_a_job_that_embeds_runs_python_bundles_of_one_group_unless_flink_conf_sa
     assert load("--embedding.text-fields", "title").flink_overrides()[key] == "1"
     chosen = load("--embedding.text-fields", "title", "--flink.conf", f"{key}=8")
     assert chosen.flink_overrides()[key] == "8"
+
+
+def test_the_checkpoint_interval_is_set_for_the_job_only_when_given() -> None:
+    key = "execution.checkpointing.interval"
+    assert key not in load().flink_overrides()  # flink-conf's locally, the cluster's (or -D's) under flink run
+    assert load("--flink.checkpoint-interval-ms", "2500").flink_overrides()[key] == "2500ms"
 
 
 def test_lanes_reach_the_embed_stage_and_are_range_checked() -> None:
