@@ -16,8 +16,9 @@ RECORDS_IN_OPERATORS = ("Decode JVM", "Decode results")
 """The operators whose ``records_in`` counts what the job read: the JVM decode path's records and the Python
 decoder's. The dedup counts the same records again, in the same vertex when it runs in the source's task."""
 SKIPPED_PREFIX = "skipped_"
+RECORDS_IN = "records_in"
 STATUS_COUNTERS = (
-    ("records in", "records_in"),
+    ("records in", RECORDS_IN),
     ("upserted", "upserted"),
     ("updated", "updated"),
     ("deleted", "deleted"),
@@ -48,21 +49,24 @@ def job_summary(client: Any, job_id: str) -> dict[str, float]:
     summed over subtasks, every ``skipped_*`` counter, dead letters of every stage, the source's ``pendingRecords``
     (summed), and the largest ``lag_ms``, ``freshness_ms_p99`` and ``embedding_drift_ppm``. Counters never
     incremented are not reported by Flink and read as 0; gauges not reported are absent."""
+    from kafka_pinecone_flink.stack.cluster import select_metric_ids
+
     wanted = {name for _, name in STATUS_COUNTERS if name != SKIPPED_PREFIX} | {PENDING, *LARGEST}
     totals: dict[str, float] = dict.fromkeys(wanted - {PENDING, *LARGEST}, 0.0)
     totals[SKIPPED_PREFIX] = 0.0
     for vertex in client.vertices(job_id):
-        found = client.vertex_metrics(
-            job_id, str(vertex["id"]), lambda n: n != "records_in" and (n in wanted or n.startswith(SKIPPED_PREFIX))
-        )
-        found.update(client.vertex_metrics(job_id, str(vertex["id"]), "records_in".__eq__, RECORDS_IN_OPERATORS))
-        for name, values in found.items():
+        found = client.metric_values(job_id, str(vertex["id"]), lambda n: n in wanted or n.startswith(SKIPPED_PREFIX))
+        read = set(select_metric_ids(found, RECORDS_IN.__eq__, RECORDS_IN_OPERATORS))
+        for metric_id, value in found.items():
+            name = metric_id.rsplit(".", 1)[-1]
+            if name == RECORDS_IN and metric_id not in read:
+                continue  # the dedup's (and any other operator's) records_in counts the same records again
             if name in LARGEST:
-                totals[name] = max([totals.get(name, 0.0), *values])
+                totals[name] = max(totals.get(name, 0.0), value)
             elif name == PENDING:
-                totals[PENDING] = totals.get(PENDING, 0.0) + sum(values)
+                totals[PENDING] = totals.get(PENDING, 0.0) + value
             else:
-                totals[SKIPPED_PREFIX if name.startswith(SKIPPED_PREFIX) else name] += sum(values)
+                totals[SKIPPED_PREFIX if name.startswith(SKIPPED_PREFIX) else name] += value
     return totals
 
 

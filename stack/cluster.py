@@ -284,21 +284,30 @@ class FlinkRestApi:
         """The job's vertices (chains of operators): ``id``, ``name``, ``status``, ``parallelism``, ..."""
         return list(self._get(f"/jobs/{job_id}")["vertices"])
 
-    def vertex_metrics(
+    def metric_values(
         self, job_id: str, vertex_id: str, match: Callable[[str], bool], operators: Iterable[str] | None = None
-    ) -> dict[str, list[float]]:
-        """Every numeric value of the vertex's metrics whose name (the id's last dotted part, e.g. ``upserted`` of
-        ``0.Pinecone_sink_results.upserted``) passes ``match``, of its chained ``operators`` only when given (names
-        as the Web UI shows them; ``select_metric_ids``): one value per subtask and chained operator."""
+    ) -> dict[str, float]:
+        """The numeric values of the vertex's metrics, by id (``0.Pinecone_sink_results.upserted``), whose name (the
+        id's last dotted part) passes ``match``, of its chained ``operators`` only when given (names as the Web UI
+        shows them; ``select_metric_ids``)."""
         base = f"/jobs/{job_id}/vertices/{vertex_id}/metrics"
         ids = select_metric_ids((m["id"] for m in self._get(base)), match, operators)
-        values: dict[str, list[float]] = {}
+        values: dict[str, float] = {}
         # The REST API takes the ids in the query string: ask in chunks to stay far from URL length limits.
         for start in range(0, len(ids), METRICS_PER_REQUEST):
             chunk = ",".join(ids[start : start + METRICS_PER_REQUEST])
             for metric in self._get(base, params={"get": chunk}):
                 with contextlib.suppress(TypeError, ValueError):
-                    values.setdefault(metric["id"].rsplit(".", 1)[-1], []).append(float(metric["value"]))
+                    values[metric["id"]] = float(metric["value"])
+        return values
+
+    def vertex_metrics(
+        self, job_id: str, vertex_id: str, match: Callable[[str], bool], operators: Iterable[str] | None = None
+    ) -> dict[str, list[float]]:
+        """``metric_values`` by name (e.g. ``upserted``): one value per subtask and chained operator."""
+        values: dict[str, list[float]] = {}
+        for metric_id, value in self.metric_values(job_id, vertex_id, match, operators).items():
+            values.setdefault(metric_id.rsplit(".", 1)[-1], []).append(value)
         return values
 
     def metrics(

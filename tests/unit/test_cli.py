@@ -562,22 +562,23 @@ class _FakeRest:
 
     def __init__(self, split: bool) -> None:
         self.reported = {"v1": self.SOURCE, "v2": self.DEDUP} if split else {"v1": {**self.SOURCE, **self.DEDUP}}
+        self.calls = 0
 
     def vertices(self, _: str) -> list[dict[str, str]]:
         return [{"id": vertex, "name": " -> ".join(self.reported[vertex])} for vertex in self.reported]
 
-    def vertex_metrics(self, _: str, vertex_id: str, match: Any, operators: Any = None) -> dict[str, list[float]]:
+    def metric_values(self, _: str, vertex_id: str, match: Any, operators: Any = None) -> dict[str, float]:
+        self.calls += 1
         reported = self.reported[vertex_id]
-        found: dict[str, list[float]] = {}
-        for metric_id in select_metric_ids(reported, match, operators):
-            found.setdefault(metric_id.rsplit(".", 1)[-1], []).append(reported[metric_id])
-        return found
+        return {metric_id: reported[metric_id] for metric_id in select_metric_ids(reported, match, operators)}
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["keyed exchange", "one vertex at parallelism 1"])
 def test_the_status_summary_counts_records_in_once_and_adds_up_every_stage(split: bool) -> None:
     # With the dedup in the source's task, Dedup's records_in is in the decoders' vertex: it counted them twice.
-    summary = status.job_summary(_FakeRest(split), "job")
+    rest = _FakeRest(split)
+    summary = status.job_summary(rest, "job")
+    assert rest.calls == len(rest.reported)  # one read of each vertex's metrics
     assert summary == {
         "records_in": 15.0,
         "upserted": 6.0,
