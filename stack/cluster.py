@@ -280,6 +280,20 @@ class FlinkRestApi:
         """``GET /jobs/<id>/checkpoints/config``: the job's checkpointing as it runs (``interval`` in ms, ...)."""
         return dict(self._get(f"/jobs/{job_id}/checkpoints/config"))
 
+    def completed_checkpoints(self, job_id: str) -> int:
+        """How many checkpoints of the job have completed (``GET /jobs/<id>/checkpoints``), restarts included."""
+        return int(self._get(f"/jobs/{job_id}/checkpoints")["counts"]["completed"])
+
+    def rescale(self, job_id: str, parallelism: int) -> None:
+        """Let the adaptive scheduler run every vertex of the running job at up to ``parallelism``
+        (``PUT /jobs/<id>/resource-requirements``): it rescales the job in place, from its latest checkpoint, once
+        the slots are there. Other schedulers refuse the request (``ClusterError``)."""
+        path = f"/jobs/{job_id}/resource-requirements"
+        requirements = self._get(path)
+        for vertex in requirements.values():
+            vertex["parallelism"]["upperBound"] = parallelism
+        self._request("PUT", path, requirements)
+
     def vertices(self, job_id: str) -> list[dict[str, Any]]:
         """The job's vertices (chains of operators): ``id``, ``name``, ``status``, ``parallelism``, ..."""
         return list(self._get(f"/jobs/{job_id}")["vertices"])

@@ -1,5 +1,6 @@
 """The ingest job operated as Flink users operate it: a standalone cluster (separate JobManager and TaskManager
-JVMs), ``flink run`` submission, metrics from the REST API, stop with a savepoint, resume with a changed option.
+JVMs), ``flink run`` submission, metrics from the REST API, stop with a savepoint, resume with a changed option and
+parallelism; and a running job rescaled in place by the adaptive scheduler.
 
 One test walks the whole life cycle (a cluster costs ~10 s and a submission ~20 s on two cores): every id must be
 in the index with its newest version, deleted ids must be gone, and the resumed job must start from the savepoint's
@@ -22,6 +23,7 @@ from kafka_pinecone_flink.pinecone_local.launcher import LocalServer
 from kafka_pinecone_flink.stack.cluster import FlinkCluster
 from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from kafka_pinecone_flink.stack.kafka_client import produce
+from kafka_pinecone_flink.stack.paths import free_port
 from tests.fixtures.stack import CLUSTER_CHECKPOINT_INTERVAL_MS
 
 pytestmark = pytest.mark.integration
@@ -185,3 +187,77 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     assert _wait_for_metrics(flink_cluster, resumed, ["Dedup", *SINK_RESULTS], expected) == expected
     flink_cluster.cancel(resumed)
     flink_cluster.wait_for_state(resumed, {"CANCELED"}, timeout_s=60)
+
+
+ADAPTIVE = {
+    "jobmanager.scheduler": "adaptive",
+    # Rescale as soon as the new requirements can be met, instead of 30 s after the job started running.
+    "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "0s",
+}
+
+
+def test_the_adaptive_scheduler_rescales_a_running_job_and_the_dedup_keeps_its_state(
+    kafka_broker: KafkaBroker,
+    kafka_topic: Callable[..., str],
+    pinecone_local_server: LocalServer,
+    tmp_path: Path,
+) -> None:
+    """On a cluster with the adaptive scheduler the dedup stays behind the keyed exchange at parallelism 1
+    (``dedup.in-source-task`` would key it in place, which a rescale in place would break), so the scheduler can
+    rescale the running job to 2 and split the dedup's state by key group: records seen before are still known."""
+    topic, dead_letter_topic = kafka_topic("in", partitions=2), kafka_topic("dlq")
+    index_name = f"rescale-{uuid.uuid4().hex[:10]}"
+    pinecone = pinecone_local_server.client()
+    pinecone.create_index(
+        name=index_name, dimension=4, metric="cosine", spec={"serverless": {"cloud": "aws", "region": "local"}}
+    )
+    index = pinecone.index(name=index_name)
+    cluster = FlinkCluster(tmp_path / "cluster", rest_port=free_port(), rpc_port=free_port(), conf=ADAPTIVE)
+    try:
+        cluster.start()
+        first = [_upsert(i, 1) for i in range(200)]
+        produce(kafka_broker.bootstrap_servers, topic, first)
+        job_id = cluster.submit(
+            [
+                f"--kafka.bootstrap-servers={kafka_broker.bootstrap_servers}",
+                f"--kafka.topics={topic}",
+                f"--kafka.group-id=rescale-{uuid.uuid4().hex[:8]}",
+                "--kafka.starting-position=earliest",
+                f"--pinecone.index={index_name}",
+                f"--pinecone.controller-host={pinecone_local_server.url}",
+                "--id.format=raw",
+                "--errors.tolerance=all",
+                f"--errors.dead-letter-topic={dead_letter_topic}",
+                "--flink.checkpoint-interval-ms=1000",
+            ]
+        )
+        cluster.wait_until_running(job_id)
+        assert _shape(cluster, job_id) == [(1, False), (1, True)]  # the keyed exchange, at parallelism 1
+        _wait_for_index(index, topic, _latest(first))
+        # Two more checkpoints: the latest one, which the rescale restores, holds every record of the first batch.
+        done = cluster.completed_checkpoints(job_id)
+        _wait_until(lambda: cluster.completed_checkpoints(job_id) >= done + 2, "two more checkpoints")
+
+        cluster.rescale(job_id, 2)
+        _wait_until(lambda: _shape(cluster, job_id) == [(2, False), (2, True)], "the rescale to 2")
+        cluster.wait_until_running(job_id)
+        # The first batch again (unchanged: skipped), newer versions of half the ids, deletes of ten.
+        second = [*first, *(_upsert(i, 2) for i in range(100)), *((f"id-{i}".encode(), None) for i in range(150, 160))]
+        produce(kafka_broker.bootstrap_servers, topic, second)
+        _wait_for_index(index, topic, _latest(first + second))
+        # Counters start again with the rescaled tasks. Had the dedup lost its state, the unchanged records would be
+        # written again, and the new versions counted as new ids (upserted), not as updates.
+        expected = {"records_in": 310.0, "skipped_unchanged": 200.0, "upserted": 0.0, "updated": 100.0, "deleted": 10.0}
+        assert _wait_for_metrics(cluster, job_id, ["Dedup", *SINK_RESULTS], expected) == expected
+        cluster.cancel(job_id)
+    finally:
+        cluster.stop()
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float = INDEX_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} after {timeout_s:.0f}s")
