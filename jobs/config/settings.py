@@ -21,7 +21,6 @@ INDEX_PROPERTIES = {"dimension": "the index's dimension", "metric": "the index's
 """The ``RouteConfig`` fields that are not options but read from the index at start, as messages name them."""
 BUNDLE_SIZE_KEY = "python.fn-execution.bundle.size"
 EMBED_BUNDLE_SIZE = 1
-CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 """Python bundle size (groups) of a job that embeds. Flink hands a Python stage its input only when a bundle ends,
 and a bundle end waits for the model to finish every text the bundle brought, so with bundles of several groups a
 text waited for the bundle to fill or time out (flink-conf: 16 groups or 200 ms), then for the whole bundle's model
@@ -33,6 +32,7 @@ backlog ran ~25% fewer records/s in the mini-cluster. The embed stage now works 
 (``udfs.batching.GroupsAhead``, with markers from the JVM ``Batcher``), which won that back (BENCHMARKS.md, "The embed
 stage works ahead"). A job without the model keeps flink-conf's 16: one group per bundle cost (a) 24% of its
 records/s."""
+CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 
 
 @dataclass(frozen=True)
