@@ -636,9 +636,11 @@ class Bench:
                 samples = sampler.stop()
         self.account(result, samples, start, end)
         self.account_warm(result, samples, warm)
+        p99 = f"p99 {result.p99_ms or 0:,.0f} ms" if fresh else "no freshness phase"
+        per_record = "-" if result.cpu_s is None else f"{result.cpu_s / result.records * 1e6:,.0f}"
         self.log(
-            f"  {result.records:,} records, {result.rps or 0:,.1f} rec/s, start-up {result.startup_s or 0:.1f}s, "
-            f"p99 {result.p99_ms or 0:,.0f} ms, peak {result.peak_rss_mb or 0:,.0f} MiB"
+            f"  {result.records:,} records, {result.rps or 0:,.1f} rec/s, {per_record} µs of CPU per record, "
+            f"start-up {result.startup_s or 0:.1f}s, {p99}, peak {result.peak_rss_mb or 0:,.0f} MiB"
         )
         return result
 
