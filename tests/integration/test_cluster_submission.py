@@ -79,6 +79,29 @@ def _wait_for_metrics(
     raise AssertionError(f"metrics of {operators}: expected {expected}, last seen {seen}")
 
 
+def _index_and_options(
+    name: str, broker: KafkaBroker, topic: str, dead_letter_topic: str, server: LocalServer
+) -> tuple[Any, list[str]]:
+    """A new index (4-d) named after ``name``, and the job's options that write ``topic`` into it."""
+    index_name = f"{name}-{uuid.uuid4().hex[:10]}"
+    pinecone = server.client()
+    pinecone.create_index(
+        name=index_name, dimension=4, metric="cosine", spec={"serverless": {"cloud": "aws", "region": "local"}}
+    )
+    options = [
+        f"--kafka.bootstrap-servers={broker.bootstrap_servers}",
+        f"--kafka.topics={topic}",
+        f"--kafka.group-id={name}-{uuid.uuid4().hex[:8]}",
+        "--kafka.starting-position=earliest",
+        f"--pinecone.index={index_name}",
+        f"--pinecone.controller-host={server.url}",
+        "--id.format=raw",
+        "--errors.tolerance=all",
+        f"--errors.dead-letter-topic={dead_letter_topic}",
+    ]
+    return pinecone.index(name=index_name), options
+
+
 def _shape(cluster: FlinkCluster, job_id: str) -> list[tuple[int, bool]]:
     """The job's vertices but the dead-letter sink's, as (parallelism, whether it runs Dedup), sorted."""
     vertices = [v for v in cluster.vertices(job_id) if "dead_letters" not in v["name"]]
@@ -102,24 +125,8 @@ def test_a_job_submitted_with_flink_run_survives_stop_with_savepoint_and_resume_
     kafka_topic: Callable[..., str],
     pinecone_local_server: LocalServer,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic("in"), kafka_topic("dlq")
-    index_name = f"cluster-{uuid.uuid4().hex[:10]}"
-    pinecone = pinecone_local_server.client()
-    pinecone.create_index(
-        name=index_name, dimension=4, metric="cosine", spec={"serverless": {"cloud": "aws", "region": "local"}}
-    )
-    index = pinecone.index(name=index_name)
-    options = [
-        f"--kafka.bootstrap-servers={kafka_broker.bootstrap_servers}",
-        f"--kafka.topics={topic}",
-        f"--kafka.group-id=cluster-{uuid.uuid4().hex[:8]}",
-        "--kafka.starting-position=earliest",
-        f"--pinecone.index={index_name}",
-        f"--pinecone.controller-host={pinecone_local_server.url}",
-        "--id.format=raw",
-        "--errors.tolerance=all",
-        f"--errors.dead-letter-topic={dead_letter_topic}",
-    ]
+    topic = kafka_topic("in")
+    index, options = _index_and_options("cluster", kafka_broker, topic, kafka_topic("dlq"), pinecone_local_server)
     first = [_upsert(i, 1) for i in range(200)]
     produce(kafka_broker.bootstrap_servers, topic, first)
 
@@ -205,32 +212,14 @@ def test_the_adaptive_scheduler_rescales_a_running_job_and_the_dedup_keeps_its_s
     """On a cluster with the adaptive scheduler the dedup stays behind the keyed exchange at parallelism 1
     (``dedup.in-source-task`` would key it in place, which a rescale in place would break), so the scheduler can
     rescale the running job to 2 and split the dedup's state by key group: records seen before are still known."""
-    topic, dead_letter_topic = kafka_topic("in", partitions=2), kafka_topic("dlq")
-    index_name = f"rescale-{uuid.uuid4().hex[:10]}"
-    pinecone = pinecone_local_server.client()
-    pinecone.create_index(
-        name=index_name, dimension=4, metric="cosine", spec={"serverless": {"cloud": "aws", "region": "local"}}
-    )
-    index = pinecone.index(name=index_name)
+    topic = kafka_topic("in", partitions=2)
+    index, options = _index_and_options("rescale", kafka_broker, topic, kafka_topic("dlq"), pinecone_local_server)
     cluster = FlinkCluster(tmp_path / "cluster", rest_port=free_port(), rpc_port=free_port(), conf=ADAPTIVE)
     try:
         cluster.start()
         first = [_upsert(i, 1) for i in range(200)]
         produce(kafka_broker.bootstrap_servers, topic, first)
-        job_id = cluster.submit(
-            [
-                f"--kafka.bootstrap-servers={kafka_broker.bootstrap_servers}",
-                f"--kafka.topics={topic}",
-                f"--kafka.group-id=rescale-{uuid.uuid4().hex[:8]}",
-                "--kafka.starting-position=earliest",
-                f"--pinecone.index={index_name}",
-                f"--pinecone.controller-host={pinecone_local_server.url}",
-                "--id.format=raw",
-                "--errors.tolerance=all",
-                f"--errors.dead-letter-topic={dead_letter_topic}",
-                "--flink.checkpoint-interval-ms=1000",
-            ]
-        )
+        job_id = cluster.submit([*options, "--flink.checkpoint-interval-ms=1000"])
         cluster.wait_until_running(job_id)
         assert _shape(cluster, job_id) == [(1, False), (1, True)]  # the keyed exchange, at parallelism 1
         _wait_for_index(index, topic, _latest(first))
