@@ -524,18 +524,12 @@ def evaluate_targets(results: Sequence[Result], rounds: Sequence[Mapping[str, Re
         name = CONTENDER_TITLES[job]
         vec = _find(results, "vectors", job)
         if vec is not None:
+            # One round: this run's own rows (without a hand-made consumer, none: every ratio unmeasured).
             handmade = _find(results, "vectors", "handmade")
-            measured = [
-                RoundRatio(
-                    vec.rps,
-                    vec.vs_handmade,
-                    ratio(_cpu_per_record(vec), _cpu_per_record(handmade)),
-                    ratio(_cpu_per_record(vec, warm=True), _cpu_per_record(handmade, warm=True)),
-                )
-            ]
-            of = ""
-            if len(rounds) > 1:
-                measured, of = round_ratios(rounds, job), f" (median of {len(rounds)} rounds)"
+            one_round = [{"handmade": handmade, job: vec}] if handmade is not None else []
+            several = len(rounds) > 1
+            measured = round_ratios(rounds if several else one_round, job)
+            of = f" (median of {len(rounds)} rounds)" if several else ""
             rps, vs_handmade = median(r.rps for r in measured), median(r.vs_handmade for r in measured)
             cpu, warm = median(r.cpu for r in measured), median(r.warm_cpu for r in measured)
             targets.append(

@@ -315,15 +315,6 @@ class FlinkRestApi:
                     values[metric["id"]] = float(metric["value"])
         return values
 
-    def vertex_metrics(
-        self, job_id: str, vertex_id: str, match: Callable[[str], bool], operators: Iterable[str] | None = None
-    ) -> dict[str, list[float]]:
-        """``metric_values`` by name (e.g. ``upserted``): one value per subtask and chained operator."""
-        values: dict[str, list[float]] = {}
-        for metric_id, value in self.metric_values(job_id, vertex_id, match, operators).items():
-            values.setdefault(metric_id.rsplit(".", 1)[-1], []).append(value)
-        return values
-
     def metrics(
         self, job_id: str, operators: Sequence[str], names: Iterable[str], aggregate: str = "sum"
     ) -> dict[str, float]:
@@ -335,10 +326,12 @@ class FlinkRestApi:
         vertices = [v for v in self.vertices(job_id) if any(operator in v["name"] for operator in operators)]
         if not vertices:
             raise ClusterError(f"job {job_id} has no vertex with an operator named like {list(operators)!r}")
-        found: dict[str, list[float]] = {}
+        found: dict[str, list[float]] = {}  # by name: one value per subtask and operator
         for vertex in vertices:
-            for name, values in self.vertex_metrics(job_id, str(vertex["id"]), wanted.__contains__, operators).items():
-                found.setdefault(name, []).extend(values)
+            for metric_id, value in self.metric_values(
+                job_id, str(vertex["id"]), wanted.__contains__, operators
+            ).items():
+                found.setdefault(metric_id.rsplit(".", 1)[-1], []).append(value)
         combine = max if aggregate == "max" else sum
         return {name: float(combine(values)) for name, values in found.items()}
 
