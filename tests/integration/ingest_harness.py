@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka_pinecone_flink.stack.cluster import select_metric_ids
+from kafka_pinecone_flink.stack.cluster import ClusterError, RestClient
 from kafka_pinecone_flink.stack.flink import job_process_environment
 from kafka_pinecone_flink.stack.kafka import KafkaBroker
 from kafka_pinecone_flink.stack.kafka_client import Message, consume, produce
@@ -78,49 +78,27 @@ class RunningJob:
 
     def operator_metrics(
         self, operators: Sequence[str], names: Iterable[str], timeout_s: float = 120
-    ) -> dict[str, str]:
+    ) -> dict[str, float]:
         """Wait until the running job's ``operators`` (names as the Web UI shows them), in whichever vertices they
         run, report every metric named in ``names``; return them (name → value, summed over the operators and
         subtasks that report it: with the JVM decode path, Decode JVM and Decode results count their own records, as
-        ``kpf status`` adds them up). By operator, not by vertex: at parallelism 1 the whole job is one vertex, whose
-        Dedup counts the decoders' records again (``stack.cluster.select_metric_ids``)."""
-        import httpx
-
+        ``kpf status`` adds them up). By operator, not by vertex (``FlinkRestApi.metrics``): at parallelism 1 the
+        whole job is one vertex, whose Dedup counts the decoders' records again."""
+        client = RestClient(self.rest_url)
         wanted = tuple(names)
         deadline = time.monotonic() + timeout_s
-        found: dict[str, str] = {}
+        found: dict[str, float] = {}
         while time.monotonic() < deadline:
             try:
-                jobs = httpx.get(f"{self.rest_url}/jobs", timeout=5).json()["jobs"]
-                running = [j["id"] for j in jobs if j["status"] == "RUNNING"]
+                running = [job["jid"] for job in client.jobs() if job["state"] == "RUNNING"]
                 if running:
-                    job = httpx.get(f"{self.rest_url}/jobs/{running[0]}", timeout=5).json()
-                    found = {}
-                    for vertex in job["vertices"]:
-                        base = f"{self.rest_url}/jobs/{running[0]}/vertices/{vertex['id']}/metrics"
-                        ids = [m["id"] for m in httpx.get(base, timeout=5).json()]
-                        selected = select_metric_ids(ids, wanted.__contains__, operators)
-                        if selected:
-                            for metric in httpx.get(base, params={"get": ",".join(selected)}, timeout=5).json():
-                                name = metric["id"].split(".")[-1]
-                                found[name] = _add(found.get(name), metric["value"])
+                    found = client.metrics(running[0], operators, wanted)
                     if set(found) == set(wanted):
                         return found
-            except (httpx.HTTPError, KeyError, ValueError):
+            except (ClusterError, KeyError, ValueError):
                 pass
             time.sleep(0.5)
         raise AssertionError(f"metrics {wanted} of the operators {list(operators)} not all reported; last {found}")
-
-
-def _add(total: str | None, value: str) -> str:
-    """Two metric values as the REST API gives them (strings): summed when both are integers (counters), else the
-    later one (a gauge of one operator)."""
-    if total is None:
-        return value
-    try:
-        return str(int(total) + int(value))
-    except ValueError:
-        return value
 
 
 def dead_letter_headers(message: Message) -> dict[str, str]:

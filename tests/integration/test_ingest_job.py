@@ -339,7 +339,7 @@ def test_a_second_run_with_the_same_group_resumes_from_the_committed_offsets(ing
 def test_the_jobs_metrics_are_visible_in_the_flink_rest_api(ingest: IngestHarness) -> None:
     records = [(f"k{i}".encode(), value(values=[1, i, 0, 0])) for i in range(40)]
     records += [(b"k1", value(values=[1, 1, 0, 0])), (b"bad", b"{"), (b"k2", value(values=[1, 0, 0, 0], v=0))]
-    seen: dict[str, dict[str, str]] = {}
+    seen: dict[str, dict[str, float]] = {}
     summaries: list[dict[str, float]] = []
 
     def read_metrics(job: Any) -> None:
@@ -356,12 +356,12 @@ def test_the_jobs_metrics_are_visible_in_the_flink_rest_api(ingest: IngestHarnes
             # kpf status reads the same REST API (the job runs at parallelism 1: one vertex, Dedup included).
             client = RestClient(job.rest_url)
             summaries.append(status.job_summary(client, status.pick_job(client.jobs(), None)["jid"]))
-            if seen["decode"]["records_in"] == "43" and seen["sink"]["updated"] == "1":
+            if seen["decode"]["records_in"] == 43 and seen["sink"]["updated"] == 1:
                 return
             time.sleep(0.5)
 
     ingest.run(records, during=read_metrics, unbounded=True, expect_success=False)
-    assert seen["decode"] == {"records_in": "43", "decoded": "42", "dead_lettered": "1"}
+    assert seen["decode"] == {"records_in": 43, "decoded": 42, "dead_lettered": 1}
     assert summaries[-1]["records_in"] == 43.0, summaries[-1]  # not Dedup's 42 again
     assert summaries[-1]["dead_lettered"] == 1.0, summaries[-1]
     # 40 inserts, the unchanged k1 skipped by dedup, k2's update applied. When k2's insert and update meet in one
