@@ -44,7 +44,11 @@ How each figure is measured:
   notes, and (a)'s CPU target is also given for it. For a contender with JVMs, the notes also give the part of both
   that the JVMs' JIT compiler threads used (``JitThreads``; ``jit_cpu_s`` and ``warm_jit_cpu_s`` in results.json):
   in a run of a few seconds a JVM is still compiling its code while the records flow, in its second half too.
-  Peak RSS: the largest sum of the tree's resident memory over the contender's whole run.
+  Peak RSS: the largest sum of the tree's resident memory over the contender's whole run. Beside the tree, in the
+  same samples: the whole host's busy CPU (/proc/stat) and the CPU of the services every contender shares (the local
+  Pinecone server, the Kafka broker), over the same window; a note gives the host's busy cores and each service's
+  CPU per record written: on 2 cores they take part of what a contender could use, and a contender that is bound by
+  the host's cores rather than by its own loop loses records/s to them.
 * ratios: records/s over the hand-made consumer's and over the raw limit's, on the same workload. When other
   contenders run with it, the raw limit is measured twice, first and last on its workload, and counts as the mean of
   the two (both rates are in its notes): the host's speed drifts by several percent over a workload's minutes, and
@@ -73,7 +77,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +90,7 @@ from benchmarks.compare_lib import (
     DIMENSION,
     RAW_LIMIT_OF,
     ROUND_CONTENDERS,
+    SERVICE_TITLES,
     WORKLOAD_ALIASES,
     WORKLOADS,
     ProcessSample,
@@ -98,6 +103,8 @@ from benchmarks.compare_lib import (
     fill_ratios,
     fresh_records,
     generate,
+    host_cores,
+    host_share,
     jit_seconds,
     jit_share,
     latencies,
@@ -160,6 +167,18 @@ def stat_fields(path: str) -> list[bytes] | None:
 def cpu_of(fields: Sequence[bytes]) -> float:
     """User + system CPU seconds from ``stat_fields``."""
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def host_busy_seconds() -> float | None:
+    """CPU seconds the whole host has been busy since it booted: every CPU's time in /proc/stat but idle and iowait
+    (guest time is already in user time)."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
 
 
 def proc_table() -> dict[int, tuple[int, float, int]]:
@@ -240,11 +259,13 @@ class JitThreads:
 
 class Sampler(threading.Thread):
     """Samples the CPU time and RSS of a process tree, and the CPU time of its JVMs' JIT compiler threads, every
-    ``SAMPLE_INTERVAL_S``."""
+    ``SAMPLE_INTERVAL_S``; and with them the whole host's busy CPU time and the CPU time of each shared service
+    (``services``: name → pid, the process alone)."""
 
-    def __init__(self, roots: Callable[[], Sequence[int]]) -> None:
+    def __init__(self, roots: Callable[[], Sequence[int]], services: Mapping[str, int] | None = None) -> None:
         super().__init__(daemon=True)
         self.roots = roots
+        self.services = dict(services or {})
         self.samples: list[ProcessSample] = []
         self._jit = JitThreads()
         self._stop_event = threading.Event()
@@ -259,6 +280,8 @@ class Sampler(threading.Thread):
                 {p: table[p][1] for p in pids},
                 sum(table[p][2] for p in pids),
                 self._jit.cpu(pids, now),
+                host_busy_seconds(),
+                {name: table[pid][1] for name, pid in self.services.items() if pid in table},
             )
         )
 
@@ -438,6 +461,14 @@ class Bench:
     def log(self, message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
+    def services(self) -> dict[str, int]:
+        """The shared services' pids, by ``compare_lib.SERVICE_TITLES`` name (a broker not running is left out)."""
+        found = {"server": self.server.process.pid}
+        broker = self.broker.pid()
+        if broker is not None:
+            found["broker"] = broker
+        return found
+
     def create_index(self, name: str) -> None:
         spec = {"serverless": {"cloud": "aws", "region": "local"}}
         self.pinecone.create_index(name=name, dimension=DIMENSION, metric="cosine", spec=spec)
@@ -610,7 +641,7 @@ class Bench:
             result.records = size
             return self.measure_raw(result, data, index, launched)
         handle = self.launch(contender, data, index, fresh_topic, limit)
-        sampler = Sampler(handle.pids)
+        sampler = Sampler(handle.pids, self.services())
         sampler.start()
         start: float | None = None
         end: float | None = None
@@ -640,7 +671,8 @@ class Bench:
         per_record = "-" if result.cpu_s is None else f"{result.cpu_s / result.records * 1e6:,.0f}"
         self.log(
             f"  {result.records:,} records, {result.rps or 0:,.1f} rec/s, {per_record} µs of CPU per record, "
-            f"start-up {result.startup_s or 0:.1f}s, {p99}, peak {result.peak_rss_mb or 0:,.0f} MiB"
+            f"start-up {result.startup_s or 0:.1f}s, {p99}, peak {result.peak_rss_mb or 0:,.0f} MiB, "
+            f"host {result.host_cores or 0:.2f} cores busy"
         )
         return result
 
@@ -655,7 +687,7 @@ class Bench:
             if data.workload == "changes":
                 result.notes.append(f"encodes the {data.raw_texts:,} texts that changed; rate = stream records/s")
         handle = ProcessHandle([sys.executable, *command], self.workdir / f"{index}.log")
-        sampler = Sampler(handle.pids)
+        sampler = Sampler(handle.pids, self.services())
         sampler.start()
         while not handle.exited():
             time.sleep(0.2)
@@ -707,17 +739,26 @@ class Bench:
     @staticmethod
     def account(result: Result, samples: list[ProcessSample], start: float | None, end: float | None) -> None:
         result.peak_rss_mb = peak_rss_bytes(samples) / 2**20 if samples else None
-        if start is not None and end is not None:
-            result.cpu_s = cpu_seconds(samples, start, end)
-            if result.cpu_s is not None and end > start:
-                result.cores = result.cpu_s / (end - start)
-            result.jit_cpu_s = jit_seconds(samples, start, end)
-            if result.cpu_s is not None and result.jit_cpu_s is not None and result.records:
-                result.notes.append(
-                    f"from the first acknowledgement to the last: {result.cpu_s:,.1f} CPU-s, "
-                    f"{result.cpu_s / result.records * 1e6:,.0f} µs per record"
-                    + jit_share(result.jit_cpu_s, result.cpu_s, result.records)
-                )
+        if start is None or end is None:
+            return
+        result.cpu_s = cpu_seconds(samples, start, end)
+        if result.cpu_s is not None and end > start:
+            result.cores = result.cpu_s / (end - start)
+        result.jit_cpu_s = jit_seconds(samples, start, end)
+        if result.cpu_s is not None and result.jit_cpu_s is not None and result.records:
+            result.notes.append(
+                f"from the first acknowledgement to the last: {result.cpu_s:,.1f} CPU-s, "
+                f"{result.cpu_s / result.records * 1e6:,.0f} µs per record"
+                + jit_share(result.jit_cpu_s, result.cpu_s, result.records)
+            )
+        result.host_cores = host_cores(samples, start, end)
+        for name in SERVICE_TITLES:
+            used = cpu_seconds(samples, start, end, service=name)
+            if used is not None:
+                result.service_cpu_s[name] = used
+        note = host_share(result.host_cores, os.cpu_count() or 1, result.service_cpu_s, result.records, end - start)
+        if note:
+            result.notes.append(note)
 
 
 def machine() -> str:

@@ -308,24 +308,48 @@ class ProcessSample:
     jit_cpu_by_thread: Mapping[int, float] = field(default_factory=dict)
     """CPU seconds of each JIT compiler thread (HotSpot's ``C1 CompilerThread<n>`` and ``C2 CompilerThread<n>``) of
     the JVMs in the tree, by thread id: part of their processes' CPU in ``cpu_by_pid``."""
+    host_busy_s: float | None = None
+    """CPU seconds the whole host has been busy since it booted, every process's and the kernel's (/proc/stat): what
+    the contender shares its cores with."""
+    service_cpu: Mapping[str, float] = field(default_factory=dict)
+    """CPU seconds of each service every contender shares (``SERVICE_TITLES``), by name: not part of the tree."""
 
 
-def cumulative_cpu(samples: Sequence[ProcessSample], *, jit: bool = False) -> list[tuple[float, float]]:
+def cumulative_cpu(
+    samples: Sequence[ProcessSample], *, jit: bool = False, service: str | None = None
+) -> list[tuple[float, float]]:
     """``(time, CPU seconds used so far by every process seen)``: a process that ended keeps its last value. With
     ``jit``, by the JVMs' compiler threads only (a thread that ended, as HotSpot ends compiler threads it no longer
-    needs, keeps its last value too)."""
-    last: dict[int, float] = {}
+    needs, keeps its last value too); with ``service``, by that shared service only (the samples that saw it)."""
+    last: dict[Any, float] = {}
     series = []
     for sample in samples:
-        last.update(sample.jit_cpu_by_thread if jit else sample.cpu_by_pid)
+        if service is None:
+            last.update(sample.jit_cpu_by_thread if jit else sample.cpu_by_pid)
+        elif service in sample.service_cpu:
+            last[service] = sample.service_cpu[service]
+        else:
+            continue
         series.append((sample.time, sum(last.values())))
     return series
 
 
-def cpu_seconds(samples: Sequence[ProcessSample], start: float, end: float, *, jit: bool = False) -> float | None:
+def cpu_seconds(
+    samples: Sequence[ProcessSample], start: float, end: float, *, jit: bool = False, service: str | None = None
+) -> float | None:
     """CPU seconds the tree used between ``start`` and ``end`` (interpolated between samples); with ``jit``, the
-    part of them its JVMs' JIT compiler threads used."""
-    series = cumulative_cpu(samples, jit=jit)
+    part of them its JVMs' JIT compiler threads used; with ``service``, what that shared service used meanwhile."""
+    return _between(cumulative_cpu(samples, jit=jit, service=service), start, end)
+
+
+def host_cores(samples: Sequence[ProcessSample], start: float, end: float) -> float | None:
+    """Cores of the whole host busy between ``start`` and ``end``, on average (None without host figures)."""
+    busy = _between([(s.time, s.host_busy_s) for s in samples if s.host_busy_s is not None], start, end)
+    return None if busy is None else busy / (end - start)
+
+
+def _between(series: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """How much the cumulative ``series`` (time, value) grew between ``start`` and ``end``."""
     if not series or end <= start:
         return None
 
@@ -357,6 +381,26 @@ def jit_share(jit_cpu_s: float | None, cpu_s: float, records: float) -> str:
     return (
         f", of which the JVMs' JIT compiler threads {jit_cpu_s:,.1f} CPU-s ({jit_cpu_s / cpu_s:.0%}) "
         f"and everything else {(cpu_s - jit_cpu_s) / records * 1e6:,.0f} µs per record"
+    )
+
+
+SERVICE_TITLES = {"server": "the local Pinecone server", "broker": "the Kafka broker"}
+"""The services every contender shares the host with, as a note names them."""
+
+
+def host_share(
+    host: float | None, cpus: int, service_cpu_s: Mapping[str, float], records: float, window_s: float
+) -> str:
+    """A note on what the contender shared the host with from its first acknowledgement to its last: the cores of
+    the whole host busy, and each shared service's CPU per record written and in cores; empty without figures."""
+    if host is None or not records or window_s <= 0:
+        return ""
+    services = "; ".join(
+        f"{SERVICE_TITLES.get(name, name)} {cpu_s / records * 1e6:,.0f} µs per record ({cpu_s / window_s:.2f} cores)"
+        for name, cpu_s in service_cpu_s.items()
+    )
+    return f"the whole host from the first acknowledgement to the last: {host:.2f} of {cpus} cores busy" + (
+        f", of which the services every contender shares: {services}" if services else ""
     )
 
 
@@ -399,6 +443,12 @@ class Result:
     """Of ``cpu_s``, the CPU seconds of the JVMs' JIT compiler threads (None: no JVM in the contender)."""
     warm_jit_cpu_s: float | None = None
     """Of ``warm_cpu_s``, the same."""
+    host_cores: float | None = None
+    """Cores of the whole host busy from the first acknowledgement to the last, on average: the contender's, the
+    services' and anything else's."""
+    service_cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds in that window of the services every contender shares on the host (``SERVICE_TITLES``: the local
+    Pinecone server, the Kafka broker), by service."""
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -417,6 +467,7 @@ def bracketed(before: Result, after: Result) -> Result:
     combined.rps = mean(before.rps, after.rps)
     combined.cpu_s = mean(before.cpu_s, after.cpu_s)
     combined.cores = mean(before.cores, after.cores)
+    combined.host_cores = mean(before.host_cores, after.host_cores)
     combined.peak_rss_mb = max((m for m in (before.peak_rss_mb, after.peak_rss_mb) if m is not None), default=None)
     if before.rps is not None and after.rps is not None:
         combined.notes.append(

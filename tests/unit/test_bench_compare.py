@@ -19,6 +19,8 @@ from benchmarks.compare_lib import (
     evaluate_targets,
     fill_ratios,
     fresh_records,
+    host_cores,
+    host_share,
     jit_seconds,
     jit_share,
     latencies,
@@ -222,6 +224,58 @@ def test_jit_seconds_count_the_compiler_threads_alone_and_keep_ended_ones() -> N
     assert jit_seconds(samples, 0.5, 1.0) == pytest.approx(0.375)  # interpolated
     assert cpu_seconds(samples, 0.0, 3.0) == pytest.approx(4.0)  # the whole tree, unchanged
     assert jit_seconds([ProcessSample(0.0, {1: 1.0}, 1), ProcessSample(1.0, {1: 2.0}, 1)], 0.0, 1.0) is None
+
+
+def test_host_cores_and_service_cpu_count_the_window_beside_the_tree() -> None:
+    samples = [
+        ProcessSample(0.0, {1: 10.0}, 100, host_busy_s=100.0, service_cpu={"server": 5.0, "broker": 2.0}),
+        ProcessSample(1.0, {1: 11.0}, 100, host_busy_s=101.8, service_cpu={"server": 5.5, "broker": 2.25}),
+        ProcessSample(2.0, {1: 12.0}, 100, host_busy_s=103.4, service_cpu={"server": 6.0}),  # broker unseen
+        ProcessSample(3.0, {1: 13.0}, 100, host_busy_s=105.4, service_cpu={"server": 6.25, "broker": 2.75}),
+    ]
+    assert host_cores(samples, 0.0, 2.0) == pytest.approx(1.7)
+    assert host_cores(samples, 0.5, 1.0) == pytest.approx(1.8)  # interpolated
+    assert host_cores([ProcessSample(0.0, {1: 1.0}, 1), ProcessSample(1.0, {1: 2.0}, 1)], 0.0, 1.0) is None
+    assert cpu_seconds(samples, 0.0, 3.0, service="server") == pytest.approx(1.25)
+    # the sample that did not see the broker is left out, not read as zero
+    assert cpu_seconds(samples, 1.0, 3.0, service="broker") == pytest.approx(0.5)
+    assert cpu_seconds(samples, 0.0, 3.0, service="absent") is None
+    assert cpu_seconds(samples, 0.0, 3.0) == pytest.approx(3.0)  # the tree alone, the services not in it
+
+
+def test_the_sampler_reads_the_host_and_each_service_beside_the_tree() -> None:
+    import os
+    import time
+
+    from benchmarks.compare import Sampler
+
+    sampler = Sampler(lambda: [], {"server": os.getpid(), "broker": 2**22 + 1})  # the second pid does not exist
+    sampler.sample()
+    began = time.process_time()
+    while time.process_time() - began < 0.1:  # 0.1 CPU-s of this process, the "service"
+        pass
+    sampler.sample()
+    first, second = sampler.samples
+    assert first.cpu_by_pid == {} and second.cpu_by_pid == {}  # an empty tree: the service is not part of it
+    assert set(second.service_cpu) == {"server"}
+    assert second.service_cpu["server"] - first.service_cpu["server"] >= 0.05
+    assert first.host_busy_s is not None and second.host_busy_s is not None
+    assert second.host_busy_s - first.host_busy_s >= 0.05  # the host counts every process's CPU
+
+
+def test_host_share_names_the_host_and_each_service_per_record() -> None:
+    note = host_share(1.93, 2, {"server": 0.5, "broker": 0.2}, 10_000, 2.0)
+    assert note == (
+        "the whole host from the first acknowledgement to the last: 1.93 of 2 cores busy, of which the services "
+        "every contender shares: the local Pinecone server 50 µs per record (0.25 cores); "
+        "the Kafka broker 20 µs per record (0.10 cores)"
+    )
+    assert (
+        host_share(1.5, 2, {}, 10_000, 2.0)
+        == "the whole host from the first acknowledgement to the last: 1.50 of 2 cores busy"
+    )
+    assert host_share(None, 2, {"server": 0.5}, 10_000, 2.0) == ""
+    assert host_share(1.5, 2, {"server": 0.5}, 0, 2.0) == ""
 
 
 def test_jit_share_says_what_the_compilers_took_and_the_rest_per_record() -> None:
