@@ -118,6 +118,7 @@ from benchmarks.compare_lib import (
     render_targets,
     render_text,
     save_chart,
+    service_seconds,
     steady_rate,
     texts_to_embed,
     warm_window,
@@ -753,7 +754,7 @@ class Bench:
             )
         result.host_cores = host_cores(samples, start, end)
         for name in SERVICE_TITLES:
-            used = cpu_seconds(samples, start, end, service=name)
+            used = service_seconds(samples, name, start, end)
             if used is not None:
                 result.service_cpu_s[name] = used
         note = host_share(result.host_cores, os.cpu_count() or 1, result.service_cpu_s, result.records, end - start)

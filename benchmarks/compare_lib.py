@@ -315,31 +315,28 @@ class ProcessSample:
     """CPU seconds of each service every contender shares (``SERVICE_TITLES``), by name: not part of the tree."""
 
 
-def cumulative_cpu(
-    samples: Sequence[ProcessSample], *, jit: bool = False, service: str | None = None
-) -> list[tuple[float, float]]:
+def cumulative_cpu(samples: Sequence[ProcessSample], *, jit: bool = False) -> list[tuple[float, float]]:
     """``(time, CPU seconds used so far by every process seen)``: a process that ended keeps its last value. With
     ``jit``, by the JVMs' compiler threads only (a thread that ended, as HotSpot ends compiler threads it no longer
-    needs, keeps its last value too); with ``service``, by that shared service only (the samples that saw it)."""
-    last: dict[Any, float] = {}
+    needs, keeps its last value too)."""
+    last: dict[int, float] = {}
     series = []
     for sample in samples:
-        if service is None:
-            last.update(sample.jit_cpu_by_thread if jit else sample.cpu_by_pid)
-        elif service in sample.service_cpu:
-            last[service] = sample.service_cpu[service]
-        else:
-            continue
+        last.update(sample.jit_cpu_by_thread if jit else sample.cpu_by_pid)
         series.append((sample.time, sum(last.values())))
     return series
 
 
-def cpu_seconds(
-    samples: Sequence[ProcessSample], start: float, end: float, *, jit: bool = False, service: str | None = None
-) -> float | None:
+def cpu_seconds(samples: Sequence[ProcessSample], start: float, end: float, *, jit: bool = False) -> float | None:
     """CPU seconds the tree used between ``start`` and ``end`` (interpolated between samples); with ``jit``, the
-    part of them its JVMs' JIT compiler threads used; with ``service``, what that shared service used meanwhile."""
-    return _between(cumulative_cpu(samples, jit=jit, service=service), start, end)
+    part of them its JVMs' JIT compiler threads used."""
+    return _between(cumulative_cpu(samples, jit=jit), start, end)
+
+
+def service_seconds(samples: Sequence[ProcessSample], service: str, start: float, end: float) -> float | None:
+    """CPU seconds the shared ``service`` used between ``start`` and ``end``, from the samples that saw it (None:
+    none did)."""
+    return _between([(s.time, s.service_cpu[service]) for s in samples if service in s.service_cpu], start, end)
 
 
 def host_cores(samples: Sequence[ProcessSample], start: float, end: float) -> float | None:

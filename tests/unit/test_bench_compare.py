@@ -33,6 +33,7 @@ from benchmarks.compare_lib import (
     render_markdown,
     render_rounds,
     render_text,
+    service_seconds,
     steady_rate,
     text_records,
     texts_to_embed,
@@ -236,10 +237,10 @@ def test_host_cores_and_service_cpu_count_the_window_beside_the_tree() -> None:
     assert host_cores(samples, 0.0, 2.0) == pytest.approx(1.7)
     assert host_cores(samples, 0.5, 1.0) == pytest.approx(1.8)  # interpolated
     assert host_cores([ProcessSample(0.0, {1: 1.0}, 1), ProcessSample(1.0, {1: 2.0}, 1)], 0.0, 1.0) is None
-    assert cpu_seconds(samples, 0.0, 3.0, service="server") == pytest.approx(1.25)
+    assert service_seconds(samples, "server", 0.0, 3.0) == pytest.approx(1.25)
     # the sample that did not see the broker is left out, not read as zero
-    assert cpu_seconds(samples, 1.0, 3.0, service="broker") == pytest.approx(0.5)
-    assert cpu_seconds(samples, 0.0, 3.0, service="absent") is None
+    assert service_seconds(samples, "broker", 1.0, 3.0) == pytest.approx(0.5)
+    assert service_seconds(samples, "absent", 0.0, 3.0) is None
     assert cpu_seconds(samples, 0.0, 3.0) == pytest.approx(3.0)  # the tree alone, the services not in it
 
 
