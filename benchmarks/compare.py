@@ -2,11 +2,13 @@
 
     make bench                                    # the full comparison (~20-25 min on 2 cores)
     .venv/bin/python benchmarks/compare.py [--quick] [--workloads vectors,text,changes]
-        [--contenders tutorial,handmade,job-mini,job-cluster,raw] [--sizes vectors=20000,text=3000,changes=5000]
+        [--contenders tutorial,handmade,job-mini,job-cluster,raw] [--sizes vectors=100000,text=3000,changes=5000]
         [--tutorial-sizes vectors=5000,text=600,changes=600] [--updates-per-id 9] [--fresh-seconds 20]
         [--vector-rounds 3] [--out DIR] [--update-benchmarks] [--job-option=--batch.max-records=200 ...]
 
-One Kafka broker, one local Pinecone server (``pinecone_local --ack-log``) and, when ``job-cluster`` is chosen, one
+One Kafka broker, one local Pinecone server (``pinecone_local --ack-log``, in memory, restarted empty before each
+contender: its CPU per record grows with the vectors it holds, and deleting indexes gives little of it back, so a
+server shared in turn would charge each contender for the ones before it) and, when ``job-cluster`` is chosen, one
 standalone Flink cluster (one TaskManager, 2 slots) serve every contender. Each workload is produced once to a topic
 of 2 partitions, followed by one sentinel record per partition. Contenders, one at a time, each reading the workload
 topic from the beginning with its own consumer group and writing to its own fresh index (384-d, cosine):
@@ -125,7 +127,10 @@ from benchmarks.compare_lib import (
 )
 from kafka_pinecone_flink.stack.paths import ROOT, RUN_DIR, free_port
 
-DEFAULT_SIZES = {"vectors": 20_000, "text": 3_000, "changes": 5_000}
+DEFAULT_SIZES = {"vectors": 100_000, "text": 3_000, "changes": 5_000}
+"""(a) runs 100,000 records (11-15 s for each contender): on 20,000 (2-3 s) the jobs' JVMs are still compiling their
+code while the records flow (their JIT compiler threads took 31-41% of the jobs' CPU there, BENCHMARKS.md), so those
+runs measured a JVM's warm-up more than the pipeline a long-running job runs."""
 DEFAULT_TUTORIAL_SIZES = {"vectors": 5_000, "text": 600, "changes": 600}
 QUICK_SIZES = {"vectors": 1_000, "text": 600, "changes": 600}
 QUICK_TUTORIAL_SIZES = {"vectors": 300, "text": 30, "changes": 30}
@@ -470,6 +475,14 @@ class Bench:
             found["broker"] = broker
         return found
 
+    def fresh_server(self) -> None:
+        """Restart the local server empty on its port (its ack log is appended to, so earlier runs' lines stay)."""
+        from pinecone import Pinecone
+
+        self.server.stop()
+        self.server.restart()
+        self.pinecone = Pinecone(api_key="bench", host=self.server.url)
+
     def create_index(self, name: str) -> None:
         spec = {"serverless": {"cloud": "aws", "region": "local"}}
         self.pinecone.create_index(name=name, dimension=DIMENSION, metric="cosine", spec=spec)
@@ -627,6 +640,7 @@ class Bench:
             label = f"raw limit: {RAW_LIMIT_OF[data.workload]}"
         result = Result(data.workload, contender, label)
         index = f"{contender}{again}-{data.workload}-{self.run_id}"
+        self.fresh_server()
         self.create_index(index)
         fresh_topic = f"fresh-{index}"
         self.broker.create_topics([fresh_topic], partitions=PARTITIONS)
