@@ -7,6 +7,8 @@ mini-cluster, the standalone cluster started from the pip package, and the tests
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -64,13 +66,48 @@ def render_conf_dir(
     for source in FLINK_CONF_DIR.iterdir():
         if source.name != "config.yaml" and source.is_file():
             shutil.copyfile(source, target / source.name)
-    settings = {**load_config(), **machine_settings(run_dir), **(overrides or {})}
-    for key in ("env.log.dir", "io.tmp.dirs"):
-        Path(settings[key]).mkdir(parents=True, exist_ok=True)
+    settings = with_java_temp_dir({**load_config(), **machine_settings(run_dir), **(overrides or {})})
+    for path in (settings["env.log.dir"], *_directories(settings["io.tmp.dirs"])):
+        Path(path).mkdir(parents=True, exist_ok=True)
     with open(target / "config.yaml", "w") as handle:
         handle.write("# Rendered by stack/flink.py from flink-conf/config.yaml: edit that file, not this one.\n")
         yaml.safe_dump(settings, handle, default_flow_style=False, sort_keys=True)
     return settings
+
+
+JAVA_OPTS_KEYS = (
+    "env.java.opts.all",
+    "env.java.opts.client",
+    "env.java.opts.jobmanager",
+    "env.java.opts.taskmanager",
+    "env.java.default-opts.all",
+)
+
+
+def _directories(value: str) -> list[str]:
+    """The directories of a list setting such as ``io.tmp.dirs`` (Flink splits it at commas and path separators)."""
+    return [part for part in re.split(f"[,{re.escape(os.pathsep)}]", value) if part.strip()]
+
+
+def with_java_temp_dir(settings: Mapping[str, str]) -> dict[str, str]:
+    """``settings`` with ``-Djava.io.tmpdir=<the first of io.tmp.dirs>`` at the front of ``env.java.opts.all``, unless
+    a JVM option setting already names ``java.io.tmpdir``.
+
+    Flink keeps most of its temporary files under ``io.tmp.dirs``, but some components write to the JVM's own
+    temporary directory: the table planner loader extracts a 44 MB jar there in every job client (the ingest job
+    builds its Kafka source with the Table API), the mini-cluster's file cache and the Web UI their folders. They are
+    removed when the JVM exits normally and left behind when it is killed, so every crashed or ``kill -9``-ed run
+    (the chaos and crash-replay tests do it on purpose) left 44 MB in ``/tmp``. With this they go where the run's
+    other files go: the JobManager, TaskManagers, ``flink run`` and the local gateway JVM all read
+    ``env.java.opts.all``."""
+    out = dict(settings)
+    if any("java.io.tmpdir" in str(out.get(key, "")) for key in JAVA_OPTS_KEYS):
+        return out
+    directories = _directories(str(out.get("io.tmp.dirs", "")))
+    if directories:
+        current = str(out.get("env.java.opts.all", "")).strip()
+        out["env.java.opts.all"] = f"-Djava.io.tmpdir={directories[0]} {current}".strip()
+    return out
 
 
 # Set in a process that has run PyFlink (its gateway, or Python workers in loopback mode): a job started from such a

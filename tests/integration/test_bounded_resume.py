@@ -172,6 +172,9 @@ def test_a_bounded_job_resumed_from_its_last_checkpoint_exits_and_leaves_the_und
         assert job.poll() is None, f"the slowed run ended before it could be killed:\n{log.read_text()[-3000:]}"
         assert _completed_checkpoints(run_dir), "no checkpoint completed before the kill"
         _kill_group(job)
+        # A killed JVM removes none of its temporary files: the table planner jar the job's client extracted (44 MB)
+        # stays where it was written, which is the run's own tmp dir, not the machine's /tmp.
+        assert list((run_dir / "flink-tmp").glob("flink-table-planner_*.jar")), "the planner jar is not in the run dir"
     finally:
         admin("POST", "/admin/faults/reset")
     assert count < len(expected), "the run was not killed mid-backfill"

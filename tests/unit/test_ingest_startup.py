@@ -133,6 +133,30 @@ def test_the_gateway_gets_the_client_options_then_the_users_jvm_args() -> None:
     assert gateway_jvm_args({}, None) == ""
 
 
+def test_the_rendered_configuration_points_every_jvms_temporary_directory_at_the_runs_tmp_dir(tmp_path: Path) -> None:
+    import yaml
+
+    from kafka_pinecone_flink.stack.flink import render_conf_dir
+
+    settings = render_conf_dir(tmp_path / "conf", run_dir=tmp_path / "run")
+    tmp_dir = (tmp_path / "run" / "flink-tmp").resolve()
+    assert settings["env.java.opts.all"].split()[0] == f"-Djava.io.tmpdir={tmp_dir}"
+    assert tmp_dir.is_dir()
+    written = yaml.safe_load((tmp_path / "conf" / "config.yaml").read_text())
+    assert written["env.java.opts.all"] == settings["env.java.opts.all"]
+
+
+def test_the_java_temp_dir_is_the_first_of_io_tmp_dirs_and_a_users_own_setting_is_kept() -> None:
+    from kafka_pinecone_flink.stack.flink import with_java_temp_dir
+
+    listed = with_java_temp_dir({"io.tmp.dirs": "/a,/b", "env.java.opts.all": "-XX:+UseG1GC"})
+    assert listed["env.java.opts.all"] == "-Djava.io.tmpdir=/a -XX:+UseG1GC"
+    assert with_java_temp_dir({"io.tmp.dirs": f"/c{os.pathsep}/d"})["env.java.opts.all"] == "-Djava.io.tmpdir=/c"
+    own = {"io.tmp.dirs": "/a", "env.java.opts.taskmanager": "-Djava.io.tmpdir=/mine"}
+    assert with_java_temp_dir(own) == own
+    assert with_java_temp_dir({"io.tmp.dirs": ""}) == {"io.tmp.dirs": ""}
+
+
 def test_a_local_gateway_gets_the_configured_reporters_jar_then_the_users_hadoop_classpath() -> None:
     # A local mini-cluster loads no plugins: the Prometheus reporter that flink-conf/ configures must reach the
     # gateway's classpath, or nothing is served on /metrics.
