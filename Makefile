@@ -72,7 +72,7 @@ bench-ingest: setup ## benchmark the ingest job (vectors and text to embed) next
 bench-pyflink: setup ## what PyFlink itself costs here: bare pipelines (source, decode, keyed, Python vs JVM state)
 	@$(PY) benchmarks/pyflink_ceiling.py
 
-bench: setup ## compare this job with a tutorial loop, a hand-made consumer and the raw limits (~25 min; BENCH_ARGS=--quick)
+bench: setup ## compare this job with a tutorial loop, a hand-made consumer and the raw limits (~17-25 min; BENCH_ARGS=--quick)
 	@$(PY) benchmarks/compare.py $(BENCH_ARGS)
 
 chaos-small: setup ## a short chaos run (mini-cluster): 5,000 events, throttling, 5xx, server/broker/job kills

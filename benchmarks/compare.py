@@ -1,6 +1,6 @@
 """This job next to what users would write instead, measured side by side in one run on the same data.
 
-    make bench                                    # the full comparison (~20-25 min on 2 cores)
+    make bench                                    # the full comparison (~17-25 min on 2 cores)
     .venv/bin/python benchmarks/compare.py [--quick] [--workloads vectors,text,changes]
         [--contenders tutorial,handmade,job-mini,job-cluster,raw] [--sizes vectors=100000,text=3000,changes=5000]
         [--tutorial-sizes vectors=5000,text=600,changes=600] [--updates-per-id 9] [--fresh-seconds 20]
